@@ -1,0 +1,1 @@
+//! The clock demo contract.
