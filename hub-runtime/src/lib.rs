@@ -1,6 +1,25 @@
 //! Typed, SignalR-compatible real-time hubs.
 //!
-//! This crate holds the protocol codecs ([`protocol`]), and behind features
-//! the server (`server`) and the client (`client`).
+//! This crate holds the protocol codecs ([`protocol`]), the hub and client
+//! contracts that the `#[hub]` and `#[hub_client]` macros plug into, and
+//! behind features the server (`server`) and the client (`client`).
 
+use std::future::Future;
+use std::pin::Pin;
+
+pub mod clients;
+pub mod handlers;
+pub mod hub;
 pub mod protocol;
+
+mod context;
+mod error;
+
+pub use clients::{ClientContract, ConnectionId, HubClients};
+pub use context::HubContext;
+pub use error::{HubError, HubErrorKind};
+pub use handlers::ClientHandlers;
+pub use hub::{CallContext, Hub};
+
+/// A boxed, `Send` future: what the runtime's object-safe traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,55 @@
+//! [`HubContext`]: a hub's clients and groups, from anywhere.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::clients::{GroupManager, HubClients, HubLifetimeManager};
+use crate::hub::Hub;
+
+/// A hub's clients and groups, reachable from outside hub methods — above
+/// all from a background task, as ASP.NET Core's `IHubContext<THub, T>`.
+///
+/// Cheap to clone, `Send + Sync`.
+///
+/// ```ignore
+/// // in a worker task
+/// ctx.clients().all().show_time(Timestamp::now()).await?;
+/// ```
+pub struct HubContext<H> {
+    manager: Arc<dyn HubLifetimeManager>,
+    hub: PhantomData<fn() -> H>,
+}
+
+impl<H> Clone for HubContext<H> {
+    fn clone(&self) -> Self {
+        HubContext {
+            manager: self.manager.clone(),
+            hub: PhantomData,
+        }
+    }
+}
+
+impl<H: Hub> HubContext<H> {
+    /// A context delivering through `manager`.
+    pub fn new(manager: Arc<dyn HubLifetimeManager>) -> Self {
+        HubContext {
+            manager,
+            hub: PhantomData,
+        }
+    }
+
+    /// The typed clients: `all()`, `group("g")`, `client(&id)`, …
+    pub fn clients(&self) -> HubClients<H::Client> {
+        HubClients::new(self.manager.clone())
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> GroupManager {
+        GroupManager::new(self.manager.clone())
+    }
+
+    /// The lifetime manager this context delivers through.
+    pub fn lifetime_manager(&self) -> &Arc<dyn HubLifetimeManager> {
+        &self.manager
+    }
+}
