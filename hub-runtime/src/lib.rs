@@ -15,6 +15,12 @@ pub mod protocol;
 mod context;
 mod error;
 
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
+
+pub use hub_macros::{hub, hub_client};
+
 pub use clients::{ClientContract, ConnectionId, HubClients};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
