@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project, from a fresh clone.
+# Installs what it needs: the npm packages of the interop tests (from the
+# committed lock file) and, for browser tests, Debian's chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if [ -f tests/interop/package-lock.json ]; then
+  step "npm packages of the interop tests"
+  if ! command -v node >/dev/null 2>&1; then
+    echo "node is required for the interop tests" >&2
+    exit 1
+  fi
+  (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "tests"
+cargo test --workspace --no-fail-fast
