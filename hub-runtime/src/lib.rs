@@ -14,6 +14,7 @@ pub mod protocol;
 
 mod context;
 mod error;
+mod timestamp;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]
@@ -26,6 +27,7 @@ pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
+pub use timestamp::Timestamp;
 
 /// A boxed, `Send` future: what the runtime's object-safe traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
