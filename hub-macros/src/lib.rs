@@ -1,15 +1,335 @@
 //! Procedural macros for `hub-runtime`: `#[hub_client]` and `#[hub]`.
+//!
+//! A Rust trait is the contract between a hub and its clients, as `IClock`
+//! is in ASP.NET Core's "SignalR in background services" sample:
+//!
+//! ```ignore
+//! use hub_runtime::{hub, hub_client, CallContext, HubError, Timestamp};
+//!
+//! #[hub_client]
+//! pub trait IClock {
+//!     /// Fire-and-forget: the server sends, the client runs it.
+//!     async fn show_time(&self, now: Timestamp);
+//!     /// A client result: the server awaits the client's answer.
+//!     async fn confirm(&self, question: String) -> bool;
+//! }
+//!
+//! pub struct ClockHub;
+//!
+//! #[hub(client = IClock)]
+//! impl ClockHub {
+//!     async fn get_time(&self) -> Timestamp {
+//!         Timestamp::now()
+//!     }
+//!
+//!     async fn ask(&self, ctx: CallContext<Self>, question: String) -> Result<bool, HubError> {
+//!         ctx.clients().caller().confirm(question).await
+//!     }
+//! }
+//! ```
+//!
+//! These macros only parse and generate calls: the logic (lookup, errors,
+//! completions) is in `hub-runtime`. Generated code names everything
+//! through `::hub_runtime::__private`, found even when the dependency is
+//! renamed in `Cargo.toml` (or given with `crate = path`), and compiles
+//! under `#![no_implicit_prelude]`.
+//!
+//! Errors are reported all at once, each at the code that causes it.
 
 use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+use syn::{Item, Path};
 
-/// Placeholder: being written.
+mod names;
+mod parse;
+mod render_client;
+mod render_hub;
+mod render_proxy;
+
+use parse::Errors;
+
+/// Turns a trait into the contract of a hub's clients.
+///
+/// Every method is an `async fn` taking `&self` and serializable arguments
+/// by value:
+///
+/// * `async fn m(&self, args…)` — the server sends it and forgets (a
+///   broadcast is possible);
+/// * `async fn m(&self, args…) -> T` — a *client result*: the server invokes
+///   one client and awaits `T`.
+///
+/// The wire name of a method is the PascalCase of its Rust name
+/// (`show_time` → `ShowTime`); `#[hub_method(name = "showTime")]` sets
+/// another. Wire names are compared case-insensitively and must be unique.
+/// Argument and result types go through serde: each must be
+/// `Serialize + DeserializeOwned + Send + Sync + 'static`, checked at
+/// compile time at the type.
+///
+/// # Options
+///
+/// * `#[hub_client(crate = path)]` — where `hub-runtime` is, when it cannot
+///   be found in `Cargo.toml` (e.g. re-exported by another crate).
+///
+/// # Generated items
+///
+/// For `pub trait IClock` (the names follow the trait's):
+///
+/// * the trait, each `async fn` rewritten to
+///   `fn m(&self, args…) -> impl Future<Output = T> + Send` (implementors
+///   still write `async fn`; the futures are `Send` so they can be
+///   spawned), plus the provided method
+///   `fn into_handlers(self) -> ClientHandlers` — the client-side glue that
+///   registers an implementation with a client connection;
+/// * `pub enum IClockContract {}`, the `ClientContract` that a hub names
+///   with `#[hub(client = IClock)]`;
+/// * `pub struct IClockBroadcast(BroadcastTarget)` — the proxy over many
+///   connections (`all()`, `group(…)`, `others()`): only the methods without
+///   a return value, each `async fn m(&self, args…) -> Result<(), HubError>`.
+///   A client result cannot be awaited from many clients, so calling such a
+///   method on `all()` does not compile;
+/// * `pub struct IClockSingle(SingleTarget)` — the proxy over one connection
+///   (`client(id)`, `caller()`): every method; those with `-> T` return
+///   `Result<T, HubError>` once the client has answered.
+///
+/// # Example
+///
+/// ```ignore
+/// #[hub_client]
+/// pub trait IClock {
+///     async fn show_time(&self, now: Timestamp);
+///     async fn confirm(&self, question: String) -> bool;
+/// }
+/// ```
+///
+/// generates (paths shortened; everything is named through
+/// `::hub_runtime::__private` in reality):
+///
+/// ```ignore
+/// pub trait IClock {
+///     fn show_time(&self, now: Timestamp) -> impl Future<Output = ()> + Send;
+///     fn confirm(&self, question: String) -> impl Future<Output = bool> + Send;
+///
+///     fn into_handlers(self) -> ClientHandlers
+///     where
+///         Self: Sized + Send + Sync + 'static,
+///     {
+///         let client = Arc::new(self);
+///         let mut handlers = ClientHandlers::new();
+///         handlers.insert("ShowTime", 1, client_method(&client, |client: Arc<Self>, arguments| async move {
+///             let now: Timestamp = arguments.bind(0)?;
+///             <Self as IClock>::show_time(&*client, now).await;
+///             Ok(None)
+///         }));
+///         handlers.insert("Confirm", 1, client_method(&client, |client: Arc<Self>, arguments| async move {
+///             let question: String = arguments.bind(0)?;
+///             Ok(Some(Payload::from_value(<Self as IClock>::confirm(&*client, question).await)))
+///         }));
+///         handlers
+///     }
+/// }
+///
+/// pub enum IClockContract {}
+///
+/// impl ClientContract for IClockContract {
+///     type Broadcast = IClockBroadcast;
+///     type Single = IClockSingle;
+/// }
+///
+/// pub struct IClockBroadcast(BroadcastTarget);
+///
+/// impl IClockBroadcast {
+///     pub async fn show_time(&self, now: Timestamp) -> Result<(), HubError> {
+///         self.0.send("ShowTime", vec![Payload::from_value(now)]).await
+///     }
+/// }
+///
+/// pub struct IClockSingle(SingleTarget);
+///
+/// impl IClockSingle {
+///     pub async fn show_time(&self, now: Timestamp) -> Result<(), HubError> {
+///         self.0.send("ShowTime", vec![Payload::from_value(now)]).await
+///     }
+///
+///     pub async fn confirm(&self, question: String) -> Result<bool, HubError> {
+///         self.0.invoke::<bool>("Confirm", vec![Payload::from_value(question)]).await
+///     }
+/// }
+/// // + `From<BroadcastTarget>`, `From<SingleTarget>`, `Clone`, and
+/// //   compile-time checks of the argument and result types.
+/// ```
 #[proc_macro_attribute]
-pub fn hub_client(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = parse::parse_options(attr.into(), "hub_client", &["crate"], &mut errors);
+    let item = match syn::parse::<Item>(item) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let Item::Trait(item) = item else {
+        errors.at(
+            item_span(&item),
+            "`#[hub_client]` goes on a trait: `pub trait IClock { async fn show_time(&self, now: Timestamp); }`",
+        );
+        return with_errors(quote!(#item), &errors);
+    };
+    let model = parse::parse_client_trait(item, &mut errors);
+    if !errors.is_empty() {
+        let item = &model.item;
+        return with_errors(quote!(#item), &errors);
+    }
+    let private = private_path(options.krate);
+    let rewritten = render_client::render_trait(&model, &private);
+    let assertions = render_client::render_assertions(&model, &private);
+    let proxies = render_proxy::render_proxies(&model, &private);
+    quote! {
+        #rewritten
+        #proxies
+        #assertions
+    }
+    .into()
 }
 
-/// Placeholder: being written.
+/// Makes the `async fn`s of an inherent `impl` block the methods of a hub.
+///
+/// `#[hub(client = IClock)]` names the `#[hub_client]` trait of the clients
+/// the hub calls (any path; `IClock` stands for the generated
+/// `IClockContract` next to it).
+///
+/// Every `async fn` of the block, public or not, is a method clients invoke
+/// under its wire name: the PascalCase of its Rust name (`get_time` →
+/// `GetTime`), or the one set with `#[hub_method(name = "...")]`. Every
+/// method takes `&self` (or `self: Arc<Self>`) and its arguments by value;
+/// it returns `T` or `Result<T, HubError>` for any serializable `T`,
+/// `()` included. An error returned as `HubError` reaches the caller.
+///
+/// * A parameter of type `CallContext<Self>` or `&CallContext<Self>`, in any
+///   position, is not a wire argument: it receives the caller's context
+///   (`ctx.clients().caller()`, `others()`, `groups()`, `connection_id()`).
+/// * `async fn on_connected(&self, ctx: CallContext<Self>) -> Result<(), HubError>`
+///   and `async fn on_disconnected(&self, ctx: CallContext<Self>, error: Option<HubError>)`
+///   are the lifecycle hooks `Hub::on_connected` / `Hub::on_disconnected`,
+///   not wire methods (the context parameter is optional).
+/// * A function that is not `async` is an error; mark helpers that are no hub
+///   methods with `#[hub_method(skip)]` (this works on `async fn`s too).
+///
+/// # Options
+///
+/// * `client = path` (required) — the `#[hub_client]` trait;
+/// * `crate = path` — where `hub-runtime` is, when it cannot be found in
+///   `Cargo.toml`.
+///
+/// # Generated items
+///
+/// The block is kept as written (minus the `#[hub_method]` attributes), and
+/// `impl Hub` is added:
+///
+/// ```ignore
+/// pub struct ClockHub;
+///
+/// #[hub(client = IClock)]
+/// impl ClockHub {
+///     async fn get_time(&self) -> Timestamp { Timestamp::now() }
+///     async fn add(&self, ctx: &CallContext<Self>, a: i32, b: i32) -> Result<i32, HubError> { … }
+/// }
+/// ```
+///
+/// generates (paths shortened, as above):
+///
+/// ```ignore
+/// impl Hub for ClockHub {
+///     type Client = IClockContract;
+///
+///     const METHODS: &'static [MethodDescriptor] = &[
+///         MethodDescriptor::unary("GetTime", 0),
+///         MethodDescriptor::unary("Add", 2),
+///     ];
+///
+///     fn invoke(self: Arc<Self>, method: usize, call: HubCall<Self>)
+///         -> BoxFuture<'static, Result<MethodOutput, InvocationError>>
+///     {
+///         match method {
+///             0 => Box::pin(async move {
+///                 let out = Self::get_time(&*self).await;
+///                 Returned::new(out).into_output()
+///             }),
+///             1 => Box::pin(async move {
+///                 let a: i32 = call.arguments().bind(0)?;
+///                 let b: i32 = call.arguments().bind(1)?;
+///                 let out = Self::add(&*self, call.context(), a, b).await;
+///                 Returned::new(out).into_output() // `T` or `Result<T, HubError>`
+///             }),
+///             _ => Box::pin(async { Err(InvocationError::UnknownMethod) }),
+///         }
+///     }
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn hub(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = parse::parse_options(attr.into(), "hub", &["client", "crate"], &mut errors);
+    let item = match syn::parse::<Item>(item) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let Item::Impl(item) = item else {
+        errors.at(
+            item_span(&item),
+            "`#[hub(client = IClient)]` goes on an inherent impl block: `impl MyHub { async fn … }`",
+        );
+        return with_errors(quote!(#item), &errors);
+    };
+    if options.client.is_none() && errors.is_empty() {
+        errors.at(
+            Span::call_site(),
+            "missing `client = …`: name the `#[hub_client]` trait of the clients, \
+             e.g. `#[hub(client = IClock)]`",
+        );
+    }
+    let model = parse::parse_hub_impl(item, &mut errors);
+    let Some(client) = options.client.filter(|_| errors.is_empty()) else {
+        let item = &model.item;
+        return with_errors(quote!(#item), &errors);
+    };
+    let private = private_path(options.krate);
+    render_hub::render_hub(&model, &client, &private).into()
+}
+
+fn with_errors(item: TokenStream2, errors: &Errors) -> TokenStream {
+    let errors = errors.to_compile_errors();
+    quote!(#item #errors).into()
+}
+
+/// The span of an item's introducing keyword and name, for "wrong item"
+/// errors (the whole item would underline too much).
+fn item_span(item: &Item) -> Span {
+    use syn::spanned::Spanned;
+    match item {
+        Item::Struct(item) => item.struct_token.span().join(item.ident.span()),
+        Item::Enum(item) => item.enum_token.span().join(item.ident.span()),
+        Item::Fn(item) => item.sig.fn_token.span().join(item.sig.ident.span()),
+        Item::Trait(item) => item.trait_token.span().join(item.ident.span()),
+        Item::Impl(item) => item.impl_token.span().join(item.self_ty.span()),
+        Item::Mod(item) => item.mod_token.span().join(item.ident.span()),
+        other => Some(other.span()),
+    }
+    .unwrap_or_else(|| item.span())
+}
+
+/// `::<runtime>::__private`: the explicit `crate = path`, else the name
+/// under which the user's `Cargo.toml` lists `hub-runtime`, else
+/// `::hub_runtime`.
+fn private_path(explicit: Option<Path>) -> TokenStream2 {
+    if let Some(path) = explicit {
+        return quote!(#path::__private);
+    }
+    let name = match proc_macro_crate::crate_name("hub-runtime") {
+        Ok(proc_macro_crate::FoundCrate::Name(name)) => name,
+        // Inside hub-runtime's own tests and doctests the crate is an
+        // external crate named `hub_runtime`; its library itself does not
+        // use the macros.
+        Ok(proc_macro_crate::FoundCrate::Itself) | Err(_) => "hub_runtime".to_owned(),
+    };
+    let ident = syn::Ident::new(&name, Span::call_site());
+    quote!(::#ident::__private)
 }

@@ -6,6 +6,7 @@
 
 pub use serde;
 pub use std::boxed::Box;
+pub use std::clone::Clone;
 pub use std::convert::{From, Into};
 pub use std::future::Future;
 pub use std::marker::{Send, Sized, Sync};
@@ -15,10 +16,58 @@ pub use std::string::String;
 pub use std::sync::Arc;
 pub use std::vec::Vec;
 
-pub use crate::hub::{IntoOutputFromResult, IntoOutputFromValue, Returned};
+pub use crate::BoxFuture;
+pub use crate::clients::{BroadcastTarget, ClientContract, SingleTarget};
+pub use crate::error::HubError;
+pub use crate::handlers::{ClientHandlers, ClientMethod, ClientMethodResult};
+pub use crate::hub::{
+    Arguments, CallContext, Hub, HubCall, IntoOutputFromResult, IntoOutputFromValue,
+    InvocationError, MethodDescriptor, MethodOutput, Returned,
+};
+pub use crate::protocol::Payload;
 
 /// Fails to compile, at the span of the type, unless `T` can be sent.
 pub fn assert_serialize<T: serde::Serialize + Send + Sync + 'static>() {}
 
 /// Fails to compile, at the span of the type, unless `T` can be received.
 pub fn assert_deserialize<T: serde::de::DeserializeOwned>() {}
+
+/// One argument of a proxy call, serialized by the protocol that sends it.
+pub fn argument<T: serde::Serialize + Send + Sync + 'static>(value: T) -> Payload {
+    Payload::from_value(value)
+}
+
+/// The arguments of a proxy call (`vec!` is not available under
+/// `#![no_implicit_prelude]`).
+pub fn arguments<const N: usize>(payloads: [Payload; N]) -> Vec<Payload> {
+    Vec::from(payloads)
+}
+
+/// The dispatch of one unary hub method: boxes its future. Naming the
+/// output here lets `?` in the generated `async` block infer its error type.
+pub fn unary<F>(future: F) -> BoxFuture<'static, Result<MethodOutput, InvocationError>>
+where
+    F: Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static,
+{
+    Box::pin(future)
+}
+
+/// One client method for [`ClientHandlers::insert`]: calls `method` with a
+/// clone of `client` and the invocation's arguments.
+pub fn client_method<C, F, Fut>(client: &Arc<C>, method: F) -> ClientMethod
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, Arguments) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ClientMethodResult> + Send + 'static,
+{
+    let client = Arc::clone(client);
+    Arc::new(move |arguments| -> BoxFuture<'static, ClientMethodResult> {
+        Box::pin(method(Arc::clone(&client), arguments))
+    })
+}
+
+/// The result of a client method with a return value, for the server's
+/// client-result invocation.
+pub fn client_result<T: serde::Serialize + Send + Sync + 'static>(value: T) -> ClientMethodResult {
+    Ok(Some(Payload::from_value(value)))
+}

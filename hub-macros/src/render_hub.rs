@@ -1,0 +1,161 @@
+//! `#[hub]`: the impl block as written, plus `impl Hub for …` with the
+//! method table and the dispatch `match`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::Path;
+use syn::spanned::Spanned;
+
+use crate::parse::{Hook, HubImpl, HubMethod, HubParam, MethodKind, Receiver};
+
+/// `contracts::IClock` → `contracts::IClockContract`.
+pub(crate) fn contract_path(client: &Path) -> Path {
+    let mut path = client.clone();
+    if let Some(last) = path.segments.last_mut() {
+        last.ident = format_ident!("{}Contract", last.ident, span = last.ident.span());
+    }
+    path
+}
+
+pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) -> TokenStream {
+    let item = &model.item;
+    let self_ty = &item.self_ty;
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let contract = contract_path(client);
+    let call = format_ident!("__hub_call");
+
+    let descriptors = model.methods.iter().map(|method| {
+        let name = &method.wire_name;
+        let parameters = method
+            .params
+            .iter()
+            .filter(|param| matches!(param, HubParam::Wire(_)))
+            .count();
+        match method.kind {
+            MethodKind::Unary => quote!(#private::MethodDescriptor::unary(#name, #parameters)),
+        }
+    });
+    let arms = model.methods.iter().enumerate().map(|(index, method)| {
+        let body = render_dispatch(method, &call, private);
+        quote!(#index => #body,)
+    });
+    let call_pattern = if model.methods.is_empty() {
+        format_ident!("_")
+    } else {
+        call.clone()
+    };
+    let on_connected = model.on_connected.as_ref().map(|hook| {
+        let call = render_hook_call(hook);
+        quote! {
+            fn on_connected(
+                self: #private::Arc<Self>,
+                __hub_context: #private::CallContext<Self>,
+            ) -> #private::BoxFuture<'static, #private::Result<(), #private::HubError>> {
+                #private::Box::pin(async move { #call })
+            }
+        }
+    });
+    let on_disconnected = model.on_disconnected.as_ref().map(|hook| {
+        let call = render_hook_call(hook);
+        quote! {
+            fn on_disconnected(
+                self: #private::Arc<Self>,
+                __hub_context: #private::CallContext<Self>,
+                __hub_error: #private::Option<#private::HubError>,
+            ) -> #private::BoxFuture<'static, ()> {
+                #private::Box::pin(async move { #call })
+            }
+        }
+    });
+    quote! {
+        #item
+
+        impl #impl_generics #private::Hub for #self_ty #where_clause {
+            type Client = #contract;
+
+            const METHODS: &'static [#private::MethodDescriptor] = &[#(#descriptors),*];
+
+            fn invoke(
+                self: #private::Arc<Self>,
+                method: usize,
+                #call_pattern: #private::HubCall<Self>,
+            ) -> #private::BoxFuture<
+                'static,
+                #private::Result<#private::MethodOutput, #private::InvocationError>,
+            > {
+                match method {
+                    #(#arms)*
+                    _ => #private::Box::pin(async {
+                        #private::Err(#private::InvocationError::UnknownMethod)
+                    }),
+                }
+            }
+
+            #on_connected
+            #on_disconnected
+        }
+    }
+}
+
+fn receiver(receiver: Receiver) -> TokenStream {
+    match receiver {
+        Receiver::Ref => quote!(&*self),
+        Receiver::Arc => quote!(self),
+    }
+}
+
+fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream) -> TokenStream {
+    let ident = &method.ident;
+    let this = receiver(method.receiver);
+    let mut binds = Vec::new();
+    let mut args = Vec::new();
+    let mut wire_index = 0usize;
+    for (position, param) in method.params.iter().enumerate() {
+        match param {
+            HubParam::Wire(ty) => {
+                let name = format_ident!("__hub_arg{position}");
+                let index = wire_index;
+                wire_index += 1;
+                binds.push(quote_spanned! {ty.span()=>
+                    let #name: #ty = #private::Arguments::bind(
+                        #private::HubCall::arguments(&#call),
+                        #index,
+                    )?;
+                });
+                args.push(quote!(#name));
+            }
+            HubParam::Context { by_ref: true } => {
+                args.push(quote!(#private::HubCall::context(&#call)));
+            }
+            HubParam::Context { by_ref: false } => {
+                args.push(quote!(#private::Clone::clone(#private::HubCall::context(&#call))));
+            }
+        }
+    }
+    match method.kind {
+        MethodKind::Unary => quote! {
+            #private::unary(async move {
+                #(#binds)*
+                let __hub_output = <Self>::#ident(#this, #(#args),*).await;
+                {
+                    use #private::IntoOutputFromResult as _;
+                    use #private::IntoOutputFromValue as _;
+                    #private::Returned::new(__hub_output).into_output()
+                }
+            })
+        },
+    }
+}
+
+fn render_hook_call(hook: &Hook) -> TokenStream {
+    let ident = &hook.ident;
+    let this = receiver(hook.receiver);
+    // The parser allows one context and (in `on_disconnected`) one error,
+    // so each is moved at most once.
+    let args = hook.params.iter().map(|param| match param {
+        HubParam::Context { by_ref: true } => quote!(&__hub_context),
+        HubParam::Context { by_ref: false } => quote!(__hub_context),
+        HubParam::Wire(_) => quote!(__hub_error),
+    });
+    quote!(<Self>::#ident(#this, #(#args),*).await)
+}
