@@ -102,9 +102,8 @@ impl Payload {
             Repr::Json(bytes) => {
                 serde_json::from_slice(bytes).map_err(|e| PayloadError::new(e.to_string()))
             }
-            Repr::MessagePack(bytes) => {
-                rmp_serde::from_slice(bytes).map_err(|e| PayloadError::new(e.to_string()))
-            }
+            Repr::MessagePack(bytes) => T::deserialize(&mut msgpack_deserializer(bytes))
+                .map_err(|e| PayloadError::new(e.to_string())),
             Repr::Value(_) => {
                 let mut buf = BytesMut::new();
                 self.write_json(&mut buf)
@@ -115,6 +114,11 @@ impl Payload {
     }
 
     /// Appends the value as JSON text.
+    ///
+    /// A received MessagePack payload is transcoded value by value. The
+    /// MessagePack extension types have no JSON form: a timestamp arrives as
+    /// `[-1, [bytes…]]`. Typed code never sees that, since it deserializes
+    /// into [`crate::Timestamp`] first and serializes that for each protocol.
     pub fn write_json(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         match &self.repr {
             Repr::Json(bytes) => {
@@ -122,7 +126,7 @@ impl Payload {
                 Ok(())
             }
             Repr::MessagePack(bytes) => {
-                let mut de = rmp_serde::Deserializer::from_read_ref(bytes.as_ref());
+                let mut de = msgpack_deserializer(bytes);
                 let mut ser = serde_json::Serializer::new(out.writer());
                 serde_transcode::transcode(&mut de, &mut ser)
                     .map_err(|e| EncodeError::Value(e.to_string()))
@@ -165,6 +169,20 @@ impl Payload {
             .map_err(|e| PayloadError::new(e.to_string()))?;
         serde_json::from_slice(&buf).map_err(|e| PayloadError::new(e.to_string()))
     }
+}
+
+/// How deep a MessagePack value may nest when it is read: the decoder
+/// already refuses deeper values, and serde_json's recursion limit is the
+/// same, so both protocols accept the same depth. rmp-serde's own default
+/// (1024) overflows a 2 MB stack before it is reached.
+const MAX_MSGPACK_DEPTH: usize = 128;
+
+fn msgpack_deserializer(
+    bytes: &[u8],
+) -> rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'_, [u8]>> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_MSGPACK_DEPTH);
+    de
 }
 
 impl Default for Payload {
