@@ -174,8 +174,9 @@ impl Payload {
 /// How deep a MessagePack value may nest when it is read: the decoder
 /// already refuses deeper values, and serde_json's recursion limit is the
 /// same, so both protocols accept the same depth. rmp-serde's own default
-/// (1024) overflows a 2 MB stack before it is reached.
-const MAX_MSGPACK_DEPTH: usize = 128;
+/// (1024) overflows a 2 MB stack before it is reached. rmp-serde counts
+/// the innermost scalar as a level too, hence the margin over 128.
+const MAX_MSGPACK_DEPTH: usize = 130;
 
 fn msgpack_deserializer(
     bytes: &[u8],
