@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clients;
 pub mod handlers;
 pub mod hub;

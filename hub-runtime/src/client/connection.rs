@@ -1,0 +1,1166 @@
+//! [`HubConnection`]: the connection's life cycle, its tasks and its calls.
+//!
+//! One *session* task per `start()` owns everything that changes the state:
+//! it connects, waits for the live connection to end, reconnects following
+//! the policy, and finally reports `Closed`. Each live connection has three
+//! tasks of its own:
+//!
+//! - the **writer** owns the socket's sending half and an unbounded queue of
+//!   already-encoded messages; it coalesces queued messages into one frame
+//!   and sends a Ping when nothing was sent for the keep-alive interval;
+//! - the **reader** owns the receiving half, decodes with a
+//!   [`MessageDecoder`], completes pending invocations, hands server
+//!   invocations to the dispatcher, and enforces the server timeout;
+//! - the **dispatcher** runs client-method handlers: each starts in arrival
+//!   order, and they run concurrently (a handler may await an `invoke`
+//!   whose server method calls back into this client).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tracing::{debug, info, warn};
+
+use super::arguments::IntoArguments;
+use super::builder::Config;
+use super::negotiate;
+use super::reconnect::RetryContext;
+use super::transport::{self, WsStream, transport_error};
+use crate::handlers::{ClientHandlers, ClientMethodResult};
+use crate::hub::{Arguments, InvocationError};
+use crate::protocol::{
+    Close, Completion, CompletionResult, HubMessage, HubProtocol, Invocation, MessageDecoder,
+    Payload,
+};
+use crate::{HubError, HubErrorKind};
+
+/// The state of a [`HubConnection`], as the official clients name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HubConnectionState {
+    /// Not connected; `start()` may be called.
+    Disconnected,
+    /// `start()` is negotiating, connecting or handshaking.
+    Connecting,
+    /// Connected: `invoke` and `send` work.
+    Connected,
+    /// The connection was lost and automatic reconnect is trying again.
+    Reconnecting,
+    /// `stop()` was called and the connection is closing.
+    Disconnecting,
+}
+
+/// Something that happened to a [`HubConnection`], delivered to every
+/// receiver of [`HubConnection::events`].
+#[derive(Debug, Clone)]
+pub enum HubConnectionEvent {
+    /// The connection was lost and automatic reconnect starts; `error` is
+    /// why it was lost (`None` for a clean close by the server).
+    Reconnecting {
+        /// Why the connection was lost.
+        error: Option<HubError>,
+    },
+    /// Automatic reconnect succeeded with a brand-new connection.
+    Reconnected {
+        /// The new connection's id (`None` when negotiation is skipped).
+        connection_id: Option<String>,
+    },
+    /// The connection is closed for good (after `stop()`, a server Close
+    /// without `allowReconnect`, a loss without automatic reconnect, or
+    /// once reconnect gave up). `error` is why, `None` for a clean stop.
+    Closed {
+        /// Why the connection closed.
+        error: Option<HubError>,
+    },
+}
+
+/// How long a stopping connection waits for the server to close the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most bytes the writer puts in one WebSocket message when it
+/// coalesces queued messages.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// A connection to a hub; cheap to clone (all clones drive the same
+/// connection).
+///
+/// Made by [`HubConnectionBuilder`](super::HubConnectionBuilder). See the
+/// [module documentation](super) for an example.
+///
+/// Dropping the last clone stops the connection (as `stop()` would, without
+/// waiting). A handler that captures a clone keeps the connection alive
+/// until `stop()` is called.
+#[derive(Clone)]
+pub struct HubConnection {
+    inner: Arc<Inner>,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for HubConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConnection")
+            .field("url", &self.inner.config.url.to_string())
+            .field("state", &self.state())
+            .field("connection_id", &self.connection_id())
+            .finish()
+    }
+}
+
+/// Stops the connection when the last user handle goes away.
+struct Owner {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.inner.request_stop();
+    }
+}
+
+struct Inner {
+    config: Config,
+    handlers: Mutex<Arc<ClientHandlers>>,
+    state: watch::Sender<HubConnectionState>,
+    events: broadcast::Sender<HubConnectionEvent>,
+    shared: Mutex<Shared>,
+}
+
+type PendingSender = oneshot::Sender<Result<CompletionResult, HubError>>;
+
+#[derive(Default)]
+struct Shared {
+    /// The next invocation id (a counter from 0, as the JS client).
+    next_invocation_id: u64,
+    /// The live connection's outbound queue, while Connected.
+    outbound: Option<mpsc::UnboundedSender<Outbound>>,
+    /// Invocations awaiting their Completion, by id.
+    pending: HashMap<String, PendingSender>,
+    /// The live (or last) connection's id.
+    connection_id: Option<String>,
+    /// The running session's stop signal.
+    stop: Option<watch::Sender<bool>>,
+}
+
+/// What the writer sends.
+enum Outbound {
+    /// Encoded messages; `sent` learns whether the socket took them.
+    Data {
+        bytes: Bytes,
+        sent: Option<oneshot::Sender<Result<(), HubError>>>,
+    },
+    /// Close the socket, first sending a Close message when `message` holds one.
+    Close { message: Option<Bytes> },
+}
+
+/// Why a live connection ended.
+#[derive(Debug)]
+struct ConnectionEnd {
+    error: Option<HubError>,
+    allow_reconnect: bool,
+}
+
+/// A live connection: handshake done, tasks running.
+struct Live {
+    connection_id: Option<String>,
+    outbound: mpsc::UnboundedSender<Outbound>,
+    reader: JoinHandle<ConnectionEnd>,
+    writer: JoinHandle<()>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while the lock was held cannot leave the maps inconsistent in
+    // a way that matters more than losing the connection; keep going.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn closed_error(message: &str) -> HubError {
+    HubError::with_kind(HubErrorKind::ConnectionClosed, message.to_owned())
+}
+
+impl HubConnection {
+    pub(crate) fn new(config: Config, handlers: ClientHandlers) -> Self {
+        let (state, _) = watch::channel(HubConnectionState::Disconnected);
+        let (events, _) = broadcast::channel(64);
+        let inner = Arc::new(Inner {
+            config,
+            handlers: Mutex::new(Arc::new(handlers)),
+            state,
+            events,
+            shared: Mutex::new(Shared::default()),
+        });
+        HubConnection {
+            _owner: Arc::new(Owner {
+                inner: inner.clone(),
+            }),
+            inner,
+        }
+    }
+
+    /// Connects: negotiates (unless skipped), opens the WebSocket and
+    /// completes the handshake. Resolves once the connection is
+    /// [`Connected`](HubConnectionState::Connected).
+    ///
+    /// Fails when the connection is not `Disconnected`, or with the error
+    /// that stopped the attempt. A failed `start()` is not retried by
+    /// automatic reconnect, as in the official clients.
+    pub async fn start(&self) -> Result<(), HubError> {
+        let moved = self.inner.state.send_if_modified(|state| {
+            if *state == HubConnectionState::Disconnected {
+                *state = HubConnectionState::Connecting;
+                true
+            } else {
+                false
+            }
+        });
+        if !moved {
+            return Err(HubError::with_kind(
+                HubErrorKind::Transport,
+                "Cannot start a HubConnection that is not in the 'Disconnected' state.",
+            ));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        lock(&self.inner.shared).stop = Some(stop_tx);
+        let (started_tx, started_rx) = oneshot::channel();
+        tokio::spawn(run_session(self.inner.clone(), stop_rx, started_tx));
+        match started_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(closed_error(
+                "The connection was stopped before the hub handshake could complete.",
+            )),
+        }
+    }
+
+    /// Stops the connection: sends a Close message (`{"type":7}`) when
+    /// connected, closes the socket, and waits until the state is
+    /// `Disconnected`. Automatic reconnect does not run after `stop()`;
+    /// pending invocations fail with [`HubErrorKind::ConnectionClosed`].
+    /// Does nothing when already disconnected.
+    pub async fn stop(&self) {
+        let mut state = self.inner.state.subscribe();
+        self.inner.request_stop();
+        // The session ends at `Disconnected`; a closed channel cannot happen
+        // while `self` holds `inner`, and would mean the same anyway.
+        let _ = state
+            .wait_for(|state| *state == HubConnectionState::Disconnected)
+            .await;
+    }
+
+    /// Invokes the hub method `method` and waits for its result.
+    ///
+    /// `args` is a tuple of serializable values (`("hello",)`, `(1, 2)`),
+    /// `()` for none, or a `Vec<Payload>`; see [`IntoArguments`]. The result
+    /// is deserialized into `T`; a method without a result answers `null`,
+    /// which `()` and `Option<_>` accept.
+    ///
+    /// Errors: [`HubErrorKind::Remote`] with the server's text when the hub
+    /// method failed; [`HubErrorKind::ConnectionClosed`] when the connection
+    /// is not `Connected` or closes before the result arrives;
+    /// [`HubErrorKind::Serialization`] when an argument or the result does
+    /// not (de)serialize.
+    ///
+    /// Dropping the returned future forgets the invocation (its result is
+    /// ignored when it arrives).
+    pub async fn invoke<T>(&self, method: &str, args: impl IntoArguments) -> Result<T, HubError>
+    where
+        T: DeserializeOwned,
+    {
+        let arguments = args.into_payloads(self.inner.config.protocol)?;
+        let result = self.invoke_payloads(method, arguments).await?;
+        let payload = match result {
+            CompletionResult::Value(payload) => payload,
+            CompletionResult::Void => Payload::null(),
+            CompletionResult::Error(error) => {
+                return Err(HubError::with_kind(HubErrorKind::Remote, error));
+            }
+        };
+        payload.deserialize().map_err(|e| {
+            HubError::with_kind(
+                HubErrorKind::Serialization,
+                format!("Failed to deserialize the result of '{method}': {e}"),
+            )
+        })
+    }
+
+    /// Invokes `method` with encoded arguments; resolves with the raw
+    /// outcome of its Completion.
+    async fn invoke_payloads(
+        &self,
+        method: &str,
+        arguments: Vec<Payload>,
+    ) -> Result<CompletionResult, HubError> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut shared = lock(&self.inner.shared);
+            let outbound = self.inner.connected_outbound(&shared)?;
+            let id = shared.next_invocation_id.to_string();
+            let bytes = self.inner.encode(&HubMessage::Invocation(Invocation {
+                invocation_id: Some(id.clone()),
+                target: method.to_owned(),
+                arguments,
+                ..Invocation::default()
+            }))?;
+            if outbound.send(Outbound::Data { bytes, sent: None }).is_err() {
+                return Err(not_connected());
+            }
+            shared.next_invocation_id += 1;
+            shared.pending.insert(id.clone(), tx);
+            id
+        };
+        let guard = PendingGuard {
+            inner: &self.inner,
+            id,
+        };
+        let result = rx.await;
+        drop(guard);
+        match result {
+            Ok(result) => result,
+            Err(_) => Err(closed_error(
+                "Invocation canceled due to the underlying connection being closed.",
+            )),
+        }
+    }
+
+    /// Calls the hub method `method` without waiting for it to run
+    /// (fire-and-forget: the server sends nothing back). Resolves once the
+    /// message has been written to the socket.
+    ///
+    /// Fails with [`HubErrorKind::ConnectionClosed`] when not `Connected` or
+    /// when the socket fails, and [`HubErrorKind::Serialization`] when an
+    /// argument does not serialize.
+    pub async fn send(&self, method: &str, args: impl IntoArguments) -> Result<(), HubError> {
+        let arguments = args.into_payloads(self.inner.config.protocol)?;
+        let bytes = self.inner.encode(&HubMessage::Invocation(Invocation {
+            target: method.to_owned(),
+            arguments,
+            ..Invocation::default()
+        }))?;
+        let (sent_tx, sent_rx) = oneshot::channel();
+        {
+            let shared = lock(&self.inner.shared);
+            let outbound = self.inner.connected_outbound(&shared)?;
+            outbound
+                .send(Outbound::Data {
+                    bytes,
+                    sent: Some(sent_tx),
+                })
+                .map_err(|_| not_connected())?;
+        }
+        match sent_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(closed_error(
+                "Invocation canceled due to the underlying connection being closed.",
+            )),
+        }
+    }
+
+    /// Adds client methods the server can call (what a `#[hub_client]`
+    /// trait's `into_handlers()` returns). Names match case-insensitively;
+    /// several handlers for one name all run. Takes effect for invocations
+    /// that arrive afterwards.
+    pub fn register(&self, handlers: ClientHandlers) {
+        let mut current = lock(&self.inner.handlers);
+        let mut merged = ClientHandlers::clone(&current);
+        merged.extend(handlers);
+        *current = Arc::new(merged);
+    }
+
+    /// Adds one client method `name` taking `parameters` arguments, from a
+    /// closure. Return `Ok(Some(payload))` to answer a client-result
+    /// invocation, `Ok(None)` for a method without a result.
+    ///
+    /// ```
+    /// # use hub_runtime::client::HubConnection;
+    /// # fn wire(connection: &HubConnection) {
+    /// connection.on("Receive", 1, |args| async move {
+    ///     let message: String = args.bind(0)?;
+    ///     println!("{message}");
+    ///     Ok(None)
+    /// });
+    /// # }
+    /// ```
+    pub fn on<F, Fut>(&self, name: &'static str, parameters: usize, handler: F)
+    where
+        F: Fn(Arguments) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ClientMethodResult> + Send + 'static,
+    {
+        let mut handlers = ClientHandlers::new();
+        handlers.insert(
+            name,
+            parameters,
+            Arc::new(move |arguments| Box::pin(handler(arguments))),
+        );
+        self.register(handlers);
+    }
+
+    /// The current state.
+    pub fn state(&self) -> HubConnectionState {
+        *self.inner.state.borrow()
+    }
+
+    /// A receiver of every state change (a `tokio::sync::watch`: it always
+    /// holds the latest state).
+    pub fn state_changes(&self) -> watch::Receiver<HubConnectionState> {
+        self.inner.state.subscribe()
+    }
+
+    /// A receiver of the connection's events from now on: `Reconnecting`,
+    /// `Reconnected` and `Closed` (a `tokio::sync::broadcast` of capacity
+    /// 64; a receiver that falls further behind loses the oldest events).
+    pub fn events(&self) -> broadcast::Receiver<HubConnectionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The connection id the server assigned at negotiate: the current
+    /// connection's while connected (it changes on every reconnect), `None`
+    /// before the first start or when negotiation is skipped.
+    pub fn connection_id(&self) -> Option<String> {
+        lock(&self.inner.shared).connection_id.clone()
+    }
+
+    /// The hub protocol in use.
+    pub fn protocol(&self) -> HubProtocol {
+        self.inner.config.protocol
+    }
+}
+
+fn not_connected() -> HubError {
+    closed_error("Cannot send data if the connection is not in the 'Connected' State.")
+}
+
+/// Forgets an invocation whose caller stopped waiting.
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    id: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.shared).pending.remove(&self.id);
+    }
+}
+
+impl Inner {
+    fn encode(&self, message: &HubMessage) -> Result<Bytes, HubError> {
+        let mut buffer = BytesMut::new();
+        self.config
+            .protocol
+            .encode(message, &mut buffer)
+            .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))?;
+        Ok(buffer.freeze())
+    }
+
+    fn connected_outbound(
+        &self,
+        shared: &Shared,
+    ) -> Result<mpsc::UnboundedSender<Outbound>, HubError> {
+        if *self.state.borrow() != HubConnectionState::Connected {
+            return Err(not_connected());
+        }
+        shared.outbound.clone().ok_or_else(not_connected)
+    }
+
+    /// Signals the running session (if any) to stop.
+    fn request_stop(&self) {
+        let shared = lock(&self.shared);
+        if let Some(stop) = &shared.stop {
+            stop.send_replace(true);
+            self.state.send_if_modified(|state| {
+                if *state == HubConnectionState::Disconnected {
+                    false
+                } else {
+                    *state = HubConnectionState::Disconnecting;
+                    true
+                }
+            });
+        }
+    }
+
+    fn handlers(&self) -> Arc<ClientHandlers> {
+        lock(&self.handlers).clone()
+    }
+
+    fn emit(&self, event: HubConnectionEvent) {
+        // No receiver is fine: nobody listens.
+        let _ = self.events.send(event);
+    }
+
+    /// Makes `live` the current connection and the state `Connected`,
+    /// unless a stop was requested meanwhile.
+    fn install(&self, live: &Live) -> bool {
+        let mut shared = lock(&self.shared);
+        let connected = self.state.send_if_modified(|state| match state {
+            HubConnectionState::Connecting | HubConnectionState::Reconnecting => {
+                *state = HubConnectionState::Connected;
+                true
+            }
+            _ => false,
+        });
+        if connected {
+            shared.outbound = Some(live.outbound.clone());
+            shared.connection_id = live.connection_id.clone();
+        }
+        connected
+    }
+
+    /// Detaches the ended connection and fails its pending invocations.
+    fn teardown(&self, error: Option<&HubError>) {
+        let pending = {
+            let mut shared = lock(&self.shared);
+            shared.outbound = None;
+            std::mem::take(&mut shared.pending)
+        };
+        let error = error.cloned().unwrap_or_else(|| {
+            closed_error("Invocation canceled due to the underlying connection being closed.")
+        });
+        for (_, sender) in pending {
+            let _ = sender.send(Err(HubError::with_kind(
+                HubErrorKind::ConnectionClosed,
+                error.message().to_owned(),
+            )));
+        }
+    }
+
+    /// Ends the session: state `Disconnected`, then the `Closed` event when
+    /// the connection had started.
+    fn finish(&self, closed: Option<Option<HubError>>) {
+        lock(&self.shared).stop = None;
+        self.state.send_replace(HubConnectionState::Disconnected);
+        if let Some(error) = closed {
+            self.emit(HubConnectionEvent::Closed { error });
+        }
+    }
+
+    fn complete(&self, id: &str, result: CompletionResult) {
+        match lock(&self.shared).pending.remove(id) {
+            Some(sender) => {
+                let _ = sender.send(Ok(result));
+            }
+            None => debug!(invocation_id = id, "completion for an unknown invocation ignored"),
+        }
+    }
+}
+
+/// Waits until `stop` becomes true.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The sender lives in `Shared` until the session finishes; if it is
+    // gone, nobody can ask to stop any more: wait forever.
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs one `start()` to the final close.
+async fn run_session(
+    inner: Arc<Inner>,
+    mut stop: watch::Receiver<bool>,
+    started: oneshot::Sender<Result<(), HubError>>,
+) {
+    let first = tokio::select! {
+        result = connect(&inner) => result,
+        () = stopped(&mut stop) => Err(closed_error("The connection was stopped during negotiation.")),
+    };
+    let mut live = match first {
+        Ok(live) => live,
+        Err(error) => {
+            inner.finish(None);
+            let _ = started.send(Err(error));
+            return;
+        }
+    };
+    if !inner.install(&live) {
+        shut_down(live, &inner).await;
+        inner.finish(None);
+        let _ = started.send(Err(closed_error(
+            "The connection was stopped before the hub handshake could complete.",
+        )));
+        return;
+    }
+    let _ = started.send(Ok(()));
+
+    loop {
+        let end = run_live(&mut live, &inner, &mut stop).await;
+        inner.teardown(end.error.as_ref());
+        if *stop.borrow() {
+            inner.finish(Some(None));
+            return;
+        }
+        let Some(policy) = inner.config.reconnect.clone() else {
+            inner.finish(Some(end.error));
+            return;
+        };
+        if !end.allow_reconnect {
+            inner.finish(Some(end.error));
+            return;
+        }
+
+        let started_at = Instant::now();
+        let mut context = RetryContext {
+            previous_retry_count: 0,
+            elapsed: Duration::ZERO,
+            retry_reason: end.error.clone().unwrap_or_else(|| {
+                HubError::with_kind(
+                    HubErrorKind::ConnectionClosed,
+                    "Attempting to reconnect due to a unknown error.",
+                )
+            }),
+        };
+        let Some(mut delay) = policy.next_retry_delay(&context) else {
+            info!("not reconnecting: the reconnect policy gave up before the first attempt");
+            inner.finish(Some(end.error));
+            return;
+        };
+        let reconnecting = inner.state.send_if_modified(|state| {
+            if *state == HubConnectionState::Connected {
+                *state = HubConnectionState::Reconnecting;
+                true
+            } else {
+                false
+            }
+        });
+        if !reconnecting {
+            inner.finish(Some(None));
+            return;
+        }
+        info!(error = ?end.error, "connection lost; reconnecting");
+        inner.emit(HubConnectionEvent::Reconnecting {
+            error: end.error.clone(),
+        });
+
+        live = loop {
+            info!(
+                attempt = context.previous_retry_count + 1,
+                ?delay,
+                "reconnect attempt scheduled"
+            );
+            let attempt = tokio::select! {
+                () = stopped(&mut stop) => None,
+                result = async {
+                    tokio::time::sleep(delay).await;
+                    connect(&inner).await
+                } => Some(result),
+            };
+            match attempt {
+                None => {
+                    inner.finish(Some(None));
+                    return;
+                }
+                Some(Ok(new_live)) => break new_live,
+                Some(Err(error)) => {
+                    info!(%error, "reconnect attempt failed");
+                    context.previous_retry_count += 1;
+                    context.elapsed = started_at.elapsed();
+                    context.retry_reason = error;
+                    match policy.next_retry_delay(&context) {
+                        Some(next) => delay = next,
+                        None => {
+                            info!(
+                                attempts = context.previous_retry_count,
+                                "reconnect retries exhausted"
+                            );
+                            inner.finish(Some(Some(context.retry_reason)));
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        if !inner.install(&live) {
+            shut_down(live, &inner).await;
+            inner.finish(Some(None));
+            return;
+        }
+        info!(connection_id = ?live.connection_id, "reconnected");
+        inner.emit(HubConnectionEvent::Reconnected {
+            connection_id: live.connection_id.clone(),
+        });
+    }
+}
+
+/// Waits for `live` to end, or stops it when asked to.
+async fn run_live(
+    live: &mut Live,
+    inner: &Inner,
+    stop: &mut watch::Receiver<bool>,
+) -> ConnectionEnd {
+    let lost = |e: tokio::task::JoinError| ConnectionEnd {
+        error: Some(transport_error(format!("The connection's reader failed: {e}"))),
+        allow_reconnect: true,
+    };
+    let end = tokio::select! {
+        end = &mut live.reader => Some(end.unwrap_or_else(lost)),
+        () = stopped(stop) => None,
+    };
+    match end {
+        Some(end) => {
+            // The server closed, timed out or broke the protocol: close our
+            // side without a Close message.
+            let _ = live.outbound.send(Outbound::Close { message: None });
+            end
+        }
+        None => {
+            let message = inner.encode(&HubMessage::Close(Close::default())).ok();
+            let _ = live.outbound.send(Outbound::Close { message });
+            // Give the server a moment to close its side, then cut.
+            match tokio::time::timeout(CLOSE_TIMEOUT, &mut live.reader).await {
+                Ok(end) => drop(end),
+                Err(_) => live.reader.abort(),
+            }
+            ConnectionEnd {
+                error: None,
+                allow_reconnect: false,
+            }
+        }
+    }
+}
+
+/// Closes a connection that will not be used (stop raced with connect).
+async fn shut_down(mut live: Live, inner: &Inner) {
+    let message = inner.encode(&HubMessage::Close(Close::default())).ok();
+    let _ = live.outbound.send(Outbound::Close { message });
+    if tokio::time::timeout(CLOSE_TIMEOUT, &mut live.reader)
+        .await
+        .is_err()
+    {
+        live.reader.abort();
+    }
+    live.writer.abort();
+}
+
+/// Negotiates, opens the WebSocket, handshakes and starts the tasks.
+async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
+    let config = &inner.config;
+    let protocol = config.protocol;
+    let (url, id, connection_id, redirect_token) = if config.skip_negotiation {
+        (config.url.clone(), None, None, None)
+    } else {
+        let token = config.access_token().await;
+        let negotiated = negotiate::negotiate(
+            &config.url,
+            token,
+            &config.headers,
+            protocol.transfer_format(),
+            config.http_timeout,
+        )
+        .await?;
+        (
+            negotiated.url,
+            negotiated.connection_token,
+            negotiated.connection_id,
+            negotiated.redirect_token,
+        )
+    };
+    // The token is fetched again for the socket, as the official clients
+    // do; a redirect's token replaces the provider.
+    let token = match redirect_token {
+        Some(token) => Some(token),
+        None => config.access_token().await,
+    };
+    let ws_url = url.websocket_url(id.as_deref(), token.as_deref());
+    debug!(url = %ws_url, "opening WebSocket");
+    let mut stream = transport::connect(
+        &ws_url,
+        token.as_deref(),
+        &config.headers,
+        config.max_message_size,
+        config.http_timeout,
+    )
+    .await?;
+    let leftover = match transport::handshake(&mut stream, protocol, config.handshake_timeout).await
+    {
+        Ok(leftover) => leftover,
+        Err(error) => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.close(None)).await;
+            return Err(error);
+        }
+    };
+    debug!(?connection_id, "handshake complete");
+
+    let (sink, source) = stream.split();
+    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let (failed_tx, failed_rx) = oneshot::channel();
+    let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
+
+    // A Ping right after the handshake, as the official clients do; it
+    // also turns on the server's client timeout.
+    let ping = inner.encode(&HubMessage::Ping)?;
+    let _ = outbound_tx.send(Outbound::Data {
+        bytes: ping,
+        sent: None,
+    });
+
+    let writer = tokio::spawn(run_writer(
+        sink,
+        outbound_rx,
+        protocol,
+        config.keep_alive_interval,
+        inner.encode(&HubMessage::Ping)?,
+        failed_tx,
+    ));
+    tokio::spawn(run_dispatcher(
+        inner.clone(),
+        dispatch_rx,
+        outbound_tx.clone(),
+    ));
+    let reader = tokio::spawn(run_reader(
+        inner.clone(),
+        source,
+        leftover,
+        protocol.decoder(config.max_message_size),
+        config.server_timeout,
+        dispatch_tx,
+        failed_rx,
+    ));
+    Ok(Live {
+        connection_id,
+        outbound: outbound_tx,
+        reader,
+        writer,
+    })
+}
+
+/// Sends queued messages, coalescing them, and Pings when idle.
+async fn run_writer(
+    mut sink: SplitSink<WsStream, Message>,
+    mut queue: mpsc::UnboundedReceiver<Outbound>,
+    protocol: HubProtocol,
+    keep_alive: Duration,
+    ping: Bytes,
+    failed: oneshot::Sender<HubError>,
+) {
+    let mut last_send = Instant::now();
+    let mut failed = Some(failed);
+    loop {
+        let first = tokio::select! {
+            item = queue.recv() => item,
+            () = tokio::time::sleep_until(last_send + keep_alive) => Some(Outbound::Data { bytes: ping.clone(), sent: None }),
+        };
+        let mut close = None;
+        let mut batch = BytesMut::new();
+        let mut acks = Vec::new();
+        match first {
+            None => close = Some(None),
+            Some(Outbound::Close { message }) => close = Some(message),
+            Some(Outbound::Data { bytes, sent }) => {
+                batch.extend_from_slice(&bytes);
+                acks.extend(sent);
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(Outbound::Data { bytes, sent }) => {
+                            batch.extend_from_slice(&bytes);
+                            acks.extend(sent);
+                        }
+                        Ok(Outbound::Close { message }) => {
+                            close = Some(message);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        if let Some(Some(message)) = &close {
+            batch.extend_from_slice(message);
+        }
+        if !batch.is_empty() {
+            let frame = match protocol.transfer_format() {
+                crate::protocol::TransferFormat::Text => {
+                    match tokio_tungstenite::tungstenite::Utf8Bytes::try_from(batch.freeze()) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => {
+                            // The JSON encoder only writes UTF-8; refuse rather than corrupt.
+                            let error = transport_error("refusing to send invalid UTF-8 text");
+                            for ack in acks {
+                                let _ = ack.send(Err(error.clone()));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                crate::protocol::TransferFormat::Binary => Message::Binary(batch.freeze()),
+            };
+            let result = sink.send(frame).await.map_err(|e| {
+                closed_error(&format!("Failed to send to the server: {e}"))
+            });
+            last_send = Instant::now();
+            for ack in acks {
+                let _ = ack.send(result.clone());
+            }
+            if let Err(error) = result {
+                if let Some(failed) = failed.take() {
+                    let _ = failed.send(error);
+                }
+                return;
+            }
+        }
+        if close.is_some() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+            return;
+        }
+    }
+}
+
+/// Reads and decodes; returns why the connection ended.
+async fn run_reader(
+    inner: Arc<Inner>,
+    mut source: SplitStream<WsStream>,
+    mut buffer: BytesMut,
+    mut decoder: MessageDecoder,
+    server_timeout: Duration,
+    dispatch: mpsc::UnboundedSender<Invocation>,
+    mut writer_failed: oneshot::Receiver<HubError>,
+) -> ConnectionEnd {
+    let mut deadline = Instant::now() + server_timeout;
+    let mut close_error: Option<HubError> = None;
+    loop {
+        if let Some(end) = drain(&inner, &mut decoder, &mut buffer, &dispatch) {
+            return end;
+        }
+        let frame = tokio::select! {
+            error = &mut writer_failed => {
+                return ConnectionEnd {
+                    error: Some(error.unwrap_or_else(|_| transport_error("The connection's writer stopped."))),
+                    allow_reconnect: true,
+                };
+            }
+            frame = tokio::time::timeout_at(deadline, source.next()) => frame,
+        };
+        match frame {
+            Err(_) => {
+                warn!("server timeout elapsed");
+                return ConnectionEnd {
+                    error: Some(HubError::with_kind(
+                        HubErrorKind::Timeout,
+                        "Server timeout elapsed without receiving a message from the server.",
+                    )),
+                    allow_reconnect: true,
+                };
+            }
+            Ok(None) => {
+                return ConnectionEnd {
+                    error: close_error.or_else(|| {
+                        Some(transport_error(
+                            "WebSocket closed with status code: 1006 (no reason given).",
+                        ))
+                    }),
+                    allow_reconnect: true,
+                };
+            }
+            Ok(Some(Err(error))) => {
+                return ConnectionEnd {
+                    error: close_error.or_else(|| {
+                        Some(transport_error(format!("WebSocket failed: {error}")))
+                    }),
+                    allow_reconnect: true,
+                };
+            }
+            Ok(Some(Ok(message))) => match message {
+                Message::Text(text) => {
+                    deadline = Instant::now() + server_timeout;
+                    buffer.extend_from_slice(text.as_bytes());
+                }
+                Message::Binary(bytes) => {
+                    deadline = Instant::now() + server_timeout;
+                    buffer.extend_from_slice(&bytes);
+                }
+                Message::Close(frame) => {
+                    let normal = frame.as_ref().is_none_or(|f| f.code == CloseCode::Normal);
+                    if normal {
+                        return ConnectionEnd {
+                            error: None,
+                            allow_reconnect: true,
+                        };
+                    }
+                    if let Some(frame) = frame {
+                        close_error = Some(transport_error(format!(
+                            "WebSocket closed with status code: {} ({}).",
+                            u16::from(frame.code),
+                            if frame.reason.is_empty() {
+                                "no reason given"
+                            } else {
+                                frame.reason.as_str()
+                            }
+                        )));
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// Handles every whole message in `buffer`; returns the end of the
+/// connection when one of them ends it.
+fn drain(
+    inner: &Inner,
+    decoder: &mut MessageDecoder,
+    buffer: &mut BytesMut,
+    dispatch: &mpsc::UnboundedSender<Invocation>,
+) -> Option<ConnectionEnd> {
+    loop {
+        let message = match decoder.decode(buffer) {
+            Ok(Some(message)) => message,
+            Ok(None) => return None,
+            Err(error) => {
+                warn!(%error, "invalid message from the server");
+                return Some(ConnectionEnd {
+                    error: Some(HubError::with_kind(HubErrorKind::Protocol, error.to_string())),
+                    allow_reconnect: true,
+                });
+            }
+        };
+        match message {
+            HubMessage::Invocation(invocation) => {
+                let _ = dispatch.send(invocation);
+            }
+            HubMessage::Completion(completion) => {
+                inner.complete(&completion.invocation_id, completion.result);
+            }
+            HubMessage::StreamItem(item) => {
+                // Streams are not supported yet: a stream item for a plain
+                // invocation fails it, as in the JS client.
+                let pending = lock(&inner.shared).pending.remove(&item.invocation_id);
+                if let Some(sender) = pending {
+                    let _ = sender.send(Err(HubError::with_kind(
+                        HubErrorKind::Protocol,
+                        "Unexpected message type: 2",
+                    )));
+                }
+            }
+            HubMessage::Close(close) => {
+                let error = close.error.map(|error| {
+                    HubError::with_kind(
+                        HubErrorKind::Remote,
+                        format!("Server returned an error on close: {error}"),
+                    )
+                });
+                return Some(ConnectionEnd {
+                    error,
+                    allow_reconnect: close.allow_reconnect,
+                });
+            }
+            HubMessage::Ping
+            | HubMessage::Ack(_)
+            | HubMessage::Sequence(_)
+            | HubMessage::StreamInvocation(_)
+            | HubMessage::CancelInvocation(_) => {}
+        }
+    }
+}
+
+/// Runs client-method handlers for the server's invocations.
+async fn run_dispatcher(
+    inner: Arc<Inner>,
+    mut invocations: mpsc::UnboundedReceiver<Invocation>,
+    outbound: mpsc::UnboundedSender<Outbound>,
+) {
+    let mut running = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            invocation = invocations.recv() => match invocation {
+                Some(invocation) => running.push(invoke_handlers(inner.handlers(), invocation, inner.config.protocol, outbound.clone())),
+                None => break,
+            },
+            Some(()) = running.next(), if !running.is_empty() => {}
+        }
+    }
+    // Let handlers already running finish (their replies go nowhere).
+    while running.next().await.is_some() {}
+}
+
+/// Runs every handler registered for `invocation.target` and answers a
+/// client-result invocation.
+async fn invoke_handlers(
+    handlers: Arc<ClientHandlers>,
+    invocation: Invocation,
+    protocol: HubProtocol,
+    outbound: mpsc::UnboundedSender<Outbound>,
+) {
+    let methods: Vec<_> = handlers
+        .find(&invocation.target)
+        .map(|(_, method)| method.clone())
+        .collect();
+    if methods.is_empty() {
+        warn!(
+            "No client method with the name '{}' found.",
+            invocation.target.to_lowercase()
+        );
+    }
+    let mut result = None;
+    let mut error = None;
+    for method in methods {
+        match method(Arguments::new(invocation.arguments.clone())).await {
+            Ok(Some(payload)) => {
+                if result.is_some() && invocation.invocation_id.is_some() {
+                    error = Some("Client provided multiple results.".to_owned());
+                }
+                result = Some(payload);
+            }
+            Ok(None) => {}
+            Err(failure) => {
+                warn!(target = %invocation.target, error = %describe(&failure), "client method failed");
+                error = Some(describe(&failure));
+            }
+        }
+    }
+    let Some(invocation_id) = invocation.invocation_id else {
+        if result.is_some() {
+            warn!(target = %invocation.target, "result given for a method the server does not expect a result from");
+        }
+        return;
+    };
+    let result = match (error, result) {
+        (Some(error), _) => CompletionResult::Error(error),
+        (None, Some(payload)) => CompletionResult::Value(payload),
+        (None, None) => CompletionResult::Error("Client didn't provide a result.".to_owned()),
+    };
+    let message = HubMessage::Completion(Completion {
+        headers: Vec::new(),
+        invocation_id,
+        result,
+    });
+    let mut buffer = BytesMut::new();
+    let bytes = match protocol.encode(&message, &mut buffer) {
+        Ok(()) => buffer.freeze(),
+        Err(encode_error) => {
+            warn!(%encode_error, "client result could not be serialized");
+            let HubMessage::Completion(mut completion) = message else {
+                return;
+            };
+            completion.result =
+                CompletionResult::Error(format!("Client result could not be serialized: {encode_error}"));
+            let mut buffer = BytesMut::new();
+            if protocol
+                .encode(&HubMessage::Completion(completion), &mut buffer)
+                .is_err()
+            {
+                return;
+            }
+            buffer.freeze()
+        }
+    };
+    let _ = outbound.send(Outbound::Data { bytes, sent: None });
+}
+
+/// The text of a failed client method, sent as the Completion's error.
+fn describe(error: &InvocationError) -> String {
+    match error {
+        InvocationError::Hub(error) => error.message().to_owned(),
+        InvocationError::ArgumentCount { provided, expected } => format!(
+            "Invocation provides {provided} argument(s) but target expects {expected}."
+        ),
+        InvocationError::ArgumentBinding { index, message } => {
+            format!("Error binding argument {index}: {message}")
+        }
+        InvocationError::Result(message) => message.clone(),
+        InvocationError::UnknownMethod => "Client didn't provide a result.".to_owned(),
+    }
+}

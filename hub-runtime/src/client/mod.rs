@@ -1,0 +1,96 @@
+//! The Rust client: [`HubConnection`], speaking the SignalR protocol to an
+//! ASP.NET Core hub or to this crate's server.
+//!
+//! A connection negotiates (`POST {url}/negotiate?negotiateVersion=1`),
+//! opens a WebSocket (`ws://…{url}?id=<token>`), performs the hub handshake
+//! and then exchanges hub messages in JSON (or MessagePack). Only `http://`
+//! and `ws://` URLs are supported (no TLS), and WebSockets is the only
+//! transport for now.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use hub_runtime::client::{HubConnection, HubConnectionEvent};
+//! use hub_runtime::protocol::Payload;
+//!
+//! # async fn run() -> Result<(), hub_runtime::HubError> {
+//! let connection = HubConnection::builder("http://127.0.0.1:5000/hubs/test")
+//!     .access_token(|| Some("user-ann".to_owned()))
+//!     .with_automatic_reconnect()
+//!     .build()?;
+//!
+//! // A client method the server calls: `Receive(message)`.
+//! connection.on("Receive", 1, |args| async move {
+//!     let message: String = args.bind(0)?;
+//!     println!("received {message}");
+//!     Ok(None)
+//! });
+//! // A client method with a result: the server's `InvokeAsync("Question", …)`
+//! // gets the answer.
+//! connection.on("Question", 1, |args| async move {
+//!     let question: String = args.bind(0)?;
+//!     Ok(Some(Payload::from_value(format!("answer to {question}"))))
+//! });
+//!
+//! let mut events = connection.events();
+//! tokio::spawn(async move {
+//!     while let Ok(event) = events.recv().await {
+//!         match event {
+//!             HubConnectionEvent::Reconnecting { error } => println!("lost: {error:?}"),
+//!             HubConnectionEvent::Reconnected { connection_id } => println!("back as {connection_id:?}"),
+//!             HubConnectionEvent::Closed { error } => println!("closed: {error:?}"),
+//!         }
+//!     }
+//! });
+//!
+//! connection.start().await?;
+//! let echoed: String = connection.invoke("Echo", ("hello",)).await?;
+//! let sum: i64 = connection.invoke("Add", (2, 3)).await?;
+//! assert_eq!((echoed.as_str(), sum), ("hello", 5));
+//! connection.send("Broadcast", ("hi all",)).await?;
+//! tokio::time::sleep(Duration::from_millis(100)).await;
+//! connection.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! - **State** is a [`HubConnectionState`], readable with
+//!   [`HubConnection::state`] and observable with
+//!   [`HubConnection::state_changes`] (a `tokio::sync::watch`).
+//! - **Events** — `Reconnecting(error)`, `Reconnected(connection id)`,
+//!   `Closed(error)` — are a `tokio::sync::broadcast` from
+//!   [`HubConnection::events`]; subscribe before `start()` to see them all.
+//! - **Reconnect** is opt-in, as in the official clients:
+//!   [`HubConnectionBuilder::with_automatic_reconnect`] waits 0, 2, 10 and
+//!   30 s between attempts and then gives up. Each attempt is a brand-new
+//!   connection (new negotiate, new connection id, new handshake); calls in
+//!   flight when the connection was lost fail with
+//!   [`HubErrorKind::ConnectionClosed`](crate::HubErrorKind::ConnectionClosed).
+//! - **Keep-alive:** a Ping is sent right after the handshake and whenever
+//!   nothing was sent for 15 s; the connection is closed with "Server timeout
+//!   elapsed without receiving a message from the server." after 30 s
+//!   without anything from the server.
+//! - **Client methods** are [`ClientHandlers`](crate::ClientHandlers)
+//!   (what a `#[hub_client]` trait's `into_handlers()` returns), added with
+//!   [`HubConnection::register`], [`HubConnection::on`] or
+//!   [`HubConnectionBuilder::with_handlers`]. They start in arrival order and
+//!   run concurrently. For an invocation with an id (a client result), a
+//!   handler's `Ok(Some(payload))` is the answer; no handler, or only
+//!   `Ok(None)`, answers the error "Client didn't provide a result.".
+
+mod arguments;
+mod builder;
+mod connection;
+mod negotiate;
+mod reconnect;
+mod transport;
+mod url;
+
+pub use arguments::{IntoArguments, encode_argument};
+pub use builder::HubConnectionBuilder;
+pub use connection::{HubConnection, HubConnectionEvent, HubConnectionState};
+pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};

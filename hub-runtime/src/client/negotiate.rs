@@ -1,0 +1,192 @@
+//! The negotiate request: `POST {base}/negotiate?negotiateVersion=1`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::url::HubUrl;
+use crate::protocol::TransferFormat;
+use crate::protocol::negotiate::{NegotiateResponse, TransportType};
+use crate::{HubError, HubErrorKind};
+
+/// The official clients follow at most this many negotiate redirects.
+const MAX_REDIRECTS: usize = 100;
+
+/// The largest negotiate response body read.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The `User-Agent` this client sends.
+pub(crate) const USER_AGENT_VALUE: &str =
+    concat!("typed-hubs/", env!("CARGO_PKG_VERSION"), " (Rust; hub-runtime)");
+
+/// What a negotiation settled on.
+#[derive(Debug, Clone)]
+pub(crate) struct Negotiated {
+    /// The base URL after redirects.
+    pub(crate) url: HubUrl,
+    /// The public connection id.
+    pub(crate) connection_id: Option<String>,
+    /// The `id=` value of transport requests (the connection id under
+    /// negotiate version 0).
+    pub(crate) connection_token: Option<String>,
+    /// A bearer token from a redirect, replacing the token provider.
+    pub(crate) redirect_token: Option<String>,
+}
+
+fn negotiate_error(message: impl Into<String>) -> HubError {
+    HubError::with_kind(HubErrorKind::Transport, message.into())
+}
+
+/// Negotiates with the server at `url`, following redirects, and checks that
+/// it offers WebSockets with `transfer_format` (`Text` or `Binary`).
+///
+/// `token` is the bearer token for the first request (from the provider).
+pub(crate) async fn negotiate(
+    url: &HubUrl,
+    mut token: Option<String>,
+    headers: &HeaderMap,
+    transfer_format: TransferFormat,
+    timeout: Duration,
+) -> Result<Negotiated, HubError> {
+    let mut url = url.clone();
+    let mut redirect_token = None;
+    for _ in 0..MAX_REDIRECTS {
+        let body = post(&url, token.as_deref(), headers, timeout).await?;
+        let connection = match NegotiateResponse::from_slice(&body) {
+            Ok(NegotiateResponse::Connection(connection)) => connection,
+            Ok(NegotiateResponse::Redirect(redirect)) => {
+                url = HubUrl::parse(&redirect.url)?;
+                if let Some(access_token) = redirect.access_token {
+                    token = Some(access_token.clone());
+                    redirect_token = Some(access_token);
+                }
+                continue;
+            }
+            Ok(NegotiateResponse::Error(error)) => {
+                return Err(HubError::with_kind(HubErrorKind::Remote, error));
+            }
+            Err(error) => {
+                return Err(negotiate_error(format!(
+                    "Failed to complete negotiation with the server: {error}"
+                )));
+            }
+        };
+        connection
+            .check_stateful_reconnect(false)
+            .map_err(|e| negotiate_error(e.to_string()))?;
+        let offers_websockets = connection.available_transports.iter().any(|t| {
+            t.transport == TransportType::WebSockets
+                && t.transfer_formats.contains(&transfer_format)
+        });
+        if !offers_websockets {
+            return Err(negotiate_error(format!(
+                "Unable to connect to the server with any of the available transports. \
+                 This client supports only WebSockets with the '{}' transfer format, \
+                 which the server does not offer.",
+                transfer_format.name()
+            )));
+        }
+        let connection_token = connection.token().to_owned();
+        return Ok(Negotiated {
+            url,
+            connection_id: Some(connection.connection_id),
+            connection_token: Some(connection_token),
+            redirect_token,
+        });
+    }
+    Err(negotiate_error("Negotiate redirection limit exceeded."))
+}
+
+/// One `POST` with an empty body; returns the body of a 200 response.
+async fn post(
+    url: &HubUrl,
+    token: Option<&str>,
+    headers: &HeaderMap,
+    timeout: Duration,
+) -> Result<Bytes, HubError> {
+    match tokio::time::timeout(timeout, post_inner(url, token, headers)).await {
+        Ok(result) => result,
+        Err(_) => Err(HubError::with_kind(
+            HubErrorKind::Timeout,
+            format!("Failed to complete negotiation with the server: timed out after {timeout:?}"),
+        )),
+    }
+}
+
+async fn post_inner(
+    url: &HubUrl,
+    token: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Bytes, HubError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        negotiate_error(format!(
+            "Failed to complete negotiation with the server: {e}"
+        ))
+    };
+    let stream = TcpStream::connect((url.host(), url.port()))
+        .await
+        .map_err(|e| failed(&e))?;
+    // Nagle only delays a request/response exchange.
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| failed(&e))?;
+    let driver = tokio::spawn(async move {
+        // The connection ends when the response has been read and the
+        // sender dropped; its error, if any, surfaces through the request.
+        let _ = connection.await;
+    });
+
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(url.negotiate_path_and_query())
+        .header(HOST, url.authority())
+        .header(CONTENT_LENGTH, "0")
+        .header(USER_AGENT, USER_AGENT_VALUE)
+        .header("X-Requested-With", "XMLHttpRequest");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| failed(&e))?;
+
+    let result = async {
+        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(negotiate_error(format!(
+                "Failed to complete negotiation with the server: {status}. \
+                 Either this is not a SignalR endpoint or there is a proxy blocking the connection."
+            )));
+        }
+        if !status.is_success() {
+            return Err(negotiate_error(format!(
+                "Failed to complete negotiation with the server: {status}"
+            )));
+        }
+        if status != StatusCode::OK {
+            return Err(negotiate_error(format!(
+                "Unexpected status code returned from negotiate '{}'",
+                status.as_u16()
+            )));
+        }
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| failed(&*e))?;
+        Ok(body.to_bytes())
+    }
+    .await;
+    drop(sender);
+    driver.abort();
+    result
+}
