@@ -112,8 +112,19 @@ mod tests {
             .iter()
             .map(|p| p.to_json_value().expect("json"))
             .collect();
-        assert_eq!(values, vec![serde_json::json!("ann"), 2.into(), serde_json::json!([1, 2])]);
-        assert!(().into_payloads(HubProtocol::Json).expect("empty").is_empty());
+        assert_eq!(
+            values,
+            vec![
+                serde_json::json!("ann"),
+                2.into(),
+                serde_json::json!([1, 2])
+            ]
+        );
+        assert!(
+            ().into_payloads(HubProtocol::Json)
+                .expect("empty")
+                .is_empty()
+        );
     }
 
     #[test]

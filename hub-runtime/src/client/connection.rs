@@ -179,7 +179,9 @@ struct Live {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while the lock was held cannot leave the maps inconsistent in
     // a way that matters more than losing the connection; keep going.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn closed_error(message: &str) -> HubError {
@@ -544,7 +546,10 @@ impl Inner {
             Some(sender) => {
                 let _ = sender.send(Ok(result));
             }
-            None => debug!(invocation_id = id, "completion for an unknown invocation ignored"),
+            None => debug!(
+                invocation_id = id,
+                "completion for an unknown invocation ignored"
+            ),
         }
     }
 }
@@ -692,7 +697,9 @@ async fn run_live(
     stop: &mut watch::Receiver<bool>,
 ) -> ConnectionEnd {
     let lost = |e: tokio::task::JoinError| ConnectionEnd {
-        error: Some(transport_error(format!("The connection's reader failed: {e}"))),
+        error: Some(transport_error(format!(
+            "The connection's reader failed: {e}"
+        ))),
         allow_reconnect: true,
     };
     let end = tokio::select! {
@@ -887,9 +894,10 @@ async fn run_writer(
                 }
                 crate::protocol::TransferFormat::Binary => Message::Binary(batch.freeze()),
             };
-            let result = sink.send(frame).await.map_err(|e| {
-                closed_error(&format!("Failed to send to the server: {e}"))
-            });
+            let result = sink
+                .send(frame)
+                .await
+                .map_err(|e| closed_error(&format!("Failed to send to the server: {e}")));
             last_send = Instant::now();
             for ack in acks {
                 let _ = ack.send(result.clone());
@@ -956,9 +964,8 @@ async fn run_reader(
             }
             Ok(Some(Err(error))) => {
                 return ConnectionEnd {
-                    error: close_error.or_else(|| {
-                        Some(transport_error(format!("WebSocket failed: {error}")))
-                    }),
+                    error: close_error
+                        .or_else(|| Some(transport_error(format!("WebSocket failed: {error}")))),
                     allow_reconnect: true,
                 };
             }
@@ -1012,7 +1019,10 @@ fn drain(
             Err(error) => {
                 warn!(%error, "invalid message from the server");
                 return Some(ConnectionEnd {
-                    error: Some(HubError::with_kind(HubErrorKind::Protocol, error.to_string())),
+                    error: Some(HubError::with_kind(
+                        HubErrorKind::Protocol,
+                        error.to_string(),
+                    )),
                     allow_reconnect: true,
                 });
             }
@@ -1135,8 +1145,9 @@ async fn invoke_handlers(
             let HubMessage::Completion(mut completion) = message else {
                 return;
             };
-            completion.result =
-                CompletionResult::Error(format!("Client result could not be serialized: {encode_error}"));
+            completion.result = CompletionResult::Error(format!(
+                "Client result could not be serialized: {encode_error}"
+            ));
             let mut buffer = BytesMut::new();
             if protocol
                 .encode(&HubMessage::Completion(completion), &mut buffer)
@@ -1154,9 +1165,9 @@ async fn invoke_handlers(
 fn describe(error: &InvocationError) -> String {
     match error {
         InvocationError::Hub(error) => error.message().to_owned(),
-        InvocationError::ArgumentCount { provided, expected } => format!(
-            "Invocation provides {provided} argument(s) but target expects {expected}."
-        ),
+        InvocationError::ArgumentCount { provided, expected } => {
+            format!("Invocation provides {provided} argument(s) but target expects {expected}.")
+        }
         InvocationError::ArgumentBinding { index, message } => {
             format!("Error binding argument {index}: {message}")
         }

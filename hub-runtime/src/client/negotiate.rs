@@ -21,8 +21,11 @@ const MAX_REDIRECTS: usize = 100;
 const MAX_BODY: usize = 1024 * 1024;
 
 /// The `User-Agent` this client sends.
-pub(crate) const USER_AGENT_VALUE: &str =
-    concat!("typed-hubs/", env!("CARGO_PKG_VERSION"), " (Rust; hub-runtime)");
+pub(crate) const USER_AGENT_VALUE: &str = concat!(
+    "typed-hubs/",
+    env!("CARGO_PKG_VERSION"),
+    " (Rust; hub-runtime)"
+);
 
 /// What a negotiation settled on.
 #[derive(Debug, Clone)]

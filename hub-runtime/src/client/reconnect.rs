@@ -98,7 +98,9 @@ mod tests {
     #[test]
     fn default_delays_then_give_up() {
         let policy = DefaultReconnectPolicy::default();
-        let delays: Vec<_> = (0..5).map(|n| policy.next_retry_delay(&context(n))).collect();
+        let delays: Vec<_> = (0..5)
+            .map(|n| policy.next_retry_delay(&context(n)))
+            .collect();
         assert_eq!(
             delays,
             vec![

@@ -107,7 +107,9 @@ pub(crate) async fn handshake(
 
 async fn read_handshake_response(stream: &mut WsStream) -> Result<BytesMut, HubError> {
     let closed = || {
-        transport_error("The underlying connection was closed before the hub handshake could complete.")
+        transport_error(
+            "The underlying connection was closed before the hub handshake could complete.",
+        )
     };
     let mut buffer = BytesMut::new();
     loop {
@@ -120,7 +122,12 @@ async fn read_handshake_response(stream: &mut WsStream) -> Result<BytesMut, HubE
                 ));
             }
             Ok(None) => {}
-            Err(error) => return Err(HubError::with_kind(HubErrorKind::Protocol, error.to_string())),
+            Err(error) => {
+                return Err(HubError::with_kind(
+                    HubErrorKind::Protocol,
+                    error.to_string(),
+                ));
+            }
         }
         if buffer.len() > MAX_HANDSHAKE_RESPONSE {
             return Err(HubError::with_kind(
@@ -137,7 +144,11 @@ async fn read_handshake_response(stream: &mut WsStream) -> Result<BytesMut, HubE
                         "The underlying connection was closed before the hub handshake could complete: \
                          WebSocket closed with status code: {} ({}).",
                         u16::from(frame.code),
-                        if frame.reason.is_empty() { "no reason given" } else { frame.reason.as_str() }
+                        if frame.reason.is_empty() {
+                            "no reason given"
+                        } else {
+                            frame.reason.as_str()
+                        }
                     )),
                     _ => closed(),
                 });

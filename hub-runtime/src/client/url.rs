@@ -37,9 +37,15 @@ impl HubUrl {
     /// Parses an `http://` or `ws://` URL. `https`/`wss` are refused: this
     /// client has no TLS.
     pub(crate) fn parse(url: &str) -> Result<Self, HubError> {
-        let invalid =
-            |why: &str| HubError::with_kind(HubErrorKind::Transport, format!("Invalid hub URL '{url}': {why}"));
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let invalid = |why: &str| {
+            HubError::with_kind(
+                HubErrorKind::Transport,
+                format!("Invalid hub URL '{url}': {why}"),
+            )
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
         let default_port = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
             Some("http") | Some("ws") => 80,
             Some("https") | Some("wss") => {
@@ -48,7 +54,11 @@ impl HubUrl {
                 ));
             }
             Some(other) => return Err(invalid(&format!("unsupported scheme '{other}'"))),
-            None => return Err(invalid("the URL must be absolute (http://host[:port]/path)")),
+            None => {
+                return Err(invalid(
+                    "the URL must be absolute (http://host[:port]/path)",
+                ));
+            }
         };
         let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
         if authority.as_str().contains('@') {
