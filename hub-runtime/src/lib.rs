@@ -13,10 +13,16 @@ pub mod clients;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod server;
 
+#[cfg(feature = "server")]
+mod connection;
 mod context;
 mod error;
 mod timestamp;
+#[cfg(feature = "server")]
+mod transport;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]

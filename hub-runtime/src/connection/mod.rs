@@ -1,0 +1,455 @@
+//! One client's session, whatever its transport.
+//!
+//! [`session::run`] drives a connection from the handshake to the end:
+//! handshake (with its timeout and the .NET error texts), the read loop
+//! (decoding, client timeout, the per-connection invocation limit), and
+//! the teardown (Close message, cleanup). [`writer`] owns the sending half
+//! of the transport: one task per connection drains the bounded outbound
+//! queue, coalescing whatever is queued into as few frames as possible, and
+//! sends keep-alive Pings when the server has been silent.
+//!
+//! What the hub does with messages is behind the [`Dispatcher`] trait,
+//! which the server implements.
+
+pub(crate) mod session;
+pub(crate) mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+
+use crate::clients::ConnectionId;
+use crate::protocol::{
+    Close, Completion, CompletionResult, EncodeError, HubMessage, HubProtocol, Invocation, Payload,
+    StreamInvocation,
+};
+use crate::{BoxFuture, HubError, HubErrorKind};
+
+/// The Close error text of the .NET server for any connection that ended
+/// with an error.
+pub(crate) const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
+
+/// What the writer task receives.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// One or more whole encoded records.
+    Records(Bytes),
+    /// The last frame: write it (if not empty) after everything queued
+    /// before it, then close the transport.
+    Close(Bytes),
+}
+
+/// Why a connection ends. The first reason recorded wins.
+#[derive(Debug, Clone)]
+pub(crate) enum CloseReason {
+    /// The client sent a Close message (with its error, if any).
+    ClientClosed(Option<String>),
+    /// The client closed the transport.
+    TransportClosed,
+    /// The transport failed.
+    TransportError(String),
+    /// The client sent something that is not the hub protocol.
+    ProtocolError(String),
+    /// The client was silent for longer than the client timeout.
+    ClientTimeout,
+    /// The outbound queue overflowed: the client does not read fast enough.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+    /// `on_connected` failed.
+    ConnectedFailed(HubError),
+}
+
+impl CloseReason {
+    /// The Close message the server sends for this reason, if any.
+    pub(crate) fn close_message(&self, detailed: bool) -> Option<Close> {
+        let with_error = |detail: Option<String>, allow_reconnect: bool| Close {
+            error: Some(match detail {
+                Some(detail) if detailed => format!("{CLOSED_WITH_ERROR} {detail}"),
+                _ => CLOSED_WITH_ERROR.to_owned(),
+            }),
+            allow_reconnect,
+        };
+        match self {
+            CloseReason::ClientClosed(_) => Some(Close::default()),
+            CloseReason::TransportClosed => None,
+            CloseReason::TransportError(error) => {
+                Some(with_error(Some(format!("IOException: {error}")), true))
+            }
+            CloseReason::ProtocolError(error) => Some(with_error(
+                Some(format!("InvalidDataException: {error}")),
+                true,
+            )),
+            CloseReason::ClientTimeout => Some(with_error(
+                Some("OperationCanceledException: Client timeout elapsed.".into()),
+                true,
+            )),
+            CloseReason::SlowConsumer => Some(with_error(
+                Some("IOException: The client does not read its messages fast enough.".into()),
+                true,
+            )),
+            CloseReason::Shutdown => Some(Close {
+                error: None,
+                allow_reconnect: true,
+            }),
+            CloseReason::ConnectedFailed(error) => {
+                // A HubError of kind Hub is .NET's HubException, whose
+                // message always reaches the client; reconnecting would
+                // fail the same way.
+                let detail = format!("HubException: {}", error.message());
+                let error = if error.kind() == HubErrorKind::Hub || detailed {
+                    format!("{CLOSED_WITH_ERROR} {detail}")
+                } else {
+                    CLOSED_WITH_ERROR.to_owned()
+                };
+                Some(Close {
+                    error: Some(error),
+                    allow_reconnect: false,
+                })
+            }
+        }
+    }
+
+    /// The error `on_disconnected` sees.
+    pub(crate) fn disconnect_error(&self) -> Option<HubError> {
+        match self {
+            CloseReason::ClientClosed(None)
+            | CloseReason::TransportClosed
+            | CloseReason::Shutdown => None,
+            CloseReason::ClientClosed(Some(error)) => Some(HubError::new(error.clone())),
+            CloseReason::TransportError(error) => {
+                Some(HubError::with_kind(HubErrorKind::Transport, error.clone()))
+            }
+            CloseReason::ProtocolError(error) => {
+                Some(HubError::with_kind(HubErrorKind::Protocol, error.clone()))
+            }
+            CloseReason::ClientTimeout => Some(HubError::with_kind(
+                HubErrorKind::Timeout,
+                "Client timeout elapsed.",
+            )),
+            CloseReason::SlowConsumer => Some(HubError::with_kind(
+                HubErrorKind::Transport,
+                "The outbound queue overflowed: the client does not read fast enough.",
+            )),
+            CloseReason::ConnectedFailed(error) => Some(error.clone()),
+        }
+    }
+}
+
+/// Tunables of a session, derived from the server's options.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionConfig {
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) keep_alive_interval: Duration,
+    pub(crate) client_timeout: Duration,
+    pub(crate) max_receive: Option<usize>,
+    pub(crate) max_parallel_invocations: usize,
+    pub(crate) max_queued_invocations: usize,
+    pub(crate) outbound_capacity: usize,
+    pub(crate) send_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) detailed_errors: bool,
+    pub(crate) protocols: Vec<HubProtocol>,
+}
+
+/// What the hub does with a connection's messages; implemented by the
+/// server.
+pub(crate) trait Dispatcher: Send + Sync + 'static {
+    /// The handshake succeeded: register the connection and run
+    /// `on_connected`. An error ends the connection.
+    fn connected(
+        &self,
+        connection: &Arc<ConnectionHandle>,
+    ) -> BoxFuture<'static, Result<(), HubError>>;
+
+    /// An Invocation arrived. Either answers it at once (unknown method,
+    /// wrong argument count: returns `None`) or returns the job that runs
+    /// the hub method and sends its Completion, which the session runs
+    /// under the per-connection parallelism limit.
+    fn invocation(
+        &self,
+        connection: &Arc<ConnectionHandle>,
+        invocation: Invocation,
+    ) -> Option<BoxFuture<'static, ()>>;
+
+    /// A StreamInvocation arrived.
+    fn stream_invocation(&self, connection: &Arc<ConnectionHandle>, invocation: StreamInvocation);
+
+    /// The connection ended: unregister it and, if `connected` succeeded,
+    /// run `on_disconnected`.
+    fn disconnected(
+        &self,
+        connection: &Arc<ConnectionHandle>,
+        error: Option<HubError>,
+        was_connected: bool,
+    ) -> BoxFuture<'static, ()>;
+}
+
+type PendingResult = oneshot::Sender<Result<Payload, HubError>>;
+
+/// The shared side of one connection: its id, user and protocol, its
+/// outbound queue, its close signal and its pending client results.
+///
+/// The registry holds one per connection; every push is a `try_send` that
+/// never waits.
+pub(crate) struct ConnectionHandle {
+    id: ConnectionId,
+    user: Option<Arc<str>>,
+    protocol: HubProtocol,
+    outbound: mpsc::Sender<Outbound>,
+    close: watch::Sender<Option<CloseReason>>,
+    pending: Mutex<HashMap<u64, PendingResult>>,
+    next_invocation_id: AtomicU64,
+    finished: AtomicBool,
+}
+
+impl std::fmt::Debug for ConnectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandle")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionHandle {
+    pub(crate) fn new(
+        id: ConnectionId,
+        user: Option<Arc<str>>,
+        protocol: HubProtocol,
+        outbound: mpsc::Sender<Outbound>,
+    ) -> Self {
+        ConnectionHandle {
+            id,
+            user,
+            protocol,
+            outbound,
+            close: watch::Sender::new(None),
+            pending: Mutex::new(HashMap::new()),
+            next_invocation_id: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// The connection id.
+    pub(crate) fn id(&self) -> &ConnectionId {
+        &self.id
+    }
+
+    /// The user id, `None` when anonymous.
+    pub(crate) fn user(&self) -> Option<&Arc<str>> {
+        self.user.as_ref()
+    }
+
+    /// The hub protocol chosen in the handshake.
+    pub(crate) fn protocol(&self) -> HubProtocol {
+        self.protocol
+    }
+
+    /// Queues encoded records without waiting. A full queue means the
+    /// client does not keep up: the connection is closed
+    /// ([`CloseReason::SlowConsumer`]). Returns whether the records were
+    /// queued.
+    pub(crate) fn push(&self, records: Bytes) -> bool {
+        match self.outbound.try_send(Outbound::Records(records)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.abort(CloseReason::SlowConsumer) {
+                    tracing::warn!(connection = %self.id, "outbound queue full; closing the slow connection");
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Encodes `message` in the connection's protocol and queues it.
+    pub(crate) fn send_message(&self, message: &HubMessage) -> Result<bool, EncodeError> {
+        let mut buffer = BytesMut::new();
+        self.protocol.encode(message, &mut buffer)?;
+        Ok(self.push(buffer.freeze()))
+    }
+
+    /// Records why the connection ends and wakes its tasks. Returns
+    /// `false` when a reason was already recorded.
+    pub(crate) fn abort(&self, reason: CloseReason) -> bool {
+        self.close.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        })
+    }
+
+    /// Why the connection ends, once known.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.close.borrow().clone()
+    }
+
+    /// A receiver woken when a close reason is recorded.
+    pub(crate) fn close_signal(&self) -> watch::Receiver<Option<CloseReason>> {
+        self.close.subscribe()
+    }
+
+    /// Invokes a client method and waits for the client's Completion: a
+    /// client result.
+    ///
+    /// While it waits, the calling hub method gives back its slot of the
+    /// per-connection parallelism limit (as ASP.NET Core does), so that the
+    /// caller's other invocations can run and no invocation limit can
+    /// deadlock against the answer.
+    pub(crate) async fn invoke(
+        &self,
+        mut invocation: Invocation,
+        timeout: Option<Duration>,
+    ) -> Result<Payload, HubError> {
+        let closed = || {
+            HubError::with_kind(
+                HubErrorKind::ConnectionClosed,
+                format!("Connection '{}' closed before it answered.", self.id),
+            )
+        };
+        if self.finished.load(Ordering::Acquire) || self.close.borrow().is_some() {
+            return Err(closed());
+        }
+        let id = self.next_invocation_id.fetch_add(1, Ordering::Relaxed);
+        invocation.invocation_id = Some(id.to_string());
+        let (sender, receiver) = oneshot::channel();
+        self.lock_pending().insert(id, sender);
+        let guard = PendingGuard { handle: self, id };
+
+        let queued = self
+            .send_message(&HubMessage::Invocation(invocation))
+            .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))?;
+        if !queued {
+            return Err(closed());
+        }
+
+        let slot = INVOCATION_SLOT.try_with(Arc::clone).ok();
+        if let Some(slot) = &slot {
+            slot.release();
+        }
+        let answer = match timeout {
+            Some(limit) => tokio::time::timeout(limit, receiver).await.map_err(|_| {
+                HubError::with_kind(
+                    HubErrorKind::Timeout,
+                    format!(
+                        "Connection '{}' did not answer within {} ms.",
+                        self.id,
+                        limit.as_millis()
+                    ),
+                )
+            }),
+            None => Ok(receiver.await),
+        };
+        drop(guard);
+        if let Some(slot) = &slot {
+            slot.reacquire().await;
+        }
+        match answer? {
+            Ok(result) => result,
+            Err(_) => Err(closed()),
+        }
+    }
+
+    /// Delivers the client's Completion to the waiting [`invoke`].
+    ///
+    /// [`invoke`]: ConnectionHandle::invoke
+    pub(crate) fn complete(&self, completion: Completion) {
+        let sender = completion
+            .invocation_id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| self.lock_pending().remove(&id));
+        let Some(sender) = sender else {
+            tracing::debug!(connection = %self.id, invocation = %completion.invocation_id,
+                "Completion for an unknown invocation; ignored");
+            return;
+        };
+        let result = match completion.result {
+            CompletionResult::Value(payload) => Ok(payload),
+            CompletionResult::Void => Ok(Payload::null()),
+            CompletionResult::Error(error) => Err(HubError::with_kind(HubErrorKind::Remote, error)),
+        };
+        let _ = sender.send(result);
+    }
+
+    /// Fails every pending client result with "connection closed"; later
+    /// invokes fail at once.
+    pub(crate) fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.lock_pending().clear();
+    }
+
+    /// Fails the pending client results without marking the connection
+    /// finished.
+    pub(crate) fn fail_pending(&self) {
+        self.lock_pending().clear();
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PendingResult>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Removes a pending client result when its `invoke` ends, however it ends.
+struct PendingGuard<'a> {
+    handle: &'a ConnectionHandle,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.handle.lock_pending().remove(&self.id);
+    }
+}
+
+/// The parallelism slot of one running invocation.
+pub(crate) struct InvocationSlot {
+    semaphore: Arc<Semaphore>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    released: AtomicUsize,
+}
+
+impl InvocationSlot {
+    pub(crate) fn new(semaphore: Arc<Semaphore>, permit: OwnedSemaphorePermit) -> Arc<Self> {
+        Arc::new(InvocationSlot {
+            semaphore,
+            permit: Mutex::new(Some(permit)),
+            released: AtomicUsize::new(0),
+        })
+    }
+
+    fn release(&self) {
+        if self.released.fetch_add(1, Ordering::AcqRel) == 0 {
+            drop(
+                self.permit
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take(),
+            );
+        }
+    }
+
+    async fn reacquire(&self) {
+        if self.released.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The semaphore is never closed, so acquiring only waits.
+            if let Ok(permit) = self.semaphore.clone().acquire_owned().await {
+                *self.permit.lock().unwrap_or_else(PoisonError::into_inner) = Some(permit);
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The slot of the invocation running in this task, if any.
+    pub(crate) static INVOCATION_SLOT: Arc<InvocationSlot>;
+}

@@ -1,0 +1,265 @@
+//! The axum server: negotiate, the WebSocket transport, the connection
+//! registry and [`HubContext`] creation.
+//!
+//! ```no_run
+//! use axum::Router;
+//! use hub_runtime::server::{HubOptions, HubServer};
+//! # use hub_runtime::{Hub, clients::{BroadcastTarget, ClientContract, SingleTarget}};
+//! # use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
+//! # struct Clock;
+//! # struct ClockClient;
+//! # impl ClientContract for ClockClient { type Broadcast = BroadcastTarget; type Single = SingleTarget; }
+//! # impl Hub for Clock {
+//! #     type Client = ClockClient;
+//! #     const METHODS: &'static [MethodDescriptor] = &[];
+//! #     fn invoke(self: std::sync::Arc<Self>, _: usize, _: HubCall<Self>)
+//! #         -> hub_runtime::BoxFuture<'static, Result<MethodOutput, InvocationError>> {
+//! #         Box::pin(async { Err(InvocationError::UnknownMethod) })
+//! #     }
+//! # }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let hub = HubServer::builder(Clock)
+//!     .options(HubOptions { enable_detailed_errors: true, ..HubOptions::default() })
+//!     .build();
+//!
+//! // A background worker talks to the clients through the context.
+//! let context = hub.context();
+//! tokio::spawn(async move {
+//!     let _ = context.clients().all().send("ShowTime", vec![]).await;
+//! });
+//!
+//! let app = Router::new().nest("/hubs/clock", hub.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! let shutdown = hub.clone();
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         // Close every hub connection (Close with allowReconnect: true)
+//!         // before axum stops accepting and drains its HTTP connections.
+//!         shutdown.shutdown().await;
+//!     })
+//!     .await
+//! # }
+//! ```
+//!
+//! # Endpoints
+//!
+//! Mounted at `{base}` (any path, with [`Router::nest`] or
+//! [`Router::merge`]):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST {base}/negotiate` | negotiate versions 0 and 1; errors as HTTP 200 `{"error":…}`; other methods 405 |
+//! | `GET {base}?id=<token>` + WebSocket upgrade | the negotiated connection; unknown or used id → 404 `No Connection with that ID` |
+//! | `GET {base}` + WebSocket upgrade | a new connection (`skipNegotiation`) |
+//! | `GET {base}` without upgrade | 404 `… transport not supported by this end point type` (SSE and Long Polling come later) |
+//!
+//! The router composes with the application's tower layers (CORS,
+//! tracing, authentication) like any other axum router.
+
+mod dispatch;
+mod http;
+mod options;
+mod registry;
+mod users;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::connection::SessionConfig;
+use crate::{Hub, HubContext};
+
+pub use options::HubOptions;
+pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
+
+use dispatch::MethodTable;
+use registry::Registry;
+
+/// A running hub: cheap to clone (an `Arc`), `Send + Sync`.
+///
+/// Build one with [`HubServer::builder`], mount [`HubServer::router`] in
+/// an axum app, talk to clients from anywhere with
+/// [`HubServer::context`], and stop with [`HubServer::shutdown`]. See the
+/// [module docs](self) for a complete example.
+pub struct HubServer<H: Hub> {
+    shared: Arc<Shared<H>>,
+}
+
+impl<H: Hub> Clone for HubServer<H> {
+    fn clone(&self) -> Self {
+        HubServer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A negotiated connection whose transport request has not come yet.
+struct Negotiated {
+    connection_id: String,
+    created: Instant,
+}
+
+/// Everything the handlers, sessions and contexts of one hub share.
+pub(crate) struct Shared<H: Hub> {
+    hub: Arc<H>,
+    options: HubOptions,
+    session: Arc<SessionConfig>,
+    registry: Arc<Registry>,
+    methods: MethodTable,
+    users: Box<dyn UserIdProvider>,
+    negotiated: Mutex<HashMap<String, Negotiated>>,
+    shutdown: watch::Sender<bool>,
+    sessions: watch::Sender<usize>,
+}
+
+/// Configures a [`HubServer`]; from [`HubServer::builder`].
+pub struct HubServerBuilder<H: Hub> {
+    hub: H,
+    options: HubOptions,
+    users: Box<dyn UserIdProvider>,
+}
+
+impl<H: Hub> HubServerBuilder<H> {
+    /// Replaces the options (default: [`HubOptions::default`]).
+    pub fn options(mut self, options: HubOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Names the user of each connection from its HTTP request (default:
+    /// [`Anonymous`]). See [`UserIdProvider`].
+    pub fn user_id_provider(mut self, provider: impl UserIdProvider) -> Self {
+        self.users = Box::new(provider);
+        self
+    }
+
+    /// Builds the server. No task is started until a client connects.
+    pub fn build(self) -> HubServer<H> {
+        let options = self.options;
+        let session = Arc::new(SessionConfig {
+            handshake_timeout: options.handshake_timeout,
+            keep_alive_interval: options.keep_alive_interval,
+            client_timeout: options.client_timeout_interval,
+            max_receive: options.maximum_receive_message_size,
+            max_parallel_invocations: options.maximum_parallel_invocations_per_client.max(1),
+            max_queued_invocations: options.maximum_queued_invocations_per_client.max(1),
+            outbound_capacity: options.outbound_queue_capacity.max(1),
+            send_timeout: options.transport_send_timeout,
+            close_timeout: options
+                .transport_send_timeout
+                .min(std::time::Duration::from_secs(5)),
+            drain_timeout: options.shutdown_timeout,
+            detailed_errors: options.enable_detailed_errors,
+            protocols: options.supported_protocols.clone(),
+        });
+        HubServer {
+            shared: Arc::new(Shared {
+                hub: Arc::new(self.hub),
+                registry: Arc::new(Registry::new(options.client_result_timeout)),
+                methods: MethodTable::new::<H>(),
+                users: self.users,
+                negotiated: Mutex::new(HashMap::new()),
+                shutdown: watch::Sender::new(false),
+                sessions: watch::Sender::new(0),
+                session,
+                options,
+            }),
+        }
+    }
+}
+
+impl<H: Hub> HubServer<H> {
+    /// Starts configuring a server for `hub`.
+    ///
+    /// ```ignore
+    /// let hub = HubServer::builder(MyHub::new())
+    ///     .options(HubOptions::default())
+    ///     .user_id_provider(|request: &http::request::Parts| Ok(bearer_token(request)))
+    ///     .build();
+    /// ```
+    pub fn builder(hub: H) -> HubServerBuilder<H> {
+        HubServerBuilder {
+            hub,
+            options: HubOptions::default(),
+            users: Box::new(Anonymous),
+        }
+    }
+
+    /// A server for `hub` with the default options.
+    pub fn new(hub: H) -> Self {
+        Self::builder(hub).build()
+    }
+
+    /// The axum router serving this hub: `/negotiate` and the transport
+    /// endpoint at its root. Mount it under any path:
+    ///
+    /// ```ignore
+    /// let app = axum::Router::new()
+    ///     .nest("/hubs/clock", hub.router())
+    ///     .layer(cors);
+    /// ```
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        http::router(self.shared.clone())
+    }
+
+    /// The hub's context: its clients and groups, for background tasks.
+    pub fn context(&self) -> HubContext<H> {
+        HubContext::new(self.shared.registry.clone())
+    }
+
+    /// The options the server runs with.
+    pub fn options(&self) -> &HubOptions {
+        &self.shared.options
+    }
+
+    /// How many connections have completed their handshake and not ended.
+    pub fn connection_count(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// Shuts the hub down gracefully and waits (at most
+    /// [`HubOptions::shutdown_timeout`] plus the transport's close time)
+    /// until every connection has ended.
+    ///
+    /// New negotiations and transport requests are refused with 503. Every
+    /// connection stops reading new invocations, lets its in-flight
+    /// invocations complete (bounded by `shutdown_timeout`; client results
+    /// they await are still answered), then gets a Close with
+    /// `allowReconnect: true` — clients with automatic reconnect come back
+    /// to the next server — and its socket is closed.
+    ///
+    /// With `axum::serve`, call it from the graceful-shutdown future (see
+    /// the [module docs](self)): upgraded WebSockets are not HTTP requests
+    /// that axum waits for.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        let budget = self.shared.options.shutdown_timeout
+            + self.shared.session.close_timeout
+            + self.shared.session.send_timeout;
+        let mut sessions = self.shared.sessions.subscribe();
+        let _ = tokio::time::timeout(budget, sessions.wait_for(|count| *count == 0)).await;
+    }
+
+    /// Whether [`HubServer::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        *self.shared.shutdown.borrow()
+    }
+}
+
+impl<H: Hub> std::fmt::Debug for HubServer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubServer")
+            .field("hub", &std::any::type_name::<H>())
+            .field("connections", &self.connection_count())
+            .field("options", &self.shared.options)
+            .finish()
+    }
+}

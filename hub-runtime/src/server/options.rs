@@ -1,0 +1,129 @@
+//! [`HubOptions`]: the server's tunables, with ASP.NET Core's defaults.
+
+use std::time::Duration;
+
+use crate::protocol::HubProtocol;
+
+/// How a hub server behaves. The defaults are ASP.NET Core's where ASP.NET
+/// Core has the setting; override fields with struct update syntax:
+///
+/// ```
+/// use std::time::Duration;
+/// use hub_runtime::server::HubOptions;
+///
+/// let options = HubOptions {
+///     keep_alive_interval: Duration::from_secs(10),
+///     enable_detailed_errors: true,
+///     ..HubOptions::default()
+/// };
+/// assert_eq!(options.client_timeout_interval, Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Send a Ping when the server has sent nothing for this long (default
+    /// 15 s, as ASP.NET Core). Keep it well below the clients' server
+    /// timeout (30 s in the JS client).
+    pub keep_alive_interval: Duration,
+
+    /// Close a connection whose client has sent nothing for this long
+    /// (default 30 s). Armed only once the client has sent its first
+    /// message after the handshake — the official clients ping right away,
+    /// old ones never do and are never timed out — and reset by every
+    /// message. The client gets a Close with
+    /// `"Connection closed with an error."` and `allowReconnect: true`.
+    pub client_timeout_interval: Duration,
+
+    /// How long a client has to send its handshake request (default 15 s).
+    /// On expiry it gets `{"error":"Handshake was canceled."}`.
+    pub handshake_timeout: Duration,
+
+    /// The largest message (one record) a client may send, in bytes;
+    /// `None` for no limit (default `Some(32768)`). A larger message is a
+    /// protocol error: the connection is closed with
+    /// `"Connection closed with an error."` and `allowReconnect: true`.
+    pub maximum_receive_message_size: Option<usize>,
+
+    /// Append the underlying error to the texts clients receive (default
+    /// `false`). Messages of [`HubError`](crate::HubError)s returned by hub
+    /// methods always reach the client, this setting or not.
+    pub enable_detailed_errors: bool,
+
+    /// How many invocations of one client run at the same time (default 1:
+    /// one after the other, in arrival order, as ASP.NET Core).
+    ///
+    /// Invocations beyond the limit wait, in arrival order. A hub method
+    /// awaiting a client result gives its slot back while it waits, so the
+    /// connection keeps reading (Completions, Pings) and no limit can
+    /// deadlock against the answer.
+    pub maximum_parallel_invocations_per_client: usize,
+
+    /// How many invocations of one client may wait for a slot (default 32).
+    ///
+    /// Backpressure: while this many wait, the server stops reading from
+    /// that client (its transport buffers fill and the client's sends slow
+    /// down) until a running invocation finishes. The client timeout does
+    /// not run during that pause.
+    pub maximum_queued_invocations_per_client: usize,
+
+    /// The bound of each connection's outbound queue, in queued writes
+    /// (records, or pre-encoded broadcast messages) (default 1024).
+    ///
+    /// Slow-consumer policy: sending never waits for a client. Broadcasts
+    /// and completions are pushed with `try_send`; a connection whose queue
+    /// is full — a client that has stopped reading, or reads far slower than
+    /// it is sent to — is closed at once (a best-effort Close with
+    /// `"Connection closed with an error."` and `allowReconnect: true`, then
+    /// the socket is dropped). Other clients and the sender are never
+    /// slowed down by it. The writer task drains the queue as fast as the
+    /// socket accepts, coalescing queued messages into few frames, so the
+    /// bound is only reached by a client that is really behind.
+    pub outbound_queue_capacity: usize,
+
+    /// How long a client result (`invoke` on a single client) waits for
+    /// the client's answer before failing with
+    /// [`HubErrorKind::Timeout`](crate::HubErrorKind::Timeout) (default
+    /// `Some(30 s)`). `None` waits until the connection closes, as ASP.NET
+    /// Core does; a dead client is then found by the client timeout.
+    pub client_result_timeout: Option<Duration>,
+
+    /// The hub protocols clients may choose in the handshake (default JSON
+    /// and MessagePack). Asking for another one fails the handshake with
+    /// `The protocol '…' is not supported.`
+    pub supported_protocols: Vec<HubProtocol>,
+
+    /// A write to a transport that takes longer than this closes the
+    /// connection (default 10 s, ASP.NET Core's `TransportSendTimeout`).
+    pub transport_send_timeout: Duration,
+
+    /// How long a negotiated connection may wait for its transport request
+    /// before its id is forgotten (default 15 s, ASP.NET Core's
+    /// `DisconnectTimeout`).
+    pub disconnect_timeout: Duration,
+
+    /// How long in-flight invocations may run on after their connection
+    /// started closing (on shutdown, client close, errors), and how long
+    /// [`HubServer::shutdown`](super::HubServer::shutdown) waits for
+    /// connections to end (default 5 s). Invocations still running after it
+    /// are cancelled.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            keep_alive_interval: Duration::from_secs(15),
+            client_timeout_interval: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(15),
+            maximum_receive_message_size: Some(32 * 1024),
+            enable_detailed_errors: false,
+            maximum_parallel_invocations_per_client: 1,
+            maximum_queued_invocations_per_client: 32,
+            outbound_queue_capacity: 1024,
+            client_result_timeout: Some(Duration::from_secs(30)),
+            supported_protocols: HubProtocol::ALL.to_vec(),
+            transport_send_timeout: Duration::from_secs(10),
+            disconnect_timeout: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
