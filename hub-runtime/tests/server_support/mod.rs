@@ -263,6 +263,16 @@ pub async fn open(
 }
 
 impl Client {
+    /// A client around nothing yet (fill `ws`).
+    pub fn empty_with(ws: Ws) -> Client {
+        Client {
+            ws,
+            pending: Vec::new(),
+            others: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
+
     /// Connects (skipNegotiation) and completes the JSON handshake.
     pub async fn connect(addr: SocketAddr) -> Client {
         Self::connect_query(addr, "").await
@@ -327,8 +337,16 @@ impl Client {
         }
     }
 
-    /// The next record that is not a Ping.
+    /// The next record that is not a Ping (first those an `invoke` put
+    /// aside).
     pub async fn next_message(&mut self) -> Option<Value> {
+        if !self.others.is_empty() {
+            return Some(self.others.remove(0));
+        }
+        self.next_fresh_message().await
+    }
+
+    async fn next_fresh_message(&mut self) -> Option<Value> {
         loop {
             let record = self.next_record().await?;
             if record["type"] != 6 {
@@ -342,7 +360,7 @@ impl Client {
         self.send(json!({"type": 1, "invocationId": id, "target": target, "arguments": args}))
             .await;
         loop {
-            let message = self.next_message().await.expect("connection closed");
+            let message = self.next_fresh_message().await.expect("connection closed");
             if message["type"] == 3 && message["invocationId"] == id {
                 return message;
             }
