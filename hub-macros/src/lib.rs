@@ -180,12 +180,10 @@ pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     let private = private_path(options.krate);
     let rewritten = render_client::render_trait(&model, &private);
-    let assertions = render_client::render_assertions(&model, &private);
     let proxies = render_proxy::render_proxies(&model, &private);
     quote! {
         #rewritten
         #proxies
-        #assertions
     }
     .into()
 }
@@ -300,20 +298,21 @@ fn with_errors(item: TokenStream2, errors: &Errors) -> TokenStream {
     quote!(#item #errors).into()
 }
 
-/// The span of an item's introducing keyword and name, for "wrong item"
-/// errors (the whole item would underline too much).
+/// The span of an item's name, for "wrong item" errors (the whole item
+/// would underline too much).
 fn item_span(item: &Item) -> Span {
     use syn::spanned::Spanned;
     match item {
-        Item::Struct(item) => item.struct_token.span().join(item.ident.span()),
-        Item::Enum(item) => item.enum_token.span().join(item.ident.span()),
-        Item::Fn(item) => item.sig.fn_token.span().join(item.sig.ident.span()),
-        Item::Trait(item) => item.trait_token.span().join(item.ident.span()),
-        Item::Impl(item) => item.impl_token.span().join(item.self_ty.span()),
-        Item::Mod(item) => item.mod_token.span().join(item.ident.span()),
-        other => Some(other.span()),
+        Item::Struct(item) => item.ident.span(),
+        Item::Enum(item) => item.ident.span(),
+        Item::Union(item) => item.ident.span(),
+        Item::Fn(item) => item.sig.ident.span(),
+        Item::Trait(item) => item.ident.span(),
+        Item::Impl(item) => item.self_ty.span(),
+        Item::Mod(item) => item.ident.span(),
+        Item::Type(item) => item.ident.span(),
+        other => other.span(),
     }
-    .unwrap_or_else(|| item.span())
 }
 
 /// `::<runtime>::__private`: the explicit `crate = path`, else the name

@@ -158,7 +158,10 @@ pub(crate) fn take_method_options(
             }
             let name: LitStr = meta.value()?.parse()?;
             if name.value().is_empty() {
-                return Err(syn::Error::new(name.span(), "the wire name cannot be empty"));
+                return Err(syn::Error::new(
+                    name.span(),
+                    "the wire name cannot be empty",
+                ));
             }
             options.name = Some(name);
             Ok(())
@@ -213,7 +216,10 @@ fn check_not_generic(sig: &Signature, what: &str, errors: &mut Errors) {
             format!("{what} cannot be generic: the wire fixes every argument's type"),
         );
     } else if let Some(clause) = &sig.generics.where_clause {
-        errors.at(clause.span(), format!("{what} cannot have a `where` clause"));
+        errors.at(
+            clause.span(),
+            format!("{what} cannot have a `where` clause"),
+        );
     }
 }
 
@@ -274,7 +280,10 @@ pub(crate) fn parse_client_trait(mut item: ItemTrait, errors: &mut Errors) -> Cl
         );
     }
     if let Some(unsafety) = &item.unsafety {
-        errors.at(unsafety.span(), "a `#[hub_client]` trait cannot be `unsafe`");
+        errors.at(
+            unsafety.span(),
+            "a `#[hub_client]` trait cannot be `unsafe`",
+        );
     }
     let mut methods = Vec::new();
     for trait_item in &mut item.items {
@@ -341,7 +350,7 @@ fn parse_client_method(
                 && receiver.colon_token.is_none() => {}
         Some(FnArg::Receiver(receiver)) => {
             errors.at(
-                receiver.span(),
+                receiver.self_token.span(),
                 "client methods take `&self`: the handlers share one instance",
             );
             ok = false;
@@ -424,6 +433,9 @@ pub(crate) struct HubMethod {
     pub(crate) wire_name: String,
     pub(crate) receiver: Receiver,
     pub(crate) params: Vec<HubParam>,
+    /// Where the return type is (or the signature, for `()`): errors about
+    /// the result point there.
+    pub(crate) output_span: Span,
     pub(crate) kind: MethodKind,
 }
 
@@ -528,7 +540,7 @@ fn hub_receiver(sig: &Signature, errors: &mut Errors) -> Option<Receiver> {
                 return Some(Receiver::Arc);
             }
             errors.at(
-                receiver.span(),
+                receiver.self_token.span(),
                 "hub methods take `&self` or `self: Arc<Self>`: one hub instance serves every call",
             );
             None
@@ -576,7 +588,10 @@ fn hub_params(sig: &Signature, errors: &mut Errors) -> Vec<HubParam> {
         };
         if matches!(param, HubParam::Context { .. }) {
             if context_seen {
-                errors.at(arg.ty.span(), "a hub method takes at most one `CallContext`");
+                errors.at(
+                    arg.ty.span(),
+                    "a hub method takes at most one `CallContext`",
+                );
             }
             context_seen = true;
         }
@@ -602,6 +617,10 @@ fn parse_hub_method(
         wire_name,
         receiver,
         params,
+        output_span: match &sig.output {
+            ReturnType::Default => sig.ident.span(),
+            ReturnType::Type(_, ty) => ty.span(),
+        },
         kind: MethodKind::Unary,
     })
 }

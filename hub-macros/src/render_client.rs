@@ -47,7 +47,7 @@ fn render_into_handlers(model: &ClientTrait, private: &TokenStream) -> TokenStre
             let name = &param.ident;
             let ty = &param.ty;
             quote_spanned! {ty.span()=>
-                let #name: #ty = #private::Arguments::bind(&#arguments, #index)?;
+                let #name = #private::Arguments::bind::<#ty>(&#arguments, #index)?;
             }
         });
         let call = quote! {
@@ -58,9 +58,10 @@ fn render_into_handlers(model: &ClientTrait, private: &TokenStream) -> TokenStre
                 #call;
                 #private::ClientMethodResult::Ok(#private::None)
             },
-            Some(_) => quote! {
-                #private::client_result(#call)
-            },
+            Some(output) => {
+                let convert = quote_spanned!(output.span()=> #private::client_result::<#output>);
+                quote!(#convert(#call))
+            }
         };
         let arguments_pattern = if count == 0 {
             format_ident!("_")
@@ -119,35 +120,5 @@ fn render_into_handlers(model: &ClientTrait, private: &TokenStream) -> TokenStre
             let _ = &#client;
             #handlers
         }
-    }
-}
-
-/// Compile-time checks, each failing at the span of the user's type:
-/// arguments travel both ways (proxies send them, handlers receive them),
-/// results too.
-pub(crate) fn render_assertions(model: &ClientTrait, private: &TokenStream) -> TokenStream {
-    let checks = model.methods.iter().flat_map(|method| {
-        let params = method.params.iter().map(|param| {
-            let ty = &param.ty;
-            quote_spanned! {ty.span()=>
-                #private::assert_serialize::<#ty>();
-                #private::assert_deserialize::<#ty>();
-            }
-        });
-        let output = method.output.iter().map(|ty| {
-            quote_spanned! {ty.span()=>
-                #private::assert_serialize::<#ty>();
-                #private::assert_deserialize::<#ty>();
-            }
-        });
-        params.chain(output).collect::<Vec<_>>()
-    });
-    quote! {
-        const _: () = {
-            #[allow(dead_code)]
-            fn __hub_client_assertions() {
-                #(#checks)*
-            }
-        };
     }
 }

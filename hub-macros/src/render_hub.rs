@@ -117,7 +117,7 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
                 let index = wire_index;
                 wire_index += 1;
                 binds.push(quote_spanned! {ty.span()=>
-                    let #name: #ty = #private::Arguments::bind(
+                    let #name = #private::Arguments::bind::<#ty>(
                         #private::HubCall::arguments(&#call),
                         #index,
                     )?;
@@ -132,6 +132,11 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
             }
         }
     }
+    // At the return type: "`into_output` exists but its trait bounds were
+    // not satisfied" when the result is not serializable.
+    let output = quote_spanned! {method.output_span=>
+        #private::Returned::new(__hub_output).into_output()
+    };
     match method.kind {
         MethodKind::Unary => quote! {
             #private::unary(async move {
@@ -140,7 +145,7 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
                 {
                     use #private::IntoOutputFromResult as _;
                     use #private::IntoOutputFromValue as _;
-                    #private::Returned::new(__hub_output).into_output()
+                    #output
                 }
             })
         },

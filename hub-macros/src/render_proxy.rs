@@ -91,7 +91,11 @@ pub(crate) fn render_proxies(model: &ClientTrait, private: &TokenStream) -> Toke
     }
 }
 
-fn render_method(method: &ClientMethod, private: &TokenStream, target: &TokenStream) -> TokenStream {
+fn render_method(
+    method: &ClientMethod,
+    private: &TokenStream,
+    target: &TokenStream,
+) -> TokenStream {
     let ident = &method.ident;
     let wire_name = &method.wire_name;
     let docs = &method.docs;
@@ -116,15 +120,44 @@ fn render_method(method: &ClientMethod, private: &TokenStream, target: &TokenStr
                 #private::#target::send(&self.0, #wire_name, #arguments).await
             }
         },
-        Some(output) => quote! {
-            #(#docs)*
-            #[doc = ""]
-            #[doc = #wire_doc]
-            #[doc = ""]
-            #[doc = " Awaits the client's result (a client result)."]
-            pub async fn #ident(&self, #(#params),*) -> #private::Result<#output, #private::HubError> {
-                #private::#target::invoke::<#output>(&self.0, #wire_name, #arguments).await
+        Some(output) => {
+            // The whole call at the result type, so that "not
+            // `DeserializeOwned`" points there (also the `.await`).
+            let at_output = respan(private.clone(), output.span());
+            let invoke = quote_spanned! {output.span()=>
+                #at_output::SingleTarget::invoke::<#output>(&self.0, #wire_name, #arguments).await
+            };
+            // At the result type too: the future of `invoke::<T>` is only
+            // well-formed for a `DeserializeOwned` `T`.
+            quote_spanned! {output.span()=>
+                #(#docs)*
+                #[doc = ""]
+                #[doc = #wire_doc]
+                #[doc = ""]
+                #[doc = " Awaits the client's result (a client result)."]
+                pub async fn #ident(&self, #(#params),*) -> #private::Result<#output, #private::HubError> {
+                    #invoke
+                }
             }
-        },
+        }
     }
+}
+
+/// `tokens` with every span set to `span` (the runtime path, so that an
+/// error about a whole path expression points at the user's type).
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut new =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span);
+                token = proc_macro2::TokenTree::Group(new);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }

@@ -1,0 +1,12 @@
+use hub_runtime::hub;
+
+pub struct ClockHub;
+
+#[hub]
+impl ClockHub {
+    async fn now(&self) -> u64 {
+        0
+    }
+}
+
+fn main() {}
