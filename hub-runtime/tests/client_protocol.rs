@@ -586,3 +586,33 @@ async fn start_twice_fails_and_bad_urls_are_refused() {
     );
     assert!(HubConnection::builder("not a url").build().is_err());
 }
+
+#[tokio::test]
+async fn stop_during_start_fails_the_start() {
+    let mut server = MockServer::start().await;
+    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
+    let starting = {
+        let connection = connection.clone();
+        tokio::spawn(async move { connection.start().await })
+    };
+    // The peer reads the handshake request but never answers it.
+    let (_, mut peer) = server.accept().await;
+    peer.next_frame().await.unwrap();
+    assert_eq!(connection.state(), HubConnectionState::Connecting);
+    tokio::time::timeout(Duration::from_secs(5), connection.stop())
+        .await
+        .unwrap();
+    let error = starting.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::ConnectionClosed);
+    assert_eq!(connection.state(), HubConnectionState::Disconnected);
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_connection() {
+    let mut server = MockServer::start().await;
+    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
+    let (_, mut peer) = start(&mut server, &connection).await;
+    drop(connection);
+    let seen = peer.until_closed().await;
+    assert_eq!(seen.last(), Some(&json!({"type": 7})));
+}

@@ -215,22 +215,27 @@ impl HubConnection {
     /// that stopped the attempt. A failed `start()` is not retried by
     /// automatic reconnect, as in the official clients.
     pub async fn start(&self) -> Result<(), HubError> {
-        let moved = self.inner.state.send_if_modified(|state| {
-            if *state == HubConnectionState::Disconnected {
-                *state = HubConnectionState::Connecting;
-                true
-            } else {
-                false
-            }
-        });
-        if !moved {
-            return Err(HubError::with_kind(
-                HubErrorKind::Transport,
-                "Cannot start a HubConnection that is not in the 'Disconnected' state.",
-            ));
-        }
         let (stop_tx, stop_rx) = watch::channel(false);
-        lock(&self.inner.shared).stop = Some(stop_tx);
+        {
+            // Under the lock, so that a concurrent `stop()` sees either no
+            // session or this one with its stop signal.
+            let mut shared = lock(&self.inner.shared);
+            let moved = self.inner.state.send_if_modified(|state| {
+                if *state == HubConnectionState::Disconnected {
+                    *state = HubConnectionState::Connecting;
+                    true
+                } else {
+                    false
+                }
+            });
+            if !moved {
+                return Err(HubError::with_kind(
+                    HubErrorKind::Transport,
+                    "Cannot start a HubConnection that is not in the 'Disconnected' state.",
+                ));
+            }
+            shared.stop = Some(stop_tx);
+        }
         let (started_tx, started_rx) = oneshot::channel();
         tokio::spawn(run_session(self.inner.clone(), stop_rx, started_tx));
         match started_rx.await {
@@ -534,8 +539,11 @@ impl Inner {
     /// Ends the session: state `Disconnected`, then the `Closed` event when
     /// the connection had started.
     fn finish(&self, closed: Option<Option<HubError>>) {
-        lock(&self.shared).stop = None;
-        self.state.send_replace(HubConnectionState::Disconnected);
+        {
+            let mut shared = lock(&self.shared);
+            shared.stop = None;
+            self.state.send_replace(HubConnectionState::Disconnected);
+        }
         if let Some(error) = closed {
             self.emit(HubConnectionEvent::Closed { error });
         }
