@@ -571,7 +571,10 @@ async fn into_handlers_dispatches_case_insensitively() {
         .expect("answer")
         .expect("a result");
     assert_eq!(out.to_json_value().expect("JSON"), serde_json::json!(true));
-    assert!(matches!(run(&handlers, "UnitResult", &["1"]).await, Ok(None)));
+    assert!(matches!(
+        run(&handlers, "UnitResult", &["1"]).await,
+        Ok(None)
+    ));
     assert_eq!(
         *thermo.seen.lock().expect("lock"),
         ["x 1.5", "ping", "2: n"]

@@ -41,8 +41,7 @@ fn renamed_runtime_crate() {
         .expect("read the fixture manifest")
         .replace("@WORKSPACE@", &workspace.display().to_string());
     std::fs::write(project.join("Cargo.toml"), manifest).expect("write Cargo.toml");
-    std::fs::copy(fixture.join("src/main.rs"), project.join("src/main.rs"))
-        .expect("copy main.rs");
+    std::fs::copy(fixture.join("src/main.rs"), project.join("src/main.rs")).expect("copy main.rs");
     if !project.join("Cargo.lock").exists() {
         std::fs::copy(workspace.join("Cargo.lock"), project.join("Cargo.lock"))
             .expect("copy Cargo.lock");
@@ -61,5 +60,8 @@ fn renamed_runtime_crate() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
     );
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "renamed: ok");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "renamed: ok"
+    );
 }

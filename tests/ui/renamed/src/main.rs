@@ -81,6 +81,9 @@ async fn main() {
     let MethodOutput::Value(payload) = output else {
         panic!("a value")
     };
-    assert_eq!(payload.deserialize::<String>().expect("a string"), "hello, you");
+    assert_eq!(
+        payload.deserialize::<String>().expect("a string"),
+        "hello, you"
+    );
     println!("renamed: ok");
 }
