@@ -503,7 +503,7 @@ async fn server_timeout_closes_and_keep_alive_pings() {
     // Silence from the server: the client keeps pinging, then gives up.
     let seen = peer.until_closed().await;
     let pings = seen.iter().filter(|r| **r == json!({"type": 6})).count();
-    assert!(pings >= 4, "expected several pings, saw {seen:?}");
+    assert!(pings >= 3, "expected several pings, saw {seen:?}");
     match next_event(&mut events).await {
         HubConnectionEvent::Closed { error: Some(error) } => {
             assert_eq!(
@@ -520,11 +520,11 @@ async fn server_timeout_closes_and_keep_alive_pings() {
 async fn server_messages_reset_the_server_timeout() {
     let mut server = MockServer::start().await;
     let connection = HubConnection::builder(server.url("/hub"))
-        .server_timeout(Duration::from_millis(400))
+        .server_timeout(Duration::from_millis(800))
         .build()
         .unwrap();
     let (_, mut peer) = start(&mut server, &connection).await;
-    for _ in 0..8 {
+    for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         peer.send_json(json!({"type": 6})).await;
     }
