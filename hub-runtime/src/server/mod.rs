@@ -203,6 +203,10 @@ impl<H: Hub> HubServer<H> {
     ///     .nest("/hubs/clock", hub.router())
     ///     .layer(cors);
     /// ```
+    ///
+    /// Under `nest`, axum routes `{base}` and `{base}/negotiate` but not
+    /// `{base}/` with a trailing slash: give clients the hub URL without a
+    /// trailing slash (as the official samples do).
     pub fn router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,

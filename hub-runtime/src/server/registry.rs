@@ -276,9 +276,15 @@ impl HubLifetimeManager for Registry {
                 .insert(group.clone());
             groups
                 .by_name
-                .entry(group)
+                .entry(group.clone())
                 .or_default()
-                .insert(connection, handle);
+                .insert(connection.clone(), handle);
+            drop(groups);
+            // The connection may have ended meanwhile: `remove` has then
+            // already cleaned its groups, so undo this late addition.
+            if self.connection(&connection).is_none() {
+                return self.remove_from_group(connection, group);
+            }
         }
         Box::pin(std::future::ready(Ok(())))
     }
