@@ -2,10 +2,14 @@
 //! the functions the fuzz targets call, so that plain `cargo test` exercises
 //! every seed on stable.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -14,7 +18,11 @@ fn replay(target: &str, run: fn(&[u8])) {
         assert!(outcome.is_ok(), "seed {} panicked", path.display());
         count += 1;
     }
-    assert!(count >= 10, "expected a seed corpus in {}, found {count} files", dir.display());
+    assert!(
+        count >= 10,
+        "expected a seed corpus in {}, found {count} files",
+        dir.display()
+    );
 }
 
 #[test]
@@ -24,7 +32,10 @@ fn json_decoder_seeds() {
 
 #[test]
 fn messagepack_decoder_seeds() {
-    replay("messagepack", hub_runtime::protocol::messagepack::fuzz_decode);
+    replay(
+        "messagepack",
+        hub_runtime::protocol::messagepack::fuzz_decode,
+    );
 }
 
 #[test]

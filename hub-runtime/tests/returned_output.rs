@@ -1,5 +1,6 @@
 //! The conversion of hub method return values picks `Result<T, HubError>`
 //! apart from plain values, also behind an alias.
+#![allow(clippy::unwrap_used)]
 use hub_runtime::HubError;
 use hub_runtime::hub::{
     IntoOutputFromResult as _, IntoOutputFromValue as _, InvocationError, MethodOutput, Returned,

@@ -131,9 +131,9 @@ impl HubProtocol {
     pub fn decoder(self, max_message_size: Option<usize>) -> MessageDecoder {
         match self {
             HubProtocol::Json => MessageDecoder::Json(json::JsonDecoder::new(max_message_size)),
-            HubProtocol::MessagePack => MessageDecoder::MessagePack(
-                messagepack::MessagePackDecoder::new(max_message_size),
-            ),
+            HubProtocol::MessagePack => {
+                MessageDecoder::MessagePack(messagepack::MessagePackDecoder::new(max_message_size))
+            }
         }
     }
 }

@@ -1,0 +1,34 @@
+//! The official `@microsoft/signalr` JavaScript client (npm, pinned by
+//! `tests/interop/package-lock.json`) runs every conformance scenario against
+//! the `conformance-server` binary over real sockets.
+
+use hub_tests::{ServerProcess, run_node_tests};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
+
+fn run(protocol: &str, transport: &str) {
+    // Pings every second, so that the keep-alive scenario can give the
+    // client a 3 s server timeout.
+    let server = ServerProcess::start(SERVER, &["--keep-alive-ms", "1000"]);
+    let large = ServerProcess::start(SERVER, &["--max-message-size", "4000000"]);
+    let hub = format!("{}/hubs/test", server.base_url());
+    let large_hub = format!("{}/hubs/test", large.base_url());
+    let passed = run_node_tests(
+        "conformance.test.mjs",
+        &[
+            ("HUB_URL", &hub),
+            ("HUB_URL_LARGE", &large_hub),
+            ("HUB_PROTOCOL", protocol),
+            ("HUB_TRANSPORT", transport),
+        ],
+    );
+    assert!(
+        passed,
+        "the JS client failed conformance scenarios over {transport} + {protocol}"
+    );
+}
+
+#[test]
+fn official_js_client_websockets_json() {
+    run("json", "WebSockets");
+}
