@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) http_timeout: Duration,
     pub(crate) skip_negotiation: bool,
     pub(crate) max_message_size: Option<usize>,
+    pub(crate) stream_buffer_capacity: usize,
+    pub(crate) stream_buffer_timeout: Duration,
 }
 
 impl Config {
@@ -65,6 +67,8 @@ pub struct HubConnectionBuilder {
     http_timeout: Duration,
     skip_negotiation: bool,
     max_message_size: Option<usize>,
+    stream_buffer_capacity: usize,
+    stream_buffer_timeout: Duration,
     handlers: ClientHandlers,
 }
 
@@ -94,6 +98,8 @@ impl HubConnectionBuilder {
             http_timeout: Duration::from_secs(100),
             skip_negotiation: false,
             max_message_size: None,
+            stream_buffer_capacity: 1024,
+            stream_buffer_timeout: Duration::from_secs(5),
             handlers: ClientHandlers::new(),
         }
     }
@@ -206,6 +212,23 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// How many items of one server stream may wait for its consumer
+    /// (default 1024; at least 1). See "A slow consumer" on
+    /// [`HubStream`](super::HubStream).
+    pub fn stream_buffer_capacity(mut self, capacity: usize) -> Self {
+        self.stream_buffer_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long the connection waits for a stream consumer whose buffer is
+    /// full before it cancels that stream (default 5 s). Meanwhile nothing
+    /// else is read from the connection, so keep it well below the server
+    /// timeout. See "A slow consumer" on [`HubStream`](super::HubStream).
+    pub fn stream_buffer_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_buffer_timeout = timeout;
+        self
+    }
+
     /// Client methods the server can call; see [`HubConnection::register`].
     pub fn with_handlers(mut self, handlers: ClientHandlers) -> Self {
         self.handlers.extend(handlers);
@@ -239,6 +262,8 @@ impl HubConnectionBuilder {
             http_timeout: self.http_timeout,
             skip_negotiation: self.skip_negotiation,
             max_message_size: self.max_message_size,
+            stream_buffer_capacity: self.stream_buffer_capacity,
+            stream_buffer_timeout: self.stream_buffer_timeout,
         };
         Ok(HubConnection::new(config, self.handlers))
     }

@@ -31,16 +31,17 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, info, warn};
 
-use super::arguments::IntoArguments;
+use super::arguments::{CallArguments, IntoArguments};
 use super::builder::Config;
 use super::negotiate;
 use super::reconnect::RetryContext;
+use super::stream::{HubStream, UploadControl, start_uploads};
 use super::transport::{self, WsStream, transport_error};
 use crate::handlers::{ClientHandlers, ClientMethodResult};
 use crate::hub::{Arguments, InvocationError};
 use crate::protocol::{
-    Close, Completion, CompletionResult, HubMessage, HubProtocol, Invocation, MessageDecoder,
-    Payload,
+    CancelInvocation, Close, Completion, CompletionResult, HubMessage, HubProtocol, Invocation,
+    MessageDecoder, Payload, StreamInvocation,
 };
 use crate::{HubError, HubErrorKind};
 
@@ -136,14 +137,42 @@ struct Inner {
 
 type PendingSender = oneshot::Sender<Result<CompletionResult, HubError>>;
 
+/// A call awaiting the server's answer.
+enum Pending {
+    /// An `invoke`: one Completion.
+    Invoke {
+        result: PendingSender,
+        uploads: UploadControl,
+    },
+    /// A `stream`: StreamItems into `items`, then a Completion into
+    /// `outcome`. `outcome` is always decided before `items` is dropped, so
+    /// the consumer reads it once the items run out.
+    Stream {
+        items: mpsc::Sender<Payload>,
+        outcome: oneshot::Sender<Result<(), HubError>>,
+        uploads: UploadControl,
+    },
+}
+
+/// What kind of call [`Inner::begin_call`] starts, with where its answer goes.
+enum CallKind {
+    Send,
+    Invoke(PendingSender),
+    Stream {
+        items: mpsc::Sender<Payload>,
+        outcome: oneshot::Sender<Result<(), HubError>>,
+    },
+}
+
 #[derive(Default)]
 struct Shared {
-    /// The next invocation id (a counter from 0, as the JS client).
+    /// The next invocation or upload-stream id (one counter from 0, as
+    /// the JS client).
     next_invocation_id: u64,
     /// The live connection's outbound queue, while Connected.
     outbound: Option<mpsc::UnboundedSender<Outbound>>,
-    /// Invocations awaiting their Completion, by id.
-    pending: HashMap<String, PendingSender>,
+    /// Invocations and streams awaiting their Completion, by id.
+    pending: HashMap<String, Pending>,
     /// The live (or last) connection's id.
     connection_id: Option<String>,
     /// The running session's stop signal.
@@ -151,7 +180,7 @@ struct Shared {
 }
 
 /// What the writer sends.
-enum Outbound {
+pub(super) enum Outbound {
     /// Encoded messages; `sent` learns whether the socket took them.
     Data {
         bytes: Bytes,
@@ -274,14 +303,19 @@ impl HubConnection {
     /// [`HubErrorKind::Serialization`] when an argument or the result does
     /// not (de)serialize.
     ///
+    /// `args` may include upload streams ([`upload`](super::upload),
+    /// [`try_upload`](super::try_upload)): they become the message's
+    /// `streamIds` and are sent item by item; see
+    /// [`Upload`](super::Upload).
+    ///
     /// Dropping the returned future forgets the invocation (its result is
-    /// ignored when it arrives).
+    /// ignored when it arrives) and ends its uploads with an error.
     pub async fn invoke<T>(&self, method: &str, args: impl IntoArguments) -> Result<T, HubError>
     where
         T: DeserializeOwned,
     {
-        let arguments = args.into_payloads(self.inner.config.protocol)?;
-        let result = self.invoke_payloads(method, arguments).await?;
+        let arguments = args.into_call_arguments(self.inner.config.protocol)?;
+        let result = self.invoke_arguments(method, arguments).await?;
         let payload = match result {
             CompletionResult::Value(payload) => payload,
             CompletionResult::Void => Payload::null(),
@@ -299,29 +333,16 @@ impl HubConnection {
 
     /// Invokes `method` with encoded arguments; resolves with the raw
     /// outcome of its Completion.
-    async fn invoke_payloads(
+    async fn invoke_arguments(
         &self,
         method: &str,
-        arguments: Vec<Payload>,
+        arguments: CallArguments,
     ) -> Result<CompletionResult, HubError> {
         let (tx, rx) = oneshot::channel();
-        let id = {
-            let mut shared = lock(&self.inner.shared);
-            let outbound = self.inner.connected_outbound(&shared)?;
-            let id = shared.next_invocation_id.to_string();
-            let bytes = self.inner.encode(&HubMessage::Invocation(Invocation {
-                invocation_id: Some(id.clone()),
-                target: method.to_owned(),
-                arguments,
-                ..Invocation::default()
-            }))?;
-            if outbound.send(Outbound::Data { bytes, sent: None }).is_err() {
-                return Err(not_connected());
-            }
-            shared.next_invocation_id += 1;
-            shared.pending.insert(id.clone(), tx);
-            id
-        };
+        let id = self
+            .inner
+            .begin_call(method, arguments, CallKind::Invoke(tx), None)?
+            .unwrap_or_default();
         let guard = PendingGuard {
             inner: &self.inner,
             id,
@@ -338,35 +359,64 @@ impl HubConnection {
 
     /// Calls the hub method `method` without waiting for it to run
     /// (fire-and-forget: the server sends nothing back). Resolves once the
-    /// message has been written to the socket.
+    /// message has been written to the socket; upload streams among `args`
+    /// go on in the background until they end or the connection closes.
     ///
     /// Fails with [`HubErrorKind::ConnectionClosed`] when not `Connected` or
     /// when the socket fails, and [`HubErrorKind::Serialization`] when an
     /// argument does not serialize.
     pub async fn send(&self, method: &str, args: impl IntoArguments) -> Result<(), HubError> {
-        let arguments = args.into_payloads(self.inner.config.protocol)?;
-        let bytes = self.inner.encode(&HubMessage::Invocation(Invocation {
-            target: method.to_owned(),
-            arguments,
-            ..Invocation::default()
-        }))?;
+        let arguments = args.into_call_arguments(self.inner.config.protocol)?;
         let (sent_tx, sent_rx) = oneshot::channel();
-        {
-            let shared = lock(&self.inner.shared);
-            let outbound = self.inner.connected_outbound(&shared)?;
-            outbound
-                .send(Outbound::Data {
-                    bytes,
-                    sent: Some(sent_tx),
-                })
-                .map_err(|_| not_connected())?;
-        }
+        self.inner
+            .begin_call(method, arguments, CallKind::Send, Some(sent_tx))?;
         match sent_rx.await {
             Ok(result) => result,
             Err(_) => Err(closed_error(
                 "Invocation canceled due to the underlying connection being closed.",
             )),
         }
+    }
+
+    /// Calls the streaming hub method `method` (a StreamInvocation, type 4)
+    /// and returns its items as a [`HubStream`] of `T`.
+    ///
+    /// Returns at once: the items arrive as the server sends them. `args`
+    /// work as for [`invoke`](Self::invoke), upload streams included.
+    /// Dropping the stream (or [`HubStream::cancel`]) sends a
+    /// CancelInvocation.
+    ///
+    /// Fails with [`HubErrorKind::ConnectionClosed`] when not `Connected`
+    /// and [`HubErrorKind::Serialization`] when an argument does not
+    /// serialize; the server's errors arrive as the stream's last item.
+    pub fn stream<T>(
+        &self,
+        method: &str,
+        args: impl IntoArguments,
+    ) -> Result<HubStream<T>, HubError>
+    where
+        T: DeserializeOwned,
+    {
+        let arguments = args.into_call_arguments(self.inner.config.protocol)?;
+        let (items_tx, items_rx) = mpsc::channel(self.inner.config.stream_buffer_capacity);
+        let (outcome_tx, outcome_rx) = oneshot::channel();
+        let kind = CallKind::Stream {
+            items: items_tx,
+            outcome: outcome_tx,
+        };
+        let id = self
+            .inner
+            .begin_call(method, arguments, kind, None)?
+            .unwrap_or_default();
+        Ok(HubStream::new(
+            method,
+            items_rx,
+            outcome_rx,
+            StreamRegistration {
+                inner: self.inner.clone(),
+                id,
+            },
+        ))
     }
 
     /// Adds client methods the server can call (what a `#[hub_client]`
@@ -443,6 +493,35 @@ fn not_connected() -> HubError {
     closed_error("Cannot send data if the connection is not in the 'Connected' State.")
 }
 
+/// A running stream invocation, held by its [`HubStream`].
+pub(super) struct StreamRegistration {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl StreamRegistration {
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Forgets the stream and, when the server may still be producing it
+    /// on the live connection, sends a CancelInvocation.
+    pub(super) fn cancel(self) {
+        let mut shared = lock(&self.inner.shared);
+        // Gone means already ended (Completion, overflow or connection
+        // loss): nothing to cancel.
+        let Some(entry) = shared.pending.remove(&self.id) else {
+            return;
+        };
+        if let Some(outbound) = &shared.outbound {
+            self.inner.send_cancel(outbound, &self.id);
+        }
+        // Dropped after the CancelInvocation is queued, so that the
+        // uploads' error Completions follow it.
+        drop(entry);
+    }
+}
+
 /// Forgets an invocation whose caller stopped waiting.
 struct PendingGuard<'a> {
     inner: &'a Inner,
@@ -463,6 +542,109 @@ impl Inner {
             .encode(message, &mut buffer)
             .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))?;
         Ok(buffer.freeze())
+    }
+
+    /// Queues a CancelInvocation for `id`.
+    fn send_cancel(&self, outbound: &mpsc::UnboundedSender<Outbound>, id: &str) {
+        let message = HubMessage::CancelInvocation(CancelInvocation {
+            headers: Vec::new(),
+            invocation_id: id.to_owned(),
+        });
+        if let Ok(bytes) = self.encode(&message) {
+            let _ = outbound.send(Outbound::Data { bytes, sent: None });
+        }
+    }
+
+    /// Starts a call under one lock: allocates the upload-stream ids and
+    /// then the invocation id (as the JS client: `Sum` with one upload is
+    /// `streamIds:["0"]`, `invocationId:"1"`), queues the message, registers
+    /// where the answer goes — before the reader can see it — and launches
+    /// the uploads, whose items are queued after the message. Returns the
+    /// invocation id (`None` for a send).
+    fn begin_call(
+        &self,
+        method: &str,
+        arguments: CallArguments,
+        kind: CallKind,
+        sent: Option<oneshot::Sender<Result<(), HubError>>>,
+    ) -> Result<Option<String>, HubError> {
+        let protocol = self.config.protocol;
+        let CallArguments { payloads, uploads } = arguments;
+        let mut shared = lock(&self.shared);
+        let outbound = self.connected_outbound(&shared)?;
+        let first = shared.next_invocation_id;
+        let after_streams = first + uploads.len() as u64;
+        let stream_ids: Vec<String> = (first..after_streams).map(|id| id.to_string()).collect();
+        let (invocation_id, next_id) = match kind {
+            CallKind::Send => (None, after_streams),
+            _ => (Some(after_streams.to_string()), after_streams + 1),
+        };
+        let message = match &kind {
+            CallKind::Stream { .. } => HubMessage::StreamInvocation(StreamInvocation {
+                headers: Vec::new(),
+                invocation_id: invocation_id.clone().unwrap_or_default(),
+                target: method.to_owned(),
+                arguments: payloads,
+                stream_ids: stream_ids.clone(),
+            }),
+            _ => HubMessage::Invocation(Invocation {
+                headers: Vec::new(),
+                invocation_id: invocation_id.clone(),
+                target: method.to_owned(),
+                arguments: payloads,
+                stream_ids: stream_ids.clone(),
+            }),
+        };
+        let bytes = self.encode(&message)?;
+        outbound
+            .send(Outbound::Data { bytes, sent })
+            .map_err(|_| not_connected())?;
+        shared.next_invocation_id = next_id;
+        let detached = matches!(kind, CallKind::Send);
+        let uploads = start_uploads(&outbound, protocol, uploads, &stream_ids, detached);
+        let id = invocation_id.clone().unwrap_or_default();
+        match kind {
+            CallKind::Send => {}
+            CallKind::Invoke(result) => {
+                shared
+                    .pending
+                    .insert(id, Pending::Invoke { result, uploads });
+            }
+            CallKind::Stream { items, outcome } => {
+                shared.pending.insert(
+                    id,
+                    Pending::Stream {
+                        items,
+                        outcome,
+                        uploads,
+                    },
+                );
+            }
+        }
+        Ok(invocation_id)
+    }
+
+    /// Ends the stream `id` whose consumer took nothing for the whole
+    /// `stream_buffer_timeout`: cancels it on the server and fails it.
+    fn overflow(&self, id: &str) {
+        let mut shared = lock(&self.shared);
+        let Some(Pending::Stream { outcome, .. }) = shared.pending.remove(id) else {
+            return;
+        };
+        warn!(
+            invocation_id = id,
+            "stream consumer too slow; canceling the stream"
+        );
+        let _ = outcome.send(Err(HubError::with_kind(
+            HubErrorKind::Transport,
+            format!(
+                "The stream was canceled: its consumer left {} items unread for {:?}.",
+                self.config.stream_buffer_capacity, self.config.stream_buffer_timeout
+            ),
+        )));
+        if let Some(outbound) = &shared.outbound {
+            self.send_cancel(outbound, id);
+        }
     }
 
     fn connected_outbound(
@@ -528,11 +710,16 @@ impl Inner {
         let error = error.cloned().unwrap_or_else(|| {
             closed_error("Invocation canceled due to the underlying connection being closed.")
         });
-        for (_, sender) in pending {
-            let _ = sender.send(Err(HubError::with_kind(
-                HubErrorKind::ConnectionClosed,
-                error.message().to_owned(),
-            )));
+        let error = HubError::with_kind(HubErrorKind::ConnectionClosed, error.message().to_owned());
+        for (_, entry) in pending {
+            match entry {
+                Pending::Invoke { result, .. } => {
+                    let _ = result.send(Err(error.clone()));
+                }
+                Pending::Stream { outcome, .. } => {
+                    let _ = outcome.send(Err(error.clone()));
+                }
+            }
         }
     }
 
@@ -550,9 +737,26 @@ impl Inner {
     }
 
     fn complete(&self, id: &str, result: CompletionResult) {
-        match lock(&self.shared).pending.remove(id) {
-            Some(sender) => {
+        let entry = lock(&self.shared).pending.remove(id);
+        match entry {
+            Some(Pending::Invoke {
+                result: sender,
+                uploads,
+            }) => {
+                uploads.finish();
                 let _ = sender.send(Ok(result));
+            }
+            Some(Pending::Stream {
+                outcome, uploads, ..
+            }) => {
+                uploads.finish();
+                // A result after stream items is ignored, as the JS client does.
+                let _ = outcome.send(match result {
+                    CompletionResult::Error(error) => {
+                        Err(HubError::with_kind(HubErrorKind::Remote, error))
+                    }
+                    CompletionResult::Void | CompletionResult::Value(_) => Ok(()),
+                });
             }
             None => debug!(
                 invocation_id = id,
@@ -937,7 +1141,7 @@ async fn run_reader(
     let mut deadline = Instant::now() + server_timeout;
     let mut close_error: Option<HubError> = None;
     loop {
-        if let Some(end) = drain(&inner, &mut decoder, &mut buffer, &dispatch) {
+        if let Some(end) = drain(&inner, &mut decoder, &mut buffer, &dispatch).await {
             return end;
         }
         let frame = tokio::select! {
@@ -1014,7 +1218,7 @@ async fn run_reader(
 
 /// Handles every whole message in `buffer`; returns the end of the
 /// connection when one of them ends it.
-fn drain(
+async fn drain(
     inner: &Inner,
     decoder: &mut MessageDecoder,
     buffer: &mut BytesMut,
@@ -1043,15 +1247,7 @@ fn drain(
                 inner.complete(&completion.invocation_id, completion.result);
             }
             HubMessage::StreamItem(item) => {
-                // Streams are not supported yet: a stream item for a plain
-                // invocation fails it, as in the JS client.
-                let pending = lock(&inner.shared).pending.remove(&item.invocation_id);
-                if let Some(sender) = pending {
-                    let _ = sender.send(Err(HubError::with_kind(
-                        HubErrorKind::Protocol,
-                        "Unexpected message type: 2",
-                    )));
-                }
+                stream_item(inner, item.invocation_id, item.item).await;
             }
             HubMessage::Close(close) => {
                 let error = close.error.map(|error| {
@@ -1071,6 +1267,48 @@ fn drain(
             | HubMessage::StreamInvocation(_)
             | HubMessage::CancelInvocation(_) => {}
         }
+    }
+}
+
+/// Hands a stream item to its [`HubStream`]; see "A slow consumer" there
+/// for what happens when the stream's buffer is full.
+async fn stream_item(inner: &Inner, id: String, item: Payload) {
+    let full = {
+        let mut shared = lock(&inner.shared);
+        match shared.pending.get(&id) {
+            Some(Pending::Stream { items, .. }) => match items.try_send(item) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(item)) => Some((items.clone(), item)),
+                // The consumer is being dropped and will cancel.
+                Err(mpsc::error::TrySendError::Closed(_)) => None,
+            },
+            Some(Pending::Invoke { .. }) => {
+                // A stream item for a plain invocation fails it, as in the
+                // JS client.
+                if let Some(Pending::Invoke { result, .. }) = shared.pending.remove(&id) {
+                    let _ = result.send(Err(HubError::with_kind(
+                        HubErrorKind::Protocol,
+                        "Unexpected message type: 2",
+                    )));
+                }
+                None
+            }
+            None => {
+                debug!(
+                    invocation_id = id,
+                    "stream item for an unknown or canceled stream ignored"
+                );
+                None
+            }
+        }
+    };
+    let Some((items, item)) = full else {
+        return;
+    };
+    match tokio::time::timeout(inner.config.stream_buffer_timeout, items.send(item)).await {
+        // Taken, or the consumer went away meanwhile.
+        Ok(_) => {}
+        Err(_) => inner.overflow(&id),
     }
 }
 
@@ -1181,5 +1419,9 @@ fn describe(error: &InvocationError) -> String {
         }
         InvocationError::Result(message) => message.clone(),
         InvocationError::UnknownMethod => "Client didn't provide a result.".to_owned(),
+        // Stream-related failures of hub methods; client methods have no
+        // streams, so the debug form is enough.
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
     }
 }

@@ -87,10 +87,14 @@ mod builder;
 mod connection;
 mod negotiate;
 mod reconnect;
+mod stream;
 mod transport;
 mod url;
 
-pub use arguments::{IntoArguments, encode_argument};
+pub use arguments::{
+    CallArguments, IntoArgument, IntoArguments, Upload, encode_argument, try_upload, upload,
+};
 pub use builder::HubConnectionBuilder;
 pub use connection::{HubConnection, HubConnectionEvent, HubConnectionState};
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
+pub use stream::HubStream;

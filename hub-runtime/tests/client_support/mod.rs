@@ -167,6 +167,7 @@ async fn serve(
         Peer {
             ws,
             records: VecDeque::new(),
+            binary_records: VecDeque::new(),
         },
     ));
 }
@@ -217,6 +218,7 @@ async fn answer_negotiate(
 pub struct Peer {
     pub ws: WebSocketStream<TcpStream>,
     records: VecDeque<Value>,
+    binary_records: VecDeque<Vec<u8>>,
 }
 
 impl Peer {
@@ -270,6 +272,68 @@ impl Peer {
             let record = self.recv().await?;
             if record["type"] != 6 {
                 return Some(record);
+            }
+        }
+    }
+
+    /// Reads the MessagePack handshake request and answers `{}`.
+    pub async fn handshake_msgpack(&mut self) {
+        let request = self.next_frame().await.expect("handshake request");
+        assert_eq!(request, b"{\"protocol\":\"messagepack\",\"version\":1}\x1e");
+        self.ws
+            .send(Message::binary(b"{}\x1e".to_vec()))
+            .await
+            .unwrap();
+    }
+
+    /// Sends one MessagePack message: `body` behind its varint length.
+    pub async fn send_msgpack(&mut self, body: &[u8]) {
+        let mut frame = Vec::new();
+        let mut len = body.len();
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            if len == 0 {
+                frame.push(byte);
+                break;
+            }
+            frame.push(byte | 0x80);
+        }
+        frame.extend_from_slice(body);
+        self.ws.send(Message::binary(frame)).await.unwrap();
+    }
+
+    /// The body of the next MessagePack message from the client, `None`
+    /// once the socket closed.
+    pub async fn recv_msgpack(&mut self) -> Option<Vec<u8>> {
+        while self.binary_records.is_empty() {
+            let frame = self.next_frame().await?;
+            let mut rest = &frame[..];
+            while !rest.is_empty() {
+                let mut len = 0usize;
+                let mut shift = 0;
+                loop {
+                    let byte = rest[0];
+                    rest = &rest[1..];
+                    len |= usize::from(byte & 0x7f) << shift;
+                    shift += 7;
+                    if byte & 0x80 == 0 {
+                        break;
+                    }
+                }
+                self.binary_records.push_back(rest[..len].to_vec());
+                rest = &rest[len..];
+            }
+        }
+        self.binary_records.pop_front()
+    }
+
+    /// The next MessagePack message that is not a Ping (`[6]`).
+    pub async fn recv_msgpack_non_ping(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let body = self.recv_msgpack().await?;
+            if body != [0x91, 0x06] {
+                return Some(body);
             }
         }
     }
