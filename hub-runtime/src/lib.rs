@@ -9,6 +9,8 @@ use std::pin::Pin;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "server")]
+pub mod backplane;
 pub mod clients;
 pub mod handlers;
 pub mod hub;
@@ -39,3 +41,9 @@ pub use timestamp::Timestamp;
 
 /// A boxed, `Send` future: what the runtime's object-safe traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The README's Rust examples, compiled and run as doc tests so that they
+/// stay true.
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
