@@ -22,5 +22,11 @@ if [ -f tests/interop/package-lock.json ]; then
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+if [ ! -x /usr/bin/chromium ]; then
+  step "Debian's chromium, for the clock page test"
+  apt-get update
+  apt-get install -y chromium
+fi
+
 step "tests"
 cargo test --workspace --no-fail-fast

@@ -1,10 +1,29 @@
-//! The clock demo contract: ASP.NET Core's "Host ASP.NET Core SignalR in
+//! The clock demo: ASP.NET Core's "Host ASP.NET Core SignalR in
 //! background services" sample, in Rust.
 //!
-//! A background worker calls `show_time` on every client each second
+//! A background [`worker`] calls `show_time` on every client each second
 //! through a `HubContext<ClockHub>`; clients may also ask for the time.
+//! [`app`] is the whole web application: the hub at `/hubs/clock` and a
+//! page at `/` that shows the live clock with the official
+//! `@microsoft/signalr` browser client, bundled into the binary.
+//!
+//! The binaries:
+//!
+//! - `clock-server [--bind 127.0.0.1:5000]` serves [`app`] and runs the
+//!   [`worker`];
+//! - `clock-client [--url http://127.0.0.1:5000/hubs/clock]` is the
+//!   sample's `ClockHubClient`: it implements [`IClock`], prints each time
+//!   it receives and reconnects by itself.
 
-use hub_runtime::{Timestamp, hub, hub_client};
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use hub_runtime::server::HubServer;
+use hub_runtime::{HubContext, Timestamp, hub, hub_client};
 
 /// What the server calls on clock clients (`IClock` in the sample).
 #[hub_client]
@@ -22,5 +41,86 @@ impl ClockHub {
     /// The server's current time, on request (`GetTime`).
     pub async fn get_time(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+/// Where the hub is mounted.
+pub const HUB_PATH: &str = "/hubs/clock";
+
+/// Where the page loads the SignalR browser client from.
+pub const SIGNALR_SCRIPT_PATH: &str = "/lib/signalr.min.js";
+
+/// The page served at `/`.
+pub const INDEX_HTML: &str = include_str!("../web/index.html");
+
+/// `dist/browser/signalr.min.js` of the npm package `@microsoft/signalr`,
+/// the version pinned by `tests/interop/package-lock.json` (a test checks
+/// that the two are byte-identical). Its license is
+/// `clock-demo/web/vendor/LICENSE`.
+pub const SIGNALR_SCRIPT: &[u8] = include_bytes!("../web/vendor/signalr.min.js");
+
+/// How often the worker pushes the time.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// The web application: `hub`'s endpoints under [`HUB_PATH`], the clock
+/// page at `/` and the SignalR browser client at [`SIGNALR_SCRIPT_PATH`].
+///
+/// ```
+/// use clock_demo::{ClockHub, app};
+/// use hub_runtime::server::HubServer;
+///
+/// let hub = HubServer::new(ClockHub);
+/// let app: axum::Router = app(&hub);
+/// ```
+pub fn app(hub: &HubServer<ClockHub>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route(
+            SIGNALR_SCRIPT_PATH,
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (header::CACHE_CONTROL, "public, max-age=3600"),
+                    ],
+                    SIGNALR_SCRIPT,
+                )
+                    .into_response()
+            }),
+        )
+        .nest(HUB_PATH, hub.router())
+}
+
+/// The sample's `Worker`: every [`TICK`], calls `show_time` with the
+/// current time on every connected client, until `stop` completes.
+///
+/// A failed broadcast (which only a serialization bug could cause) is
+/// logged and the worker carries on with the next tick.
+///
+/// ```no_run
+/// # async fn run(hub: hub_runtime::server::HubServer<clock_demo::ClockHub>) {
+/// let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+/// let worker = tokio::spawn(clock_demo::worker(hub.context(), async move {
+///     let _ = stop_rx.await;
+/// }));
+/// // … later, on shutdown:
+/// let _ = stop_tx.send(());
+/// let _ = worker.await;
+/// # }
+/// ```
+pub async fn worker(context: HubContext<ClockHub>, stop: impl Future<Output = ()>) {
+    let mut ticks = tokio::time::interval(TICK);
+    // After a stall (a suspended laptop), tick once and carry on at the
+    // usual pace rather than firing a burst of stale times.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(error) = context.clients().all().show_time(Timestamp::now()).await {
+            tracing::warn!(%error, "cannot send the time to the clients");
+        }
     }
 }

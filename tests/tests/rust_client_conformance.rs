@@ -1,0 +1,633 @@
+//! The Rust client (`hub_runtime::client::HubConnection`) runs the
+//! conformance scenarios against the `conformance-server` binary over real
+//! sockets, with JSON and with MessagePack: the rows of
+//! `shared/conformance-hub.md` the client supports today (streams wait for
+//! the streaming work), plus reconnect after a server restart.
+//!
+//! Client methods are a `#[hub_client]` implementation registered with
+//! `into_handlers()`: the same contract as the server's.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
+use hub_runtime::protocol::HubProtocol;
+use hub_runtime::{HubError, HubErrorKind, hub_client};
+use hub_tests::ServerProcess;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
+
+/// Generous: the machine running the tests may be busy.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The client methods the conformance hub calls back (declared as in
+/// `tests/src/bin/conformance-server.rs`).
+#[hub_client]
+pub trait ConformanceClient {
+    /// A message from `Broadcast`, `SendToOthers`, `SendToConnection`,
+    /// `SendToGroup` or `SendToUser`.
+    async fn receive(&self, message: String);
+
+    /// A client result: the client answers the server's question.
+    async fn question(&self, question: String) -> String;
+}
+
+/// What a test connection does when the hub calls it.
+struct Callbacks {
+    name: String,
+    inbox: mpsc::UnboundedSender<String>,
+}
+
+impl ConformanceClient for Callbacks {
+    async fn receive(&self, message: String) {
+        let _ = self.inbox.send(message);
+    }
+
+    async fn question(&self, question: String) -> String {
+        format!("{} answers {question}", self.name)
+    }
+}
+
+/// A started connection and what its `Receive` got.
+struct Client {
+    connection: HubConnection,
+    inbox: mpsc::UnboundedReceiver<String>,
+}
+
+struct Options<'a> {
+    protocol: HubProtocol,
+    name: &'a str,
+    token: Option<&'a str>,
+    reconnect: bool,
+}
+
+fn build(hub_url: &str, options: &Options<'_>) -> (HubConnection, mpsc::UnboundedReceiver<String>) {
+    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    let callbacks = Callbacks {
+        name: options.name.to_owned(),
+        inbox: inbox_tx,
+    };
+    let mut builder = HubConnection::builder(hub_url)
+        .protocol(options.protocol)
+        .with_handlers(callbacks.into_handlers());
+    if let Some(token) = options.token {
+        let token = token.to_owned();
+        builder = builder.access_token(move || Some(token.clone()));
+    }
+    if options.reconnect {
+        builder = builder.with_automatic_reconnect();
+    }
+    (builder.build().unwrap(), inbox)
+}
+
+async fn try_connect(hub_url: &str, options: &Options<'_>) -> Result<Client, HubError> {
+    let (connection, inbox) = build(hub_url, options);
+    tokio::time::timeout(PATIENCE, connection.start())
+        .await
+        .expect("start() timed out")?;
+    Ok(Client { connection, inbox })
+}
+
+async fn connect(hub_url: &str, protocol: HubProtocol, name: &str) -> Client {
+    let options = Options {
+        protocol,
+        name,
+        token: None,
+        reconnect: false,
+    };
+    try_connect(hub_url, &options).await.unwrap()
+}
+
+impl Client {
+    async fn invoke<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl hub_runtime::client::IntoArguments,
+    ) -> Result<T, HubError> {
+        tokio::time::timeout(PATIENCE, self.connection.invoke(method, args))
+            .await
+            .unwrap_or_else(|_| panic!("{method} got no result"))
+    }
+
+    /// The next message `Receive` got.
+    async fn next(&mut self) -> String {
+        tokio::time::timeout(PATIENCE, self.inbox.recv())
+            .await
+            .expect("no message arrived")
+            .expect("the handlers were dropped")
+    }
+
+    /// Asserts that nothing was received so far: asks the server to send
+    /// this connection a marker, which arrives after anything sent to it
+    /// before (one connection's messages stay in order, and handlers start
+    /// in arrival order), and checks that the marker comes first.
+    async fn assert_nothing_received(&mut self) {
+        let id = self.connection.connection_id().unwrap();
+        let marker = format!("marker for {id}");
+        self.invoke::<()>("SendToConnection", (&id, &marker))
+            .await
+            .unwrap();
+        assert_eq!(self.next().await, marker, "an unexpected message arrived");
+    }
+
+    async fn stop(self) {
+        self.connection.stop().await;
+    }
+}
+
+fn hub_url(server: &ServerProcess) -> String {
+    format!("{}/hubs/test", server.base_url())
+}
+
+/// `Echo` and `Echo2`: strings (unicode, control characters, 1 MB) and any
+/// JSON value come back unchanged.
+async fn echo(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &["--max-message-size", "4000000"]);
+    let client = connect(&hub_url(&server), protocol, "a").await;
+
+    let echoed: String = client.invoke("Echo", ("hello",)).await.unwrap();
+    assert_eq!(echoed, "hello");
+    let unicode = "héllo wörld — 你好 🎉 \u{0} \"quoted\" \\ \n\t";
+    let echoed: String = client.invoke("Echo", (unicode,)).await.unwrap();
+    assert_eq!(echoed, unicode);
+    let big = "x".repeat(1024 * 1024);
+    let echoed: String = client.invoke("Echo", (&big,)).await.unwrap();
+    assert_eq!(echoed, big);
+
+    let nested = json!({
+        "a": [1, 2, {"b": null, "c": "x"}],
+        "d": {"e": {"f": [true, false]}},
+        "g": 1.5,
+        "h": -42,
+        "ünï": "cödé ✓",
+    });
+    let echoed: serde_json::Value = client.invoke("Echo2", (&nested,)).await.unwrap();
+    assert_eq!(echoed, nested);
+    let echoed: serde_json::Value = client.invoke("Echo2", (json!(null),)).await.unwrap();
+    assert_eq!(echoed, json!(null));
+    let echoed: Vec<String> = client.invoke("Echo2", (["x", "ÿ"],)).await.unwrap();
+    assert_eq!(echoed, ["x", "ÿ"]);
+
+    client.stop().await;
+}
+
+/// `Add`: 64-bit sums; many concurrent invocations on one connection.
+async fn add(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let client = connect(&hub_url(&server), protocol, "a").await;
+
+    assert_eq!(client.invoke::<i64>("Add", (2, 3)).await.unwrap(), 5);
+    assert_eq!(client.invoke::<i64>("Add", (-7, 3)).await.unwrap(), -4);
+    let big = 1_i64 << 40;
+    assert_eq!(
+        client.invoke::<i64>("Add", (big, big)).await.unwrap(),
+        big * 2
+    );
+    assert_eq!(
+        client
+            .invoke::<i64>("Add", (i64::MAX - 1, 1))
+            .await
+            .unwrap(),
+        i64::MAX
+    );
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..200_i64 {
+        let connection = client.connection.clone();
+        calls.spawn(async move { (i, connection.invoke::<i64>("Add", (i, 1000)).await) });
+    }
+    let mut completed = 0;
+    while let Some(joined) = calls.join_next().await {
+        let (i, sum) = joined.unwrap();
+        assert_eq!(sum.unwrap(), i + 1000);
+        completed += 1;
+    }
+    assert_eq!(completed, 200);
+
+    client.stop().await;
+}
+
+/// `GetConnectionId`: the id the client negotiated.
+async fn get_connection_id(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let client = connect(&hub_url(&server), protocol, "a").await;
+    let id: String = client.invoke("GetConnectionId", ()).await.unwrap();
+    assert!(!id.is_empty());
+    assert_eq!(Some(id), client.connection.connection_id());
+    client.stop().await;
+}
+
+/// `Broadcast` reaches every client, the caller too; `SendToOthers` all
+/// but the caller.
+async fn broadcast_and_send_to_others(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = hub_url(&server);
+    let mut a = connect(&url, protocol, "a").await;
+    let mut b = connect(&url, protocol, "b").await;
+    let mut c = connect(&url, protocol, "c").await;
+
+    a.invoke::<()>("Broadcast", ("to all",)).await.unwrap();
+    for client in [&mut a, &mut b, &mut c] {
+        assert_eq!(client.next().await, "to all");
+    }
+
+    b.invoke::<()>("SendToOthers", ("to others",))
+        .await
+        .unwrap();
+    assert_eq!(a.next().await, "to others");
+    assert_eq!(c.next().await, "to others");
+    b.assert_nothing_received().await;
+
+    // `send` (fire and forget) reaches the hub as well.
+    c.connection
+        .send("Broadcast", ("sent, not invoked",))
+        .await
+        .unwrap();
+    for client in [&mut a, &mut b, &mut c] {
+        assert_eq!(client.next().await, "sent, not invoked");
+    }
+
+    for client in [a, b, c] {
+        client.stop().await;
+    }
+}
+
+/// `SendToConnection` reaches that one connection only.
+async fn send_to_connection(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = hub_url(&server);
+    let mut a = connect(&url, protocol, "a").await;
+    let mut b = connect(&url, protocol, "b").await;
+    let mut c = connect(&url, protocol, "c").await;
+
+    let id_b = b.connection.connection_id().unwrap();
+    a.invoke::<()>("SendToConnection", (&id_b, "just you"))
+        .await
+        .unwrap();
+    assert_eq!(b.next().await, "just you");
+    a.assert_nothing_received().await;
+    c.assert_nothing_received().await;
+
+    // An id nobody has: nothing happens, and no error.
+    a.invoke::<()>("SendToConnection", ("no-such-connection", "lost"))
+        .await
+        .unwrap();
+    a.assert_nothing_received().await;
+    b.assert_nothing_received().await;
+
+    for client in [a, b, c] {
+        client.stop().await;
+    }
+}
+
+/// `JoinGroup`, `SendToGroup`, `LeaveGroup`: after leaving, a send to the
+/// group is not received.
+async fn groups(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = hub_url(&server);
+    let mut member = connect(&url, protocol, "member").await;
+    let mut other_member = connect(&url, protocol, "other").await;
+    let mut outsider = connect(&url, protocol, "outsider").await;
+    let sender = connect(&url, protocol, "sender").await;
+
+    member.invoke::<()>("JoinGroup", ("g",)).await.unwrap();
+    other_member
+        .invoke::<()>("JoinGroup", ("g",))
+        .await
+        .unwrap();
+    sender
+        .invoke::<()>("SendToGroup", ("g", "first"))
+        .await
+        .unwrap();
+    assert_eq!(member.next().await, "first");
+    assert_eq!(other_member.next().await, "first");
+
+    member.invoke::<()>("LeaveGroup", ("g",)).await.unwrap();
+    sender
+        .invoke::<()>("SendToGroup", ("g", "second"))
+        .await
+        .unwrap();
+    assert_eq!(other_member.next().await, "second");
+    member.assert_nothing_received().await;
+    outsider.assert_nothing_received().await;
+
+    for client in [member, other_member, outsider, sender] {
+        client.stop().await;
+    }
+}
+
+/// Users from the access token (`user-NAME`): `Whoami`, and `SendToUser`
+/// reaches every connection of that user and nobody else.
+async fn users(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = hub_url(&server);
+    let as_user = |name, token| Options {
+        protocol,
+        name,
+        token: Some(token),
+        reconnect: false,
+    };
+    let mut ann1 = try_connect(&url, &as_user("ann1", "user-ann"))
+        .await
+        .unwrap();
+    let mut ann2 = try_connect(&url, &as_user("ann2", "user-ann"))
+        .await
+        .unwrap();
+    let mut bob = try_connect(&url, &as_user("bob", "user-bob"))
+        .await
+        .unwrap();
+    let anonymous = connect(&url, protocol, "anonymous").await;
+
+    assert_eq!(
+        ann1.invoke::<Option<String>>("Whoami", ()).await.unwrap(),
+        Some("ann".to_owned())
+    );
+    assert_eq!(
+        bob.invoke::<Option<String>>("Whoami", ()).await.unwrap(),
+        Some("bob".to_owned())
+    );
+    assert_eq!(
+        anonymous
+            .invoke::<Option<String>>("Whoami", ())
+            .await
+            .unwrap(),
+        None
+    );
+
+    anonymous
+        .invoke::<()>("SendToUser", ("ann", "for ann"))
+        .await
+        .unwrap();
+    assert_eq!(ann1.next().await, "for ann");
+    assert_eq!(ann2.next().await, "for ann");
+    bob.assert_nothing_received().await;
+
+    for client in [ann1, ann2, bob, anonymous] {
+        client.stop().await;
+    }
+}
+
+/// A token that names no user is refused at negotiate: `start()` fails
+/// with the 401, and the connection stays disconnected.
+async fn bad_token_is_refused(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let options = Options {
+        protocol,
+        name: "intruder",
+        token: Some("not-a-user-token"),
+        reconnect: true,
+    };
+    let (connection, _inbox) = build(&hub_url(&server), &options);
+    let error = tokio::time::timeout(PATIENCE, connection.start())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(error.message().contains("401"), "{error}");
+    assert_eq!(connection.state(), HubConnectionState::Disconnected);
+}
+
+/// `Fail`: its message reaches the caller as a remote error; an unknown
+/// method and a wrong argument count give the .NET texts; the connection
+/// stays up through all three.
+async fn errors(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let client = connect(&hub_url(&server), protocol, "a").await;
+
+    let error = client
+        .invoke::<()>("Fail", ("boom-123",))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::Remote);
+    assert!(error.message().contains("boom-123"), "{error}");
+
+    let error = client.invoke::<()>("Nope", ()).await.unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::Remote);
+    assert_eq!(
+        error.message(),
+        "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist."
+    );
+
+    let error = client.invoke::<i64>("Add", (1,)).await.unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::Remote);
+    assert_eq!(
+        error.message(),
+        "Failed to invoke 'Add' due to an error on the server."
+    );
+
+    assert_eq!(client.connection.state(), HubConnectionState::Connected);
+    assert_eq!(client.invoke::<i64>("Add", (1, 1)).await.unwrap(), 2);
+    client.stop().await;
+}
+
+/// `AskClient`: the server asks the caller (a client result) and returns
+/// the answer of the caller's `#[hub_client]` implementation.
+async fn ask_client(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let client = connect(&hub_url(&server), protocol, "rusty").await;
+    let answer: String = client
+        .invoke("AskClient", ("what time is it?",))
+        .await
+        .unwrap();
+    assert_eq!(answer, "rusty answers what time is it?");
+    // Concurrent client results on one connection each get their own answer.
+    let (first, second) = tokio::join!(
+        client.invoke::<String>("AskClient", ("one",)),
+        client.invoke::<String>("AskClient", ("two",)),
+    );
+    assert_eq!(first.unwrap(), "rusty answers one");
+    assert_eq!(second.unwrap(), "rusty answers two");
+    client.stop().await;
+}
+
+/// `AskConnection`: one client asks another through the server.
+async fn ask_connection(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = hub_url(&server);
+    let asker = connect(&url, protocol, "asker").await;
+    let answerer = connect(&url, protocol, "answerer").await;
+    let id = answerer.connection.connection_id().unwrap();
+    let answer: String = asker
+        .invoke("AskConnection", (&id, "are you there?"))
+        .await
+        .unwrap();
+    assert_eq!(answer, "answerer answers are you there?");
+
+    let error = asker
+        .invoke::<String>("AskConnection", ("no-such-connection", "hello?"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::Remote);
+
+    asker.stop().await;
+    answerer.stop().await;
+}
+
+/// Keep-alive: with the server pinging every second, a client whose server
+/// timeout is 3 s stays connected well past it.
+async fn keep_alive(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &["--keep-alive-ms", "1000"]);
+    let connection = HubConnection::builder(hub_url(&server))
+        .protocol(protocol)
+        .server_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let mut events = connection.events();
+    connection.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(connection.state(), HubConnectionState::Connected);
+    assert!(
+        events.try_recv().is_err(),
+        "no event: the connection stayed up"
+    );
+    let echoed: String = connection.invoke("Echo", ("alive",)).await.unwrap();
+    assert_eq!(echoed, "alive");
+    connection.stop().await;
+}
+
+/// How the server goes away in [`reconnect_after_server_restart`].
+#[derive(Clone, Copy)]
+enum Restart {
+    /// SIGKILL: the socket just drops.
+    Kill,
+    /// SIGTERM: a graceful shutdown sends Close with `allowReconnect`.
+    Terminate,
+}
+
+async fn next_event(events: &mut broadcast::Receiver<HubConnectionEvent>) -> HubConnectionEvent {
+    tokio::time::timeout(Duration::from_secs(90), events.recv())
+        .await
+        .expect("no connection event")
+        .unwrap()
+}
+
+/// The server restarts on the same port: automatic reconnect (the default
+/// delays 0, 2, 10, 30 s) brings the client back with a new connection id,
+/// calls work again and the registered handlers still answer.
+async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    // `--bind` twice: the last one wins over `ServerProcess`'s port 0.
+    let server = ServerProcess::start(SERVER, &["--bind", &bind]);
+    let url = format!("http://{bind}/hubs/test");
+    let options = Options {
+        protocol,
+        name: "phoenix",
+        token: None,
+        reconnect: true,
+    };
+    let (connection, inbox) = build(&url, &options);
+    let mut events = connection.events();
+    connection.start().await.unwrap();
+    let mut client = Client { connection, inbox };
+    let first_id = client.connection.connection_id().unwrap();
+
+    let stopped_cleanly = tokio::task::spawn_blocking(move || match restart {
+        Restart::Kill => {
+            drop(server);
+            true
+        }
+        Restart::Terminate => server.terminate(),
+    })
+    .await
+    .unwrap();
+    assert!(stopped_cleanly, "the server exits with 0 on SIGTERM");
+
+    match next_event(&mut events).await {
+        HubConnectionEvent::Reconnecting { .. } => {}
+        other => panic!("expected Reconnecting, got {other:?}"),
+    }
+    assert_eq!(client.connection.state(), HubConnectionState::Reconnecting);
+    let error = client
+        .connection
+        .invoke::<String>("Echo", ("too early",))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::ConnectionClosed);
+
+    let bind_again = bind.clone();
+    let server =
+        tokio::task::spawn_blocking(move || ServerProcess::start(SERVER, &["--bind", &bind_again]))
+            .await
+            .unwrap();
+
+    let new_id = match next_event(&mut events).await {
+        HubConnectionEvent::Reconnected { connection_id } => connection_id.unwrap(),
+        other => panic!("expected Reconnected, got {other:?}"),
+    };
+    assert_ne!(new_id, first_id, "a reconnect is a new connection");
+    assert_eq!(client.connection.connection_id(), Some(new_id.clone()));
+    assert_eq!(client.connection.state(), HubConnectionState::Connected);
+
+    let id_seen_by_server: String = client.invoke("GetConnectionId", ()).await.unwrap();
+    assert_eq!(id_seen_by_server, new_id);
+    let echoed: String = client.invoke("Echo", ("back",)).await.unwrap();
+    assert_eq!(echoed, "back");
+    client
+        .invoke::<()>("Broadcast", ("after the restart",))
+        .await
+        .unwrap();
+    assert_eq!(client.next().await, "after the restart");
+    let answer: String = client.invoke("AskClient", ("still you?",)).await.unwrap();
+    assert_eq!(answer, "phoenix answers still you?");
+
+    client.stop().await;
+    match next_event(&mut events).await {
+        HubConnectionEvent::Closed { error: None } => {}
+        other => panic!("expected a clean Closed, got {other:?}"),
+    }
+    drop(server);
+}
+
+async fn reconnect_after_server_killed(protocol: HubProtocol) {
+    reconnect_after_server_restart(protocol, Restart::Kill).await;
+}
+
+async fn reconnect_after_server_terminated(protocol: HubProtocol) {
+    reconnect_after_server_restart(protocol, Restart::Terminate).await;
+}
+
+/// Each scenario once with JSON and once with MessagePack.
+macro_rules! with_both_protocols {
+    ($($scenario:ident),* $(,)?) => {
+        mod json {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
+                }
+            )*
+        }
+        mod messagepack {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(hub_runtime::protocol::HubProtocol::MessagePack).await;
+                }
+            )*
+        }
+    };
+}
+
+with_both_protocols!(
+    echo,
+    add,
+    get_connection_id,
+    broadcast_and_send_to_others,
+    send_to_connection,
+    groups,
+    users,
+    bad_token_is_refused,
+    errors,
+    ask_client,
+    ask_connection,
+    keep_alive,
+    reconnect_after_server_killed,
+    reconnect_after_server_terminated,
+);
