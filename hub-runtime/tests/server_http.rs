@@ -19,7 +19,11 @@ fn is_token(value: &serde_json::Value) -> bool {
 #[tokio::test]
 async fn negotiate_versions() {
     let server = start(HubOptions::default()).await;
-    let transports = json!([{"transport":"WebSockets","transferFormats":["Text","Binary"]}]);
+    let transports = json!([
+        {"transport":"WebSockets","transferFormats":["Text","Binary"]},
+        {"transport":"ServerSentEvents","transferFormats":["Text"]},
+        {"transport":"LongPolling","transferFormats":["Text","Binary"]},
+    ]);
 
     let v1 = negotiate(server.addr, "?negotiateVersion=1").await;
     assert_eq!(v1["negotiateVersion"], 1);
@@ -106,15 +110,9 @@ async fn websocket_ids() {
         &skip.invoke("1", "GetConnectionId", json!([])).await["result"]
     ));
 
-    // Non-upgrade GET: no long polling / SSE yet.
+    // Long Polling and SSE with an unknown id (see transport_http.rs).
     let (status, _, body) = http(server.addr, "GET", "/hubs/test?id=x", &[]).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (
-            404,
-            "LongPolling transport not supported by this end point type"
-        )
-    );
+    assert_eq!((status, body.as_str()), (404, "No Connection with that ID"));
     let (status, _, _) = http(
         server.addr,
         "GET",

@@ -12,6 +12,7 @@
 //! which the server implements.
 
 pub(crate) mod session;
+pub(crate) mod stateful;
 pub(crate) mod writer;
 
 use std::collections::HashMap;

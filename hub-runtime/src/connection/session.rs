@@ -8,6 +8,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::stateful::{Inbound, InboundSequence, ReplayBuffer, Sequencing};
 use super::writer::{self, WriterConfig};
 use super::{
     CloseReason, ConnectionHandle, Dispatcher, INVOCATION_SLOT, InvocationSlot, Outbound,
@@ -23,8 +24,22 @@ use crate::transport::{FrameSink, FrameSource};
 /// message does not pin memory for the rest of the connection.
 const RETAINED_READ_BUFFER: usize = 16 * 1024;
 
+/// Stateful reconnect for one connection (negotiated with
+/// `useStatefulReconnect`, over WebSockets): where replacement transports
+/// come from, and the limits.
+pub(crate) struct Resume<Src, Snk> {
+    /// A client that resumes: the new transport's two halves.
+    pub(crate) sockets: mpsc::Receiver<(Src, Snk)>,
+    /// The replay buffer's bound, in bytes.
+    pub(crate) buffer_limit: usize,
+    /// How long a lost client may take to come back.
+    pub(crate) disconnect_timeout: std::time::Duration,
+}
+
 /// Runs one connection over `source`/`sink` until it ends. `shutdown`
-/// turns `true` when the server shuts down.
+/// turns `true` when the server shuts down. With `resume`, a handshake of
+/// version 2 turns stateful reconnect on.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     mut source: Src,
     mut sink: Snk,
@@ -33,17 +48,43 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     config: Arc<SessionConfig>,
     dispatcher: Arc<dyn Dispatcher>,
     mut shutdown: watch::Receiver<bool>,
+    resume: Option<Resume<Src, Snk>>,
 ) {
     let mut buffer = BytesMut::new();
-    let protocol =
+    let (protocol, version) =
         match handshake(&mut source, &mut sink, &mut buffer, &config, &mut shutdown).await {
-            Some(protocol) => protocol,
+            Some(outcome) => outcome,
             None => {
                 let _ = timeout(config.close_timeout, sink.close()).await;
                 return;
             }
         };
     tracing::debug!(connection = %id, protocol = protocol.name(), "handshake complete");
+    // Stateful reconnect needs version 2; otherwise dropping `resume`
+    // makes the server refuse resumes (404).
+    let resume = resume.filter(|_| version >= 2);
+    let sequencing = resume.as_ref().map(|_| Arc::new(Sequencing::new()));
+    let (sink_sender, sinks) = mpsc::channel(1);
+    let writer_stateful = match (&resume, &sequencing) {
+        (Some(resume), Some(sequencing)) => Some(writer::Stateful {
+            sinks,
+            sequencing: sequencing.clone(),
+            buffer: ReplayBuffer::new(resume.buffer_limit),
+        }),
+        _ => None,
+    };
+    let reader_resume = match (resume, &sequencing) {
+        (Some(resume), Some(sequencing)) => Some(ReaderResume {
+            sockets: resume.sockets,
+            sinks: sink_sender,
+            disconnect_timeout: resume.disconnect_timeout,
+            sequencing: sequencing.clone(),
+            inbound: InboundSequence::new(),
+            lost_deadline: None,
+        }),
+        _ => None,
+    };
+    let inherent_keep_alive = source.has_inherent_keep_alive();
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
     let handle = Arc::new(ConnectionHandle::new(id, user, protocol, outbound.clone()));
@@ -57,6 +98,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             close_timeout: config.close_timeout,
             detailed_errors: config.detailed_errors,
         },
+        writer_stateful,
     ));
 
     let connected = tokio::select! {
@@ -75,6 +117,8 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
                 semaphore: Arc::new(Semaphore::new(config.max_parallel_invocations.max(1))),
                 running: JoinSet::new(),
                 client_deadline: None,
+                inherent_keep_alive,
+                resume: reader_resume,
             };
             reader.read(&mut source, &mut shutdown).await;
             reader.drain(&mut source).await;
@@ -120,19 +164,22 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     drop(source);
 }
 
-/// Reads the handshake request and answers it. Returns the protocol on
-/// success; on failure the error response has been written.
+/// Reads the handshake request and answers it. Returns the protocol and
+/// the requested version on success; on failure the error response has
+/// been written.
 async fn handshake<Src: FrameSource, Snk: FrameSink>(
     source: &mut Src,
     sink: &mut Snk,
     buffer: &mut BytesMut,
     config: &SessionConfig,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<HubProtocol> {
+) -> Option<(HubProtocol, i32)> {
     let deadline = Instant::now() + config.handshake_timeout;
+    let mut version = 1;
     let outcome: Result<HubProtocol, HandshakeRejection> = loop {
         match HandshakeRequest::decode(buffer, config.max_receive) {
             Ok(Some(request)) => {
+                version = request.version;
                 break request
                     .select_protocol(sink.supported_formats())
                     .and_then(|protocol| {
@@ -177,13 +224,13 @@ async fn handshake<Src: FrameSource, Snk: FrameSink>(
     })
     .await;
     match (outcome, written) {
-        (Ok(protocol), Ok(Ok(()))) => Some(protocol),
+        (Ok(protocol), Ok(Ok(()))) => Some((protocol, version)),
         _ => None,
     }
 }
 
 /// The read loop's state.
-struct Reader {
+struct Reader<Src, Snk> {
     handle: Arc<ConnectionHandle>,
     dispatcher: Arc<dyn Dispatcher>,
     config: Arc<SessionConfig>,
@@ -195,15 +242,37 @@ struct Reader {
     running: JoinSet<()>,
     /// Armed by the first message after the handshake.
     client_deadline: Option<Instant>,
+    /// The transport proves the client alive: no client timeout.
+    inherent_keep_alive: bool,
+    /// Stateful reconnect, when on.
+    resume: Option<ReaderResume<Src, Snk>>,
 }
 
-impl Reader {
+/// The reader's part of stateful reconnect.
+struct ReaderResume<Src, Snk> {
+    sockets: mpsc::Receiver<(Src, Snk)>,
+    /// Hands each new sink to the writer.
+    sinks: mpsc::Sender<Snk>,
+    disconnect_timeout: std::time::Duration,
+    sequencing: Arc<Sequencing>,
+    inbound: InboundSequence,
+    /// Set while the transport is lost: the client must be back by then.
+    lost_deadline: Option<Instant>,
+}
+
+impl<Src, Snk> ReaderResume<Src, Snk> {
+    /// The next resuming transport.
+    async fn next_socket(resume: &mut Option<Self>) -> Option<(Src, Snk)> {
+        match resume {
+            Some(resume) => resume.sockets.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// Reads and dispatches until the connection has a close reason.
-    async fn read<Src: FrameSource>(
-        &mut self,
-        source: &mut Src,
-        shutdown: &mut watch::Receiver<bool>,
-    ) {
+    async fn read(&mut self, source: &mut Src, shutdown: &mut watch::Receiver<bool>) {
         let mut close_signal = self.handle.close_signal();
         loop {
             self.process_buffer();
@@ -213,7 +282,10 @@ impl Reader {
             // Backpressure: with the waiting queue full, stop reading until
             // a running invocation finishes.
             let can_read = self.queue.len() < self.config.max_queued_invocations.max(1);
-            let deadline = self.client_deadline;
+            let lost_deadline = self.resume.as_ref().and_then(|r| r.lost_deadline);
+            let connected = lost_deadline.is_none();
+            let deadline = self.client_deadline.filter(|_| connected);
+            let mut resumed_sink = None;
             tokio::select! {
                 biased;
                 _ = close_signal.changed() => return,
@@ -231,7 +303,28 @@ impl Reader {
                     tracing::debug!(connection = %self.handle.id(), "client timeout");
                     self.handle.abort(CloseReason::ClientTimeout);
                 }
-                frame = source.next_frame(), if can_read => match frame {
+                socket = ReaderResume::next_socket(&mut self.resume) => {
+                    if let (Some((new_source, new_sink)), Some(resume)) = (socket, &mut self.resume) {
+                        tracing::debug!(connection = %self.handle.id(), "client resumed");
+                        *source = new_source;
+                        // A record cut off with the old socket is replayed
+                        // whole by the client.
+                        self.decoder_buffer.clear();
+                        resume.lost_deadline = None;
+                        // Sent after the select: awaiting inside it would
+                        // keep a non-Send branch output alive.
+                        resumed_sink = Some(new_sink);
+                        if self.client_deadline.is_some() {
+                            self.reset_client_timeout();
+                        }
+                    }
+                }
+                () = sleep_until(lost_deadline.unwrap_or_else(Instant::now)), if !connected => {
+                    self.handle.abort(CloseReason::TransportError(
+                        "the client did not reconnect within the disconnect timeout".into(),
+                    ));
+                }
+                frame = source.next_frame(), if can_read && connected => match frame {
                     Some(Ok(bytes)) => {
                         if self.decoder_buffer.is_empty() && self.decoder_buffer.capacity() > RETAINED_READ_BUFFER {
                             self.decoder_buffer = BytesMut::new();
@@ -239,6 +332,13 @@ impl Reader {
                         self.decoder_buffer.extend_from_slice(&bytes);
                         if self.client_deadline.is_some() {
                             self.reset_client_timeout();
+                        }
+                    }
+                    Some(Err(_)) | None if self.resume.is_some() && !source.closed_gracefully() => {
+                        // Stateful reconnect: wait for the client to resume.
+                        tracing::debug!(connection = %self.handle.id(), "transport lost; waiting for a resume");
+                        if let Some(resume) = &mut self.resume {
+                            resume.lost_deadline = Some(Instant::now() + resume.disconnect_timeout);
                         }
                     }
                     Some(Err(error)) => {
@@ -249,11 +349,18 @@ impl Reader {
                     }
                 },
             }
+            if let (Some(sink), Some(resume)) = (resumed_sink, &self.resume) {
+                if resume.sinks.send(sink).await.is_err() {
+                    self.handle.abort(CloseReason::TransportClosed);
+                }
+            }
         }
     }
 
     fn reset_client_timeout(&mut self) {
-        self.client_deadline = Some(Instant::now() + self.config.client_timeout);
+        if !self.inherent_keep_alive {
+            self.client_deadline = Some(Instant::now() + self.config.client_timeout);
+        }
     }
 
     /// Decodes and dispatches every whole message buffered, as long as the
@@ -266,6 +373,19 @@ impl Reader {
             match self.decoder.decode(&mut self.decoder_buffer) {
                 Ok(Some(message)) => {
                     self.reset_client_timeout();
+                    if let Some(resume) = &mut self.resume {
+                        match resume.inbound.accept(&message, &resume.sequencing) {
+                            Inbound::Process => {}
+                            Inbound::Skip => continue,
+                            Inbound::Broken => {
+                                self.handle.abort(CloseReason::ProtocolError(
+                                    "Sequence ID greater than amount of messages we've received."
+                                        .into(),
+                                ));
+                                return;
+                            }
+                        }
+                    }
                     self.dispatch(message);
                 }
                 Ok(None) => return,
@@ -305,7 +425,7 @@ impl Reader {
     /// gives the running ones a bounded time to finish. During a server
     /// shutdown the client is still there, so its Completions (answers to
     /// client results) are still read.
-    async fn drain<Src: FrameSource>(&mut self, source: &mut Src) {
+    async fn drain(&mut self, source: &mut Src) {
         self.queue.clear();
         let reason = self.handle.close_reason();
         let keep_reading = matches!(reason, Some(CloseReason::Shutdown));

@@ -7,7 +7,10 @@
 //! and the transport is flushed when the queue is empty: no timer, no
 //! added latency. When the server has written nothing for the keep-alive
 //! interval, it writes a Ping. Every write is bounded by the transport send
-//! timeout; a failed or stuck write ends the connection.
+//! timeout; a failed or stuck write ends the connection — except under
+//! stateful reconnect ([`Stateful`]), where the writer keeps every record
+//! until the client acknowledges it, waits for the next WebSocket and
+//! replays.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +19,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::stateful::{ReplayBuffer, Sequencing};
 use super::{CloseReason, ConnectionHandle, Outbound};
-use crate::protocol::{HubMessage, TransferFormat};
+use crate::protocol::{Ack, HubMessage, HubProtocol, Sequence, TransferFormat};
 use crate::transport::{FrameSink, TransportError};
 
 /// Coalescing stops adding records to a frame once it is this large.
@@ -31,6 +35,18 @@ pub(crate) struct WriterConfig {
     pub(crate) detailed_errors: bool,
 }
 
+/// How often a stateful connection acknowledges what it received (as the
+/// .NET server: once a second, when something new arrived).
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The writer's part of stateful reconnect.
+pub(crate) struct Stateful<S> {
+    /// Replacement sinks, from the reader when a client resumes.
+    pub(crate) sinks: mpsc::Receiver<S>,
+    pub(crate) sequencing: Arc<Sequencing>,
+    pub(crate) buffer: ReplayBuffer,
+}
+
 /// Runs until the queue delivers [`Outbound::Close`], the queue closes,
 /// a write fails, or the connection is aborted as a slow consumer.
 pub(crate) async fn run<S: FrameSink>(
@@ -38,6 +54,7 @@ pub(crate) async fn run<S: FrameSink>(
     mut queue: mpsc::Receiver<Outbound>,
     handle: Arc<ConnectionHandle>,
     config: WriterConfig,
+    mut stateful: Option<Stateful<S>>,
 ) {
     let format = handle.protocol().transfer_format();
     let mut ping = BytesMut::new();
@@ -48,9 +65,17 @@ pub(crate) async fn run<S: FrameSink>(
     };
     let mut close_signal = handle.close_signal();
     let mut last_write = Instant::now();
+    // Under stateful reconnect: whether the sink works, what the client
+    // acknowledged, what we last acknowledged.
+    let mut connected = true;
+    let mut acked = stateful.as_ref().map(|s| s.sequencing.acked());
+    let mut last_ack_sent = 0;
+    let mut ack_tick = tokio::time::interval(ACK_INTERVAL);
+    ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         let keep_alive = last_write + config.keep_alive_interval;
+        let has_room = stateful.as_ref().is_none_or(|s| s.buffer.has_room());
         tokio::select! {
             biased;
             changed = close_signal.changed() => {
@@ -70,16 +95,70 @@ pub(crate) async fn run<S: FrameSink>(
                     return;
                 }
             }
-            item = queue.recv() => {
+            Some(new_sink) = recv_sink(&mut stateful) => {
+                // The client resumed: the old socket goes, the new one
+                // starts with a Sequence and the replay.
+                sink = new_sink;
+                connected = false;
+                if let Some(state) = &stateful {
+                    match replay(&mut sink, &state.buffer, handle.protocol(), format, &config).await {
+                        Ok(()) => {
+                            connected = true;
+                            last_write = Instant::now();
+                        }
+                        Err(error) => {
+                            tracing::debug!(connection = %handle.id(), %error, "replay failed");
+                        }
+                    }
+                }
+            }
+            Ok(()) = changed_ack(&mut acked) => {
+                if let (Some(state), Some(acked)) = (&mut stateful, &acked) {
+                    state.buffer.acknowledge(*acked.borrow());
+                }
+            }
+            _ = ack_tick.tick(), if stateful.is_some() && connected => {
+                let received = stateful.as_ref().map_or(0, |s| s.sequencing.received());
+                if received > last_ack_sent {
+                    let mut record = BytesMut::new();
+                    let ack = HubMessage::Ack(Ack { sequence_id: received });
+                    if handle.protocol().encode(&ack, &mut record).is_ok() {
+                        match write_one(&mut sink, record.freeze(), format, &config).await {
+                            Ok(()) => {
+                                last_ack_sent = received;
+                                last_write = Instant::now();
+                            }
+                            Err(_) => connected = false,
+                        }
+                    }
+                }
+            }
+            item = queue.recv(), if has_room => {
                 let Some(item) = item else {
                     let _ = timeout(config.close_timeout, sink.close()).await;
                     return;
                 };
-                match write_batch(&mut sink, &mut queue, item, format, &config).await {
+                if let Some(state) = &mut stateful {
+                    if !connected {
+                        // Keep it for the replay; the reader ends the
+                        // connection if the client does not come back.
+                        match item {
+                            Outbound::Records(records) => state.buffer.push(records),
+                            Outbound::Close(_) => return,
+                        }
+                        continue;
+                    }
+                }
+                let buffer = stateful.as_mut().map(|s| &mut s.buffer);
+                match write_batch(&mut sink, &mut queue, item, format, &config, buffer).await {
                     Ok(false) => last_write = Instant::now(),
                     Ok(true) => {
                         let _ = timeout(config.close_timeout, sink.close()).await;
                         return;
+                    }
+                    Err(error) if stateful.is_some() => {
+                        tracing::debug!(connection = %handle.id(), %error, "write failed; waiting for the client to resume");
+                        connected = false;
                     }
                     Err(error) => {
                         tracing::debug!(connection = %handle.id(), %error, "write failed");
@@ -88,13 +167,14 @@ pub(crate) async fn run<S: FrameSink>(
                     }
                 }
             }
-            () = sleep_until(keep_alive) => {
+            () = sleep_until(keep_alive), if connected => {
                 let result = timeout(config.send_timeout, async {
                     sink.feed(ping.clone(), format).await?;
                     sink.flush().await
                 }).await;
                 match result {
                     Ok(Ok(())) => last_write = Instant::now(),
+                    Ok(Err(_)) | Err(_) if stateful.is_some() => connected = false,
                     Ok(Err(error)) => {
                         handle.abort(CloseReason::TransportError(error.to_string()));
                         return;
@@ -109,27 +189,97 @@ pub(crate) async fn run<S: FrameSink>(
     }
 }
 
+/// The next replacement sink, if the connection is stateful.
+async fn recv_sink<S>(stateful: &mut Option<Stateful<S>>) -> Option<S> {
+    match stateful {
+        Some(state) => state.sinks.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until the client acknowledges more, if the connection is
+/// stateful.
+async fn changed_ack(
+    acked: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match acked {
+        Some(acked) => acked.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes one record and flushes.
+async fn write_one<S: FrameSink>(
+    sink: &mut S,
+    record: Bytes,
+    format: TransferFormat,
+    config: &WriterConfig,
+) -> Result<(), TransportError> {
+    send(sink, record, format, config).await?;
+    match timeout(config.send_timeout, sink.flush()).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError("send timed out".into())),
+    }
+}
+
+/// Starts a resumed WebSocket: a Sequence with the oldest unacknowledged
+/// id, then every unacknowledged record in order (coalesced into frames).
+async fn replay<S: FrameSink>(
+    sink: &mut S,
+    buffer: &ReplayBuffer,
+    protocol: HubProtocol,
+    format: TransferFormat,
+    config: &WriterConfig,
+) -> Result<(), TransportError> {
+    let mut frame = BytesMut::new();
+    let sequence = HubMessage::Sequence(Sequence {
+        sequence_id: buffer.first_id(),
+    });
+    protocol
+        .encode(&sequence, &mut frame)
+        .map_err(|e| TransportError(e.to_string()))?;
+    for record in buffer.records() {
+        if !frame.is_empty() && frame.len() + record.len() > MAX_FRAME {
+            send(sink, frame.split().freeze(), format, config).await?;
+        }
+        frame.extend_from_slice(record);
+    }
+    write_one(sink, frame.freeze(), format, config).await
+}
+
 /// Writes `first` and everything queued behind it, then flushes. Returns
-/// whether a Close was written (the writer must stop).
+/// whether a Close was written (the writer must stop). Under stateful
+/// reconnect every record taken is kept in `replay` first.
 async fn write_batch<S: FrameSink>(
     sink: &mut S,
     queue: &mut mpsc::Receiver<Outbound>,
     first: Outbound,
     format: TransferFormat,
     config: &WriterConfig,
+    mut replay: Option<&mut ReplayBuffer>,
 ) -> Result<bool, TransportError> {
     let mut closing = false;
     let mut frame = match first {
-        Outbound::Records(records) => records,
+        Outbound::Records(records) => {
+            if let Some(replay) = replay.as_deref_mut() {
+                replay.push(records.clone());
+            }
+            records
+        }
         Outbound::Close(record) => {
             closing = true;
             record
         }
     };
     let mut batch: Option<BytesMut> = None;
-    while !closing {
+    while !closing && replay.as_ref().is_none_or(|r| r.has_room()) {
         let next = match queue.try_recv() {
-            Ok(Outbound::Records(records)) => records,
+            Ok(Outbound::Records(records)) => {
+                if let Some(replay) = replay.as_deref_mut() {
+                    replay.push(records.clone());
+                }
+                records
+            }
             Ok(Outbound::Close(record)) => {
                 closing = true;
                 record

@@ -14,18 +14,29 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
+use super::transports::{self, Lookup, TransportKind};
 use super::users::{Unauthorized, query_parameter};
 use super::{Negotiated, Shared};
 use crate::Hub;
-use crate::clients::ConnectionId;
-use crate::connection::{Dispatcher, session};
+use crate::connection::session::Resume;
 use crate::protocol::negotiate::{
     AvailableTransport, NegotiateConnection, NegotiateRequest, NegotiateResponse, TransportType,
 };
 use crate::transport::websocket;
 
-/// The transports this server serves, in the order clients should try them.
-const TRANSPORTS: [TransportType; 1] = [TransportType::WebSockets];
+/// The transports `shared` serves, in the order clients should try them.
+fn transports<H: Hub>(shared: &Shared<H>) -> Vec<AvailableTransport> {
+    let enabled = shared.options.transports;
+    [
+        (enabled.web_sockets, TransportType::WebSockets),
+        (enabled.server_sent_events, TransportType::ServerSentEvents),
+        (enabled.long_polling, TransportType::LongPolling),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, transport)| AvailableTransport::new(transport))
+    .collect()
+}
 
 pub(super) fn router<H: Hub, S>(shared: Arc<Shared<H>>) -> Router<S>
 where
@@ -37,7 +48,7 @@ where
         .with_state(shared)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response {
+pub(super) fn text(status: StatusCode, body: &'static str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
@@ -56,17 +67,20 @@ fn method_not_allowed(allow: &'static str) -> Response {
 
 /// 16 random bytes from the OS, base64url without padding (22 URL-safe
 /// characters), as ASP.NET Core makes connection ids and tokens.
-fn random_id() -> Option<String> {
+pub(super) fn random_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn user_of<H: Hub>(shared: &Shared<H>, parts: &Parts) -> Result<Option<Arc<str>>, Unauthorized> {
+pub(super) fn user_of<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+) -> Result<Option<Arc<str>>, Unauthorized> {
     shared.users.user_id(parts).map(|user| user.map(Arc::from))
 }
 
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
@@ -97,16 +111,15 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             } else {
                 connection_id.clone()
             };
-            remember(&shared, token.clone(), connection_id.clone());
+            let stateful =
+                shared.options.allow_stateful_reconnects && request.use_stateful_reconnect;
+            remember(&shared, token.clone(), connection_id.clone(), stateful);
             NegotiateResponse::Connection(NegotiateConnection {
                 negotiate_version: version,
                 connection_id,
                 connection_token: (version >= 1).then_some(token),
-                available_transports: TRANSPORTS
-                    .into_iter()
-                    .map(AvailableTransport::new)
-                    .collect(),
-                use_stateful_reconnect: false,
+                available_transports: transports(&shared),
+                use_stateful_reconnect: stateful,
             })
         }
     };
@@ -123,7 +136,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
 
 /// Stores a negotiated connection, forgetting those older than the
 /// disconnect timeout.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String) {
+fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String, stateful: bool) {
     let now = Instant::now();
     let limit = shared.options.disconnect_timeout;
     let mut negotiated = shared
@@ -136,18 +149,19 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String) {
         Negotiated {
             connection_id,
             created: now,
+            stateful,
         },
     );
 }
 
 /// Takes the negotiated connection of `token`, if it exists and is fresh.
-fn take_negotiated<H: Hub>(shared: &Shared<H>, token: &str) -> Option<String> {
+pub(super) fn take_negotiated<H: Hub>(shared: &Shared<H>, token: &str) -> Option<Negotiated> {
     let entry = shared
         .negotiated
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(token)?;
-    (entry.created.elapsed() < shared.options.disconnect_timeout).then_some(entry.connection_id)
+    (entry.created.elapsed() < shared.options.disconnect_timeout).then_some(entry)
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {
@@ -168,7 +182,7 @@ fn accepts_event_stream(parts: &Parts) -> bool {
 }
 
 async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
-    let (mut parts, _body): (Parts, Body) = request.into_parts();
+    let (mut parts, body): (Parts, Body) = request.into_parts();
     let id = parts
         .uri
         .query()
@@ -176,26 +190,63 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         .filter(|id| !id.is_empty());
     match parts.method {
         Method::GET => {}
-        Method::POST | Method::DELETE => {
-            // Only WebSockets exist so far: no POST sends, no DELETE.
-            return match id {
-                None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
-                Some(_) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-            };
-        }
+        Method::POST => return transports::post(shared, &parts, body, id).await,
+        Method::DELETE => return transports::delete(&shared, &parts, id),
         _ => return method_not_allowed("GET, POST, DELETE"),
     }
+    let enabled = shared.options.transports;
     if accepts_event_stream(&parts) {
-        return text(
-            StatusCode::NOT_FOUND,
-            "ServerSentEvents transport not supported by this end point type",
-        );
+        if !enabled.server_sent_events {
+            return text(
+                StatusCode::NOT_FOUND,
+                "ServerSentEvents transport not supported by this end point type",
+            );
+        }
+        return transports::server_sent_events(shared, &parts, id).await;
     }
     if !is_websocket_upgrade(&parts) {
+        if !enabled.long_polling {
+            return text(
+                StatusCode::NOT_FOUND,
+                "LongPolling transport not supported by this end point type",
+            );
+        }
+        return transports::long_poll(shared, &parts, id).await;
+    }
+    if !enabled.web_sockets {
         return text(
             StatusCode::NOT_FOUND,
-            "LongPolling transport not supported by this end point type",
+            "WebSockets transport not supported by this end point type",
         );
+    }
+    let user = match user_of(&shared, &parts) {
+        Ok(user) => user,
+        Err(Unauthorized) => return unauthorized(),
+    };
+    // A stateful-reconnect connection whose WebSocket dropped: hand the
+    // new socket to the running session.
+    let live = match &id {
+        Some(token) => match transports::lookup(&shared, token, TransportKind::WebSockets, &user) {
+            Lookup::NotLive => None,
+            Lookup::Same(live) => Some(live),
+            Lookup::Refused(response) => return response,
+        },
+        None => None,
+    };
+    if let Some(live) = live {
+        let Some(resume) = live.resume().cloned() else {
+            return text(StatusCode::NOT_FOUND, "No Connection with that ID");
+        };
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        return websocket::configure(upgrade, shared.options.maximum_receive_message_size)
+            .on_upgrade(move |socket| async move {
+                // A closed channel means the session ended meanwhile: the
+                // socket is dropped and the client sees it close.
+                let _ = resume.send(websocket::split(socket)).await;
+            });
     }
     if *shared.shutdown.borrow() {
         return text(
@@ -203,51 +254,55 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             "The server is shutting down.",
         );
     }
-    let user = match user_of(&shared, &parts) {
-        Ok(user) => user,
-        Err(Unauthorized) => return unauthorized(),
-    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let connection_id = match id {
-        Some(token) => match take_negotiated(&shared, &token) {
-            Some(connection_id) => connection_id,
+    let (connection_id, stateful) = match &id {
+        Some(token) => match take_negotiated(&shared, token) {
+            Some(negotiated) => (negotiated.connection_id, negotiated.stateful),
             None => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
         },
-        None => match random_id() {
-            Some(id) => id,
+        None => match transports::fresh_id() {
+            Some(id) => (id, false),
             None => return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         },
     };
-    let connection_id = ConnectionId::from(connection_id);
+    let (resume_sender, resume) = if stateful {
+        let (sender, sockets) = tokio::sync::mpsc::channel(1);
+        (
+            Some(sender),
+            Some(Resume {
+                sockets,
+                buffer_limit: shared.options.stateful_reconnect_buffer_size,
+                disconnect_timeout: shared.options.disconnect_timeout,
+            }),
+        )
+    } else {
+        (None, None)
+    };
+    let live = transports::register(
+        &shared,
+        id,
+        TransportKind::WebSockets,
+        user.clone(),
+        None,
+        None,
+        resume_sender,
+    );
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            let _session = SessionGuard::new(&shared.sessions);
-            let shutdown = shared.shutdown.subscribe();
-            let config = shared.session.clone();
-            let dispatcher: Arc<dyn Dispatcher> = shared;
-            session::run(
-                source,
-                sink,
-                connection_id,
-                user,
-                config,
-                dispatcher,
-                shutdown,
-            )
-            .await;
+            transports::run_session(shared, source, sink, connection_id, user, resume, live).await;
         },
     )
 }
 
 /// Counts a running session for [`super::HubServer::shutdown`].
-struct SessionGuard(tokio::sync::watch::Sender<usize>);
+pub(super) struct SessionGuard(tokio::sync::watch::Sender<usize>);
 
 impl SessionGuard {
-    fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
+    pub(super) fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
         sessions.send_modify(|count| *count += 1);
         SessionGuard(sessions.clone())
     }

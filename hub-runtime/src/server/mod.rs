@@ -62,6 +62,7 @@ mod dispatch;
 mod http;
 mod options;
 mod registry;
+mod transports;
 mod users;
 
 use std::collections::HashMap;
@@ -74,7 +75,7 @@ use tokio::sync::watch;
 use crate::connection::SessionConfig;
 use crate::{Hub, HubContext};
 
-pub use options::HubOptions;
+pub use options::{HttpTransports, HubOptions};
 pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
 
 use dispatch::MethodTable;
@@ -102,6 +103,8 @@ impl<H: Hub> Clone for HubServer<H> {
 struct Negotiated {
     connection_id: String,
     created: Instant,
+    /// Negotiate turned stateful reconnect on.
+    stateful: bool,
 }
 
 /// Everything the handlers, sessions and contexts of one hub share.
@@ -113,6 +116,8 @@ pub(crate) struct Shared<H: Hub> {
     methods: MethodTable,
     users: Box<dyn UserIdProvider>,
     negotiated: Mutex<HashMap<String, Negotiated>>,
+    /// Connections whose transport request has come, by token.
+    live: transports::LiveConnections,
     shutdown: watch::Sender<bool>,
     sessions: watch::Sender<usize>,
 }
@@ -164,6 +169,7 @@ impl<H: Hub> HubServerBuilder<H> {
                 methods: MethodTable::new::<H>(),
                 users: self.users,
                 negotiated: Mutex::new(HashMap::new()),
+                live: transports::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
                 sessions: watch::Sender::new(0),
                 session,

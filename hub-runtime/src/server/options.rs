@@ -106,6 +106,67 @@ pub struct HubOptions {
     /// connections to end (default 5 s). Invocations still running after it
     /// are cancelled.
     pub shutdown_timeout: Duration,
+
+    /// The transports clients may use (default all three, as ASP.NET
+    /// Core). Negotiate lists only these; a request for another one gets
+    /// 404 `{Transport} transport not supported by this end point type`.
+    pub transports: HttpTransports,
+
+    /// How long a Long Polling poll waits for data before it returns empty
+    /// (default 90 s, ASP.NET Core's `PollTimeout`; keep it below the
+    /// clients' 100 s poll limit).
+    pub long_polling_poll_timeout: Duration,
+
+    /// Whether clients may turn stateful reconnect on (default `false`, as
+    /// ASP.NET Core's `AllowStatefulReconnects`). With it, a WebSocket that
+    /// drops without a Close frame keeps its connection for
+    /// [`disconnect_timeout`](Self::disconnect_timeout): a client that comes
+    /// back with the same connection token resumes, and both sides replay
+    /// what the other has not acknowledged.
+    pub allow_stateful_reconnects: bool,
+
+    /// The most bytes of unacknowledged messages a stateful-reconnect
+    /// connection buffers for replay (default 100 000, ASP.NET Core's
+    /// `StatefulReconnectBufferSize`). Beyond it, writes to that connection
+    /// wait for the client's Ack.
+    pub stateful_reconnect_buffer_size: usize,
+}
+
+/// Which transports a hub serves.
+///
+/// ```
+/// use hub_runtime::server::{HttpTransports, HubOptions};
+///
+/// // Behind a proxy that blocks WebSockets: Server-Sent Events and Long Polling only.
+/// let options = HubOptions {
+///     transports: HttpTransports { web_sockets: false, ..HttpTransports::ALL },
+///     ..HubOptions::default()
+/// };
+/// assert!(options.transports.long_polling);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTransports {
+    /// WebSockets (full duplex; text and binary).
+    pub web_sockets: bool,
+    /// Server-Sent Events plus POSTs (text only: JSON).
+    pub server_sent_events: bool,
+    /// Long Polling plus POSTs (text and binary).
+    pub long_polling: bool,
+}
+
+impl HttpTransports {
+    /// Every transport.
+    pub const ALL: HttpTransports = HttpTransports {
+        web_sockets: true,
+        server_sent_events: true,
+        long_polling: true,
+    };
+}
+
+impl Default for HttpTransports {
+    fn default() -> Self {
+        HttpTransports::ALL
+    }
 }
 
 impl Default for HubOptions {
@@ -124,6 +185,10 @@ impl Default for HubOptions {
             transport_send_timeout: Duration::from_secs(10),
             disconnect_timeout: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(5),
+            transports: HttpTransports::ALL,
+            long_polling_poll_timeout: Duration::from_secs(90),
+            allow_stateful_reconnects: false,
+            stateful_reconnect_buffer_size: 100_000,
         }
     }
 }

@@ -9,9 +9,14 @@
 //! - a [`FrameSink`] writes frames, each one or more *whole* records, in the
 //!   transfer format of the connection's protocol.
 //!
-//! Only WebSockets exist so far ([`websocket`]); Server-Sent Events and Long
-//! Polling will implement the same two traits.
+//! Three transports implement them: [`websocket`] (full duplex),
+//! [`sse`] (Server-Sent Events down, HTTP POSTs up) and [`long_polling`]
+//! (polls down, HTTP POSTs up). The two HTTP transports receive through a
+//! [`PostInput`]: the server's POST handler pushes each request body into
+//! it.
 
+pub(crate) mod long_polling;
+pub(crate) mod sse;
 pub(crate) mod websocket;
 
 use std::fmt;
@@ -37,6 +42,37 @@ pub(crate) trait FrameSource: Send + 'static {
     ///
     /// Cancel-safe: dropping the future loses no frame.
     fn next_frame(&mut self) -> impl Future<Output = Option<Result<Bytes, TransportError>>> + Send;
+
+    /// Whether the transport proves the client alive by itself, so that
+    /// the server runs no client timeout (Long Polling: the client sends no
+    /// Pings, its polls are the keep-alive).
+    fn has_inherent_keep_alive(&self) -> bool {
+        false
+    }
+
+    /// After the source ended: whether the client ended it on purpose (a
+    /// WebSocket Close frame) rather than the connection being lost. Only a
+    /// lost connection may be resumed by stateful reconnect.
+    fn closed_gracefully(&self) -> bool {
+        true
+    }
+}
+
+/// How many POST bodies may wait for the session to read them before a
+/// new POST waits: backpressure reaches the client through its pending
+/// POST.
+const POST_QUEUE: usize = 4;
+
+/// The sending end of an HTTP transport's input: the POST handler pushes
+/// each request body here.
+pub(crate) type PostSender = tokio::sync::mpsc::Sender<Bytes>;
+
+/// The receiving end of an HTTP transport's input.
+pub(crate) type PostInput = tokio::sync::mpsc::Receiver<Bytes>;
+
+/// A new input channel for an HTTP transport.
+pub(crate) fn post_channel() -> (PostSender, PostInput) {
+    tokio::sync::mpsc::channel(POST_QUEUE)
 }
 
 /// The sending half of a transport.

@@ -51,23 +51,39 @@ pub(crate) fn configure(upgrade: WebSocketUpgrade, max_receive: Option<usize>) -
 /// Splits an upgraded socket into the two transport halves.
 pub(crate) fn split(socket: WebSocket) -> (WebSocketSource, WebSocketSink) {
     let (sink, stream) = socket.split();
-    (WebSocketSource(stream), WebSocketSink(sink))
+    (
+        WebSocketSource {
+            stream,
+            close_frame_seen: false,
+        },
+        WebSocketSink(sink),
+    )
 }
 
 /// The receiving half of a WebSocket.
-pub(crate) struct WebSocketSource(SplitStream<WebSocket>);
+pub(crate) struct WebSocketSource {
+    stream: SplitStream<WebSocket>,
+    close_frame_seen: bool,
+}
 
 impl FrameSource for WebSocketSource {
     async fn next_frame(&mut self) -> Option<Result<Bytes, TransportError>> {
         loop {
-            return match self.0.next().await? {
+            return match self.stream.next().await? {
                 Ok(Message::Text(text)) => Some(Ok(Bytes::from(text))),
                 Ok(Message::Binary(data)) => Some(Ok(data)),
                 Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                Ok(Message::Close(_)) => None,
+                Ok(Message::Close(_)) => {
+                    self.close_frame_seen = true;
+                    None
+                }
                 Err(error) => Some(Err(TransportError(error.to_string()))),
             };
         }
+    }
+
+    fn closed_gracefully(&self) -> bool {
+        self.close_frame_seen
     }
 }
 

@@ -1,0 +1,381 @@
+//! The transport requests after negotiate: Server-Sent Events streams,
+//! Long Polling polls, POSTed client frames, DELETE, and the live-connection
+//! table that binds each connection token to one transport.
+//!
+//! A token is taken from the negotiated table by the first transport
+//! request and moves into [`LiveConnections`], where it stays until the
+//! session ends. Later requests with that token must use the same
+//! transport (`400 Cannot change transports mid-connection`), must name the
+//! same user as the first one (`403`), and cannot open a second stream
+//! (`409`), so a token seen by someone else cannot take the connection
+//! over.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::http::{SessionGuard, random_id, text, unauthorized, user_of};
+use crate::Hub;
+use crate::clients::ConnectionId;
+use crate::connection::{Dispatcher, session};
+use crate::transport::long_polling::Polls;
+use crate::transport::websocket::{WebSocketSink, WebSocketSource};
+use crate::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
+
+/// The transport a live connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TransportKind {
+    WebSockets,
+    ServerSentEvents,
+    LongPolling,
+}
+
+/// A new WebSocket for a stateful-reconnect connection.
+pub(crate) type ResumeSocket = (WebSocketSource, WebSocketSink);
+
+/// One connection whose transport request has come.
+#[derive(Clone)]
+pub(super) struct Live {
+    kind: TransportKind,
+    user: Option<Arc<str>>,
+    /// Where POST bodies go (SSE, Long Polling).
+    input: Option<PostSender>,
+    /// The poll state (Long Polling).
+    polls: Option<Arc<Polls>>,
+    /// Where a resuming WebSocket goes (stateful reconnect).
+    resume: Option<mpsc::Sender<ResumeSocket>>,
+}
+
+/// The live connections by token.
+#[derive(Default)]
+pub(super) struct LiveConnections(Mutex<HashMap<String, Live>>);
+
+impl LiveConnections {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Live>> {
+        // A map of plain entries stays consistent whatever panicked.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, token: &str) -> Option<Live> {
+        self.lock().get(token).cloned()
+    }
+}
+
+/// Removes a live connection when its session ends.
+pub(super) struct LiveGuard<H: Hub> {
+    shared: Arc<Shared<H>>,
+    token: Option<String>,
+}
+
+impl<H: Hub> Drop for LiveGuard<H> {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            self.shared.live.lock().remove(&token);
+        }
+    }
+}
+
+/// Registers a live connection for `token` (none for a WebSocket that
+/// skipped negotiate).
+pub(super) fn register<H: Hub>(
+    shared: &Arc<Shared<H>>,
+    token: Option<String>,
+    kind: TransportKind,
+    user: Option<Arc<str>>,
+    input: Option<PostSender>,
+    polls: Option<Arc<Polls>>,
+    resume: Option<mpsc::Sender<ResumeSocket>>,
+) -> LiveGuard<H> {
+    if let Some(token) = &token {
+        shared.live.lock().insert(
+            token.clone(),
+            Live {
+                kind,
+                user,
+                input,
+                polls,
+                resume,
+            },
+        );
+    }
+    LiveGuard {
+        shared: shared.clone(),
+        token,
+    }
+}
+
+/// Runs a session to its end, counted for shutdown, its live entry
+/// removed afterwards.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
+    shared: Arc<Shared<H>>,
+    source: Src,
+    sink: Snk,
+    connection_id: String,
+    user: Option<Arc<str>>,
+    resume: Option<session::Resume<Src, Snk>>,
+    live: LiveGuard<H>,
+) {
+    let _session = SessionGuard::new(&shared.sessions);
+    let shutdown = shared.shutdown.subscribe();
+    let config = shared.session.clone();
+    let dispatcher: Arc<dyn Dispatcher> = shared;
+    session::run(
+        source,
+        sink,
+        ConnectionId::from(connection_id),
+        user,
+        config,
+        dispatcher,
+        shutdown,
+        resume,
+    )
+    .await;
+    drop(live);
+}
+
+/// What the live table says about a request for `token` over `kind`.
+pub(super) enum Lookup {
+    /// Not live: the token may still be negotiated.
+    NotLive,
+    /// Live over `kind`, same user.
+    Same(Live),
+    /// Refused with this response.
+    Refused(Response),
+}
+
+/// Looks `token` up for a request of `user` over `kind`.
+pub(super) fn lookup<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    kind: TransportKind,
+    user: &Option<Arc<str>>,
+) -> Lookup {
+    let Some(live) = shared.live.get(token) else {
+        return Lookup::NotLive;
+    };
+    if live.kind != kind {
+        return Lookup::Refused(text(
+            StatusCode::BAD_REQUEST,
+            "Cannot change transports mid-connection",
+        ));
+    }
+    if live.user != *user {
+        return Lookup::Refused(text(StatusCode::FORBIDDEN, "Forbidden"));
+    }
+    Lookup::Same(live)
+}
+
+impl Live {
+    /// The channel a resuming WebSocket is handed to, if the connection
+    /// accepts one.
+    pub(super) fn resume(&self) -> Option<&mpsc::Sender<ResumeSocket>> {
+        self.resume.as_ref().filter(|sender| !sender.is_closed())
+    }
+}
+
+fn no_connection() -> Response {
+    text(StatusCode::NOT_FOUND, "No Connection with that ID")
+}
+
+fn id_required() -> Response {
+    text(StatusCode::BAD_REQUEST, "Connection ID required")
+}
+
+fn shutting_down() -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The server is shutting down.",
+    )
+}
+
+/// `GET {base}?id=…` with `Accept: text/event-stream`.
+pub(super) async fn server_sent_events<H: Hub>(
+    shared: Arc<Shared<H>>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Response {
+    let Some(token) = id else {
+        return id_required();
+    };
+    let user = match user_of(&shared, parts) {
+        Ok(user) => user,
+        Err(_) => return unauthorized(),
+    };
+    match lookup(&shared, &token, TransportKind::ServerSentEvents, &user) {
+        Lookup::NotLive => {}
+        Lookup::Same(_) => return text(StatusCode::CONFLICT, "Conflict"),
+        Lookup::Refused(response) => return response,
+    }
+    if *shared.shutdown.borrow() {
+        return shutting_down();
+    }
+    let Some(negotiated) = super::http::take_negotiated(&shared, &token) else {
+        return no_connection();
+    };
+    let (input_sender, input) = post_channel();
+    let (source, sink, response) = sse::open(input);
+    let live = register(
+        &shared,
+        Some(token),
+        TransportKind::ServerSentEvents,
+        user.clone(),
+        Some(input_sender),
+        None,
+        None,
+    );
+    tokio::spawn(run_session(
+        shared,
+        source,
+        sink,
+        negotiated.connection_id,
+        user,
+        None,
+        live,
+    ));
+    response
+}
+
+/// A Long Polling `GET {base}?id=…`: the first one starts the connection
+/// and returns at once; later ones wait for data.
+pub(super) async fn long_poll<H: Hub>(
+    shared: Arc<Shared<H>>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Response {
+    let Some(token) = id else {
+        return id_required();
+    };
+    let user = match user_of(&shared, parts) {
+        Ok(user) => user,
+        Err(_) => return unauthorized(),
+    };
+    match lookup(&shared, &token, TransportKind::LongPolling, &user) {
+        Lookup::NotLive => {}
+        Lookup::Same(live) => {
+            return match live.polls {
+                Some(polls) => Polls::response(polls.poll().await),
+                None => no_connection(),
+            };
+        }
+        Lookup::Refused(response) => return response,
+    }
+    if *shared.shutdown.borrow() {
+        return shutting_down();
+    }
+    let Some(negotiated) = super::http::take_negotiated(&shared, &token) else {
+        return no_connection();
+    };
+    let polls = Polls::new(
+        shared.options.long_polling_poll_timeout,
+        shared.options.disconnect_timeout,
+    );
+    let (input_sender, input) = post_channel();
+    let (source, sink) = polls.halves(input);
+    let live = register(
+        &shared,
+        Some(token),
+        TransportKind::LongPolling,
+        user.clone(),
+        Some(input_sender),
+        Some(polls),
+        None,
+    );
+    tokio::spawn(run_session(
+        shared,
+        source,
+        sink,
+        negotiated.connection_id,
+        user,
+        None,
+        live,
+    ));
+    Polls::response(crate::transport::long_polling::PollOutcome::Data(
+        Bytes::new(),
+    ))
+}
+
+/// `POST {base}?id=…`: client frames for an SSE or Long Polling connection.
+pub(super) async fn post<H: Hub>(
+    shared: Arc<Shared<H>>,
+    parts: &Parts,
+    body: Body,
+    id: Option<String>,
+) -> Response {
+    let Some(token) = id else {
+        return id_required();
+    };
+    let user = match user_of(&shared, parts) {
+        Ok(user) => user,
+        Err(_) => return unauthorized(),
+    };
+    let Some(live) = shared.live.get(&token) else {
+        return no_connection();
+    };
+    if live.user != user {
+        return text(StatusCode::FORBIDDEN, "Forbidden");
+    }
+    let Some(input) = live.input else {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST requests are not allowed for WebSocket connections.",
+        );
+    };
+    // Several records may come in one body; a body far beyond the record
+    // limit is refused before it is buffered.
+    let limit = crate::transport::websocket::message_size_limit(
+        shared.options.maximum_receive_message_size,
+    )
+    .unwrap_or(usize::MAX);
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+    };
+    if input.send(bytes).await.is_err() {
+        return no_connection();
+    }
+    let mut response = Response::new(Body::empty());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// `DELETE {base}?id=…`: the client ends its Long Polling connection.
+pub(super) fn delete<H: Hub>(shared: &Shared<H>, parts: &Parts, id: Option<String>) -> Response {
+    let Some(token) = id else {
+        return id_required();
+    };
+    let user = match user_of(shared, parts) {
+        Ok(user) => user,
+        Err(_) => return unauthorized(),
+    };
+    let Some(live) = shared.live.get(&token) else {
+        return no_connection();
+    };
+    if live.user != user {
+        return text(StatusCode::FORBIDDEN, "Forbidden");
+    }
+    match live.polls {
+        Some(polls) => {
+            polls.delete();
+            text(StatusCode::ACCEPTED, "")
+        }
+        None => text(
+            StatusCode::BAD_REQUEST,
+            "Cannot terminate this connection using the DELETE endpoint.",
+        ),
+    }
+}
+
+/// A fresh connection id for a WebSocket that skipped negotiate.
+pub(super) fn fresh_id() -> Option<String> {
+    random_id()
+}

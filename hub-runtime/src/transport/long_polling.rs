@@ -1,0 +1,282 @@
+//! The Long Polling transport: the client's GETs (polls) take whatever the
+//! server has buffered, HTTP POSTs carry the client's frames.
+//!
+//! - The first poll is answered at once (200, empty) by the server's
+//!   handler and starts the session; later polls go through
+//!   [`Polls::poll`].
+//! - A poll returns as soon as frames are buffered: all of them, whole
+//!   records only, concatenated (200, `application/octet-stream`); an empty
+//!   200 after the poll timeout; 204 once the connection is over, or when a
+//!   newer poll for the same connection replaces it.
+//! - Backpressure: the sink buffers at most [`MAX_BUFFERED`] bytes; beyond
+//!   that a write waits for the next poll (and the writer's send timeout
+//!   closes a client that stopped polling).
+//! - No Pings are needed (the polls are the keep-alive: the client runs no
+//!   server timeout and the server no client timeout); a connection without
+//!   a poll for the disconnect timeout is abandoned and ends.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, StatusCode, header};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
+
+use super::{FrameSink, FrameSource, PostInput, TransportError};
+use crate::protocol::TransferFormat;
+
+/// The most bytes buffered between two polls before writes wait.
+pub(crate) const MAX_BUFFERED: usize = 1024 * 1024;
+
+/// The state of one long-polling connection, shared by its polls, its
+/// source and its sink.
+pub(crate) struct Polls {
+    state: Mutex<PollState>,
+    /// Bumped on every change of `state`; pollers and writers wait on it.
+    changed: watch::Sender<u64>,
+    poll_timeout: Duration,
+    disconnect_timeout: Duration,
+}
+
+struct PollState {
+    frames: VecDeque<Bytes>,
+    buffered: usize,
+    /// The sink closed: polls get what is left, then 204.
+    closed: bool,
+    /// The client sent DELETE: the source ends.
+    deleted: bool,
+    /// The generation of the newest poll; older polls end with 204.
+    generation: u64,
+    /// A poll is waiting.
+    active: bool,
+    /// When the last poll ended (for the abandoned-connection check).
+    last_poll: Instant,
+}
+
+/// How a poll ends.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PollOutcome {
+    /// 200 with these bytes (empty after the poll timeout).
+    Data(Bytes),
+    /// 204: the connection is over, or a newer poll took over.
+    NoContent,
+}
+
+impl Polls {
+    /// A connection whose first poll has just been answered.
+    pub(crate) fn new(poll_timeout: Duration, disconnect_timeout: Duration) -> Arc<Self> {
+        Arc::new(Polls {
+            state: Mutex::new(PollState {
+                frames: VecDeque::new(),
+                buffered: 0,
+                closed: false,
+                deleted: false,
+                generation: 0,
+                active: false,
+                last_poll: Instant::now(),
+            }),
+            changed: watch::Sender::new(0),
+            poll_timeout,
+            disconnect_timeout,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PollState> {
+        // The state is plain data: consistent whatever panicked.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.changed
+            .send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    /// The transport halves of this connection.
+    pub(crate) fn halves(self: &Arc<Self>, input: PostInput) -> (PollSource, PollSink) {
+        (
+            PollSource {
+                input,
+                polls: self.clone(),
+            },
+            PollSink {
+                polls: self.clone(),
+            },
+        )
+    }
+
+    /// A poll (not the first): waits for frames, the end of the connection,
+    /// a newer poll or the poll timeout.
+    pub(crate) async fn poll(self: &Arc<Self>) -> PollOutcome {
+        let mut changes = self.changed.subscribe();
+        let generation = {
+            let mut state = self.lock();
+            state.generation += 1;
+            state.active = true;
+            state.generation
+        };
+        self.bump();
+        // Marks the poll over however it ends (also when the client drops
+        // the request while it waits).
+        let _guard = PollGuard {
+            polls: self,
+            generation,
+        };
+        let deadline = Instant::now() + self.poll_timeout;
+        loop {
+            {
+                let mut state = self.lock();
+                if state.generation != generation {
+                    return PollOutcome::NoContent;
+                }
+                if !state.frames.is_empty() {
+                    let mut body = BytesMut::with_capacity(state.buffered);
+                    while let Some(frame) = state.frames.pop_front() {
+                        body.extend_from_slice(&frame);
+                    }
+                    state.buffered = 0;
+                    drop(state);
+                    self.bump();
+                    return PollOutcome::Data(body.freeze());
+                }
+                if state.closed {
+                    return PollOutcome::NoContent;
+                }
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = sleep_until(deadline) => return PollOutcome::Data(Bytes::new()),
+            }
+        }
+    }
+
+    /// The client sent DELETE: the connection ends.
+    pub(crate) fn delete(&self) {
+        self.lock().deleted = true;
+        self.bump();
+    }
+
+    /// The response to a poll.
+    pub(crate) fn response(outcome: PollOutcome) -> Response {
+        let (status, body) = match outcome {
+            PollOutcome::Data(bytes) => (StatusCode::OK, bytes),
+            PollOutcome::NoContent => (StatusCode::NO_CONTENT, Bytes::new()),
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        if status == StatusCode::OK {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+        }
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store"),
+        );
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
+        response
+    }
+}
+
+struct PollGuard<'a> {
+    polls: &'a Polls,
+    generation: u64,
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.polls.lock();
+        if state.generation == self.generation {
+            state.active = false;
+            state.last_poll = Instant::now();
+        }
+        drop(state);
+        self.polls.bump();
+    }
+}
+
+/// The receiving half: POST bodies, until DELETE or abandonment.
+pub(crate) struct PollSource {
+    input: PostInput,
+    polls: Arc<Polls>,
+}
+
+impl FrameSource for PollSource {
+    async fn next_frame(&mut self) -> Option<Result<Bytes, TransportError>> {
+        let mut changes = self.polls.changed.subscribe();
+        loop {
+            let abandoned_at = {
+                let state = self.polls.lock();
+                if state.deleted {
+                    return None;
+                }
+                (!state.active).then(|| state.last_poll + self.polls.disconnect_timeout)
+            };
+            tokio::select! {
+                body = self.input.recv() => return body.map(Ok),
+                _ = changes.changed() => {}
+                () = sleep_until(abandoned_at.unwrap_or_else(Instant::now)), if abandoned_at.is_some() => {
+                    return Some(Err(TransportError(
+                        "the client stopped polling (disconnect timeout elapsed)".into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    fn has_inherent_keep_alive(&self) -> bool {
+        true
+    }
+}
+
+/// The sending half: frames buffered for the next poll.
+pub(crate) struct PollSink {
+    polls: Arc<Polls>,
+}
+
+impl FrameSink for PollSink {
+    fn supported_formats(&self) -> &'static [TransferFormat] {
+        &[TransferFormat::Text, TransferFormat::Binary]
+    }
+
+    async fn feed(&mut self, frame: Bytes, _format: TransferFormat) -> Result<(), TransportError> {
+        let mut changes = self.polls.changed.subscribe();
+        loop {
+            {
+                let mut state = self.polls.lock();
+                if state.closed || state.deleted {
+                    return Err(TransportError("the connection is closed".into()));
+                }
+                if state.buffered == 0 || state.buffered + frame.len() <= MAX_BUFFERED {
+                    state.buffered += frame.len();
+                    state.frames.push_back(frame);
+                    break;
+                }
+            }
+            if changes.changed().await.is_err() {
+                return Err(TransportError("the connection is closed".into()));
+            }
+        }
+        self.polls.bump();
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        self.polls.lock().closed = true;
+        self.polls.bump();
+        Ok(())
+    }
+}
