@@ -118,6 +118,9 @@ pub(crate) struct MethodOptions {
     pub(crate) name: Option<LitStr>,
     /// `skip`: not a hub method (only on `#[hub]` impl blocks).
     pub(crate) skip: Option<Span>,
+    /// `stream`: a streaming method, whatever its return type looks like
+    /// (only on `#[hub]` impl blocks).
+    pub(crate) stream: Option<Span>,
 }
 
 /// Removes every `#[hub_method(...)]` from `attrs` and parses them.
@@ -146,11 +149,16 @@ pub(crate) fn take_method_options(
                     one_of(allowed)
                 )));
             }
-            if key == "skip" {
-                if options.skip.is_some() {
-                    return Err(meta.error("`skip` is given twice"));
+            if key == "skip" || key == "stream" {
+                let slot = if key == "skip" {
+                    &mut options.skip
+                } else {
+                    &mut options.stream
+                };
+                if slot.is_some() {
+                    return Err(meta.error(format!("`{key}` is given twice")));
                 }
-                options.skip = Some(meta.path.span());
+                *slot = Some(meta.path.span());
                 return Ok(());
             }
             if options.name.is_some() {
@@ -173,6 +181,12 @@ pub(crate) fn take_method_options(
     *attrs = kept;
     if let (Some(name), Some(_)) = (&options.name, options.skip) {
         errors.at(name.span(), "a skipped method has no wire name");
+    }
+    if let (Some(stream), Some(_)) = (options.stream, options.skip) {
+        errors.at(
+            stream,
+            "a skipped method is not a hub method: it cannot stream",
+        );
     }
     options
 }
@@ -415,8 +429,9 @@ pub(crate) enum HubParam {
     /// The call's context, `CallContext<Self>` (`by_ref: false`) or
     /// `&CallContext<Self>`: not on the wire.
     Context { by_ref: bool },
-    // Later: `Stream(Type)` (an upload stream, from `streamIds`) and
-    // `Cancellation` (a token the runtime cancels on CancelInvocation).
+    /// An upload stream, `UploadStream<T>` (its item type here): bound in
+    /// order from the invocation's `streamIds`, not from `arguments`.
+    Upload(Box<Type>),
 }
 
 /// How a hub method answers; mirrors `hub_runtime::hub::MethodKind`.
@@ -424,7 +439,9 @@ pub(crate) enum HubParam {
 pub(crate) enum MethodKind {
     /// One Completion.
     Unary,
-    // Later: `Stream` for methods returning a stream of items.
+    /// A stream of items, then a Completion. `fallible`: the method
+    /// returns `Result<stream, HubError>`.
+    Stream { fallible: bool },
 }
 
 /// One method clients can invoke.
@@ -473,7 +490,7 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
-        let options = take_method_options(&mut method.attrs, &["name", "skip"], errors);
+        let options = take_method_options(&mut method.attrs, &["name", "skip", "stream"], errors);
         if options.skip.is_some() {
             continue;
         }
@@ -584,6 +601,23 @@ fn hub_params(sig: &Signature, errors: &mut Errors) -> Vec<HubParam> {
                 HubParam::Context { by_ref: true }
             }
             ty if last_segment_is(ty, "CallContext") => HubParam::Context { by_ref: false },
+            Type::Reference(reference) if last_segment_is(&reference.elem, "UploadStream") => {
+                errors.at(
+                    reference.and_token.span(),
+                    "take an upload stream by value: `name: UploadStream<T>`",
+                );
+                continue;
+            }
+            ty if last_segment_is(ty, "UploadStream") => match single_generic_argument(ty) {
+                Some(item) => HubParam::Upload(Box::new(item)),
+                None => {
+                    errors.at(
+                        ty.span(),
+                        "name the item type of the upload stream: `UploadStream<T>`",
+                    );
+                    continue;
+                }
+            },
             ty => HubParam::Wire(Box::new(ty.clone())),
         };
         if matches!(param, HubParam::Context { .. }) {
@@ -600,6 +634,93 @@ fn hub_params(sig: &Signature, errors: &mut Errors) -> Vec<HubParam> {
     params
 }
 
+/// The only type argument of the last segment of `ty` (`T` of `X<T>`).
+fn single_generic_argument(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let segment = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(arguments) = &segment.arguments else {
+        return None;
+    };
+    let mut types = arguments.args.iter().filter_map(|argument| match argument {
+        syn::GenericArgument::Type(ty) => Some(ty.clone()),
+        _ => None,
+    });
+    let first = types.next()?;
+    types.next().is_none().then_some(first)
+}
+
+/// Whether `bounds` name a `Stream` trait (`impl Stream<Item = T>`,
+/// `dyn Stream<Item = T> + Send`).
+fn bounds_name_stream<'a>(mut bounds: impl Iterator<Item = &'a syn::TypeParamBound>) -> bool {
+    bounds.any(|bound| match bound {
+        syn::TypeParamBound::Trait(bound) => bound
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Stream"),
+        _ => false,
+    })
+}
+
+/// Whether `ty` is written as a stream: `impl Stream<…>`, `dyn Stream<…>`
+/// (also inside `Box<…>` and `Pin<Box<…>>`) or `BoxStream<…>`.
+fn is_stream_type(ty: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(ty) => bounds_name_stream(ty.bounds.iter()),
+        Type::TraitObject(ty) => bounds_name_stream(ty.bounds.iter()),
+        Type::Group(group) => is_stream_type(&group.elem),
+        Type::Paren(paren) => is_stream_type(&paren.elem),
+        Type::Path(_) if last_segment_is(ty, "BoxStream") => true,
+        Type::Path(_) if last_segment_is(ty, "Pin") || last_segment_is(ty, "Box") => {
+            single_generic_argument(ty).is_some_and(|inner| is_stream_type(&inner))
+        }
+        _ => false,
+    }
+}
+
+/// How a method answers, from its return type and `#[hub_method(stream)]`:
+/// a stream (`S` or `Result<S, HubError>`) or one value.
+fn method_kind(sig: &Signature, stream_option: Option<Span>, errors: &mut Errors) -> MethodKind {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        if let Some(span) = stream_option {
+            errors.at(
+                span,
+                "a streaming method returns its stream: `-> impl Stream<Item = T>`",
+            );
+        }
+        return MethodKind::Unary;
+    };
+    if is_stream_type(ty) {
+        return MethodKind::Stream { fallible: false };
+    }
+    if last_segment_is(ty, "Result") {
+        let ok = match &**ty {
+            Type::Path(path) => {
+                path.path
+                    .segments
+                    .last()
+                    .and_then(|segment| match &segment.arguments {
+                        syn::PathArguments::AngleBracketed(arguments) => {
+                            arguments.args.iter().find_map(|argument| match argument {
+                                syn::GenericArgument::Type(ty) => Some(ty.clone()),
+                                _ => None,
+                            })
+                        }
+                        _ => None,
+                    })
+            }
+            _ => None,
+        };
+        if ok.as_ref().is_some_and(is_stream_type) || (stream_option.is_some() && ok.is_some()) {
+            return MethodKind::Stream { fallible: true };
+        }
+    }
+    if stream_option.is_some() {
+        return MethodKind::Stream { fallible: false };
+    }
+    MethodKind::Unary
+}
+
 fn parse_hub_method(
     method: &ImplItemFn,
     options: MethodOptions,
@@ -609,6 +730,7 @@ fn parse_hub_method(
     check_not_generic(sig, "a hub method", errors);
     let receiver = hub_receiver(sig, errors)?;
     let params = hub_params(sig, errors);
+    let kind = method_kind(sig, options.stream, errors);
     let wire_name = options
         .name
         .map_or_else(|| pascal_case(&sig.ident.to_string()), |name| name.value());
@@ -621,7 +743,7 @@ fn parse_hub_method(
             ReturnType::Default => sig.ident.span(),
             ReturnType::Type(_, ty) => ty.span(),
         },
-        kind: MethodKind::Unary,
+        kind,
     })
 }
 
@@ -630,6 +752,16 @@ fn parse_hook(method: &ImplItemFn, disconnected: bool, errors: &mut Errors) -> O
     check_not_generic(sig, "a lifecycle hook", errors);
     let receiver = hub_receiver(sig, errors)?;
     let params = hub_params(sig, errors);
+    if params
+        .iter()
+        .any(|param| matches!(param, HubParam::Upload(_)))
+    {
+        errors.at(
+            sig.inputs.span(),
+            "a lifecycle hook takes no upload stream: only hub methods are invoked with streams",
+        );
+        return None;
+    }
     let wire = params
         .iter()
         .filter(|param| matches!(param, HubParam::Wire(_)))

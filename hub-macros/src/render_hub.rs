@@ -31,8 +31,21 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
             .iter()
             .filter(|param| matches!(param, HubParam::Wire(_)))
             .count();
-        match method.kind {
+        let uploads = method
+            .params
+            .iter()
+            .filter(|param| matches!(param, HubParam::Upload(_)))
+            .count();
+        let descriptor = match method.kind {
             MethodKind::Unary => quote!(#private::MethodDescriptor::unary(#name, #parameters)),
+            MethodKind::Stream { .. } => {
+                quote!(#private::MethodDescriptor::server_stream(#name, #parameters))
+            }
+        };
+        if uploads == 0 {
+            descriptor
+        } else {
+            quote!(#descriptor.with_upload_streams(#uploads))
         }
     });
     let arms = model.methods.iter().enumerate().map(|(index, method)| {
@@ -110,6 +123,7 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
     let mut binds = Vec::new();
     let mut args = Vec::new();
     let mut wire_index = 0usize;
+    let mut upload_index = 0usize;
     for (position, param) in method.params.iter().enumerate() {
         match param {
             HubParam::Wire(ty) => {
@@ -130,16 +144,54 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
             HubParam::Context { by_ref: false } => {
                 args.push(quote!(#private::Clone::clone(#private::HubCall::context(&#call))));
             }
+            HubParam::Upload(item) => {
+                let name = format_ident!("__hub_arg{position}");
+                let index = upload_index;
+                upload_index += 1;
+                binds.push(quote_spanned! {item.span()=>
+                    let #name = #private::HubCall::upload::<#item>(&mut #call, #index)?;
+                });
+                args.push(quote!(#name));
+            }
         }
     }
+    // Upload streams are taken out of the call.
+    let rebind = (upload_index > 0).then(|| quote!(let mut #call = #call;));
     // At the return type: "`into_output` exists but its trait bounds were
     // not satisfied" when the result is not serializable.
     let output = quote_spanned! {method.output_span=>
         #private::Returned::new(__hub_output).into_output()
     };
     match method.kind {
+        MethodKind::Stream { fallible } => {
+            let unwrap = fallible.then(|| quote!(let __hub_output = __hub_output?;));
+            // At the return type: unsatisfied bounds of `into_items` when
+            // the items are not serializable.
+            let items = quote_spanned! {method.output_span=>
+                #private::StreamReturned::new(__hub_output).into_items()
+            };
+            quote! {
+                #private::unary(async move {
+                    #rebind
+                    #(#binds)*
+                    let __hub_output = <Self>::#ident(#this, #(#args),*).await;
+                    #unwrap
+                    let __hub_items = {
+                        use #private::IntoItemsFromResults as _;
+                        use #private::IntoItemsFromValues as _;
+                        #items
+                    };
+                    #private::drive_stream(
+                        #private::HubCall::stream_items(&#call)?,
+                        __hub_items,
+                    )
+                    .await
+                })
+            }
+        }
         MethodKind::Unary => quote! {
             #private::unary(async move {
+                #rebind
                 #(#binds)*
                 let __hub_output = <Self>::#ident(#this, #(#args),*).await;
                 {
@@ -160,7 +212,7 @@ fn render_hook_call(hook: &Hook) -> TokenStream {
     let args = hook.params.iter().map(|param| match param {
         HubParam::Context { by_ref: true } => quote!(&__hub_context),
         HubParam::Context { by_ref: false } => quote!(__hub_context),
-        HubParam::Wire(_) => quote!(__hub_error),
+        HubParam::Wire(_) | HubParam::Upload(_) => quote!(__hub_error),
     });
     quote!(<Self>::#ident(#this, #(#args),*).await)
 }

@@ -17,6 +17,16 @@ use crate::clients::{
 use crate::protocol::Payload;
 use crate::{BoxFuture, HubContext, HubError};
 
+mod streams;
+
+/// The `Stream` trait streaming hub methods return (the one of the
+/// `futures` crates).
+pub use futures_core::Stream;
+#[doc(hidden)]
+pub use streams::{IntoItemsFromResults, IntoItemsFromValues, PayloadStream, StreamReturned};
+pub use streams::{ItemSink, StreamItems, UploadStream, drive_stream};
+pub(crate) use streams::{RoomSignal, UploadChannel};
+
 /// A hub: the methods clients invoke, and the client contract it calls back.
 ///
 /// Implemented by `#[hub(client = Trait)]` on an `impl` block; hand-written
@@ -32,7 +42,11 @@ pub trait Hub: Send + Sync + Sized + 'static {
     const METHODS: &'static [MethodDescriptor];
 
     /// Runs method `method` (an index into [`Hub::METHODS`]). The runtime
-    /// has already checked the argument count.
+    /// has already checked the argument count, the kind of invocation and
+    /// the number of upload streams. A [`MethodKind::ServerStream`] method
+    /// sends its items through [`HubCall::stream_items`] and returns
+    /// [`MethodOutput::StreamCompleted`]; the runtime drops the future when
+    /// the client cancels the stream.
     fn invoke(
         self: Arc<Self>,
         method: usize,
@@ -64,8 +78,12 @@ pub trait Hub: Send + Sync + Sized + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MethodKind {
-    /// One Completion with a result or an error.
+    /// One Completion with a result or an error; called with an
+    /// `Invocation` (type 1).
     Unary,
+    /// A stream of StreamItems ended by a Completion; called with a
+    /// `StreamInvocation` (type 4), stopped by a `CancelInvocation`.
+    ServerStream,
 }
 
 /// One entry of [`Hub::METHODS`].
@@ -75,6 +93,8 @@ pub struct MethodDescriptor {
     pub name: &'static str,
     /// How many (non-stream) arguments the method takes.
     pub parameters: usize,
+    /// How many upload streams (`streamIds`) the method takes.
+    pub upload_streams: usize,
     /// How it answers.
     pub kind: MethodKind,
 }
@@ -85,8 +105,31 @@ impl MethodDescriptor {
         MethodDescriptor {
             name,
             parameters,
+            upload_streams: 0,
             kind: MethodKind::Unary,
         }
+    }
+
+    /// A method answering with a stream of items.
+    pub const fn server_stream(name: &'static str, parameters: usize) -> Self {
+        MethodDescriptor {
+            name,
+            parameters,
+            upload_streams: 0,
+            kind: MethodKind::ServerStream,
+        }
+    }
+
+    /// The same method, taking `count` upload streams after its arguments.
+    ///
+    /// ```
+    /// use hub_runtime::hub::MethodDescriptor;
+    /// const SUM: MethodDescriptor = MethodDescriptor::unary("Sum", 0).with_upload_streams(1);
+    /// assert_eq!(SUM.upload_streams, 1);
+    /// ```
+    pub const fn with_upload_streams(mut self, count: usize) -> Self {
+        self.upload_streams = count;
+        self
     }
 }
 
@@ -160,6 +203,20 @@ pub enum InvocationError {
     Result(String),
     /// The hub method returned an error.
     Hub(HubError),
+    /// A streaming method's stream failed part-way (or its connection went
+    /// away while it was sending).
+    Stream(HubError),
+    /// The invocation carries another number of upload streams than the
+    /// method takes.
+    UploadStreamCount {
+        /// How many `streamIds` arrived.
+        provided: usize,
+        /// How many `UploadStream` parameters the method has.
+        expected: usize,
+    },
+    /// An upload stream id of the invocation is used by a stream that is
+    /// still open (or twice in the invocation).
+    UploadStreamInUse(String),
 }
 
 impl From<HubError> for InvocationError {
@@ -174,6 +231,9 @@ impl From<HubError> for InvocationError {
 pub enum MethodOutput {
     /// A single result (`null` for a method returning `()`).
     Value(Payload),
+    /// A streaming method has sent all its items: the runtime ends the
+    /// stream with a Completion without result.
+    StreamCompleted,
 }
 
 /// Turns what a method returns into its output, for `T` and for
@@ -232,12 +292,55 @@ impl<T: Serialize + Send + Sync + 'static> IntoOutputFromValue for &Returned<T> 
 pub struct HubCall<H: Hub> {
     context: CallContext<H>,
     arguments: Arguments,
+    items: Option<StreamItems>,
+    uploads: Vec<Option<std::sync::Arc<UploadChannel>>>,
 }
 
 impl<H: Hub> HubCall<H> {
     /// A call from `context` with `arguments`.
     pub fn new(context: CallContext<H>, arguments: Arguments) -> Self {
-        HubCall { context, arguments }
+        HubCall {
+            context,
+            arguments,
+            items: None,
+            uploads: Vec::new(),
+        }
+    }
+
+    /// The call of a streaming method, whose items go to `items`.
+    pub fn with_stream_items(mut self, items: StreamItems) -> Self {
+        self.items = Some(items);
+        self
+    }
+
+    pub(crate) fn with_uploads(mut self, uploads: Vec<Arc<UploadChannel>>) -> Self {
+        self.uploads = uploads.into_iter().map(Some).collect();
+        self
+    }
+
+    /// Where a streaming method sends its items; an error for a call that
+    /// is not a `StreamInvocation`.
+    pub fn stream_items(&self) -> Result<&StreamItems, InvocationError> {
+        self.items.as_ref().ok_or_else(|| {
+            InvocationError::Result("the method was not called with a streaming invocation".into())
+        })
+    }
+
+    /// Takes upload stream `index` (in `streamIds` order), with items
+    /// deserialized into `T`. Each stream can be taken once.
+    pub fn upload<T: DeserializeOwned>(
+        &mut self,
+        index: usize,
+    ) -> Result<UploadStream<T>, InvocationError> {
+        let provided = self.uploads.len();
+        self.uploads
+            .get_mut(index)
+            .and_then(Option::take)
+            .map(UploadStream::new)
+            .ok_or(InvocationError::UploadStreamCount {
+                provided,
+                expected: index + 1,
+            })
     }
 
     /// The caller's context.

@@ -21,8 +21,9 @@ pub use crate::clients::{BroadcastTarget, ClientContract, SingleTarget};
 pub use crate::error::HubError;
 pub use crate::handlers::{ClientHandlers, ClientMethod, ClientMethodResult};
 pub use crate::hub::{
-    Arguments, CallContext, Hub, HubCall, IntoOutputFromResult, IntoOutputFromValue,
-    InvocationError, MethodDescriptor, MethodOutput, Returned,
+    Arguments, CallContext, Hub, HubCall, IntoItemsFromResults, IntoItemsFromValues,
+    IntoOutputFromResult, IntoOutputFromValue, InvocationError, MethodDescriptor, MethodOutput,
+    Returned, StreamReturned, UploadStream, drive_stream,
 };
 pub use crate::protocol::Payload;
 

@@ -267,3 +267,233 @@ test("keep-alive: a client with a short server timeout stays connected", async (
     await c.stop();
   }
 });
+
+// Collects a server stream; resolves with its items once it completes.
+function collect(stream) {
+  const items = [];
+  return new Promise((resolve, reject) => {
+    stream.subscribe({
+      next: (item) => items.push(item),
+      complete: () => resolve(items),
+      error: (error) => reject(error),
+    });
+  });
+}
+
+test("Counter streams 0..count-1, then completes", async () => {
+  const c = await started();
+  try {
+    assert.deepEqual(await collect(c.stream("Counter", 5, 10)), [0, 1, 2, 3, 4]);
+    assert.deepEqual(await collect(c.stream("Counter", 0, 10)), []);
+    // Two streams at once on one connection.
+    const [a, b] = await Promise.all([
+      collect(c.stream("Counter", 3, 20)),
+      collect(c.stream("Counter", 4, 5)),
+    ]);
+    assert.deepEqual(a, [0, 1, 2]);
+    assert.deepEqual(b, [0, 1, 2, 3]);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("Counter: cancelling mid-way stops the stream, the connection stays up", async () => {
+  const c = await started();
+  try {
+    const items = [];
+    let completed = false;
+    let subscription;
+    const third = new Promise((resolve, reject) => {
+      subscription = c.stream("Counter", 1000, 20).subscribe({
+        next: (item) => {
+          items.push(item);
+          if (items.length === 3) resolve();
+        },
+        complete: () => {
+          completed = true;
+        },
+        error: reject,
+      });
+    });
+    await third;
+    subscription.dispose();
+    const seen = items.length;
+    await sleep(300);
+    assert.ok(seen >= 3 && seen < 1000);
+    assert.equal(items.length, seen);
+    assert.equal(completed, false);
+    assert.equal(c.state, signalR.HubConnectionState.Connected);
+    assert.deepEqual(await collect(c.stream("Counter", 2, 1)), [0, 1]);
+    assert.equal(await c.invoke("Echo", "after cancel"), "after cancel");
+  } finally {
+    await c.stop();
+  }
+});
+
+test("the wrong kind of invocation gets the .NET error texts", async () => {
+  const c = await started();
+  try {
+    await assert.rejects(c.invoke("Counter", 3, 1), {
+      message:
+        "The client attempted to invoke the streaming 'Counter' method with a non-streaming invocation.",
+    });
+    await assert.rejects(collect(c.stream("Echo", "x")), {
+      message:
+        "The client attempted to invoke the non-streaming 'Echo' method with a streaming invocation.",
+    });
+    assert.equal(await c.invoke("Echo", "fine"), "fine");
+  } finally {
+    await c.stop();
+  }
+});
+
+test("Sum adds a client-to-server stream", async () => {
+  const c = await started();
+  try {
+    const numbers = new signalR.Subject();
+    const total = c.invoke("Sum", numbers);
+    for (let n = 1; n <= 100; n++) numbers.next(n);
+    numbers.complete();
+    assert.equal(await total, 5050);
+
+    // Items spread over time, an empty stream, two uploads at once.
+    const slow = new signalR.Subject();
+    const slowTotal = c.invoke("Sum", slow);
+    const empty = new signalR.Subject();
+    const emptyTotal = c.invoke("Sum", empty);
+    empty.complete();
+    for (let n = 0; n < 5; n++) {
+      slow.next(2 ** 40);
+      await sleep(10);
+    }
+    slow.complete();
+    assert.equal(await slowTotal, 5 * 2 ** 40);
+    assert.equal(await emptyTotal, 0);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("Sum: an upload ended with an error fails the invocation with that error", async () => {
+  const c = await started();
+  try {
+    const numbers = new signalR.Subject();
+    const total = c.invoke("Sum", numbers);
+    numbers.next(1);
+    numbers.error(new Error("upload broke"));
+    await assert.rejects(total, (error) => {
+      assert.match(error.message, /upload broke/);
+      return true;
+    });
+    // A stream argument where none is expected, and none where one is.
+    const stray = new signalR.Subject();
+    const echoed = c.invoke("Echo", "x", stray);
+    stray.complete();
+    await assert.rejects(echoed);
+    await assert.rejects(c.invoke("Sum"), {
+      message:
+        "An unexpected error occurred invoking 'Sum' on the server. HubException: Client sent 0 stream(s), Hub method expects 1.",
+    });
+    assert.equal(await c.invoke("Echo", "still fine"), "still fine");
+  } finally {
+    await c.stop();
+  }
+});
+
+test("AskClient: the server awaits the caller's answer (a client result)", async () => {
+  const c = connect();
+  c.on("Question", async (question) => {
+    await sleep(5);
+    return `answer to ${question}`;
+  });
+  await c.start();
+  try {
+    assert.equal(await c.invoke("AskClient", "why?"), "answer to why?");
+    // Several at once, with the default limit of one invocation at a time.
+    const answers = await Promise.all(
+      ["a", "b", "c"].map((q) => c.invoke("AskClient", q)),
+    );
+    assert.deepEqual(answers, ["answer to a", "answer to b", "answer to c"]);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("AskClient: a client without a handler or with a failing one gives an error", async () => {
+  const silent = await started();
+  const failing = connect();
+  failing.on("Question", () => {
+    throw new Error("no idea");
+  });
+  await failing.start();
+  try {
+    await assert.rejects(silent.invoke("AskClient", "q"), (error) => {
+      assert.match(error.message, /Client didn't provide a result/);
+      return true;
+    });
+    await assert.rejects(failing.invoke("AskClient", "q"), (error) => {
+      assert.match(error.message, /no idea/);
+      return true;
+    });
+    assert.equal(await silent.invoke("Echo", "up"), "up");
+  } finally {
+    await Promise.all([silent.stop(), failing.stop()]);
+  }
+});
+
+test("AskConnection: one client asks another", async () => {
+  const [asker, answerer] = await Promise.all([started(), connect()]);
+  answerer.on("Question", (q) => `${q}!`);
+  await answerer.start();
+  try {
+    const id = await answerer.invoke("GetConnectionId");
+    assert.equal(await asker.invoke("AskConnection", id, "hey"), "hey!");
+  } finally {
+    await Promise.all([asker.stop(), answerer.stop()]);
+  }
+});
+
+test("64-bit integers keep their value", async () => {
+  const c = await started();
+  try {
+    const big = Number.MAX_SAFE_INTEGER;
+    assert.equal(await c.invoke("Add", big - 10, 10), big);
+    assert.equal(await c.invoke("Add", -big + 10, -10), -big);
+    assert.equal(await c.invoke("Add", 2 ** 32, 1), 2 ** 32 + 1);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("JSON and MessagePack clients share one hub", async () => {
+  const other = protocolName === "json" ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol();
+  const mine = await started();
+  const theirs = new signalR.HubConnectionBuilder()
+    .withUrl(url, { transport: signalR.HttpTransportType.WebSockets })
+    .withHubProtocol(other)
+    .configureLogging(signalR.LogLevel.Warning)
+    .build();
+  await theirs.start();
+  try {
+    const boxes = [inbox(mine), inbox(theirs)];
+    const message = `mixed ${"é".repeat(3)} ${Date.now()}`;
+    await theirs.invoke("Broadcast", message);
+    assert.deepEqual(await boxes[0].next(1), [message]);
+    assert.deepEqual(await boxes[1].next(1), [message]);
+    assert.deepEqual(await collect(theirs.stream("Counter", 3, 1)), [0, 1, 2]);
+  } finally {
+    await Promise.all([mine.stop(), theirs.stop()]);
+  }
+});
+
+// HUB_EXPECT_TRANSPORT (set with HUB_TRANSPORT=Auto on a server that serves
+// fewer transports): the client fell back to this one.
+test("the client uses the expected transport", { skip: !process.env.HUB_EXPECT_TRANSPORT }, async () => {
+  const c = await started();
+  try {
+    const used = c.connection.transport.constructor.name;
+    assert.equal(used, `${process.env.HUB_EXPECT_TRANSPORT}Transport`.replace("WebSocketsTransport", "WebSocketTransport"));
+  } finally {
+    await c.stop();
+  }
+});

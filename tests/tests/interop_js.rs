@@ -32,3 +32,8 @@ fn run(protocol: &str, transport: &str) {
 fn official_js_client_websockets_json() {
     run("json", "WebSockets");
 }
+
+#[test]
+fn official_js_client_websockets_messagepack() {
+    run("messagepack", "WebSockets");
+}

@@ -13,6 +13,7 @@
 
 pub(crate) mod session;
 pub(crate) mod stateful;
+pub(crate) mod streams;
 pub(crate) mod writer;
 
 use std::collections::HashMap;
@@ -33,6 +34,9 @@ use crate::{BoxFuture, HubError, HubErrorKind};
 /// The Close error text of the .NET server for any connection that ended
 /// with an error.
 pub(crate) const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
+
+/// ASP.NET Core's `StreamBufferCapacity`.
+pub(crate) const DEFAULT_STREAM_BUFFER_CAPACITY: usize = 10;
 
 /// What the writer task receives.
 #[derive(Debug)]
@@ -156,6 +160,8 @@ pub(crate) struct SessionConfig {
     pub(crate) drain_timeout: Duration,
     pub(crate) detailed_errors: bool,
     pub(crate) protocols: Vec<HubProtocol>,
+    /// Items buffered per stream, both directions (`StreamBufferCapacity`).
+    pub(crate) stream_buffer_capacity: usize,
 }
 
 /// What the hub does with a connection's messages; implemented by the
@@ -178,8 +184,16 @@ pub(crate) trait Dispatcher: Send + Sync + 'static {
         invocation: Invocation,
     ) -> Option<BoxFuture<'static, ()>>;
 
-    /// A StreamInvocation arrived.
-    fn stream_invocation(&self, connection: &Arc<ConnectionHandle>, invocation: StreamInvocation);
+    /// A StreamInvocation arrived. Either answers it at once (returns
+    /// `None`) or returns the job that runs the streaming method and sends
+    /// its items and Completion. Streams do not count towards the
+    /// parallel-invocation limit (as in ASP.NET Core): the session spawns
+    /// the job at once.
+    fn stream_invocation(
+        &self,
+        connection: &Arc<ConnectionHandle>,
+        invocation: StreamInvocation,
+    ) -> Option<BoxFuture<'static, ()>>;
 
     /// The connection ended: unregister it and, if `connected` succeeded,
     /// run `on_disconnected`.
@@ -207,6 +221,7 @@ pub(crate) struct ConnectionHandle {
     pending: Mutex<HashMap<u64, PendingResult>>,
     next_invocation_id: AtomicU64,
     finished: AtomicBool,
+    streams: streams::ConnectionStreams,
 }
 
 impl std::fmt::Debug for ConnectionHandle {
@@ -235,7 +250,15 @@ impl ConnectionHandle {
             pending: Mutex::new(HashMap::new()),
             next_invocation_id: AtomicU64::new(0),
             finished: AtomicBool::new(false),
+            streams: streams::ConnectionStreams::new(DEFAULT_STREAM_BUFFER_CAPACITY),
         }
+    }
+
+    /// Sets how many items each of the connection's streams buffers (both
+    /// directions); before the handle is shared.
+    pub(crate) fn with_stream_buffer_capacity(mut self, capacity: usize) -> Self {
+        self.streams = streams::ConnectionStreams::new(capacity);
+        self
     }
 
     /// The connection id.
@@ -387,6 +410,7 @@ impl ConnectionHandle {
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
         self.lock_pending().clear();
+        self.close_streams();
     }
 
     /// Fails the pending client results without marking the connection

@@ -87,7 +87,10 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let handle = Arc::new(ConnectionHandle::new(id, user, protocol, outbound.clone()));
+    let handle = Arc::new(
+        ConnectionHandle::new(id, user, protocol, outbound.clone())
+            .with_stream_buffer_capacity(config.stream_buffer_capacity),
+    );
     let writer = tokio::spawn(writer::run(
         sink,
         queue,
@@ -281,7 +284,12 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
             }
             // Backpressure: with the waiting queue full, stop reading until
             // a running invocation finishes.
-            let can_read = self.queue.len() < self.config.max_queued_invocations.max(1);
+            // Likewise while upload streams hold all the items they may
+            // (see `super::streams`), until a hub method takes some.
+            let uploads_blocked = self.handle.uploads_blocked();
+            let can_read =
+                self.queue.len() < self.config.max_queued_invocations.max(1) && !uploads_blocked;
+            let upload_room = self.handle.upload_room();
             let lost_deadline = self.resume.as_ref().and_then(|r| r.lost_deadline);
             let connected = lost_deadline.is_none();
             let deadline = self.client_deadline.filter(|_| connected);
@@ -293,6 +301,7 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                     self.handle.abort(CloseReason::Shutdown);
                 }
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
+                () = upload_room.wait(), if uploads_blocked => {}
                 permit = self.semaphore.clone().acquire_owned(), if !self.queue.is_empty() => {
                     if let (Ok(permit), Some(job)) = (permit, self.queue.pop_front()) {
                         let slot = InvocationSlot::new(self.semaphore.clone(), permit);
@@ -366,7 +375,9 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// Decodes and dispatches every whole message buffered, as long as the
     /// waiting queue has room.
     fn process_buffer(&mut self) {
-        while self.queue.len() < self.config.max_queued_invocations.max(1) {
+        while self.queue.len() < self.config.max_queued_invocations.max(1)
+            && !self.handle.uploads_blocked()
+        {
             if self.handle.close_reason().is_some() {
                 return;
             }
@@ -407,9 +418,21 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 }
             }
             HubMessage::StreamInvocation(invocation) => {
-                self.dispatcher.stream_invocation(&self.handle, invocation);
+                // Streams do not wait for an invocation slot.
+                if let Some(job) = self.dispatcher.stream_invocation(&self.handle, invocation) {
+                    self.running.spawn(job);
+                }
             }
-            HubMessage::Completion(completion) => self.handle.complete(completion),
+            HubMessage::StreamItem(item) => self.handle.upload_item(item),
+            HubMessage::CancelInvocation(cancel) => {
+                self.handle.cancel_stream(&cancel.invocation_id);
+            }
+            // Upload streams first, as ASP.NET Core: then client results.
+            HubMessage::Completion(completion) => {
+                if !self.handle.complete_upload(&completion) {
+                    self.handle.complete(completion);
+                }
+            }
             HubMessage::Close(close) => {
                 self.handle.abort(CloseReason::ClientClosed(close.error));
             }
@@ -431,6 +454,9 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
         let keep_reading = matches!(reason, Some(CloseReason::Shutdown));
         if !keep_reading {
             self.handle.fail_pending();
+            // Nothing more will be read: upload streams end now, with an
+            // error, so the methods reading them finish.
+            self.handle.close_streams();
         }
         let deadline = Instant::now() + self.config.drain_timeout;
         let mut reading = keep_reading;
@@ -443,14 +469,19 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                         self.decoder_buffer.extend_from_slice(&bytes);
                         loop {
                             match self.decoder.decode(&mut self.decoder_buffer) {
-                                Ok(Some(HubMessage::Completion(completion))) => self.handle.complete(completion),
+                                Ok(Some(HubMessage::Completion(completion))) => {
+                                    if !self.handle.complete_upload(&completion) {
+                                        self.handle.complete(completion);
+                                    }
+                                }
+                                Ok(Some(HubMessage::StreamItem(item))) => self.handle.upload_item(item),
                                 Ok(Some(_)) => {}
                                 Ok(None) => break,
-                                Err(_) => { reading = false; self.handle.fail_pending(); break; }
+                                Err(_) => { reading = false; self.handle.fail_pending(); self.handle.close_streams(); break; }
                             }
                         }
                     }
-                    Some(Err(_)) | None => { reading = false; self.handle.fail_pending(); }
+                    Some(Err(_)) | None => { reading = false; self.handle.fail_pending(); self.handle.close_streams(); }
                 },
             }
         }

@@ -9,8 +9,11 @@ use futures_util::FutureExt;
 
 use super::Shared;
 use crate::clients::HubLifetimeManager;
+use crate::connection::streams::StreamSender;
 use crate::connection::{ConnectionHandle, Dispatcher};
-use crate::hub::{Arguments, HubCall, InvocationError, MethodKind, MethodOutput};
+use crate::hub::{
+    Arguments, HubCall, InvocationError, MethodKind, MethodOutput, StreamItems, UploadChannel,
+};
 use crate::protocol::{
     Completion, CompletionResult, HubMessage, Invocation, Payload, StreamInvocation,
 };
@@ -70,6 +73,31 @@ pub(crate) fn error_text(target: &str, error: &InvocationError, detailed: bool) 
             format!("SerializationException: {message}"),
             false,
         ),
+        InvocationError::Stream(error) => {
+            let base = "An error occurred on the server while streaming results.".to_owned();
+            match error.kind() {
+                HubErrorKind::Hub | HubErrorKind::Remote => {
+                    with(base, format!("HubException: {}", error.message()), true)
+                }
+                kind => with(
+                    base,
+                    format!("{kind:?}Exception: {}", error.message()),
+                    false,
+                ),
+            }
+        }
+        InvocationError::UploadStreamCount { provided, expected } => with(
+            unexpected,
+            format!(
+                "HubException: Client sent {provided} stream(s), Hub method expects {expected}."
+            ),
+            true,
+        ),
+        InvocationError::UploadStreamInUse(id) => with(
+            unexpected,
+            format!("HubException: Stream ID '{id}' is already in use."),
+            true,
+        ),
         InvocationError::Hub(error) => match error.kind() {
             // HubException: the message always reaches the client. A client
             // result's error surfaces in .NET as a HubException too.
@@ -104,6 +132,54 @@ impl<H: Hub> Shared<H> {
             connection.user().cloned(),
             self.registry.clone() as Arc<dyn HubLifetimeManager>,
         )
+    }
+
+    /// Sends `text` as an error Completion when the invocation has an id.
+    fn reject_with(
+        &self,
+        connection: &ConnectionHandle,
+        invocation_id: Option<String>,
+        text: String,
+    ) {
+        match invocation_id {
+            Some(id) => {
+                let _ = connection.send_message(&completion(id, CompletionResult::Error(text)));
+            }
+            None => tracing::debug!(connection = %connection.id(), error = %text,
+                "fire-and-forget invocation refused"),
+        }
+    }
+
+    /// Checks the upload streams of an invocation of `method` and opens
+    /// them; on failure the invocation has been answered.
+    fn open_uploads(
+        &self,
+        connection: &Arc<ConnectionHandle>,
+        invocation_id: &Option<String>,
+        target: &str,
+        expected: usize,
+        stream_ids: Vec<String>,
+    ) -> Option<UploadGuard> {
+        if stream_ids.len() != expected {
+            let error = InvocationError::UploadStreamCount {
+                provided: stream_ids.len(),
+                expected,
+            };
+            self.reject(connection, invocation_id.clone(), target, &error);
+            return None;
+        }
+        match connection.open_uploads(&stream_ids) {
+            Ok(channels) => Some(UploadGuard {
+                connection: connection.clone(),
+                ids: stream_ids,
+                channels,
+            }),
+            Err(id) => {
+                let error = InvocationError::UploadStreamInUse(id);
+                self.reject(connection, invocation_id.clone(), target, &error);
+                None
+            }
+        }
     }
 
     /// Sends an error Completion when the invocation has an id.
@@ -173,14 +249,6 @@ impl<H: Hub> Dispatcher for Shared<H> {
             return None;
         };
         let method = &H::METHODS[index];
-        if !stream_ids.is_empty() {
-            let error = InvocationError::Hub(HubError::new(format!(
-                "Client sent {} stream(s), Hub method expects 0.",
-                stream_ids.len()
-            )));
-            self.reject(connection, invocation_id, &target, &error);
-            return None;
-        }
         if arguments.len() != method.parameters {
             let error = InvocationError::ArgumentCount {
                 provided: arguments.len(),
@@ -189,8 +257,23 @@ impl<H: Hub> Dispatcher for Shared<H> {
             self.reject(connection, invocation_id, &target, &error);
             return None;
         }
+        if method.kind == MethodKind::ServerStream {
+            let text = format!(
+                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+            );
+            self.reject_with(connection, invocation_id, text);
+            return None;
+        }
+        let uploads = self.open_uploads(
+            connection,
+            &invocation_id,
+            &target,
+            method.upload_streams,
+            stream_ids,
+        )?;
 
-        let call = HubCall::new(self.call_context(connection), Arguments::new(arguments));
+        let call = HubCall::new(self.call_context(connection), Arguments::new(arguments))
+            .with_uploads(uploads.channels.clone());
         let hub = self.hub.clone();
         let connection = connection.clone();
         let detailed = self.options.enable_detailed_errors;
@@ -202,6 +285,8 @@ impl<H: Hub> Dispatcher for Shared<H> {
                     tracing::error!(connection = %connection.id(), target, "hub method panicked");
                     Err(InvocationError::Result("the hub method panicked".into()))
                 });
+            // The method is done: its upload streams take no more items.
+            drop(uploads);
             let Some(id) = invocation_id else {
                 if let Err(error) = outcome {
                     tracing::debug!(connection = %connection.id(), target, ?error,
@@ -227,22 +312,106 @@ impl<H: Hub> Dispatcher for Shared<H> {
         }))
     }
 
-    fn stream_invocation(&self, connection: &Arc<ConnectionHandle>, invocation: StreamInvocation) {
-        let target = invocation.target;
-        let id = Some(invocation.invocation_id).filter(|id| !id.is_empty());
-        let text = match self.methods.find(&target) {
-            None => error_text(&target, &InvocationError::UnknownMethod, false),
-            Some(index) => match H::METHODS[index].kind {
-                MethodKind::Unary => format!(
-                    "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
-                ),
-                #[allow(unreachable_patterns)]
-                _ => format!("Streaming invocations of '{target}' are not supported yet."),
-            },
-        };
-        if let Some(id) = id {
-            let _ = connection.send_message(&completion(id, CompletionResult::Error(text)));
+    fn stream_invocation(
+        &self,
+        connection: &Arc<ConnectionHandle>,
+        invocation: StreamInvocation,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let StreamInvocation {
+            invocation_id,
+            target,
+            arguments,
+            stream_ids,
+            ..
+        } = invocation;
+        if invocation_id.is_empty() {
+            tracing::debug!(connection = %connection.id(), target, "StreamInvocation without an id; ignored");
+            return None;
         }
+        let Some(index) = self.methods.find(&target) else {
+            self.reject(
+                connection,
+                Some(invocation_id),
+                &target,
+                &InvocationError::UnknownMethod,
+            );
+            return None;
+        };
+        let method = &H::METHODS[index];
+        if arguments.len() != method.parameters {
+            let error = InvocationError::ArgumentCount {
+                provided: arguments.len(),
+                expected: method.parameters,
+            };
+            self.reject(connection, Some(invocation_id), &target, &error);
+            return None;
+        }
+        if method.kind != MethodKind::ServerStream {
+            let text = format!(
+                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+            );
+            self.reject_with(connection, Some(invocation_id), text);
+            return None;
+        }
+        let Some(stream) = connection.start_stream(&invocation_id) else {
+            let text = format!("Invocation ID '{invocation_id}' is already in use.");
+            self.reject_with(connection, Some(invocation_id), text);
+            return None;
+        };
+        let id = Some(invocation_id.clone());
+        let Some(uploads) =
+            self.open_uploads(connection, &id, &target, method.upload_streams, stream_ids)
+        else {
+            connection.end_stream(&invocation_id, stream.generation);
+            return None;
+        };
+
+        let items = StreamItems::new(Arc::new(StreamSender::new(
+            connection.clone(),
+            invocation_id.clone(),
+        )));
+        let call = HubCall::new(self.call_context(connection), Arguments::new(arguments))
+            .with_stream_items(items)
+            .with_uploads(uploads.channels.clone());
+        let hub = self.hub.clone();
+        let connection = connection.clone();
+        let detailed = self.options.enable_detailed_errors;
+        Some(Box::pin(async move {
+            let mut closing = connection.close_signal();
+            let running = AssertUnwindSafe(hub.invoke(index, call)).catch_unwind();
+            // Cancelling drops the method's future, and with it its stream:
+            // the producer stops at once.
+            let outcome = tokio::select! {
+                outcome = running => Some(outcome),
+                _ = stream.cancelled => None,
+                _ = closing.wait_for(|reason| reason.is_some()) => {
+                    // Nobody to answer: the connection is closing.
+                    connection.end_stream(&invocation_id, stream.generation);
+                    return;
+                }
+            };
+            drop(uploads);
+            connection.end_stream(&invocation_id, stream.generation);
+            let result = match outcome {
+                // As ASP.NET Core: a cancelled stream still gets its
+                // Completion, without an error.
+                None => CompletionResult::Void,
+                Some(Ok(Ok(_))) => CompletionResult::Void,
+                Some(Ok(Err(error))) => {
+                    tracing::debug!(connection = %connection.id(), target, ?error, "stream failed");
+                    CompletionResult::Error(error_text(&target, &error, detailed))
+                }
+                Some(Err(_)) => {
+                    tracing::error!(connection = %connection.id(), target, "streaming hub method panicked");
+                    let error = InvocationError::Stream(HubError::with_kind(
+                        HubErrorKind::Transport,
+                        "the hub method panicked",
+                    ));
+                    CompletionResult::Error(error_text(&target, &error, detailed))
+                }
+            };
+            let _ = connection.send_message(&completion(invocation_id, result));
+        }))
     }
 
     fn disconnected(
@@ -266,5 +435,21 @@ impl<H: Hub> Dispatcher for Shared<H> {
                 tracing::error!("on_disconnected panicked");
             }
         })
+    }
+}
+
+/// The upload streams of one invocation, closed when the invocation ends
+/// however it ends (completed, failed, dropped before it ran).
+struct UploadGuard {
+    connection: Arc<ConnectionHandle>,
+    ids: Vec<String>,
+    channels: Vec<Arc<UploadChannel>>,
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        if !self.ids.is_empty() {
+            self.connection.close_uploads(&self.ids, &self.channels);
+        }
     }
 }

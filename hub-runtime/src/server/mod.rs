@@ -161,6 +161,7 @@ impl<H: Hub> HubServerBuilder<H> {
             drain_timeout: options.shutdown_timeout,
             detailed_errors: options.enable_detailed_errors,
             protocols: options.supported_protocols.clone(),
+            stream_buffer_capacity: options.stream_buffer_capacity.max(1),
         });
         HubServer {
             shared: Arc::new(Shared {

@@ -86,6 +86,18 @@ pub struct HubOptions {
     /// Core does; a dead client is then found by the client timeout.
     pub client_result_timeout: Option<Duration>,
 
+    /// How many items each stream buffers (default 10, ASP.NET Core's
+    /// `StreamBufferCapacity`).
+    ///
+    /// Upload streams (client to server): the items a hub method has not
+    /// taken yet. Once every upload stream of a connection is full and a
+    /// lookahead of as many items again is used up, the server stops
+    /// reading from that client until the hub method takes items.
+    /// Server-to-client streams: the items queued for the client and not
+    /// yet written to its socket; a streaming method that produces faster
+    /// waits, so a slow client slows its own stream down and nothing else.
+    pub stream_buffer_capacity: usize,
+
     /// The hub protocols clients may choose in the handshake (default JSON
     /// and MessagePack). Asking for another one fails the handshake with
     /// `The protocol '…' is not supported.`
@@ -181,6 +193,7 @@ impl Default for HubOptions {
             maximum_queued_invocations_per_client: 32,
             outbound_queue_capacity: 1024,
             client_result_timeout: Some(Duration::from_secs(30)),
+            stream_buffer_capacity: 10,
             supported_protocols: HubProtocol::ALL.to_vec(),
             transport_send_timeout: Duration::from_secs(10),
             disconnect_timeout: Duration::from_secs(15),
