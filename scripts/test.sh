@@ -28,5 +28,11 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y chromium
 fi
 
+if ! command -v redis-server >/dev/null 2>&1; then
+  step "Debian's redis-server, for the scale-out tests (each test starts its own)"
+  apt-get update
+  apt-get install -y redis-server
+fi
+
 step "tests"
 cargo test --workspace --no-fail-fast

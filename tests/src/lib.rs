@@ -125,3 +125,111 @@ pub fn run_node_tests(file: &str, env: &[(&str, &str)]) -> bool {
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     output.status.success()
 }
+
+/// A private `redis-server` (Debian's package; `scripts/test.sh` installs
+/// it) on a free loopback port, with persistence off, stopped by PID when
+/// dropped.
+pub struct RedisProcess {
+    child: Option<Child>,
+    port: u16,
+    binary: PathBuf,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on a free port of 127.0.0.1 and waits until it
+    /// answers PING.
+    ///
+    /// # Panics
+    /// When `redis-server` is not installed or does not answer within 30 s.
+    pub fn start() -> RedisProcess {
+        let binary = [
+            "/usr/bin/redis-server",
+            "/usr/sbin/redis-server",
+            "/usr/local/bin/redis-server",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("redis-server"))
+                    .find(|path| path.exists())
+            })
+        })
+        .expect("redis-server must be installed (scripts/test.sh installs it)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut redis = RedisProcess {
+            child: None,
+            port,
+            binary,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.answers_ping() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL: an abrupt outage) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty (persistence is off).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

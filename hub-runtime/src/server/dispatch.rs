@@ -208,10 +208,14 @@ impl<H: Hub> Dispatcher for Shared<H> {
         &self,
         connection: &Arc<ConnectionHandle>,
     ) -> BoxFuture<'static, Result<(), HubError>> {
-        self.registry.add(connection);
+        let subscribed = self.registry.add(connection);
         let context = self.call_context(connection);
         let hub = self.hub.clone();
         Box::pin(async move {
+            // Scale-out: other nodes reach the connection once this holds.
+            if let Some(subscribed) = subscribed {
+                subscribed.await;
+            }
             match AssertUnwindSafe(hub.on_connected(context))
                 .catch_unwind()
                 .await

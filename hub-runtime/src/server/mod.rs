@@ -61,7 +61,7 @@
 mod dispatch;
 mod http;
 mod options;
-mod registry;
+pub(crate) mod registry;
 mod transports;
 mod users;
 
@@ -127,6 +127,7 @@ pub struct HubServerBuilder<H: Hub> {
     hub: H,
     options: HubOptions,
     users: Box<dyn UserIdProvider>,
+    backplane: Option<Arc<dyn crate::backplane::Backplane>>,
 }
 
 impl<H: Hub> HubServerBuilder<H> {
@@ -140,6 +141,20 @@ impl<H: Hub> HubServerBuilder<H> {
     /// [`Anonymous`]). See [`UserIdProvider`].
     pub fn user_id_provider(mut self, provider: impl UserIdProvider) -> Self {
         self.users = Box::new(provider);
+        self
+    }
+
+    /// Runs the hub as one node of several: `backplane` carries what other
+    /// nodes' connections must receive (see [`crate::backplane`]). Without
+    /// it (the default) the hub delivers in-process only.
+    ///
+    /// ```ignore
+    /// let hub = HubServer::builder(MyHub)
+    ///     .backplane(RedisBackplane::connect("redis://127.0.0.1:6379").await?)
+    ///     .build();
+    /// ```
+    pub fn backplane(mut self, backplane: impl crate::backplane::Backplane) -> Self {
+        self.backplane = Some(Arc::new(backplane));
         self
     }
 
@@ -163,10 +178,22 @@ impl<H: Hub> HubServerBuilder<H> {
             protocols: options.supported_protocols.clone(),
             stream_buffer_capacity: options.stream_buffer_capacity.max(1),
         });
+        let mut registry = Registry::new(options.client_result_timeout);
+        if let Some(backplane) = &self.backplane {
+            registry =
+                registry.with_backplane(backplane.clone(), options.supported_protocols.clone());
+        }
+        let registry = Arc::new(registry);
+        if let Some(backplane) = &self.backplane {
+            backplane.attach(crate::backplane::LocalNode::new(
+                &registry,
+                std::any::type_name::<H>(),
+            ));
+        }
         HubServer {
             shared: Arc::new(Shared {
                 hub: Arc::new(self.hub),
-                registry: Arc::new(Registry::new(options.client_result_timeout)),
+                registry,
                 methods: MethodTable::new::<H>(),
                 users: self.users,
                 negotiated: Mutex::new(HashMap::new()),
@@ -194,6 +221,7 @@ impl<H: Hub> HubServer<H> {
             hub,
             options: HubOptions::default(),
             users: Box::new(Anonymous),
+            backplane: None,
         }
     }
 

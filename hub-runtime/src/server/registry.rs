@@ -6,6 +6,11 @@
 //! use among its recipients and the frozen bytes are shared by all of them.
 //! The recipient list of `All` is cached between membership changes, so a
 //! steady-state broadcast takes no per-connection lock work at all.
+//!
+//! With a [`Backplane`] (scale-out), what the local connections cannot
+//! serve is handed to it once per hub message, with the bytes already
+//! encoded for every protocol; and the registry subscribes the node to the
+//! connections, groups and users it holds. Without one, none of that runs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -13,6 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::backplane::{self, Backplane, EncodedMessage, Subscription};
 use crate::clients::{ConnectionId, HubLifetimeManager, Target};
 use crate::connection::ConnectionHandle;
 use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload};
@@ -41,6 +47,14 @@ pub(crate) struct Registry {
     groups: RwLock<Groups>,
     users: RwLock<HashMap<Arc<str>, Members>>,
     client_result_timeout: Option<Duration>,
+    /// The scale-out backplane, if any: `None` costs nothing.
+    remote: Option<Remote>,
+}
+
+/// A backplane and the protocols every message is encoded in for it.
+struct Remote {
+    backplane: Arc<dyn Backplane>,
+    protocols: Vec<HubProtocol>,
 }
 
 // The maps stay consistent whatever panicked while holding a lock (every
@@ -64,22 +78,64 @@ impl Registry {
             groups: RwLock::new(Groups::default()),
             users: RwLock::new(HashMap::new()),
             client_result_timeout,
+            remote: None,
         }
     }
 
-    /// Registers a connection (after its handshake).
-    pub(crate) fn add(&self, handle: &Handle) {
+    /// Delivers across nodes through `backplane`; every message crossing
+    /// is encoded in each of `protocols`.
+    pub(crate) fn with_backplane(
+        mut self,
+        backplane: Arc<dyn Backplane>,
+        protocols: Vec<HubProtocol>,
+    ) -> Self {
+        self.remote = Some(Remote {
+            backplane,
+            protocols,
+        });
+        self
+    }
+
+    /// Registers a connection (after its handshake). With a backplane,
+    /// returns the future of the node's subscriptions to the connection
+    /// (and its user), which the handshake awaits so that messages other
+    /// nodes send once the client knows its id reach it.
+    pub(crate) fn add(&self, handle: &Handle) -> Option<BoxFuture<'static, ()>> {
+        let mut subscribed = Vec::new();
         {
             let mut connections = write!(self.connections);
             connections.map.insert(handle.id().clone(), handle.clone());
             connections.generation += 1;
+            if let Some(remote) = &self.remote {
+                subscribed.push(
+                    remote
+                        .backplane
+                        .subscribe(Subscription::Connection(handle.id().clone())),
+                );
+            }
         }
         if let Some(user) = handle.user() {
-            write!(self.users)
-                .entry(user.clone())
-                .or_default()
-                .insert(handle.id().clone(), handle.clone());
+            let mut users = write!(self.users);
+            let members = users.entry(user.clone()).or_default();
+            if members.is_empty() {
+                if let Some(remote) = &self.remote {
+                    subscribed.push(
+                        remote
+                            .backplane
+                            .subscribe(Subscription::User(user.to_string())),
+                    );
+                }
+            }
+            members.insert(handle.id().clone(), handle.clone());
         }
+        if subscribed.is_empty() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            for subscription in subscribed {
+                subscription.await;
+            }
+        }))
     }
 
     /// Forgets a connection, its groups and its user entry.
@@ -89,6 +145,11 @@ impl Registry {
             let mut connections = write!(self.connections);
             if connections.map.remove(id).is_some() {
                 connections.generation += 1;
+                if let Some(remote) = &self.remote {
+                    remote
+                        .backplane
+                        .unsubscribe(Subscription::Connection(id.clone()));
+                }
             }
         }
         {
@@ -99,6 +160,7 @@ impl Registry {
                         members.remove(id);
                         if members.is_empty() {
                             groups.by_name.remove(&name);
+                            self.unsubscribe(Subscription::Group(name));
                         }
                     }
                 }
@@ -110,8 +172,153 @@ impl Registry {
                 members.remove(id);
                 if members.is_empty() {
                     users.remove(user);
+                    self.unsubscribe(Subscription::User(user.to_string()));
                 }
             }
+        }
+    }
+
+    fn unsubscribe(&self, subscription: Subscription) {
+        if let Some(remote) = &self.remote {
+            remote.backplane.unsubscribe(subscription);
+        }
+    }
+
+    /// Whether this node holds `id`.
+    pub(crate) fn holds(&self, id: &ConnectionId) -> bool {
+        read!(self.connections).map.contains_key(id)
+    }
+
+    /// Delivers a message another node sent: to the local recipients of
+    /// `target`, with the bytes of each one's protocol.
+    pub(crate) fn deliver_remote(&self, target: &Target, message: &EncodedMessage) -> usize {
+        let recipients = self.recipients(target);
+        let mut delivered = 0;
+        for recipient in &recipients {
+            match message.get(recipient.protocol()) {
+                Some(bytes) => {
+                    recipient.push(bytes.clone());
+                    delivered += 1;
+                }
+                None => tracing::debug!(connection = %recipient.id(),
+                    "a message from another node lacks this connection's protocol"),
+            }
+        }
+        delivered
+    }
+
+    /// A client result another node asks of a local connection.
+    pub(crate) fn invoke_remote(
+        &self,
+        id: &ConnectionId,
+        invocation: &EncodedMessage,
+    ) -> Option<BoxFuture<'static, Result<Payload, HubError>>> {
+        let handle = self.connection(id)?;
+        let timeout = self.client_result_timeout;
+        let decoded = match invocation.get(handle.protocol()) {
+            Some(bytes) => backplane::decode_invocation(handle.protocol(), bytes),
+            None => Err(HubError::with_kind(
+                HubErrorKind::Protocol,
+                "the invocation lacks the connection's protocol",
+            )),
+        };
+        Some(Box::pin(
+            async move { handle.invoke(decoded?, timeout).await },
+        ))
+    }
+
+    /// Adds a local connection to a group for another node. `None` when
+    /// the connection is not here.
+    pub(crate) fn add_local_to_group(
+        &self,
+        id: &ConnectionId,
+        group: &str,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let handle = self.connection(id)?;
+        let subscribed = self.group_insert(id, handle, group);
+        Some(subscribed.unwrap_or_else(|| Box::pin(std::future::ready(()))))
+    }
+
+    /// Removes a local connection from a group for another node. Returns
+    /// whether the connection is here.
+    pub(crate) fn remove_local_from_group(&self, id: &ConnectionId, group: &str) -> bool {
+        if !self.holds(id) {
+            return false;
+        }
+        self.group_delete(id, group);
+        true
+    }
+
+    /// Adds a membership; with a backplane and a first local member, the
+    /// node subscribes to the group and the future says when that holds.
+    fn group_insert(
+        &self,
+        id: &ConnectionId,
+        handle: Handle,
+        group: &str,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let mut groups = write!(self.groups);
+        groups
+            .by_connection
+            .entry(id.clone())
+            .or_default()
+            .insert(group.to_owned());
+        let members = groups.by_name.entry(group.to_owned()).or_default();
+        let first = members.is_empty();
+        members.insert(id.clone(), handle);
+        let subscribed = match &self.remote {
+            Some(remote) if first => Some(
+                remote
+                    .backplane
+                    .subscribe(Subscription::Group(group.to_owned())),
+            ),
+            _ => None,
+        };
+        drop(groups);
+        // The connection may have ended meanwhile: `remove` has then
+        // already cleaned its groups, so undo this late addition.
+        if !self.holds(id) {
+            self.group_delete(id, group);
+        }
+        subscribed
+    }
+
+    fn group_delete(&self, id: &ConnectionId, group: &str) {
+        let mut groups = write!(self.groups);
+        if let Some(names) = groups.by_connection.get_mut(id) {
+            names.remove(group);
+            if names.is_empty() {
+                groups.by_connection.remove(id);
+            }
+        }
+        if let Some(members) = groups.by_name.get_mut(group) {
+            members.remove(id);
+            if members.is_empty() {
+                groups.by_name.remove(group);
+                self.unsubscribe(Subscription::Group(group.to_owned()));
+            }
+        }
+    }
+
+    /// What of `target` other nodes must serve, if anything: sends to
+    /// local connections by id stay here.
+    fn remote_part(&self, target: Target) -> Option<Target> {
+        match target {
+            Target::Connection(id) => (!self.holds(&id)).then_some(Target::Connection(id)),
+            Target::Connections(ids) => {
+                let connections = read!(self.connections);
+                let mut remote: Vec<ConnectionId> = ids
+                    .into_iter()
+                    .filter(|id| !connections.map.contains_key(id))
+                    .collect();
+                drop(connections);
+                match remote.len() {
+                    0 => None,
+                    1 => remote.pop().map(Target::Connection),
+                    _ => Some(Target::Connections(remote)),
+                }
+            }
+            other => Some(other),
         }
     }
 
@@ -199,7 +406,7 @@ impl Registry {
         }
     }
 
-    /// Pushes `message` to `recipients`, encoding it once per protocol.
+    /// Pushes `message` to `recipients`, encoding it once per protocol in use.
     pub(crate) fn deliver(
         &self,
         recipients: &[Handle],
@@ -235,10 +442,25 @@ fn protocol_index(protocol: HubProtocol) -> usize {
 impl HubLifetimeManager for Registry {
     fn send(&self, target: Target, invocation: Invocation) -> BoxFuture<'_, Result<(), HubError>> {
         let recipients = self.recipients(&target);
-        let result = if recipients.is_empty() {
-            Ok(())
-        } else {
-            self.deliver(&recipients, &HubMessage::Invocation(invocation))
+        let message = HubMessage::Invocation(invocation);
+        let result = match &self.remote {
+            None if recipients.is_empty() => Ok(()),
+            None => self.deliver(&recipients, &message),
+            Some(remote) => match self.remote_part(target) {
+                None => self.deliver(&recipients, &message),
+                Some(remote_target) => {
+                    // Encoded once per protocol of the hub: these bytes serve
+                    // the local recipients and every other node.
+                    EncodedMessage::encode(&message, &remote.protocols).map(|encoded| {
+                        for recipient in &recipients {
+                            if let Some(bytes) = encoded.get(recipient.protocol()) {
+                                recipient.push(bytes.clone());
+                            }
+                        }
+                        remote.backplane.publish(&remote_target, &encoded);
+                    })
+                }
+            },
         };
         Box::pin(std::future::ready(result))
     }
@@ -250,6 +472,13 @@ impl HubLifetimeManager for Registry {
     ) -> BoxFuture<'_, Result<Payload, HubError>> {
         let handle = self.connection(&connection);
         let timeout = self.client_result_timeout;
+        if let (None, Some(remote)) = (&handle, &self.remote) {
+            let message = HubMessage::Invocation(invocation);
+            return match EncodedMessage::encode(&message, &remote.protocols) {
+                Ok(encoded) => remote.backplane.invoke(connection, encoded, timeout),
+                Err(error) => Box::pin(std::future::ready(Err(error))),
+            };
+        }
         Box::pin(async move {
             let Some(handle) = handle else {
                 return Err(HubError::with_kind(
@@ -267,26 +496,17 @@ impl HubLifetimeManager for Registry {
         group: String,
     ) -> BoxFuture<'_, Result<(), HubError>> {
         // As ASP.NET Core: an unknown connection is silently ignored.
-        if let Some(handle) = self.connection(&connection) {
-            let mut groups = write!(self.groups);
-            groups
-                .by_connection
-                .entry(connection.clone())
-                .or_default()
-                .insert(group.clone());
-            groups
-                .by_name
-                .entry(group.clone())
-                .or_default()
-                .insert(connection.clone(), handle);
-            drop(groups);
-            // The connection may have ended meanwhile: `remove` has then
-            // already cleaned its groups, so undo this late addition.
-            if self.connection(&connection).is_none() {
-                return self.remove_from_group(connection, group);
-            }
+        match (self.connection(&connection), &self.remote) {
+            (Some(handle), _) => match self.group_insert(&connection, handle, &group) {
+                Some(subscribed) => Box::pin(async move {
+                    subscribed.await;
+                    Ok(())
+                }),
+                None => Box::pin(std::future::ready(Ok(()))),
+            },
+            (None, Some(remote)) => remote.backplane.add_to_group(connection, group),
+            (None, None) => Box::pin(std::future::ready(Ok(()))),
         }
-        Box::pin(std::future::ready(Ok(())))
     }
 
     fn remove_from_group(
@@ -294,20 +514,12 @@ impl HubLifetimeManager for Registry {
         connection: ConnectionId,
         group: String,
     ) -> BoxFuture<'_, Result<(), HubError>> {
-        let mut groups = write!(self.groups);
-        if let Some(names) = groups.by_connection.get_mut(&connection) {
-            names.remove(&group);
-            if names.is_empty() {
-                groups.by_connection.remove(&connection);
+        if let Some(remote) = &self.remote {
+            if !self.holds(&connection) {
+                return remote.backplane.remove_from_group(connection, group);
             }
         }
-        if let Some(members) = groups.by_name.get_mut(&group) {
-            members.remove(&connection);
-            if members.is_empty() {
-                groups.by_name.remove(&group);
-            }
-        }
-        drop(groups);
+        self.group_delete(&connection, &group);
         Box::pin(std::future::ready(Ok(())))
     }
 }

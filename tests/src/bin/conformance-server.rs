@@ -3,15 +3,17 @@
 //! client) is tested against.
 //!
 //! ```text
-//! conformance-server [--bind ADDR] [--keep-alive-ms MS] [--max-message-size BYTES]
+//! conformance-server [--bind ADDR] [--keep-alive-ms MS] [--max-message-size BYTES] [--redis URL]
 //! ```
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
 //!
-//! Rows of the contract that wait for later work: `--redis` (the backplane
-//! issue); Server-Sent Events and Long Polling come with the transport
-//! issue.
+//! `--redis URL` joins the Redis backplane: processes sharing the URL are
+//! one hub.
+//!
+//! Rows of the contract that wait for later work: Server-Sent Events and
+//! Long Polling come with the transport issue.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -167,6 +169,7 @@ struct Args {
     bind: SocketAddr,
     keep_alive: Option<Duration>,
     max_message_size: Option<usize>,
+    redis: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -174,6 +177,7 @@ fn parse_args() -> Result<Args, String> {
         bind: SocketAddr::from(([127, 0, 0, 1], 5000)),
         keep_alive: None,
         max_message_size: None,
+        redis: None,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -192,7 +196,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--max-message-size: {e}"))?;
                 args.max_message_size = Some(bytes);
             }
-            "--redis" => return Err("--redis: the Redis backplane is not built yet".into()),
+            "--redis" => args.redis = Some(value()?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -223,10 +227,19 @@ async fn main() -> std::process::ExitCode {
     if let Some(limit) = args.max_message_size {
         options.maximum_receive_message_size = Some(limit);
     }
-    let hub = HubServer::builder(TestHub)
+    let mut builder = HubServer::builder(TestHub)
         .options(options)
-        .user_id_provider(user_from_token)
-        .build();
+        .user_id_provider(user_from_token);
+    if let Some(url) = &args.redis {
+        match hub_runtime::backplane::RedisBackplane::connect(url.as_str()).await {
+            Ok(backplane) => builder = builder.backplane(backplane),
+            Err(e) => {
+                eprintln!("conformance-server: --redis {url}: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let hub = builder.build();
     let app = axum::Router::new().nest("/hubs/test", hub.router());
 
     let listener = match tokio::net::TcpListener::bind(args.bind).await {

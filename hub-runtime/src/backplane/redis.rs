@@ -1,0 +1,1105 @@
+//! The Redis backplane: Redis pub/sub between the nodes of a hub.
+//!
+//! # Channels
+//!
+//! As ASP.NET Core's Redis backplane, one channel per kind of target under
+//! a prefix (default: the hub's Rust type name), so that a node only
+//! receives what it can deliver:
+//!
+//! | channel | carries | subscribed by |
+//! |---|---|---|
+//! | `{prefix}:all` | `all`, `all_except`, and sends to several groups, users or connections at once | every node |
+//! | `{prefix}:connection:{id}` | sends, client results and group changes for one connection | the node holding it |
+//! | `{prefix}:group:{name}` | `group`, `group_except`, `others_in_group` | nodes with a member |
+//! | `{prefix}:user:{id}` | `user` | nodes with a connection of the user |
+//! | `{prefix}:internal:node:{node}` | acknowledgements and client results for that node | that node |
+//!
+//! One hub message is one `PUBLISH`, however many connections, nodes,
+//! groups or users it reaches. A send to several groups (or users, or
+//! connections) goes once on `{prefix}:all` with its whole target, and
+//! each node picks its recipients, each once — where one publish per group
+//! would deliver twice to a connection in two of them.
+//!
+//! # Faults and the delivery policy
+//!
+//! Local delivery never waits for Redis: the publishing node queues its own
+//! recipients first, then hands the message to a background task that
+//! pipelines the `PUBLISH`es. When Redis is unreachable or restarts:
+//!
+//! - the node keeps serving its own connections;
+//! - it reconnects with exponential backoff
+//!   ([`RedisBackplaneBuilder::reconnect_delay`]) and subscribes again to
+//!   everything its connections need;
+//! - messages published meanwhile wait in a bounded buffer
+//!   ([`RedisBackplaneBuilder::max_buffered_messages`] and
+//!   [`max_buffered_bytes`](RedisBackplaneBuilder::max_buffered_bytes)),
+//!   in order. Past the bound the *oldest* are dropped and counted
+//!   ([`BackplaneStats::dropped`]): after an outage, the most recent
+//!   messages are the ones worth having;
+//! - once reconnected, the node waits until as many nodes are subscribed as
+//!   it saw at most before the outage (checked every
+//!   [`RedisBackplaneBuilder::health_check_interval`]; the wait lasts at
+//!   most [`RedisBackplaneBuilder::replay_grace`], which a node that left
+//!   for good costs once), so that the others are listening again, then
+//!   replays the buffer in
+//!   order, then goes on with new messages. A batch whose `PUBLISH` failed
+//!   mid-flight is published again: a message may then arrive twice, never
+//!   out of order;
+//! - group changes and client results for connections on other nodes need
+//!   an answer, so they fail at once (with [`HubErrorKind::Transport`])
+//!   while Redis is away instead of waiting in the buffer.
+//!
+//! ASP.NET Core's backplane drops whatever is published while Redis is
+//! away. Pub/sub itself keeps nothing: a node that loses only its own
+//! subscription (while Redis stays up for the others) misses what is sent
+//! meanwhile; the buffer covers the publisher's side.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::AsyncConnectionConfig;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::{Instant, sleep, timeout};
+
+use super::wire::{self, Envelope};
+use super::{Backplane, EncodedMessage, LocalNode, Subscription};
+use crate::clients::{ConnectionId, Target};
+use crate::protocol::Payload;
+use crate::{BoxFuture, HubError, HubErrorKind};
+
+/// How many `PUBLISH`es go in one pipeline at most.
+const MAX_BATCH: usize = 1024;
+
+/// Why a [`RedisBackplane`] could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisBackplaneError {
+    /// The URL is not a Redis URL (`redis://host:port[/db]`).
+    #[error("invalid Redis URL: {0}")]
+    InvalidUrl(String),
+    /// Redis did not answer the first connection.
+    #[error("cannot reach Redis: {0}")]
+    Unreachable(String),
+    /// Not called from within a Tokio runtime.
+    #[error("the Redis backplane needs a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Counters of a [`RedisBackplane`], for monitoring and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackplaneStats {
+    /// Whether the node is connected to Redis and subscribed.
+    pub connected: bool,
+    /// `PUBLISH`es that Redis accepted.
+    pub published: u64,
+    /// Messages received from Redis (including this node's own broadcasts,
+    /// which it skips).
+    pub received: u64,
+    /// Messages dropped because the buffer was full (oldest first).
+    pub dropped: u64,
+    /// Messages waiting to be published now.
+    pub buffered: usize,
+    /// How many times the connection to Redis was lost and made again.
+    pub reconnects: u64,
+    /// How many nodes (this one included) listened on the hub's channels at
+    /// the last health check.
+    pub nodes: usize,
+}
+
+/// Configures a [`RedisBackplane`]; from [`RedisBackplane::builder`].
+#[derive(Debug, Clone)]
+pub struct RedisBackplaneBuilder {
+    url: String,
+    prefix: Option<String>,
+    max_buffered_messages: usize,
+    max_buffered_bytes: usize,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+    operation_timeout: Duration,
+    health_check_interval: Duration,
+    replay_grace: Duration,
+}
+
+impl RedisBackplaneBuilder {
+    /// The channel prefix (default: the hub's Rust type name). Nodes of one
+    /// hub must share it; hubs sharing one Redis must not.
+    pub fn channel_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// How many messages may wait while Redis is away (default 10 000).
+    /// Past it the oldest are dropped and counted.
+    pub fn max_buffered_messages(mut self, count: usize) -> Self {
+        self.max_buffered_messages = count;
+        self
+    }
+
+    /// How many bytes of messages may wait while Redis is away (default
+    /// 64 MiB). Past it the oldest are dropped and counted.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// The first and the longest wait between reconnection attempts
+    /// (default 100 ms, doubling up to 5 s).
+    pub fn reconnect_delay(mut self, first: Duration, longest: Duration) -> Self {
+        self.reconnect_min = first;
+        self.reconnect_max = longest.max(first);
+        self
+    }
+
+    /// How long a connection attempt, a command, a subscription or another
+    /// node's acknowledgement may take (default 5 s).
+    pub fn operation_timeout(mut self, limit: Duration) -> Self {
+        self.operation_timeout = limit;
+        self
+    }
+
+    /// How often the node checks that Redis still answers (default 1 s).
+    pub fn health_check_interval(mut self, interval: Duration) -> Self {
+        self.health_check_interval = interval;
+        self
+    }
+
+    /// After a reconnection, how long the node waits at most for the other
+    /// nodes to subscribe again before it replays its buffer (default 5 s).
+    pub fn replay_grace(mut self, grace: Duration) -> Self {
+        self.replay_grace = grace;
+        self
+    }
+
+    /// Connects: fails unless Redis answers now. Later outages are handled
+    /// in the background (see the [module docs](self)).
+    pub async fn connect(self) -> Result<RedisBackplane, RedisBackplaneError> {
+        let client = self.client()?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.operation_timeout))
+            .set_response_timeout(Some(self.operation_timeout));
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| RedisBackplaneError::Unreachable(e.to_string()))?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| RedisBackplaneError::Unreachable(e.to_string()))?;
+        self.spawn(client)
+    }
+
+    /// Starts without waiting for Redis: the node connects in the
+    /// background and buffers meanwhile. Needs a Tokio runtime.
+    pub fn start(self) -> Result<RedisBackplane, RedisBackplaneError> {
+        let client = self.client()?;
+        self.spawn(client)
+    }
+
+    fn client(&self) -> Result<redis::Client, RedisBackplaneError> {
+        redis::Client::open(self.url.as_str())
+            .map_err(|e| RedisBackplaneError::InvalidUrl(e.to_string()))
+    }
+
+    fn spawn(self, client: redis::Client) -> Result<RedisBackplane, RedisBackplaneError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| RedisBackplaneError::NoRuntime)?;
+        let inner = Arc::new(Inner {
+            client,
+            node_id: node_id(),
+            config: self,
+            node: OnceLock::new(),
+            channels: OnceLock::new(),
+            attached: Notify::new(),
+            queue: Mutex::new(Queue::default()),
+            queued: Notify::new(),
+            subscriptions: Mutex::new(Subscriptions::default()),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            connected: AtomicBool::new(false),
+            peers: AtomicUsize::new(0),
+            nodes: AtomicUsize::new(0),
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+        });
+        let task = runtime.spawn(supervise(inner.clone()));
+        Ok(RedisBackplane {
+            owner: Arc::new(Owner {
+                inner,
+                task: task.abort_handle(),
+            }),
+        })
+    }
+}
+
+/// Several server processes as one hub, over Redis pub/sub.
+///
+/// Cheap to clone; the background task stops when the last clone (the
+/// server holds one) is dropped. See the [module docs](self) for the
+/// channels and the delivery policy when Redis is away.
+///
+/// ```no_run
+/// # async fn run<H: hub_runtime::Hub>(hub: H) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use hub_runtime::backplane::RedisBackplane;
+/// use hub_runtime::server::HubServer;
+///
+/// let backplane = RedisBackplane::builder("redis://127.0.0.1:6379")
+///     .channel_prefix("chat")
+///     .max_buffered_messages(50_000)
+///     .reconnect_delay(Duration::from_millis(50), Duration::from_secs(2))
+///     .connect()
+///     .await?;
+/// let server = HubServer::builder(hub).backplane(backplane.clone()).build();
+/// // later: backplane.stats().dropped
+/// # let _ = server;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackplane {
+    owner: Arc<Owner>,
+}
+
+struct Owner {
+    inner: Arc<Inner>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for RedisBackplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackplane")
+            .field("node", &self.owner.inner.node_id)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl RedisBackplane {
+    /// Connects to `url` with the default settings; see
+    /// [`RedisBackplaneBuilder::connect`].
+    pub async fn connect(url: impl Into<String>) -> Result<Self, RedisBackplaneError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Configures a backplane for the Redis at `url`
+    /// (`redis://[user:password@]host:port[/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisBackplaneBuilder {
+        RedisBackplaneBuilder {
+            url: url.into(),
+            prefix: None,
+            max_buffered_messages: 10_000,
+            max_buffered_bytes: 64 << 20,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(5),
+            health_check_interval: Duration::from_secs(1),
+            replay_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// The counters: published, dropped, buffered, reconnections.
+    pub fn stats(&self) -> BackplaneStats {
+        let inner = &self.owner.inner;
+        BackplaneStats {
+            connected: inner.connected.load(Ordering::Acquire),
+            published: inner.published.load(Ordering::Relaxed),
+            received: inner.received.load(Ordering::Relaxed),
+            dropped: inner.dropped.load(Ordering::Relaxed),
+            buffered: inner.lock_queue().items.len(),
+            reconnects: inner.reconnects.load(Ordering::Relaxed),
+            nodes: inner.nodes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// This node's id on the backplane (random, per process).
+    pub fn node_id(&self) -> &str {
+        &self.owner.inner.node_id
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn attach(&self, node: LocalNode) {
+        let inner = &self.owner.inner;
+        let prefix = inner
+            .config
+            .prefix
+            .clone()
+            .unwrap_or_else(|| node.hub_name().to_owned());
+        if inner.node.set(node).is_err() {
+            tracing::error!("a RedisBackplane serves one hub; attach it to one server only");
+            return;
+        }
+        let _ = inner.channels.set(Channels::new(prefix, &inner.node_id));
+        inner.attached.notify_one();
+    }
+
+    fn publish(&self, target: &Target, message: &EncodedMessage) {
+        let inner = &self.owner.inner;
+        let Some(channels) = inner.channels.get() else {
+            return;
+        };
+        let channel = channels.for_target(target);
+        let payload = wire::encode_send(&inner.node_id, target, message);
+        inner.enqueue(Outgoing {
+            channel,
+            payload,
+            reply: None,
+        });
+    }
+
+    fn invoke(
+        &self,
+        connection: ConnectionId,
+        invocation: EncodedMessage,
+        limit: Option<Duration>,
+    ) -> BoxFuture<'static, Result<Payload, HubError>> {
+        let inner = self.owner.inner.clone();
+        Box::pin(async move {
+            let not_found = || {
+                HubError::with_kind(
+                    HubErrorKind::ConnectionNotFound,
+                    format!("Connection '{connection}' does not exist."),
+                )
+            };
+            let request = inner.request(&connection, |origin, request| Envelope::Invoke {
+                origin,
+                request,
+                connection: connection.clone(),
+                invocation,
+            })?;
+            let Some(answer) = request.delivered().await? else {
+                return Err(not_found());
+            };
+            let answered = match limit {
+                Some(limit) => timeout(limit, answer).await.map_err(|_| {
+                    HubError::with_kind(
+                        HubErrorKind::Timeout,
+                        format!(
+                            "Connection '{connection}' did not answer within {} ms.",
+                            limit.as_millis()
+                        ),
+                    )
+                })?,
+                None => answer.await,
+            };
+            answered.map_err(|_| {
+                HubError::with_kind(
+                    HubErrorKind::ConnectionClosed,
+                    format!("Connection '{connection}' closed before it answered."),
+                )
+            })?
+        })
+    }
+
+    fn add_to_group(
+        &self,
+        connection: ConnectionId,
+        group: String,
+    ) -> BoxFuture<'static, Result<(), HubError>> {
+        self.group_action(connection, group, true)
+    }
+
+    fn remove_from_group(
+        &self,
+        connection: ConnectionId,
+        group: String,
+    ) -> BoxFuture<'static, Result<(), HubError>> {
+        self.group_action(connection, group, false)
+    }
+
+    fn subscribe(&self, subscription: Subscription) -> BoxFuture<'static, ()> {
+        let inner = &self.owner.inner;
+        let Some(channels) = inner.channels.get() else {
+            return Box::pin(std::future::ready(()));
+        };
+        let channel = channels.for_subscription(&subscription);
+        let (done, confirmed) = oneshot::channel();
+        let sent = {
+            let mut subscriptions = inner.lock_subscriptions();
+            subscriptions.desired.insert(channel.clone());
+            subscriptions.session.as_ref().is_some_and(|session| {
+                session
+                    .send(Command::Subscribe(channel, Some(done)))
+                    .is_ok()
+            })
+        };
+        if !sent {
+            // Not connected: the subscription is made on reconnection.
+            return Box::pin(std::future::ready(()));
+        }
+        let limit = inner.config.operation_timeout;
+        Box::pin(async move {
+            let _ = timeout(limit, confirmed).await;
+        })
+    }
+
+    fn unsubscribe(&self, subscription: Subscription) {
+        let inner = &self.owner.inner;
+        let Some(channels) = inner.channels.get() else {
+            return;
+        };
+        let channel = channels.for_subscription(&subscription);
+        let mut subscriptions = inner.lock_subscriptions();
+        subscriptions.desired.remove(&channel);
+        if let Some(session) = &subscriptions.session {
+            let _ = session.send(Command::Unsubscribe(channel));
+        }
+    }
+}
+
+impl RedisBackplane {
+    fn group_action(
+        &self,
+        connection: ConnectionId,
+        group: String,
+        add: bool,
+    ) -> BoxFuture<'static, Result<(), HubError>> {
+        let inner = self.owner.inner.clone();
+        Box::pin(async move {
+            let request = inner.request(&connection, |origin, request| Envelope::Group {
+                origin,
+                request,
+                connection: connection.clone(),
+                group,
+                add,
+            })?;
+            // As locally, a connection that no node holds is ignored.
+            let Some(ack) = request.delivered().await? else {
+                return Ok(());
+            };
+            let limit = inner.config.operation_timeout;
+            match timeout(limit, ack).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) => Err(unavailable()),
+                Err(_) => Err(HubError::with_kind(
+                    HubErrorKind::Timeout,
+                    format!(
+                        "The node holding connection '{connection}' did not acknowledge the group change within {} ms.",
+                        limit.as_millis()
+                    ),
+                )),
+            }
+        })
+    }
+}
+
+fn unavailable() -> HubError {
+    HubError::with_kind(
+        HubErrorKind::Transport,
+        "The Redis backplane is not connected.",
+    )
+}
+
+fn node_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Uniqueness matters, secrecy does not: fall back on time and pid.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes = (nanos as u64 ^ u64::from(std::process::id()) << 32).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The channel names of one hub.
+struct Channels {
+    prefix: String,
+    all: String,
+    own: String,
+}
+
+impl Channels {
+    fn new(prefix: String, node_id: &str) -> Self {
+        Channels {
+            all: format!("{prefix}:all"),
+            own: format!("{prefix}:internal:node:{node_id}"),
+            prefix,
+        }
+    }
+
+    fn connection(&self, id: &str) -> String {
+        format!("{}:connection:{id}", self.prefix)
+    }
+
+    fn node(&self, node_id: &str) -> String {
+        format!("{}:internal:node:{node_id}", self.prefix)
+    }
+
+    fn for_subscription(&self, subscription: &Subscription) -> String {
+        match subscription {
+            Subscription::Connection(id) => self.connection(id.as_str()),
+            Subscription::Group(group) => format!("{}:group:{group}", self.prefix),
+            Subscription::User(user) => format!("{}:user:{user}", self.prefix),
+        }
+    }
+
+    fn for_target(&self, target: &Target) -> String {
+        let one = |subscription| self.for_subscription(&subscription);
+        match target {
+            Target::Connection(id) => one(Subscription::Connection(id.clone())),
+            Target::Connections(ids) if ids.len() == 1 => {
+                one(Subscription::Connection(ids[0].clone()))
+            }
+            Target::Group(group) | Target::GroupExcept(group, _) => {
+                one(Subscription::Group(group.clone()))
+            }
+            Target::Groups(groups) if groups.len() == 1 => {
+                one(Subscription::Group(groups[0].clone()))
+            }
+            Target::User(user) => one(Subscription::User(user.clone())),
+            Target::Users(users) if users.len() == 1 => one(Subscription::User(users[0].clone())),
+            _ => self.all.clone(),
+        }
+    }
+}
+
+/// One `PUBLISH` waiting to be made.
+struct Outgoing {
+    channel: String,
+    payload: Bytes,
+    /// Told how many subscribers received it (requests only).
+    reply: Option<oneshot::Sender<i64>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Outgoing>,
+    bytes: usize,
+}
+
+enum Command {
+    Subscribe(String, Option<oneshot::Sender<()>>),
+    Unsubscribe(String),
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    /// What this node's connections need, kept across reconnections.
+    desired: HashSet<String>,
+    /// The running session's subscription commands, in order.
+    session: Option<mpsc::UnboundedSender<Command>>,
+}
+
+type Answer = oneshot::Sender<Result<Payload, HubError>>;
+
+struct Inner {
+    client: redis::Client,
+    node_id: String,
+    config: RedisBackplaneBuilder,
+    node: OnceLock<LocalNode>,
+    channels: OnceLock<Channels>,
+    attached: Notify,
+    queue: Mutex<Queue>,
+    queued: Notify,
+    subscriptions: Mutex<Subscriptions>,
+    pending: Mutex<HashMap<u64, Answer>>,
+    next_request: AtomicU64,
+    connected: AtomicBool,
+    /// The most nodes seen subscribed during the current session: after an
+    /// outage, the node waits for as many before it replays its buffer.
+    peers: AtomicUsize,
+    /// How many nodes were subscribed at the last health check.
+    nodes: AtomicUsize,
+    published: AtomicU64,
+    received: AtomicU64,
+    dropped: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+// Every map and queue stays consistent whatever panicked while holding it
+// (each update is a single insert, remove or push), so poisoning is ignored.
+impl Inner {
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Answer>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a publish, dropping the oldest past the bounds.
+    fn enqueue(&self, outgoing: Outgoing) {
+        let mut queue = self.lock_queue();
+        queue.bytes += outgoing.payload.len();
+        queue.items.push_back(outgoing);
+        self.enforce_bounds(&mut queue);
+        drop(queue);
+        self.queued.notify_one();
+    }
+
+    fn enforce_bounds(&self, queue: &mut Queue) {
+        let mut dropped = 0;
+        while queue.items.len() > self.config.max_buffered_messages
+            || (queue.bytes > self.config.max_buffered_bytes && !queue.items.is_empty())
+        {
+            if let Some(oldest) = queue.items.pop_front() {
+                queue.bytes -= oldest.payload.len();
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            let total = self.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+            tracing::warn!(
+                dropped,
+                total,
+                "Redis backplane buffer full: dropped the oldest messages"
+            );
+        }
+    }
+
+    /// Sends a request to the node holding `connection`.
+    fn request(
+        self: &Arc<Self>,
+        connection: &ConnectionId,
+        envelope: impl FnOnce(String, u64) -> Envelope,
+    ) -> Result<Request, HubError> {
+        let channels = self.channels.get().ok_or_else(unavailable)?;
+        if !self.connected.load(Ordering::Acquire) {
+            return Err(unavailable());
+        }
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.lock_pending().insert(id, answer);
+        let (count, counted) = oneshot::channel();
+        self.enqueue(Outgoing {
+            channel: channels.connection(connection.as_str()),
+            payload: envelope(self.node_id.clone(), id).encode(),
+            reply: Some(count),
+        });
+        Ok(Request {
+            inner: self.clone(),
+            id,
+            counted: Some(counted),
+            answered: Some(answered),
+        })
+    }
+
+    fn publish_to_node(&self, node: &str, envelope: &Envelope) {
+        if let Some(channels) = self.channels.get() {
+            self.enqueue(Outgoing {
+                channel: channels.node(node),
+                payload: envelope.encode(),
+                reply: None,
+            });
+        }
+    }
+
+    /// Acts on one message from Redis.
+    fn handle(self: &Arc<Self>, payload: Bytes) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let Some(node) = self.node.get() else { return };
+        let Some(envelope) = Envelope::decode(payload) else {
+            tracing::warn!("ignored a malformed message from the Redis backplane");
+            return;
+        };
+        match envelope {
+            Envelope::Send {
+                origin,
+                target,
+                message,
+            } => {
+                // This node delivered its own recipients when it sent.
+                if origin != self.node_id {
+                    node.deliver(&target, &message);
+                }
+            }
+            Envelope::Invoke {
+                origin,
+                request,
+                connection,
+                invocation,
+            } => {
+                let work = node.invoke(&connection, &invocation);
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    let result = match work {
+                        Some(work) => work.await,
+                        None => Err(HubError::with_kind(
+                            HubErrorKind::ConnectionNotFound,
+                            format!("Connection '{connection}' does not exist."),
+                        )),
+                    };
+                    let reply = Envelope::Reply {
+                        origin: inner.node_id.clone(),
+                        request,
+                        result,
+                    };
+                    inner.publish_to_node(&origin, &reply);
+                });
+            }
+            Envelope::Group {
+                origin,
+                request,
+                connection,
+                group,
+                add,
+            } => {
+                let subscribed = if add {
+                    node.add_to_group(&connection, &group)
+                } else {
+                    node.remove_from_group(&connection, &group);
+                    None
+                };
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    if let Some(subscribed) = subscribed {
+                        subscribed.await;
+                    }
+                    let ack = Envelope::Ack {
+                        origin: inner.node_id.clone(),
+                        request,
+                    };
+                    inner.publish_to_node(&origin, &ack);
+                });
+            }
+            Envelope::Ack { request, .. } => {
+                if let Some(answer) = self.lock_pending().remove(&request) {
+                    let _ = answer.send(Ok(Payload::null()));
+                }
+            }
+            Envelope::Reply {
+                request, result, ..
+            } => {
+                if let Some(answer) = self.lock_pending().remove(&request) {
+                    let _ = answer.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// A request in flight to another node; forgets its answer slot when
+/// dropped, however it ends.
+struct Request {
+    inner: Arc<Inner>,
+    id: u64,
+    counted: Option<oneshot::Receiver<i64>>,
+    answered: Option<oneshot::Receiver<Result<Payload, HubError>>>,
+}
+
+impl Request {
+    /// Waits until Redis took the request: `None` when no node holds the
+    /// connection, else the future of its answer.
+    async fn delivered(mut self) -> Result<Option<AnswerFuture>, HubError> {
+        let limit = self.inner.config.operation_timeout;
+        let counted = self.counted.take().ok_or_else(unavailable)?;
+        let receivers = match timeout(limit, counted).await {
+            Ok(Ok(count)) => count,
+            Ok(Err(_)) => return Err(dropped_request()),
+            Err(_) => return Err(unavailable()),
+        };
+        if receivers == 0 {
+            return Ok(None);
+        }
+        let answered = self.answered.take().ok_or_else(unavailable)?;
+        Ok(Some(AnswerFuture {
+            _request: self,
+            answered,
+        }))
+    }
+}
+
+fn dropped_request() -> HubError {
+    HubError::with_kind(
+        HubErrorKind::Transport,
+        "The Redis backplane dropped the request (buffer full).",
+    )
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.inner.lock_pending().remove(&self.id);
+    }
+}
+
+/// The answer of a delivered request.
+struct AnswerFuture {
+    _request: Request,
+    answered: oneshot::Receiver<Result<Payload, HubError>>,
+}
+
+impl std::future::Future for AnswerFuture {
+    type Output = Result<Result<Payload, HubError>, oneshot::error::RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.answered).poll(cx)
+    }
+}
+
+/// Connects, runs until the connection fails, reconnects with backoff.
+async fn supervise(inner: Arc<Inner>) {
+    while inner.channels.get().is_none() {
+        inner.attached.notified().await;
+    }
+    let mut delay = inner.config.reconnect_min;
+    loop {
+        let error = session(&inner).await;
+        let was_connected = inner.connected.swap(false, Ordering::AcqRel);
+        inner.lock_subscriptions().session = None;
+        if was_connected {
+            inner.reconnects.fetch_add(1, Ordering::Relaxed);
+            delay = inner.config.reconnect_min;
+            tracing::warn!(%error, "lost the Redis backplane; reconnecting");
+        } else {
+            tracing::debug!(%error, ?delay, "cannot reach the Redis backplane yet");
+        }
+        sleep(delay).await;
+        delay = (delay * 2).min(inner.config.reconnect_max);
+    }
+}
+
+/// One connection to Redis, from connecting to failing: returns why it
+/// ended.
+async fn session(inner: &Arc<Inner>) -> String {
+    match run_session(inner).await {
+        Ok(never) => match never {},
+        Err(error) => error,
+    }
+}
+
+enum Never {}
+
+async fn run_session(inner: &Arc<Inner>) -> Result<Never, String> {
+    let channels = inner.channels.get().ok_or("not attached")?;
+    let limit = inner.config.operation_timeout;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(limit))
+        .set_response_timeout(Some(limit));
+    let publisher = inner
+        .client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| format!("publisher: {e}"))?;
+    let pubsub = timeout(limit, inner.client.get_async_pubsub())
+        .await
+        .map_err(|_| "subscriber: connection timed out".to_owned())?
+        .map_err(|e| format!("subscriber: {e}"))?;
+    let (sink, mut stream) = pubsub.split();
+
+    // Subscribe to everything at once; commands arriving meanwhile go to the
+    // new session's queue and run after.
+    let (commands, mut command_queue) = mpsc::unbounded_channel();
+    let mut wanted = vec![channels.all.clone(), channels.own.clone()];
+    {
+        let mut subscriptions = inner.lock_subscriptions();
+        subscriptions.session = Some(commands);
+        wanted.extend(subscriptions.desired.iter().cloned());
+    }
+    run_commands(
+        &sink,
+        wanted
+            .into_iter()
+            .map(|channel| Command::Subscribe(channel, None))
+            .collect(),
+        limit,
+    )
+    .await?;
+
+    let has_backlog = !inner.lock_queue().items.is_empty();
+    let peers_before = inner.peers.swap(0, Ordering::Relaxed);
+    if has_backlog && peers_before > 1 {
+        wait_for_peers(inner, &mut publisher.clone(), peers_before).await;
+    }
+    inner.connected.store(true, Ordering::Release);
+    tracing::debug!(node = %inner.node_id, "Redis backplane connected");
+
+    let receiving = async {
+        while let Some(message) = stream.next().await {
+            inner.handle(Bytes::copy_from_slice(message.get_payload_bytes()));
+        }
+        Err::<Never, _>("subscriber: connection closed".to_owned())
+    };
+    let subscribing = async {
+        while let Some(first) = command_queue.recv().await {
+            let mut batch = vec![first];
+            while let Ok(next) = command_queue.try_recv() {
+                batch.push(next);
+            }
+            run_commands(&sink, batch, limit).await?;
+        }
+        Err::<Never, _>("subscription commands ended".to_owned())
+    };
+    tokio::select! {
+        result = receiving => result,
+        result = subscribing => result,
+        result = publish_loop(inner, publisher.clone()) => result,
+        result = health_loop(inner, &sink, publisher) => result,
+    }
+}
+
+/// Runs (UN)SUBSCRIBE commands pipelined, in order, and confirms them.
+async fn run_commands(
+    sink: &PubSubSink,
+    commands: Vec<Command>,
+    limit: Duration,
+) -> Result<(), String> {
+    let mut confirmations = Vec::new();
+    let requests = commands.into_iter().map(|command| {
+        let mut sink = sink.clone();
+        let (channel, subscribe, done) = match command {
+            Command::Subscribe(channel, done) => (channel, true, done),
+            Command::Unsubscribe(channel) => (channel, false, None),
+        };
+        confirmations.push(done);
+        async move {
+            if subscribe {
+                sink.subscribe(&channel).await
+            } else {
+                sink.unsubscribe(&channel).await
+            }
+        }
+    });
+    // join_all polls in order, so the commands go out in order.
+    let requests: Vec<_> = requests.collect();
+    let results = timeout(limit, futures_util::future::join_all(requests))
+        .await
+        .map_err(|_| "subscriber: (un)subscribe timed out".to_owned())?;
+    for result in results {
+        result.map_err(|e| format!("subscriber: {e}"))?;
+    }
+    for done in confirmations.into_iter().flatten() {
+        let _ = done.send(());
+    }
+    Ok(())
+}
+
+/// How many nodes listen on the hub's `all` channel.
+async fn subscribed_nodes(
+    inner: &Inner,
+    publisher: &mut MultiplexedConnection,
+) -> Result<usize, String> {
+    let channels = inner.channels.get().ok_or("not attached")?;
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(&channels.all)
+        .query_async(publisher)
+        .await
+        .map_err(|e| format!("publisher: {e}"))?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
+/// Waits (bounded) until as many nodes as before the outage listen again.
+async fn wait_for_peers(inner: &Inner, publisher: &mut MultiplexedConnection, peers: usize) {
+    let deadline = Instant::now() + inner.config.replay_grace;
+    while Instant::now() < deadline {
+        match subscribed_nodes(inner, publisher).await {
+            Ok(count) if count >= peers => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        peers,
+        "not every node resubscribed in time; replaying the buffer anyway"
+    );
+}
+
+/// Publishes the queue in pipelined batches, in order.
+async fn publish_loop(
+    inner: &Arc<Inner>,
+    mut publisher: MultiplexedConnection,
+) -> Result<Never, String> {
+    loop {
+        let batch: Vec<Outgoing> = {
+            let mut queue = inner.lock_queue();
+            let count = queue.items.len().min(MAX_BATCH);
+            let batch: Vec<_> = queue.items.drain(..count).collect();
+            queue.bytes -= batch.iter().map(|item| item.payload.len()).sum::<usize>();
+            batch
+        };
+        if batch.is_empty() {
+            inner.queued.notified().await;
+            continue;
+        }
+        // Put back in front of the queue, in order, unless published: the
+        // session may fail (or be cancelled) while the batch is in flight.
+        let mut in_flight = InFlight {
+            inner,
+            batch: Some(batch),
+        };
+        let mut pipeline = redis::pipe();
+        for item in in_flight.batch.iter().flatten() {
+            pipeline
+                .cmd("PUBLISH")
+                .arg(&item.channel)
+                .arg(item.payload.as_ref());
+        }
+        let counts: Vec<i64> = pipeline
+            .query_async(&mut publisher)
+            .await
+            .map_err(|e| format!("publisher: {e}"))?;
+        let batch = in_flight.batch.take().unwrap_or_default();
+        inner
+            .published
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for (item, count) in batch.into_iter().zip(counts) {
+            if let Some(reply) = item.reply {
+                let _ = reply.send(count);
+            }
+        }
+    }
+}
+
+struct InFlight<'a> {
+    inner: &'a Inner,
+    batch: Option<Vec<Outgoing>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        let mut queue = self.inner.lock_queue();
+        for item in batch.into_iter().rev() {
+            queue.bytes += item.payload.len();
+            queue.items.push_front(item);
+        }
+        self.inner.enforce_bounds(&mut queue);
+    }
+}
+
+/// Checks both connections every interval; notes how many nodes listen.
+async fn health_loop(
+    inner: &Inner,
+    sink: &PubSubSink,
+    mut publisher: MultiplexedConnection,
+) -> Result<Never, String> {
+    let limit = inner.config.operation_timeout;
+    loop {
+        let nodes = subscribed_nodes(inner, &mut publisher).await?;
+        inner.nodes.store(nodes, Ordering::Relaxed);
+        inner.peers.fetch_max(nodes, Ordering::Relaxed);
+        timeout(limit, sink.clone().ping::<redis::Value>())
+            .await
+            .map_err(|_| "subscriber: ping timed out".to_owned())?
+            .map_err(|e| format!("subscriber: {e}"))?;
+        sleep(inner.config.health_check_interval).await;
+    }
+}
