@@ -7,10 +7,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-#[cfg(feature = "client")]
-pub mod client;
 #[cfg(feature = "server")]
 pub mod backplane;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clients;
 pub mod handlers;
 pub mod hub;
