@@ -1,0 +1,232 @@
+//! The three servers under test, each a `hubbench serve KIND` process.
+//!
+//! - `hub`: our hub, `Echo(string) -> string` and `Broadcast(string)` to
+//!   `all`, at `/hub` (JSON and MessagePack, the client picks);
+//! - `raw`: the same axum + WebSocket stack without SignalR: a text frame
+//!   starting with `e` is echoed, one starting with `b` is sent to every
+//!   connection (the frame's bytes shared, never copied), with the same
+//!   bounded outbound queue and slow-consumer policy as ours;
+//! - `sio`: socketioxide with its default settings, events `echo` (with an
+//!   ack) and `broadcast` (through `io.emit`).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use hub_runtime::server::HubServer;
+use hub_runtime::{CallContext, HubError, hub, hub_client};
+use tokio::sync::mpsc;
+
+/// Which server a `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Our hub.
+    Hub,
+    /// The raw WebSocket baseline.
+    Raw,
+    /// socketioxide.
+    SocketIo,
+}
+
+impl ServerKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Hub => "hub",
+            ServerKind::Raw => "raw",
+            ServerKind::SocketIo => "sio",
+        }
+    }
+
+    /// Parses [`ServerKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ServerKind::Hub, ServerKind::Raw, ServerKind::SocketIo]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// What the bench hub calls on its clients (used through the proxies the
+/// macros generate, which the compiler does not count as a use).
+#[allow(dead_code)]
+#[hub_client]
+pub trait BenchClient {
+    /// A broadcast message.
+    async fn receive(&self, message: String);
+}
+
+/// The bench hub.
+struct BenchHub;
+
+#[hub(client = BenchClient)]
+impl BenchHub {
+    async fn echo(&self, message: String) -> String {
+        message
+    }
+
+    async fn broadcast(&self, ctx: CallContext<Self>, message: String) -> Result<(), HubError> {
+        ctx.clients().all().receive(message).await
+    }
+}
+
+/// The same per-connection queue bound as the hub's default
+/// `outbound_queue_capacity`, so both close slow consumers alike.
+const RAW_QUEUE: usize = 1024;
+/// The same WebSocket buffer sizes as the hub's transport.
+const RAW_BUFFER: usize = 4 * 1024;
+
+#[derive(Default)]
+struct RawState {
+    next_id: AtomicU64,
+    connections: Mutex<HashMap<u64, mpsc::Sender<Utf8Bytes>>>,
+}
+
+async fn raw_upgrade(State(state): State<Arc<RawState>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .read_buffer_size(RAW_BUFFER)
+        .write_buffer_size(RAW_BUFFER)
+        .max_message_size(128 * 1024)
+        .on_upgrade(move |socket| raw_connection(state, socket))
+}
+
+async fn raw_connection(state: Arc<RawState>, socket: WebSocket) {
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(RAW_QUEUE);
+    state
+        .connections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, tx.clone());
+    let (mut sink, mut stream) = socket.split();
+    // The writer: everything queued is fed, then one flush.
+    let writer = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            if sink.feed(Message::Text(first)).await.is_err() {
+                return;
+            }
+            while let Ok(next) = rx.try_recv() {
+                if sink.feed(Message::Text(next)).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        let Message::Text(text) = message else {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+            continue;
+        };
+        let kind = text.as_str().as_bytes().first().copied();
+        match kind {
+            Some(b'e') => {
+                // A full queue: this client does not read; end it.
+                let queued = tx.try_send(text);
+                if queued.is_err() {
+                    break;
+                }
+            }
+            Some(b'b') => {
+                let mut slow = Vec::new();
+                {
+                    let connections = state
+                        .connections
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for (other, queue) in connections.iter() {
+                        if queue.try_send(text.clone()).is_err() {
+                            slow.push(*other);
+                        }
+                    }
+                }
+                if !slow.is_empty() {
+                    // Slow consumers lose their queue: their writer ends and
+                    // closes the socket, as the hub's policy does.
+                    let mut connections = state
+                        .connections
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for other in slow {
+                        connections.remove(&other);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    state
+        .connections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    drop(tx);
+    writer.abort();
+}
+
+fn raw_router() -> axum::Router {
+    axum::Router::new()
+        .route("/ws", axum::routing::get(raw_upgrade))
+        .with_state(Arc::new(RawState::default()))
+}
+
+fn sio_router() -> axum::Router {
+    use socketioxide::SocketIo;
+    use socketioxide::extract::{AckSender, Data, SocketRef};
+
+    let (layer, io) = SocketIo::new_layer();
+    let broadcaster = io.clone();
+    io.ns("/", async move |socket: SocketRef| {
+        socket.on(
+            "echo",
+            async |Data(message): Data<String>, ack: AckSender| {
+                let _ = ack.send(&message);
+            },
+        );
+        let io = broadcaster.clone();
+        socket.on("broadcast", async move |Data(message): Data<String>| {
+            let _ = io.emit("broadcast", &message).await;
+        });
+    });
+    axum::Router::new().layer(layer)
+}
+
+/// Raises this process's soft open-file limit to its hard limit (20,000 on
+/// the bench machine), so one process can hold ~19,000 sockets.
+pub fn raise_fd_limit() {
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+}
+
+/// Runs a server of `kind` on `bind` until killed. Prints
+/// `listening on ADDR` once it accepts connections.
+pub async fn serve(kind: ServerKind, bind: SocketAddr) -> std::io::Result<()> {
+    raise_fd_limit();
+    let app = match kind {
+        ServerKind::Hub => {
+            let hub = HubServer::new(BenchHub);
+            axum::Router::new().nest("/hub", hub.router())
+        }
+        ServerKind::Raw => raw_router(),
+        ServerKind::SocketIo => sio_router(),
+    };
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let address = listener.local_addr()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {address}")?;
+        stdout.flush()?;
+    }
+    axum::serve(listener, app).await
+}
