@@ -469,7 +469,8 @@ test("JSON and MessagePack clients share one hub", async () => {
   const other = protocolName === "json" ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol();
   const mine = await started();
   const theirs = new signalR.HubConnectionBuilder()
-    .withUrl(url, { transport: signalR.HttpTransportType.WebSockets })
+    // The same transports as `mine`: the server may serve only some.
+    .withUrl(url, { transport: signalR.HttpTransportType[transportName] })
     .withHubProtocol(other)
     .configureLogging(signalR.LogLevel.Warning)
     .build();

@@ -37,3 +37,49 @@ fn official_js_client_websockets_json() {
 fn official_js_client_websockets_messagepack() {
     run("messagepack", "WebSockets");
 }
+
+/// The client may use every transport (`HUB_TRANSPORT=Auto`), the servers
+/// serve only `served`: the client must fall back to `expected`, and every
+/// scenario must pass over it.
+fn run_fallback(protocol: &str, served: &str, expected: &str) {
+    let server = ServerProcess::start(
+        SERVER,
+        &["--keep-alive-ms", "1000", "--transports", served],
+    );
+    let large = ServerProcess::start(
+        SERVER,
+        &["--max-message-size", "4000000", "--transports", served],
+    );
+    let hub = format!("{}/hubs/test", server.base_url());
+    let large_hub = format!("{}/hubs/test", large.base_url());
+    let passed = run_node_tests(
+        "conformance.test.mjs",
+        &[
+            ("HUB_URL", &hub),
+            ("HUB_URL_LARGE", &large_hub),
+            ("HUB_PROTOCOL", protocol),
+            ("HUB_TRANSPORT", "Auto"),
+            ("HUB_EXPECT_TRANSPORT", expected),
+        ],
+    );
+    assert!(
+        passed,
+        "the JS client failed conformance scenarios over {expected} + {protocol} (server: {served})"
+    );
+}
+
+#[test]
+fn official_js_client_falls_back_to_server_sent_events_json() {
+    run_fallback("json", "serversentevents,longpolling", "ServerSentEvents");
+}
+
+#[test]
+fn official_js_client_falls_back_to_long_polling_json() {
+    run_fallback("json", "longpolling", "LongPolling");
+}
+
+#[test]
+fn official_js_client_falls_back_to_long_polling_messagepack() {
+    // SSE carries text only: MessagePack skips it.
+    run_fallback("messagepack", "serversentevents,longpolling", "LongPolling");
+}

@@ -150,6 +150,7 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String, st
             connection_id,
             created: now,
             stateful,
+            early_input: None,
         },
     );
 }
@@ -162,6 +163,27 @@ pub(super) fn take_negotiated<H: Hub>(shared: &Shared<H>, token: &str) -> Option
         .unwrap_or_else(PoisonError::into_inner)
         .remove(token)?;
     (entry.created.elapsed() < shared.options.disconnect_timeout).then_some(entry)
+}
+
+/// Queues a POST body for a negotiated connection whose transport request
+/// has not come yet. Returns `None` when `token` is not negotiated, and
+/// `Some(false)` when too many bodies wait already.
+pub(super) fn queue_early_post<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    body: bytes::Bytes,
+) -> Option<bool> {
+    let mut negotiated = shared
+        .negotiated
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let entry = negotiated
+        .get_mut(token)
+        .filter(|entry| entry.created.elapsed() < shared.options.disconnect_timeout)?;
+    let (sender, _) = entry
+        .early_input
+        .get_or_insert_with(crate::transport::post_channel);
+    Some(sender.try_send(body).is_ok())
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {

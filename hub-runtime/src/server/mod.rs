@@ -105,6 +105,9 @@ struct Negotiated {
     created: Instant,
     /// Negotiate turned stateful reconnect on.
     stateful: bool,
+    /// POST bodies that came before the transport request (some clients
+    /// send the handshake before their first poll).
+    early_input: Option<(crate::transport::PostSender, crate::transport::PostInput)>,
 }
 
 /// Everything the handlers, sessions and contexts of one hub share.

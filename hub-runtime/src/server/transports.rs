@@ -217,10 +217,10 @@ pub(super) async fn server_sent_events<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
-    let Some(negotiated) = super::http::take_negotiated(&shared, &token) else {
+    let Some(mut negotiated) = super::http::take_negotiated(&shared, &token) else {
         return no_connection();
     };
-    let (input_sender, input) = post_channel();
+    let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink, response) = sse::open(input);
     let live = register(
         &shared,
@@ -270,14 +270,14 @@ pub(super) async fn long_poll<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
-    let Some(negotiated) = super::http::take_negotiated(&shared, &token) else {
+    let Some(mut negotiated) = super::http::take_negotiated(&shared, &token) else {
         return no_connection();
     };
     let polls = Polls::new(
         shared.options.long_polling_poll_timeout,
         shared.options.disconnect_timeout,
     );
-    let (input_sender, input) = post_channel();
+    let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink) = polls.halves(input);
     let live = register(
         &shared,
@@ -316,18 +316,18 @@ pub(super) async fn post<H: Hub>(
         Ok(user) => user,
         Err(_) => return unauthorized(),
     };
-    let Some(live) = shared.live.get(&token) else {
-        return no_connection();
-    };
-    if live.user != user {
-        return text(StatusCode::FORBIDDEN, "Forbidden");
+    let live = shared.live.get(&token);
+    if let Some(live) = &live {
+        if live.user != user {
+            return text(StatusCode::FORBIDDEN, "Forbidden");
+        }
+        if live.input.is_none() {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST requests are not allowed for WebSocket connections.",
+            );
+        }
     }
-    let Some(input) = live.input else {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST requests are not allowed for WebSocket connections.",
-        );
-    };
     // Several records may come in one body; a body far beyond the record
     // limit is refused before it is buffered.
     let limit = crate::transport::websocket::message_size_limit(
@@ -338,8 +338,23 @@ pub(super) async fn post<H: Hub>(
         Ok(bytes) => bytes,
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
     };
-    if input.send(bytes).await.is_err() {
-        return no_connection();
+    match live.and_then(|live| live.input) {
+        Some(input) => {
+            if input.send(bytes).await.is_err() {
+                return no_connection();
+            }
+        }
+        // Negotiated, transport not started yet: kept for the session.
+        None => match super::http::queue_early_post(&shared, &token, bytes) {
+            None => return no_connection(),
+            Some(false) => {
+                return text(
+                    StatusCode::CONFLICT,
+                    "Too many requests before the transport started",
+                );
+            }
+            Some(true) => {}
+        },
     }
     let mut response = Response::new(Body::empty());
     response

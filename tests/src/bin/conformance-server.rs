@@ -4,7 +4,12 @@
 //!
 //! ```text
 //! conformance-server [--bind ADDR] [--keep-alive-ms MS] [--max-message-size BYTES] [--redis URL]
+//!                    [--transports websockets,sse,longpolling] [--stateful-reconnect]
 //! ```
+//!
+//! `--transports` limits the transports served (all by default), so that
+//! clients must fall back; `--stateful-reconnect` lets clients turn
+//! stateful reconnect on.
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
@@ -21,7 +26,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hub_runtime::hub::{Stream, UploadStream};
-use hub_runtime::server::{HubOptions, HubServer, Unauthorized, bearer_token};
+use hub_runtime::server::{HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubError, hub, hub_client};
 
 /// The client methods the conformance hub calls back.
@@ -170,6 +175,8 @@ struct Args {
     keep_alive: Option<Duration>,
     max_message_size: Option<usize>,
     redis: Option<String>,
+    transports: Option<HttpTransports>,
+    stateful_reconnect: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -178,6 +185,8 @@ fn parse_args() -> Result<Args, String> {
         keep_alive: None,
         max_message_size: None,
         redis: None,
+        transports: None,
+        stateful_reconnect: false,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -197,10 +206,30 @@ fn parse_args() -> Result<Args, String> {
                 args.max_message_size = Some(bytes);
             }
             "--redis" => args.redis = Some(value()?),
+            "--transports" => args.transports = Some(parse_transports(&value()?)?),
+            "--stateful-reconnect" => args.stateful_reconnect = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(args)
+}
+
+/// `--transports websockets,serversentevents,longpolling` (any subset).
+fn parse_transports(list: &str) -> Result<HttpTransports, String> {
+    let mut transports = HttpTransports {
+        web_sockets: false,
+        server_sent_events: false,
+        long_polling: false,
+    };
+    for name in list.split(',').map(str::trim) {
+        match name.to_ascii_lowercase().as_str() {
+            "websockets" | "ws" => transports.web_sockets = true,
+            "serversentevents" | "sse" => transports.server_sent_events = true,
+            "longpolling" | "lp" => transports.long_polling = true,
+            other => return Err(format!("--transports: unknown transport {other}")),
+        }
+    }
+    Ok(transports)
 }
 
 #[tokio::main]
@@ -227,6 +256,10 @@ async fn main() -> std::process::ExitCode {
     if let Some(limit) = args.max_message_size {
         options.maximum_receive_message_size = Some(limit);
     }
+    if let Some(transports) = args.transports {
+        options.transports = transports;
+    }
+    options.allow_stateful_reconnects = args.stateful_reconnect;
     let mut builder = HubServer::builder(TestHub)
         .options(options)
         .user_id_provider(user_from_token);
