@@ -34,5 +34,20 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get install -y redis-server
 fi
 
+step "Python packages of the interop tests (pysignalr)"
+python_env=target/interop-python
+python_requirements=tests/interop/python/requirements.txt
+if ! cmp -s "$python_requirements" "$python_env/requirements.txt" 2>/dev/null; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1 \
+    || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt-get update
+    apt-get install -y python3 python3-venv
+  fi
+  rm -rf "$python_env"
+  python3 -m venv "$python_env"
+  "$python_env/bin/pip" install --quiet --disable-pip-version-check -r "$python_requirements"
+  cp "$python_requirements" "$python_env/requirements.txt"
+fi
+
 step "tests"
 cargo test --workspace --no-fail-fast

@@ -211,6 +211,37 @@ pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// * A function that is not `async` is an error; mark helpers that are no hub
 ///   methods with `#[hub_method(skip)]` (this works on `async fn`s too).
 ///
+/// # Streams
+///
+/// * **Server to client.** A method whose return type is written as a
+///   stream — `impl Stream<Item = T>`, `Pin<Box<dyn Stream<Item = T> + Send>>`,
+///   `BoxStream<'_, T>`, or any of these inside `Result<…, HubError>` — is a
+///   streaming method (`MethodKind::ServerStream`): clients call it with
+///   `connection.stream(…)` (a StreamInvocation), each item becomes a
+///   StreamItem and the end a Completion. Items are `T: Serialize`, or
+///   `Result<T, HubError>`: an `Err` ends the stream with that error. When
+///   the type does not show the stream (a type alias), mark the method
+///   `#[hub_method(stream)]`. The stream may borrow `&self` and the
+///   context; the client's CancelInvocation drops it at once.
+/// * **Client to server.** A parameter `name: UploadStream<T>` is an upload
+///   stream: not a wire argument but one of the invocation's `streamIds`,
+///   bound in order. It yields `Result<T, HubError>` items and ends when the
+///   client completes the stream.
+///
+/// ```ignore
+/// #[hub(client = IClock)]
+/// impl ClockHub {
+///     async fn counter(&self, count: i64) -> impl Stream<Item = i64> {
+///         futures::stream::iter(0..count)
+///     }
+///     async fn sum(&self, mut numbers: UploadStream<i64>) -> Result<i64, HubError> {
+///         let mut total = 0;
+///         while let Some(n) = numbers.next().await { total += n?; }
+///         Ok(total)
+///     }
+/// }
+/// ```
+///
 /// # Options
 ///
 /// * `client = path` (required) — the `#[hub_client]` trait;

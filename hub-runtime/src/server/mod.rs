@@ -57,6 +57,43 @@
 //!
 //! The router composes with the application's tower layers (CORS,
 //! tracing, authentication) like any other axum router.
+//!
+//! # Streams
+//!
+//! A streaming hub method (see [`MethodKind::ServerStream`]) runs outside
+//! the parallel-invocation limit, as in ASP.NET Core. Its items go through
+//! a window of [`HubOptions::stream_buffer_capacity`] items in flight per
+//! stream: a client that reads slowly slows its own stream down, never the
+//! server or other clients, and never overflows its outbound queue. A
+//! CancelInvocation drops the method's stream at once and is answered with
+//! a Completion without error; an `Err` item ends the stream with
+//! `An error occurred on the server while streaming results.`
+//!
+//! Upload streams (`streamIds`) are opened when the invocation arrives and
+//! closed when it ends (items for closed or unknown streams are ignored, a
+//! stream id still open is refused with `Stream ID '…' is already in
+//! use.`); a closing connection ends them with an error. Each buffers
+//! `stream_buffer_capacity` items; a bounded lookahead beyond that keeps
+//! the connection readable (see `HubOptions::stream_buffer_capacity`).
+//!
+//! # Client results and the invocation limit
+//!
+//! A hub method that awaits a client result
+//! (`ctx.clients().caller().question(q).await`) cannot get its answer if
+//! the connection stops reading while it waits — ASP.NET Core's pitfall
+//! with `MaximumParallelInvocationsPerClient`. Here the connection's read
+//! loop never runs hub methods itself: invocations run as tasks, and the
+//! loop keeps reading Completions, Pings and cancellations whatever the
+//! limit. While a method awaits a client result it gives its slot of the
+//! limit back (and takes it again, in turn, once answered), so even at the
+//! default limit of 1 the caller's other invocations — including further
+//! client results — proceed. An answer that never comes fails with
+//! [`HubErrorKind::Timeout`](crate::HubErrorKind::Timeout) after
+//! [`HubOptions::client_result_timeout`]; an error answer with
+//! `HubErrorKind::Remote`; a connection that closes first with
+//! `HubErrorKind::ConnectionClosed`.
+//!
+//! [`MethodKind::ServerStream`]: crate::hub::MethodKind::ServerStream
 
 mod dispatch;
 mod http;
