@@ -1,0 +1,369 @@
+//! The Rust client's streams against the `conformance-server` binary over
+//! real sockets, with JSON and with MessagePack: `Counter` (a server stream,
+//! read to its end and canceled early), `Sum` (an upload stream) and
+//! `AskClient` (a client result) while a stream is running.
+//!
+//! Whether the server really stops producing a canceled `Counter` is seen
+//! on the wire: the client talks to the server through a TCP relay that
+//! counts the StreamItems the server sends.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{StreamExt, stream};
+use hub_runtime::client::{HubConnection, HubStream, try_upload, upload};
+use hub_runtime::protocol::HubProtocol;
+use hub_runtime::{HubErrorKind, hub_client};
+use hub_tests::ServerProcess;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
+
+/// Generous: the machine running the tests may be busy.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The client methods the conformance hub calls back (as declared in
+/// `tests/src/bin/conformance-server.rs`).
+#[hub_client]
+pub trait ConformanceClient {
+    /// A message from the `Send…`/`Broadcast` methods.
+    async fn receive(&self, message: String);
+
+    /// A client result: the client answers the server's question.
+    async fn question(&self, question: String) -> String;
+}
+
+/// Answers questions; "wait" is answered only once `release` is notified.
+struct Callbacks {
+    release: Arc<Notify>,
+}
+
+impl ConformanceClient for Callbacks {
+    async fn receive(&self, _message: String) {}
+
+    async fn question(&self, question: String) -> String {
+        if question == "wait" {
+            self.release.notified().await;
+        }
+        format!("answer to {question}")
+    }
+}
+
+async fn connect(url: &str, protocol: HubProtocol) -> (HubConnection, Arc<Notify>) {
+    let release = Arc::new(Notify::new());
+    let connection = HubConnection::builder(url)
+        .protocol(protocol)
+        .with_handlers(
+            Callbacks {
+                release: release.clone(),
+            }
+            .into_handlers(),
+        )
+        .build()
+        .unwrap();
+    tokio::time::timeout(PATIENCE, connection.start())
+        .await
+        .expect("start() timed out")
+        .unwrap();
+    (connection, release)
+}
+
+async fn next<T: serde::de::DeserializeOwned>(
+    stream: &mut HubStream<T>,
+) -> Option<Result<T, hub_runtime::HubError>> {
+    tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("no stream item in time")
+}
+
+/// A TCP relay in front of the server that keeps every byte the server
+/// sends. WebSocket frames from a server are not masked, so the hub
+/// messages can be counted in those bytes.
+struct Tap {
+    port: u16,
+    from_server: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Tap {
+    async fn start(server_url: &str) -> Tap {
+        let upstream = server_url
+            .strip_prefix("http://")
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let from_server = Arc::new(Mutex::new(Vec::new()));
+        let record = from_server.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let record = record.clone();
+                tokio::spawn(relay(client, server, record));
+            }
+        });
+        Tap {
+            port,
+            from_server,
+            task,
+        }
+    }
+
+    fn hub_url(&self) -> String {
+        format!("http://127.0.0.1:{}/hubs/test", self.port)
+    }
+
+    /// How often `pattern` occurs in what the server sent so far.
+    fn count(&self, pattern: &[u8]) -> usize {
+        self.from_server
+            .lock()
+            .unwrap()
+            .windows(pattern.len())
+            .filter(|window| *window == pattern)
+            .count()
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, record: Arc<Mutex<Vec<u8>>>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream = async {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    };
+    let downstream = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            record.lock().unwrap().extend_from_slice(&buffer[..n]);
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(upstream, downstream);
+}
+
+/// The bytes that start a StreamItem of invocation `id` from the server.
+fn stream_item_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
+    match protocol {
+        HubProtocol::Json => format!("{{\"type\":2,\"invocationId\":\"{id}\"").into_bytes(),
+        // [2, {}, "id", …]
+        HubProtocol::MessagePack => {
+            let mut marker = vec![0x94, 0x02, 0x80, 0xa0 | id.len() as u8];
+            marker.extend_from_slice(id.as_bytes());
+            marker
+        }
+    }
+}
+
+async fn counter_to_the_end(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = format!("{}/hubs/test", server.base_url());
+    let (connection, _) = connect(&url, protocol).await;
+
+    let mut counter = connection.stream::<i64>("Counter", (5, 10)).unwrap();
+    let mut seen = Vec::new();
+    while let Some(item) = next(&mut counter).await {
+        seen.push(item.unwrap());
+    }
+    assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+
+    // Many items at full speed: all of them, in order, through the
+    // per-stream buffers of both sides.
+    let mut fast = connection.stream::<i64>("Counter", (20_000, 0)).unwrap();
+    let mut expected = 0;
+    while let Some(item) = next(&mut fast).await {
+        assert_eq!(item.unwrap(), expected);
+        expected += 1;
+    }
+    assert_eq!(expected, 20_000);
+
+    // An empty stream ends at once.
+    let mut empty = connection.stream::<i64>("Counter", (0, 0)).unwrap();
+    assert!(next(&mut empty).await.is_none());
+
+    // The wrong kind of call: the server's error ends the stream.
+    let mut wrong = connection.stream::<String>("Echo", ("x",)).unwrap();
+    let error = next(&mut wrong).await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::Remote);
+    assert!(next(&mut wrong).await.is_none());
+    connection.stop().await;
+}
+
+async fn counter_canceled_early(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let tap = Tap::start(server.base_url()).await;
+    let (connection, _) = connect(&tap.hub_url(), protocol).await;
+
+    let mut counter = connection.stream::<i64>("Counter", (10_000, 20)).unwrap();
+    let id = counter.invocation_id().unwrap().to_owned();
+    for expected in 0..3 {
+        assert_eq!(next(&mut counter).await.unwrap().unwrap(), expected);
+    }
+    drop(counter);
+
+    // The server stops producing: after the CancelInvocation has had time
+    // to arrive, no more items come (at 20 ms apart, a running Counter
+    // would send about 50 in a second).
+    let marker = stream_item_marker(protocol, &id);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_cancel = tap.count(&marker);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tap.count(&marker), after_cancel, "items kept coming");
+    assert!(
+        after_cancel < 100,
+        "{after_cancel} items for a canceled stream"
+    );
+
+    // The connection is fine, and so is the next stream.
+    let echoed: String = connection.invoke("Echo", ("after",)).await.unwrap();
+    assert_eq!(echoed, "after");
+    let mut again = connection.stream::<i64>("Counter", (2, 0)).unwrap();
+    assert_eq!(next(&mut again).await.unwrap().unwrap(), 0);
+    again.cancel();
+    assert!(next(&mut again).await.is_none());
+    connection.stop().await;
+}
+
+async fn sum(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = format!("{}/hubs/test", server.base_url());
+    let (connection, _) = connect(&url, protocol).await;
+
+    let total: i64 = tokio::time::timeout(
+        PATIENCE,
+        connection.invoke("Sum", (upload(stream::iter(1..=100_i64)),)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(total, 5050);
+
+    // An empty upload, and a large one (more than any per-stream buffer).
+    let empty: i64 = connection
+        .invoke("Sum", (upload(stream::iter(Vec::<i64>::new())),))
+        .await
+        .unwrap();
+    assert_eq!(empty, 0);
+    let large: i64 = tokio::time::timeout(
+        PATIENCE,
+        connection.invoke("Sum", (upload(stream::iter(0..10_000_i64)),)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(large, 49_995_000);
+
+    // 64-bit values.
+    let big: i64 = connection
+        .invoke("Sum", (upload(stream::iter([i64::MAX - 1, 1, -5, 5])),))
+        .await
+        .unwrap();
+    assert_eq!(big, i64::MAX);
+
+    // Items arriving over time.
+    let slow = stream::iter(1..=5_i64).then(|n| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n
+    });
+    let total: i64 = connection.invoke("Sum", (upload(slow),)).await.unwrap();
+    assert_eq!(total, 15);
+
+    // An upload that fails: the server's Sum fails with it.
+    let error = connection
+        .invoke::<i64>(
+            "Sum",
+            (try_upload(stream::iter([
+                Ok(1_i64),
+                Err("the sensor broke"),
+            ])),),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), HubErrorKind::Remote);
+
+    // The connection is fine afterwards.
+    let sum: i64 = connection.invoke("Add", (2, 3)).await.unwrap();
+    assert_eq!(sum, 5);
+    connection.stop().await;
+}
+
+async fn ask_client_during_a_stream(protocol: HubProtocol) {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = format!("{}/hubs/test", server.base_url());
+    let (connection, release) = connect(&url, protocol).await;
+
+    let answer: String = connection.invoke("AskClient", ("ready?",)).await.unwrap();
+    assert_eq!(answer, "answer to ready?");
+
+    // A question whose handler waits: a stream still flows (streams do not
+    // count against the server's one-invocation-at-a-time limit, which the
+    // waiting AskClient holds).
+    let waiting = tokio::spawn({
+        let connection = connection.clone();
+        async move { connection.invoke::<String>("AskClient", ("wait",)).await }
+    });
+    let mut counter = connection.stream::<i64>("Counter", (5, 10)).unwrap();
+    let mut seen = Vec::new();
+    while let Some(item) = next(&mut counter).await {
+        seen.push(item.unwrap());
+    }
+    assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+    assert!(!waiting.is_finished());
+    release.notify_one();
+    let answer = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, "answer to wait");
+    let other: String = connection.invoke("AskClient", ("other",)).await.unwrap();
+    assert_eq!(other, "answer to other");
+    connection.stop().await;
+}
+
+macro_rules! scenarios {
+    ($($scenario:ident),* $(,)?) => {
+        mod json {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
+                }
+            )*
+        }
+        mod messagepack {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(hub_runtime::protocol::HubProtocol::MessagePack).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    counter_to_the_end,
+    counter_canceled_early,
+    sum,
+    ask_client_during_a_stream,
+);
