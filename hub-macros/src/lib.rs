@@ -43,9 +43,12 @@ use syn::{Item, Path};
 
 mod names;
 mod parse;
+mod parse_server;
 mod render_client;
 mod render_hub;
 mod render_proxy;
+mod render_server_trait;
+mod render_typescript;
 
 use parse::Errors;
 
@@ -161,7 +164,12 @@ use parse::Errors;
 #[proc_macro_attribute]
 pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let options = parse::parse_options(attr.into(), "hub_client", &["crate"], &mut errors);
+    let options = parse::parse_options(
+        attr.into(),
+        "hub_client",
+        &["crate", "typescript"],
+        &mut errors,
+    );
     let item = match syn::parse::<Item>(item) {
         Ok(item) => item,
         Err(error) => return error.to_compile_error().into(),
@@ -181,9 +189,108 @@ pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
     let private = private_path(options.krate);
     let rewritten = render_client::render_trait(&model, &private);
     let proxies = render_proxy::render_proxies(&model, &private);
+    let typescript = options
+        .typescript
+        .map(|_| render_typescript::render_client(&model, &private));
     quote! {
         #rewritten
         #proxies
+        #typescript
+    }
+    .into()
+}
+
+/// Turns a trait into the contract of a hub's own methods: what clients
+/// invoke, shared by the hub and its Rust clients (the counterpart of
+/// `#[hub_client]`).
+///
+/// ```ignore
+/// use hub_runtime::{CallContext, HubError, Timestamp, UploadStream, hub_server};
+///
+/// #[hub_server]
+/// pub trait IClockHub {
+///     /// The server's time.
+///     async fn get_time(&self) -> Timestamp;
+///     /// `count` ticks, one a second: a server-to-client stream.
+///     async fn ticks(&self, count: u32) -> impl Stream<Item = Timestamp>;
+///     /// An upload stream from the client.
+///     async fn sum(&self, numbers: UploadStream<i64>) -> Result<i64, HubError>;
+///     /// Fire-and-forget: the client does not wait.
+///     #[hub_method(send)]
+///     async fn ping(&self, ctx: &CallContext<Self>, note: String);
+/// }
+/// ```
+///
+/// Methods are written as in a `#[hub]` impl block (see [`macro@hub`]):
+/// `async fn`, `&self` or `self: Arc<Self>`, arguments by value, an
+/// optional `CallContext<Self>` / `&CallContext<Self>` (not on the wire;
+/// the method then requires `Self: Hub`), `UploadStream<T>` parameters,
+/// results `T` or `Result<T, HubError>`, streams `impl Stream<Item = T>`
+/// (or `Item = Result<T, HubError>`, `BoxStream<'static, T>`, `Result<S,
+/// HubError>`). `#[hub_method(name = "...")]` sets a wire name,
+/// `#[hub_method(stream)]` marks a stream the macro cannot recognize, and
+/// `#[hub_method(send)]` makes a method without a result fire-and-forget:
+/// clients send it without waiting (no result, no error comes back).
+///
+/// # Options
+///
+/// * `crate = path` — where `hub-runtime` is, as for `#[hub_client]`;
+/// * `typescript` — the contract describes itself for the TypeScript
+///   generator (`hub_runtime::typescript`, feature `typescript`): every
+///   argument and result type must implement `ts_rs::TS`.
+///
+/// # Generated items
+///
+/// For `pub trait IClockHub`:
+///
+/// * the trait, each `async fn` rewritten to return
+///   `impl Future<Output = T> + Send` (`impl Stream` results also get
+///   `+ Send`); the hub implements it with `async fn`s, under
+///   `#[hub(client = IClock)] impl IClockHub for ClockHub { … }`, which
+///   generates `impl Hub` from the trait (lifecycle hooks `on_connected` /
+///   `on_disconnected` may be written in that block too);
+/// * `pub enum IClockHubContract {}`: the method table and dispatch
+///   (`ServerContract<H>`) for any hub `H` implementing the trait;
+/// * `pub struct IClockHubProxy`: the typed client-side proxy,
+///   `connection.hub::<IClockHubProxy>()`, with one method per hub method:
+///   `get_time(&self) -> impl Future<Output = Result<Timestamp, HubError>>`,
+///   `ticks(&self, count: u32) -> Result<ItemStream<Timestamp>, HubError>`,
+///   `sum(&self, numbers: impl Stream<Item = i64> + Send + 'static) -> …`,
+///   `ping(&self, note: String)` (sent, not invoked). The futures are
+///   `Send + 'static`: a call can be spawned.
+#[proc_macro_attribute]
+pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = parse::parse_options(
+        attr.into(),
+        "hub_server",
+        &["crate", "typescript"],
+        &mut errors,
+    );
+    let item = match syn::parse::<Item>(item) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let Item::Trait(item) = item else {
+        errors.at(
+            item_span(&item),
+            "`#[hub_server]` goes on a trait: `pub trait IClockHub { async fn get_time(&self) -> Timestamp; }`",
+        );
+        return with_errors(quote!(#item), &errors);
+    };
+    let model = parse_server::parse_server_trait(item, &mut errors);
+    if !errors.is_empty() {
+        let item = &model.item;
+        return with_errors(quote!(#item), &errors);
+    }
+    let private = private_path(options.krate);
+    let generated = render_server_trait::render_server_trait(&model, &private);
+    let typescript = options
+        .typescript
+        .map(|_| render_typescript::render_server(&model, &private));
+    quote! {
+        #generated
+        #typescript
     }
     .into()
 }
@@ -308,6 +415,9 @@ pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
         return with_errors(quote!(#item), &errors);
     };
+    if item.trait_.is_some() {
+        return hub_trait_impl(item, options, errors);
+    }
     if options.client.is_none() && errors.is_empty() {
         errors.at(
             Span::call_site(),
@@ -322,6 +432,30 @@ pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let private = private_path(options.krate);
     render_hub::render_hub(&model, &client, &private).into()
+}
+
+/// `#[hub(client = …)]` on `impl ServerTrait for MyHub`.
+fn hub_trait_impl(
+    item: syn::ItemImpl,
+    options: parse::MacroOptions,
+    mut errors: Errors,
+) -> TokenStream {
+    if options.client.is_none() && errors.is_empty() {
+        errors.at(
+            parse_server::trait_span(&item),
+            "missing `client = …`: name the `#[hub_client]` trait of the clients, \
+             e.g. `#[hub(client = IClock)]`",
+        );
+    }
+    let model = parse_server::parse_hub_trait_impl(item, &mut errors);
+    let Some(client) = options.client.filter(|_| errors.is_empty()) else {
+        let item = &model.item;
+        let hooks = &model.hooks;
+        let self_ty = &item.self_ty;
+        return with_errors(quote!(#item impl #self_ty { #(#hooks)* }), &errors);
+    };
+    let private = private_path(options.krate);
+    render_server_trait::render_hub_trait_impl(&model, &client, &private).into()
 }
 
 fn with_errors(item: TokenStream2, errors: &Errors) -> TokenStream {

@@ -64,6 +64,8 @@ pub(crate) struct MacroOptions {
     pub(crate) krate: Option<Path>,
     /// `client = path`: the `#[hub_client]` trait a hub calls.
     pub(crate) client: Option<Path>,
+    /// `typescript`: the contract describes itself for TypeScript.
+    pub(crate) typescript: Option<Span>,
 }
 
 /// Parses `key = value, …` for the keys in `allowed` (`crate`, `client`).
@@ -85,6 +87,16 @@ pub(crate) fn parse_options(
                 "unknown option of `#[{macro_name}]`; expected one of: {}",
                 one_of(allowed)
             )));
+        }
+        if key == "typescript" {
+            if options.typescript.is_some() {
+                return Err(meta.error("`typescript` is given twice"));
+            }
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error("`typescript` takes no value"));
+            }
+            options.typescript = Some(meta.path.span());
+            return Ok(());
         }
         let slot = match key.as_str() {
             "crate" => &mut options.krate,
@@ -121,6 +133,9 @@ pub(crate) struct MethodOptions {
     /// `stream`: a streaming method, whatever its return type looks like
     /// (only on `#[hub]` impl blocks).
     pub(crate) stream: Option<Span>,
+    /// `send`: fire-and-forget, the caller does not wait (only in
+    /// `#[hub_server]` traits).
+    pub(crate) send: Option<Span>,
 }
 
 /// Removes every `#[hub_method(...)]` from `attrs` and parses them.
@@ -149,11 +164,11 @@ pub(crate) fn take_method_options(
                     one_of(allowed)
                 )));
             }
-            if key == "skip" || key == "stream" {
-                let slot = if key == "skip" {
-                    &mut options.skip
-                } else {
-                    &mut options.stream
+            if key == "skip" || key == "stream" || key == "send" {
+                let slot = match key.as_str() {
+                    "skip" => &mut options.skip,
+                    "stream" => &mut options.stream,
+                    _ => &mut options.send,
                 };
                 if slot.is_some() {
                     return Err(meta.error(format!("`{key}` is given twice")));
@@ -188,7 +203,35 @@ pub(crate) fn take_method_options(
             "a skipped method is not a hub method: it cannot stream",
         );
     }
+    if let (Some(send), Some(_)) = (options.send, options.stream) {
+        errors.at(
+            send,
+            "a streaming method answers with its items: it cannot be fire-and-forget",
+        );
+    }
     options
+}
+
+/// The text of the doc attributes of `attrs`, one line each.
+pub(crate) fn doc_text(attrs: &[Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs {
+        if !attr.path().is_ident("doc") {
+            continue;
+        }
+        if let syn::Meta::NameValue(syn::MetaNameValue {
+            value:
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(text),
+                    ..
+                }),
+            ..
+        }) = &attr.meta
+        {
+            lines.push(text.value());
+        }
+    }
+    lines.join("\n")
 }
 
 /// The doc attributes of `attrs`, to copy onto generated items.
@@ -202,7 +245,7 @@ pub(crate) fn docs(attrs: &[Attribute]) -> Vec<Attribute> {
 
 /// Reports wire names that collide (compared case-insensitively, as clients
 /// and servers look them up).
-fn check_duplicate_names<'a>(
+pub(crate) fn check_duplicate_names<'a>(
     names: impl IntoIterator<Item = (&'a str, Span)>,
     errors: &mut Errors,
 ) {
@@ -223,7 +266,7 @@ fn check_duplicate_names<'a>(
     }
 }
 
-fn check_not_generic(sig: &Signature, what: &str, errors: &mut Errors) {
+pub(crate) fn check_not_generic(sig: &Signature, what: &str, errors: &mut Errors) {
     if !sig.generics.params.is_empty() {
         errors.at(
             sig.generics.span(),
@@ -239,7 +282,7 @@ fn check_not_generic(sig: &Signature, what: &str, errors: &mut Errors) {
 
 /// The name a parameter gets in generated code: its own when it is a plain
 /// identifier, else `__arg{index}`.
-fn param_ident(pat: &Pat, index: usize) -> Ident {
+pub(crate) fn param_ident(pat: &Pat, index: usize) -> Ident {
     match pat {
         Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
             let ident = &pat.ident;
@@ -524,7 +567,13 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
             .name
             .as_ref()
             .map_or_else(|| method.sig.ident.span(), LitStr::span);
-        if let Some(parsed) = parse_hub_method(method, options, errors) {
+        if let Some(send) = options.send {
+            errors.at(
+                send,
+                "`send` belongs in a `#[hub_server]` trait, where it tells clients not to wait",
+            );
+        }
+        if let Some(parsed) = parse_hub_method(&method.sig, options, errors) {
             names.push((parsed.wire_name.clone(), name_span));
             methods.push(parsed);
         }
@@ -541,7 +590,7 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
     }
 }
 
-fn hub_receiver(sig: &Signature, errors: &mut Errors) -> Option<Receiver> {
+pub(crate) fn hub_receiver(sig: &Signature, errors: &mut Errors) -> Option<Receiver> {
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver)) => {
             if receiver.colon_token.is_none()
@@ -572,7 +621,7 @@ fn hub_receiver(sig: &Signature, errors: &mut Errors) -> Option<Receiver> {
     }
 }
 
-fn last_segment_is(ty: &Type, name: &str) -> bool {
+pub(crate) fn last_segment_is(ty: &Type, name: &str) -> bool {
     match ty {
         Type::Path(path) => path
             .path
@@ -585,7 +634,7 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
     }
 }
 
-fn hub_params(sig: &Signature, errors: &mut Errors) -> Vec<HubParam> {
+pub(crate) fn hub_params(sig: &Signature, errors: &mut Errors) -> Vec<HubParam> {
     let mut params = Vec::new();
     let mut context_seen = false;
     for input in &sig.inputs {
@@ -635,7 +684,7 @@ fn hub_params(sig: &Signature, errors: &mut Errors) -> Vec<HubParam> {
 }
 
 /// The only type argument of the last segment of `ty` (`T` of `X<T>`).
-fn single_generic_argument(ty: &Type) -> Option<Type> {
+pub(crate) fn single_generic_argument(ty: &Type) -> Option<Type> {
     let Type::Path(path) = ty else { return None };
     let segment = path.path.segments.last()?;
     let syn::PathArguments::AngleBracketed(arguments) = &segment.arguments else {
@@ -664,7 +713,7 @@ fn bounds_name_stream<'a>(mut bounds: impl Iterator<Item = &'a syn::TypeParamBou
 
 /// Whether `ty` is written as a stream: `impl Stream<…>`, `dyn Stream<…>`
 /// (also inside `Box<…>` and `Pin<Box<…>>`) or `BoxStream<…>`.
-fn is_stream_type(ty: &Type) -> bool {
+pub(crate) fn is_stream_type(ty: &Type) -> bool {
     match ty {
         Type::ImplTrait(ty) => bounds_name_stream(ty.bounds.iter()),
         Type::TraitObject(ty) => bounds_name_stream(ty.bounds.iter()),
@@ -680,7 +729,11 @@ fn is_stream_type(ty: &Type) -> bool {
 
 /// How a method answers, from its return type and `#[hub_method(stream)]`:
 /// a stream (`S` or `Result<S, HubError>`) or one value.
-fn method_kind(sig: &Signature, stream_option: Option<Span>, errors: &mut Errors) -> MethodKind {
+pub(crate) fn method_kind(
+    sig: &Signature,
+    stream_option: Option<Span>,
+    errors: &mut Errors,
+) -> MethodKind {
     let ReturnType::Type(_, ty) = &sig.output else {
         if let Some(span) = stream_option {
             errors.at(
@@ -721,12 +774,11 @@ fn method_kind(sig: &Signature, stream_option: Option<Span>, errors: &mut Errors
     MethodKind::Unary
 }
 
-fn parse_hub_method(
-    method: &ImplItemFn,
+pub(crate) fn parse_hub_method(
+    sig: &Signature,
     options: MethodOptions,
     errors: &mut Errors,
 ) -> Option<HubMethod> {
-    let sig = &method.sig;
     check_not_generic(sig, "a hub method", errors);
     let receiver = hub_receiver(sig, errors)?;
     let params = hub_params(sig, errors);

@@ -24,32 +24,12 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
     let contract = contract_path(client);
     let call = format_ident!("__hub_call");
 
-    let descriptors = model.methods.iter().map(|method| {
-        let name = &method.wire_name;
-        let parameters = method
-            .params
-            .iter()
-            .filter(|param| matches!(param, HubParam::Wire(_)))
-            .count();
-        let uploads = method
-            .params
-            .iter()
-            .filter(|param| matches!(param, HubParam::Upload(_)))
-            .count();
-        let descriptor = match method.kind {
-            MethodKind::Unary => quote!(#private::MethodDescriptor::unary(#name, #parameters)),
-            MethodKind::Stream { .. } => {
-                quote!(#private::MethodDescriptor::server_stream(#name, #parameters))
-            }
-        };
-        if uploads == 0 {
-            descriptor
-        } else {
-            quote!(#descriptor.with_upload_streams(#uploads))
-        }
-    });
+    let descriptors = model
+        .methods
+        .iter()
+        .map(|method| render_descriptor(method, private));
     let arms = model.methods.iter().enumerate().map(|(index, method)| {
-        let body = render_dispatch(method, &call, private);
+        let body = render_dispatch(method, &call, private, &quote!(<Self>), &quote!(self));
         quote!(#index => #body,)
     });
     let call_pattern = if model.methods.is_empty() {
@@ -57,29 +37,11 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
     } else {
         call.clone()
     };
-    let on_connected = model.on_connected.as_ref().map(|hook| {
-        let call = render_hook_call(hook);
-        quote! {
-            fn on_connected(
-                self: #private::Arc<Self>,
-                __hub_context: #private::CallContext<Self>,
-            ) -> #private::BoxFuture<'static, #private::Result<(), #private::HubError>> {
-                #private::Box::pin(async move { #call })
-            }
-        }
-    });
-    let on_disconnected = model.on_disconnected.as_ref().map(|hook| {
-        let call = render_hook_call(hook);
-        quote! {
-            fn on_disconnected(
-                self: #private::Arc<Self>,
-                __hub_context: #private::CallContext<Self>,
-                __hub_error: #private::Option<#private::HubError>,
-            ) -> #private::BoxFuture<'static, ()> {
-                #private::Box::pin(async move { #call })
-            }
-        }
-    });
+    let hooks = render_hooks(
+        model.on_connected.as_ref(),
+        model.on_disconnected.as_ref(),
+        private,
+    );
     quote! {
         #item
 
@@ -104,10 +66,67 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
                 }
             }
 
-            #on_connected
-            #on_disconnected
+            #hooks
         }
     }
+}
+
+/// The `MethodDescriptor` of one method.
+pub(crate) fn render_descriptor(method: &HubMethod, private: &TokenStream) -> TokenStream {
+    let name = &method.wire_name;
+    let parameters = method
+        .params
+        .iter()
+        .filter(|param| matches!(param, HubParam::Wire(_)))
+        .count();
+    let uploads = method
+        .params
+        .iter()
+        .filter(|param| matches!(param, HubParam::Upload(_)))
+        .count();
+    let descriptor = match method.kind {
+        MethodKind::Unary => quote!(#private::MethodDescriptor::unary(#name, #parameters)),
+        MethodKind::Stream { .. } => {
+            quote!(#private::MethodDescriptor::server_stream(#name, #parameters))
+        }
+    };
+    if uploads == 0 {
+        descriptor
+    } else {
+        quote!(#descriptor.with_upload_streams(#uploads))
+    }
+}
+
+/// `Hub::on_connected` / `Hub::on_disconnected`, calling the hooks.
+pub(crate) fn render_hooks(
+    on_connected: Option<&Hook>,
+    on_disconnected: Option<&Hook>,
+    private: &TokenStream,
+) -> TokenStream {
+    let on_connected = on_connected.map(|hook| {
+        let call = render_hook_call(hook);
+        quote! {
+            fn on_connected(
+                self: #private::Arc<Self>,
+                __hub_context: #private::CallContext<Self>,
+            ) -> #private::BoxFuture<'static, #private::Result<(), #private::HubError>> {
+                #private::Box::pin(async move { #call })
+            }
+        }
+    });
+    let on_disconnected = on_disconnected.map(|hook| {
+        let call = render_hook_call(hook);
+        quote! {
+            fn on_disconnected(
+                self: #private::Arc<Self>,
+                __hub_context: #private::CallContext<Self>,
+                __hub_error: #private::Option<#private::HubError>,
+            ) -> #private::BoxFuture<'static, ()> {
+                #private::Box::pin(async move { #call })
+            }
+        }
+    });
+    quote!(#on_connected #on_disconnected)
 }
 
 fn receiver(receiver: Receiver) -> TokenStream {
@@ -117,9 +136,21 @@ fn receiver(receiver: Receiver) -> TokenStream {
     }
 }
 
-fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream) -> TokenStream {
+/// The dispatch of one method: binds the arguments from `call`, calls
+/// `#callee::method(#hub, …)` (`<Self>` on `self` for an `impl` block,
+/// `<H as Trait>` on an `Arc<H>` for a `#[hub_server]` trait) and answers.
+pub(crate) fn render_dispatch(
+    method: &HubMethod,
+    call: &syn::Ident,
+    private: &TokenStream,
+    callee: &TokenStream,
+    hub: &TokenStream,
+) -> TokenStream {
     let ident = &method.ident;
-    let this = receiver(method.receiver);
+    let this = match method.receiver {
+        Receiver::Ref => quote!(&*#hub),
+        Receiver::Arc => quote!(#hub),
+    };
     let mut binds = Vec::new();
     let mut args = Vec::new();
     let mut wire_index = 0usize;
@@ -174,7 +205,7 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
                 #private::unary(async move {
                     #rebind
                     #(#binds)*
-                    let __hub_output = <Self>::#ident(#this, #(#args),*).await;
+                    let __hub_output = #callee::#ident(#this, #(#args),*).await;
                     #unwrap
                     let __hub_items = {
                         use #private::IntoItemsFromResults as _;
@@ -193,7 +224,7 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
             #private::unary(async move {
                 #rebind
                 #(#binds)*
-                let __hub_output = <Self>::#ident(#this, #(#args),*).await;
+                let __hub_output = #callee::#ident(#this, #(#args),*).await;
                 {
                     use #private::IntoOutputFromResult as _;
                     use #private::IntoOutputFromValue as _;
@@ -204,7 +235,7 @@ fn render_dispatch(method: &HubMethod, call: &syn::Ident, private: &TokenStream)
     }
 }
 
-fn render_hook_call(hook: &Hook) -> TokenStream {
+pub(crate) fn render_hook_call(hook: &Hook) -> TokenStream {
     let ident = &hook.ident;
     let this = receiver(hook.receiver);
     // The parser allows one context and (in `on_disconnected`) one error,

@@ -15,8 +15,11 @@ pub mod clients;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
+pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "typescript")]
+pub mod typescript;
 
 #[cfg(feature = "server")]
 mod connection;
@@ -30,13 +33,14 @@ mod transport;
 #[path = "macro_support.rs"]
 pub mod __private;
 
-pub use hub_macros::{hub, hub_client};
+pub use hub_macros::{hub, hub_client, hub_server};
 
 pub use clients::{ClientContract, ConnectionId, HubClients};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
+pub use proxy::{HubProxy, Invoker, ServerContract};
 pub use timestamp::Timestamp;
 
 /// A boxed, `Send` future: what the runtime's object-safe traits return.

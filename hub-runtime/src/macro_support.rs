@@ -26,6 +26,15 @@ pub use crate::hub::{
     Returned, StreamReturned, UploadStream, drive_stream,
 };
 pub use crate::protocol::Payload;
+pub use crate::proxy::{
+    HubProxy, Invoker, ItemStream, ProxyArguments, ServerContract, decode_result, upload_items,
+};
+#[cfg(feature = "typescript")]
+pub use crate::typescript::{
+    Side as TsSide, TsContract, TsMethod, TsMethodKind, TsParam, TypeScriptContract, ts_type,
+};
+pub use futures_core::Stream;
+pub use std::string::ToString;
 
 /// Fails to compile, at the span of the type, unless `T` can be sent.
 pub fn assert_serialize<T: serde::Serialize + Send + Sync + 'static>() {}
@@ -71,4 +80,14 @@ where
 /// client-result invocation.
 pub fn client_result<T: serde::Serialize + Send + Sync + 'static>(value: T) -> ClientMethodResult {
     Ok(Some(Payload::from_value(value)))
+}
+
+/// Fails to compile, at the span of the type, unless `T` has a TypeScript
+/// form (`#[derive(ts_rs::TS)]`), for `typescript` contracts.
+#[cfg(feature = "typescript")]
+pub fn assert_typescript<T: crate::typescript::ts_rs::TS + 'static + ?Sized>() {}
+
+/// A typed proxy's result, `()` whatever the hub answered.
+pub fn ignore_result(_payload: Payload) -> Result<(), HubError> {
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! project's server binaries on a free loopback port and running the
 //! official clients against them.
 
+pub mod station;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -232,4 +234,22 @@ impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+/// Every TypeScript module generated from Rust contracts, with its path
+/// relative to the workspace root: what `hub-typescript` writes and what
+/// `tests/tests/typescript.rs` checks is committed.
+///
+/// # Errors
+/// When a module cannot be generated (two types share a TypeScript name).
+pub fn typescript_modules()
+-> Result<Vec<(&'static str, String)>, hub_runtime::typescript::TypeScriptError> {
+    Ok(vec![("tests/ts/generated/station.ts", station::typescript()?)])
 }

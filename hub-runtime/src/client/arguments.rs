@@ -269,6 +269,23 @@ impl IntoArguments for Arguments {
     }
 }
 
+/// The arguments of a typed proxy call (`#[hub_server]`): values and
+/// upload streams, already in [`Payload`]s.
+impl IntoArguments for crate::proxy::ProxyArguments {
+    fn into_call_arguments(self, _protocol: HubProtocol) -> Result<CallArguments, HubError> {
+        let (payloads, uploads) = self.into_parts();
+        Ok(CallArguments {
+            payloads,
+            uploads: uploads
+                .into_iter()
+                .map(|items| Upload {
+                    items: Box::new(move |_protocol| items.map(Ok).boxed()),
+                })
+                .collect(),
+        })
+    }
+}
+
 impl IntoArguments for CallArguments {
     fn into_call_arguments(self, _protocol: HubProtocol) -> Result<CallArguments, HubError> {
         Ok(self)

@@ -333,7 +333,7 @@ impl HubConnection {
 
     /// Invokes `method` with encoded arguments; resolves with the raw
     /// outcome of its Completion.
-    async fn invoke_arguments(
+    pub(super) async fn invoke_arguments(
         &self,
         method: &str,
         arguments: CallArguments,
@@ -398,6 +398,17 @@ impl HubConnection {
         T: DeserializeOwned,
     {
         let arguments = args.into_call_arguments(self.inner.config.protocol)?;
+        self.open_stream(method, arguments)
+    }
+
+    /// Starts a stream invocation whose items are deserialized by the
+    /// caller (into `T` by `HubStream`'s `Stream` impl, or by a typed
+    /// proxy).
+    pub(super) fn open_stream<T>(
+        &self,
+        method: &str,
+        arguments: CallArguments,
+    ) -> Result<HubStream<T>, HubError> {
         let (items_tx, items_rx) = mpsc::channel(self.inner.config.stream_buffer_capacity);
         let (outcome_tx, outcome_rx) = oneshot::channel();
         let kind = CallKind::Stream {

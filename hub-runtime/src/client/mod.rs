@@ -85,6 +85,7 @@
 mod arguments;
 mod builder;
 mod connection;
+mod invoker;
 mod negotiate;
 mod reconnect;
 mod stream;

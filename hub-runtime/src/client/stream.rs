@@ -128,7 +128,7 @@ impl<T> HubStream<T> {
         self.finished = true;
     }
 
-    fn finish(&mut self, last: Option<HubError>) -> Poll<Option<Result<T, HubError>>> {
+    fn finish<U>(&mut self, last: Option<HubError>) -> Poll<Option<Result<U, HubError>>> {
         self.finished = true;
         // The reader removed the stream before ending it: nothing to cancel.
         self.registration = None;
@@ -144,29 +144,23 @@ impl<T> Drop for HubStream<T> {
     }
 }
 
-impl<T: DeserializeOwned> Stream for HubStream<T> {
-    type Item = Result<T, HubError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.finished {
+impl<T> HubStream<T> {
+    /// The next item, still encoded (typed proxies deserialize it
+    /// themselves), or the stream's end.
+    pub(super) fn poll_payload(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Payload, HubError>>> {
+        if self.finished {
             return Poll::Ready(None);
         }
-        match this.items.poll_recv(cx) {
-            Poll::Ready(Some(payload)) => Poll::Ready(Some(payload.deserialize().map_err(|e| {
-                HubError::with_kind(
-                    HubErrorKind::Serialization,
-                    format!(
-                        "Failed to deserialize an item of the stream '{}': {e}",
-                        this.method
-                    ),
-                )
-            }))),
+        match self.items.poll_recv(cx) {
+            Poll::Ready(Some(payload)) => Poll::Ready(Some(Ok(payload))),
             // Every sender is gone: the outcome was decided before that.
-            Poll::Ready(None) => match Pin::new(&mut this.outcome).poll(cx) {
-                Poll::Ready(Ok(Ok(()))) => this.finish(None),
-                Poll::Ready(Ok(Err(error))) => this.finish(Some(error)),
-                Poll::Ready(Err(_)) => this.finish(Some(HubError::with_kind(
+            Poll::Ready(None) => match Pin::new(&mut self.outcome).poll(cx) {
+                Poll::Ready(Ok(Ok(()))) => self.finish(None),
+                Poll::Ready(Ok(Err(error))) => self.finish(Some(error)),
+                Poll::Ready(Err(_)) => self.finish(Some(HubError::with_kind(
                     HubErrorKind::ConnectionClosed,
                     "Invocation canceled due to the underlying connection being closed.",
                 ))),
@@ -174,6 +168,29 @@ impl<T: DeserializeOwned> Stream for HubStream<T> {
             },
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl<T: DeserializeOwned> Stream for HubStream<T> {
+    type Item = Result<T, HubError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.poll_payload(cx).map(|item| {
+            item.map(|item| {
+                item.and_then(|payload| {
+                    payload.deserialize().map_err(|e| {
+                        HubError::with_kind(
+                            HubErrorKind::Serialization,
+                            format!(
+                                "Failed to deserialize an item of the stream '{}': {e}",
+                                this.method
+                            ),
+                        )
+                    })
+                })
+            })
+        })
     }
 }
 
