@@ -81,6 +81,35 @@
 //!   run concurrently. For an invocation with an id (a client result), a
 //!   handler's `Ok(Some(payload))` is the answer; no handler, or only
 //!   `Ok(None)`, answers the error "Client didn't provide a result.".
+//!   A failing handler answers with its error text; a slow one holds up
+//!   nothing else.
+//! - **Server streams:** [`HubConnection::stream`] sends a StreamInvocation
+//!   and returns a [`HubStream`], a `futures` `Stream` of `Result<T, _>`.
+//!   The server's Completion ends it (an error as the last item); dropping
+//!   it or [`HubStream::cancel`] sends a CancelInvocation; a lost
+//!   connection ends it with `ConnectionClosed`. Each stream buffers up to
+//!   [`HubConnectionBuilder::stream_buffer_capacity`] items; see
+//!   [`HubStream`] for what happens when its consumer is slow.
+//! - **Upload streams:** [`upload`] and [`try_upload`] wrap a `Stream` as
+//!   an argument of `invoke`, `send` or `stream`. It is taken out of
+//!   `arguments` and listed in `streamIds` (ids from the invocation-id
+//!   counter, before the invocation's own, as the JS client); its items
+//!   follow as StreamItems and a Completion ends it. See [`Upload`].
+//!
+//! ```no_run
+//! use futures_util::{StreamExt, stream};
+//! use hub_runtime::client::{HubConnection, upload};
+//!
+//! # async fn run(connection: HubConnection) -> Result<(), hub_runtime::HubError> {
+//! let mut counter = connection.stream::<i64>("Counter", (3, 100))?;
+//! while let Some(n) = counter.next().await {
+//!     println!("{}", n?);
+//! }
+//! let sum: i64 = connection.invoke("Sum", (upload(stream::iter([1, 2, 3])),)).await?;
+//! assert_eq!(sum, 6);
+//! # Ok(())
+//! # }
+//! ```
 
 mod arguments;
 mod builder;
