@@ -5,7 +5,9 @@
 //! through a `HubContext<ClockHub>`; clients may also ask for the time.
 //! [`app`] is the whole web application: the hub at `/hubs/clock` and a
 //! page at `/` that shows the live clock with the official
-//! `@microsoft/signalr` browser client, bundled into the binary.
+//! `@microsoft/signalr` browser client, bundled into the binary. The page
+//! is TypeScript (`web/src/main.ts`) written against the module generated
+//! from [`IClockHub`] and [`IClock`].
 //!
 //! The binaries:
 //!
@@ -23,13 +25,23 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use hub_runtime::server::HubServer;
-use hub_runtime::{HubContext, Timestamp, hub, hub_client};
+use hub_runtime::{HubContext, Timestamp, hub, hub_client, hub_server};
 
 /// What the server calls on clock clients (`IClock` in the sample).
-#[hub_client]
+#[hub_client(typescript)]
 pub trait IClock {
     /// Shows the server's current time.
     async fn show_time(&self, now: Timestamp);
+}
+
+/// What clock clients call on the hub: the contract shared by the server
+/// ([`ClockHub`] implements it), the Rust client
+/// (`connection.hub::<IClockHubProxy>()`) and the page
+/// (`web/src/generated/clock.ts`, generated from these traits).
+#[hub_server(typescript)]
+pub trait IClockHub {
+    /// The server's current time, on request.
+    async fn get_time(&self) -> Timestamp;
 }
 
 /// The clock hub: clients connect to it to receive the time.
@@ -37,11 +49,23 @@ pub trait IClock {
 pub struct ClockHub;
 
 #[hub(client = IClock)]
-impl ClockHub {
-    /// The server's current time, on request (`GetTime`).
-    pub async fn get_time(&self) -> Timestamp {
+impl IClockHub for ClockHub {
+    async fn get_time(&self) -> Timestamp {
         Timestamp::now()
     }
+}
+
+/// The TypeScript module of the clock contract, committed as
+/// `web/src/generated/clock.ts` (`cargo run -p hub-tests --bin
+/// hub-typescript` writes it; a test checks it is up to date).
+///
+/// # Errors
+/// When two types share a TypeScript name (not in this contract).
+pub fn typescript() -> Result<String, hub_runtime::typescript::TypeScriptError> {
+    hub_runtime::typescript::TypeScript::new()
+        .contract::<IClockHubContract>()
+        .contract::<IClockContract>()
+        .render()
 }
 
 /// Where the hub is mounted.
@@ -59,11 +83,40 @@ pub const INDEX_HTML: &str = include_str!("../web/index.html");
 /// `clock-demo/web/vendor/LICENSE`.
 pub const SIGNALR_SCRIPT: &[u8] = include_bytes!("../web/vendor/signalr.min.js");
 
+/// The page's script, compiled by `tsc -p clock-demo/web` from
+/// `web/src/main.ts` (a test checks it is up to date), served at
+/// [`APP_SCRIPT_PATH`].
+pub const APP_SCRIPT: &str = include_str!("../web/dist/main.js");
+
+/// Where the page loads its script from.
+pub const APP_SCRIPT_PATH: &str = "/app/main.js";
+
+/// The module generated from [`IClockHub`] and [`IClock`], compiled:
+/// `main.js` imports it as `./generated/clock.js`.
+pub const CONTRACT_SCRIPT: &str = include_str!("../web/dist/generated/clock.js");
+
+/// Where [`CONTRACT_SCRIPT`] is served.
+pub const CONTRACT_SCRIPT_PATH: &str = "/app/generated/clock.js";
+
+/// A JavaScript response, cacheable for an hour.
+fn javascript(body: impl IntoResponse) -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// How often the worker pushes the time.
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// The web application: `hub`'s endpoints under [`HUB_PATH`], the clock
-/// page at `/` and the SignalR browser client at [`SIGNALR_SCRIPT_PATH`].
+/// page at `/` with its scripts ([`APP_SCRIPT_PATH`],
+/// [`CONTRACT_SCRIPT_PATH`]) and the SignalR browser client at
+/// [`SIGNALR_SCRIPT_PATH`].
 ///
 /// ```
 /// use clock_demo::{ClockHub, app};
@@ -77,16 +130,12 @@ pub fn app(hub: &HubServer<ClockHub>) -> Router {
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route(
             SIGNALR_SCRIPT_PATH,
-            get(|| async {
-                (
-                    [
-                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-                        (header::CACHE_CONTROL, "public, max-age=3600"),
-                    ],
-                    SIGNALR_SCRIPT,
-                )
-                    .into_response()
-            }),
+            get(|| async { javascript(SIGNALR_SCRIPT) }),
+        )
+        .route(APP_SCRIPT_PATH, get(|| async { javascript(APP_SCRIPT) }))
+        .route(
+            CONTRACT_SCRIPT_PATH,
+            get(|| async { javascript(CONTRACT_SCRIPT) }),
         )
         .nest(HUB_PATH, hub.router())
 }

@@ -251,5 +251,11 @@ pub fn workspace_root() -> PathBuf {
 /// When a module cannot be generated (two types share a TypeScript name).
 pub fn typescript_modules()
 -> Result<Vec<(&'static str, String)>, hub_runtime::typescript::TypeScriptError> {
-    Ok(vec![("tests/ts/generated/station.ts", station::typescript()?)])
+    Ok(vec![
+        (
+            "clock-demo/web/src/generated/clock.ts",
+            clock_demo::typescript()?,
+        ),
+        ("tests/ts/generated/station.ts", station::typescript()?),
+    ])
 }

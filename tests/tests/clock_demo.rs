@@ -227,11 +227,33 @@ fn page_is_served_with_the_vendored_script() {
     let page = String::from_utf8(body).unwrap();
     assert!(page.contains(&format!(r#"<script src="{}">"#, SCRIPT_PATH)));
     assert!(page.contains(r#"id="time""#));
-    assert!(page.contains(r#""/hubs/clock""#));
+    assert!(page.contains(r#"<script type="module" src="/app/main.js">"#));
     assert!(
         !page.contains("https://"),
         "the page must not load anything from the internet"
     );
+
+    // The page's script, compiled from TypeScript, and the module generated
+    // from the Rust contract that it imports: the bundled files.
+    for (path, bundled, needle) in [
+        ("/app/main.js", clock_demo::APP_SCRIPT, r#""/hubs/clock""#),
+        (
+            "/app/generated/clock.js",
+            clock_demo::CONTRACT_SCRIPT,
+            r#"connection.invoke("GetTime")"#,
+        ),
+    ] {
+        let (status, headers, body) = http_get(server.base_url(), path);
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        assert!(
+            header(&headers, "content-type")
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+        let body = String::from_utf8(body).unwrap();
+        assert_eq!(body, bundled, "{path}");
+        assert!(body.contains(needle), "{path} lacks {needle}");
+    }
 
     let (status, headers, body) = http_get(server.base_url(), SCRIPT_PATH);
     assert!(status.contains(" 200 "), "{status}");

@@ -152,6 +152,34 @@ fn wrong_calls_fail_to_compile() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The clock page's script in `clock-demo/web/dist` (bundled into
+/// `clock-server`) is what `tsc -p clock-demo/web` makes of its TypeScript
+/// today.
+#[test]
+fn the_clock_page_script_is_compiled_from_its_typescript() {
+    let web = workspace_root().join("clock-demo/web");
+    let out = temp_dir("clock");
+    let output = Command::new(tsc())
+        .arg("-p")
+        .arg(web.join("tsconfig.json"))
+        .arg("--outDir")
+        .arg(&out)
+        .args(["--pretty", "false"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "tsc failed:\n{}", text(&output));
+    for file in ["main.js", "generated/clock.js"] {
+        let compiled = std::fs::read_to_string(out.join(file)).unwrap();
+        let committed = std::fs::read_to_string(web.join("dist").join(file)).unwrap();
+        assert!(
+            compiled == committed,
+            "clock-demo/web/dist/{file} is stale: run `tsc -p clock-demo/web` \
+             (tests/interop/node_modules/.bin/tsc)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
 /// Serves `StationHub` at `/hubs/station` on a loopback port, in a runtime
 /// of its own; returns the hub's URL.
 fn serve_station() -> String {

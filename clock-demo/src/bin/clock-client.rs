@@ -4,7 +4,9 @@
 //! clock-client [--url URL]      (default http://127.0.0.1:5000/hubs/clock)
 //! ```
 //!
-//! Implements [`IClock`] and registers it with the connection, then prints
+//! Implements [`IClock`] and registers it with the connection, asks the
+//! hub for its time through the typed [`IClockHubProxy`] (no method-name
+//! string anywhere), then prints
 //! every time the server pushes, one ISO 8601 instant a line on stdout
 //! (status messages go to stderr). It waits for the server when it is not
 //! up yet, reconnects by itself when the server restarts, and exits with 0
@@ -14,7 +16,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clock_demo::IClock;
+use clock_demo::{IClock, IClockHubProxy};
 use hub_runtime::Timestamp;
 use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -113,6 +115,11 @@ async fn stay_connected(connection: &HubConnection, url: &str) {
             "clock-client: connected to {url} (connection id {})",
             connection.connection_id().as_deref().unwrap_or("none")
         );
+        // A typed call: no method-name string, the result is a `Timestamp`.
+        match connection.hub::<IClockHubProxy>().get_time().await {
+            Ok(now) => eprintln!("clock-client: the server's time is {now}"),
+            Err(e) => eprintln!("clock-client: cannot ask the server for the time ({e})"),
+        }
         let mut state = connection.state_changes();
         // The channel lives as long as `connection`; an error cannot happen.
         let _ = state
