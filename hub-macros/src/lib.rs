@@ -73,6 +73,9 @@ use parse::Errors;
 ///
 /// * `#[hub_client(crate = path)]` — where `hub-runtime` is, when it cannot
 ///   be found in `Cargo.toml` (e.g. re-exported by another crate).
+/// * `#[hub_client(typescript)]` — the contract describes itself for the
+///   TypeScript generator (`hub_runtime::typescript`, feature `typescript`):
+///   every argument and result type must implement `ts_rs::TS`.
 ///
 /// # Generated items
 ///
@@ -348,6 +351,14 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     }
 /// }
 /// ```
+///
+/// # On an implementation of a `#[hub_server]` trait
+///
+/// `#[hub(client = IClock)] impl IClockHub for ClockHub { … }` takes the
+/// hub's methods, wire names and signatures from the trait (the contract
+/// shared with clients) and dispatches through the generated
+/// `IClockHubContract`. `on_connected` / `on_disconnected` may be written
+/// in the block too: they are moved out of the trait impl into `impl Hub`.
 ///
 /// # Options
 ///
