@@ -75,7 +75,10 @@ impl InboundSequence {
     pub(crate) fn accept(&mut self, message: &HubMessage, shared: &Sequencing) -> Inbound {
         match message {
             HubMessage::Sequence(sequence) => {
-                if sequence.sequence_id > self.next {
+                // The client can only have dropped what we acknowledged
+                // (ids up to `latest`). `next` itself may be lower: a
+                // previous replay may have been cut off half-way.
+                if sequence.sequence_id > self.latest + 1 {
                     return Inbound::Broken;
                 }
                 self.next = sequence.sequence_id;
@@ -106,6 +109,10 @@ impl InboundSequence {
     }
 }
 
+/// How far beyond its limit the replay buffer may grow while the client
+/// is connected (see [`ReplayBuffer::has_room`]).
+pub(crate) const CONNECTED_FACTOR: usize = 8;
+
 /// The records sent and not yet acknowledged, oldest first.
 #[derive(Debug)]
 pub(crate) struct ReplayBuffer {
@@ -114,6 +121,11 @@ pub(crate) struct ReplayBuffer {
     first_id: u64,
     bytes: usize,
     limit: usize,
+    /// The last Sequence we sent: the client's next expected id is at
+    /// least this (it may have stopped half-way through our replay).
+    sequence_floor: u64,
+    /// The last id replayed after that Sequence.
+    replay_end: u64,
 }
 
 impl ReplayBuffer {
@@ -123,7 +135,16 @@ impl ReplayBuffer {
             first_id: 1,
             bytes: 0,
             limit: limit.max(1),
+            sequence_floor: 1,
+            replay_end: 0,
         }
+    }
+
+    /// A replay starts: the Sequence carries [`first_id`](Self::first_id)
+    /// and every buffered record follows.
+    pub(crate) fn start_replay(&mut self) {
+        self.sequence_floor = self.first_id;
+        self.replay_end = self.first_id + self.records.len() as u64 - 1;
     }
 
     /// Keeps a record about to be written.
@@ -133,8 +154,23 @@ impl ReplayBuffer {
     }
 
     /// Drops the records the client acknowledged (ids up to `acked`).
+    ///
+    /// An Ack carries the highest id the client ever processed, not how
+    /// far it got through our last replay: if the socket dropped half-way
+    /// through it, the client's counter sits lower, and a next Sequence
+    /// above that counter would make the official clients give up
+    /// ("Sequence ID greater than amount of messages we've received."). So
+    /// until the client acknowledges a record sent after the replay
+    /// (proof that it went through all of it), records from the last
+    /// Sequence on are kept.
     pub(crate) fn acknowledge(&mut self, acked: u64) {
-        while self.first_id <= acked {
+        let droppable = if acked > self.replay_end {
+            self.sequence_floor = acked + 1;
+            acked
+        } else {
+            acked.min(self.sequence_floor - 1)
+        };
+        while self.first_id <= droppable {
             let Some(record) = self.records.pop_front() else {
                 break;
             };
@@ -143,9 +179,23 @@ impl ReplayBuffer {
         }
     }
 
-    /// Whether more records may be taken: the buffer is below its limit.
-    pub(crate) fn has_room(&self) -> bool {
-        self.bytes < self.limit
+    /// Whether more records may be taken.
+    ///
+    /// While the client is away, up to the limit: beyond it the outbound
+    /// queue fills and the slow-consumer policy closes the connection.
+    /// While it is connected, up to [`CONNECTED_FACTOR`] times the limit:
+    /// the official clients acknowledge only once a second, and a client
+    /// that keeps reading but whose Acks are late (one lost with a dropped
+    /// socket) must not stall the writer — the connection's own invocations
+    /// cannot wait for room, so a stalled writer would soon overflow the
+    /// queue. A client that never acknowledges still hits the bound.
+    pub(crate) fn has_room(&self, connected: bool) -> bool {
+        let limit = if connected {
+            self.limit.saturating_mul(CONNECTED_FACTOR)
+        } else {
+            self.limit
+        };
+        self.bytes < limit
     }
 
     /// The id a Sequence before the replay carries.
@@ -190,15 +240,32 @@ mod tests {
     }
 
     #[test]
+    fn replay_buffer_keeps_a_cut_replay() {
+        let mut buffer = ReplayBuffer::new(1000);
+        for record in ["a", "b", "c", "d"] {
+            buffer.push(Bytes::from(record));
+        }
+        buffer.acknowledge(1);
+        buffer.start_replay(); // Sequence 2, then 2..4
+        // An Ack of 4 does not prove the client went through the replay.
+        buffer.acknowledge(4);
+        assert_eq!(buffer.first_id(), 2);
+        buffer.push(Bytes::from("e"));
+        buffer.acknowledge(5);
+        assert_eq!(buffer.first_id(), 6);
+    }
+
+    #[test]
     fn replay_buffer_trims_and_bounds() {
         let mut buffer = ReplayBuffer::new(10);
         for record in ["aaaa", "bbbb", "cccc"] {
             buffer.push(Bytes::from(record));
         }
-        assert!(!buffer.has_room());
+        assert!(!buffer.has_room(false));
+        assert!(buffer.has_room(true));
         buffer.acknowledge(2);
         assert_eq!(buffer.first_id(), 3);
-        assert!(buffer.has_room());
+        assert!(buffer.has_room(false));
         assert_eq!(buffer.records().collect::<Vec<_>>(), [&Bytes::from("cccc")]);
         buffer.acknowledge(9);
         assert_eq!(buffer.first_id(), 4);

@@ -75,7 +75,9 @@ pub(crate) async fn run<S: FrameSink>(
 
     loop {
         let keep_alive = last_write + config.keep_alive_interval;
-        let has_room = stateful.as_ref().is_none_or(|s| s.buffer.has_room());
+        let has_room = stateful
+            .as_ref()
+            .is_none_or(|s| s.buffer.has_room(connected));
         tokio::select! {
             biased;
             changed = close_signal.changed() => {
@@ -100,11 +102,17 @@ pub(crate) async fn run<S: FrameSink>(
                 // starts with a Sequence and the replay.
                 sink = new_sink;
                 connected = false;
-                if let Some(state) = &stateful {
-                    match replay(&mut sink, &state.buffer, handle.protocol(), format, &config).await {
+                if let Some(state) = &mut stateful {
+                    state.buffer.start_replay();
+                    // Our last Ack may have died with the old socket: say
+                    // again what we have, or a client whose buffer is full
+                    // would wait for it forever.
+                    let received = state.sequencing.received();
+                    match replay(&mut sink, &state.buffer, received, handle.protocol(), format, &config).await {
                         Ok(()) => {
                             connected = true;
                             last_write = Instant::now();
+                            last_ack_sent = received;
                         }
                         Err(error) => {
                             tracing::debug!(connection = %handle.id(), %error, "replay failed");
@@ -223,10 +231,12 @@ async fn write_one<S: FrameSink>(
 }
 
 /// Starts a resumed WebSocket: a Sequence with the oldest unacknowledged
-/// id, then every unacknowledged record in order (coalesced into frames).
+/// id, then every unacknowledged record in order (coalesced into frames),
+/// then an Ack of what we `received`.
 async fn replay<S: FrameSink>(
     sink: &mut S,
     buffer: &ReplayBuffer,
+    received: u64,
     protocol: HubProtocol,
     format: TransferFormat,
     config: &WriterConfig,
@@ -243,6 +253,14 @@ async fn replay<S: FrameSink>(
             send(sink, frame.split().freeze(), format, config).await?;
         }
         frame.extend_from_slice(record);
+    }
+    if received > 0 {
+        let ack = HubMessage::Ack(Ack {
+            sequence_id: received,
+        });
+        protocol
+            .encode(&ack, &mut frame)
+            .map_err(|e| TransportError(e.to_string()))?;
     }
     write_one(sink, frame.freeze(), format, config).await
 }
@@ -272,7 +290,7 @@ async fn write_batch<S: FrameSink>(
         }
     };
     let mut batch: Option<BytesMut> = None;
-    while !closing && replay.as_ref().is_none_or(|r| r.has_room()) {
+    while !closing && replay.as_ref().is_none_or(|r| r.has_room(true)) {
         let next = match queue.try_recv() {
             Ok(Outbound::Records(records)) => {
                 if let Some(replay) = replay.as_deref_mut() {

@@ -1,0 +1,271 @@
+//! Stateful reconnect through a connection-cutting TCP proxy.
+//!
+//! A loopback proxy sits between the client and the conformance server
+//! (started with `--stateful-reconnect`). While the client sends numbered
+//! messages to itself through the hub (client → server and server → client
+//! both carry the numbers), the proxy cuts the TCP connection 1,000 times,
+//! each time once the client's new WebSocket is up, at a random moment with
+//! messages in flight. Every number must arrive exactly once, in order.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hub_tests::{ServerProcess, interop_dir};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
+const CUTS: u64 = 1_000;
+
+/// A TCP proxy whose connections can all be cut at once.
+struct CuttingProxy {
+    addr: SocketAddr,
+    /// Bumped by a cut; connections of older generations end.
+    generation: watch::Sender<u64>,
+    /// The newest generation whose connection carried bytes from the
+    /// client after bytes from the server: the client has opened its
+    /// WebSocket (after the upgrade response) and resumed (sent its
+    /// Sequence). Cutting earlier would fail the client's single resume
+    /// attempt, which the official client does not retry.
+    traffic: Arc<AtomicU64>,
+}
+
+impl CuttingProxy {
+    async fn start(target: SocketAddr) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let generation = watch::Sender::new(0_u64);
+        let traffic = Arc::new(AtomicU64::new(0));
+        let cuts = generation.clone();
+        let counter = traffic.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let mut cut = cuts.subscribe();
+                let born = *cut.borrow_and_update();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let answered = std::sync::atomic::AtomicBool::new(false);
+                    let up = async {
+                        let mut buffer = vec![0u8; 16 * 1024];
+                        loop {
+                            let read = client_read.read(&mut buffer).await.unwrap_or(0);
+                            if read == 0 || server_write.write_all(&buffer[..read]).await.is_err() {
+                                return;
+                            }
+                            if answered.load(Ordering::Relaxed) {
+                                counter.fetch_max(born, Ordering::Relaxed);
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buffer = vec![0u8; 16 * 1024];
+                        loop {
+                            let read = server_read.read(&mut buffer).await.unwrap_or(0);
+                            if read == 0 || client_write.write_all(&buffer[..read]).await.is_err() {
+                                return;
+                            }
+                            answered.store(true, Ordering::Relaxed);
+                        }
+                    };
+                    // Either side closing, or a cut, drops both sockets.
+                    tokio::select! {
+                        () = up => {}
+                        () = down => {}
+                        _ = cut.wait_for(|current| *current != born) => {}
+                    }
+                });
+            }
+        });
+        CuttingProxy {
+            addr,
+            generation,
+            traffic,
+        }
+    }
+
+    /// Cuts every open connection.
+    fn cut(&self) {
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits until the client has resumed on a connection made after the
+    /// last cut (see `traffic`).
+    async fn wait_for_traffic(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let current = *self.generation.borrow();
+        while self.traffic.load(Ordering::Relaxed) < current {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+}
+
+/// A small deterministic pseudo-random sequence (xorshift), for the cut
+/// moments.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Cuts `CUTS` times while the client runs; returns the client's result
+/// line.
+async fn cut_while_running(proxy: &CuttingProxy, mut client: ClientProcess) -> String {
+    let mut random = 0x9E37_79B9_7F4A_7C15_u64;
+    for cut in 0..CUTS {
+        assert!(
+            proxy.wait_for_traffic(Duration::from_secs(30)).await,
+            "the client did not come back after cut {cut}: {}",
+            client.output()
+        );
+        // A random moment while messages flow: 1–15 ms after the new
+        // socket's first bytes.
+        let pause = 1 + next_random(&mut random) % 15;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        proxy.cut();
+    }
+    assert!(proxy.wait_for_traffic(Duration::from_secs(30)).await);
+    client.finish()
+}
+
+/// A client process speaking the ready/stop/result protocol.
+struct ClientProcess {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ClientProcess {
+    fn spawn(mut command: Command) -> ClientProcess {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the client starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = ClientProcess {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        let ready = client.wait_for("ready", Duration::from_secs(60));
+        assert!(
+            ready.is_some(),
+            "the client did not start: {}",
+            client.output()
+        );
+        client
+    }
+
+    fn wait_for(&mut self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Everything the client printed so far.
+    fn output(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
+    /// Tells the client to stop and returns its result line, asserting a
+    /// successful exit.
+    fn finish(mut self) -> String {
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"stop\n").unwrap();
+        stdin.flush().unwrap();
+        let result = self
+            .wait_for("result ", Duration::from_secs(120))
+            .unwrap_or_else(|| panic!("no result from the client: {}", self.output()));
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the client reported a failure: {result}");
+        result
+    }
+}
+
+impl Drop for ClientProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_addr(server: &ServerProcess) -> SocketAddr {
+    server
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap()
+}
+
+fn run_js(protocol: &str) {
+    let server = ServerProcess::start(SERVER, &["--stateful-reconnect"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let proxy = CuttingProxy::start(server_addr(&server)).await;
+        let mut command = Command::new("node");
+        command
+            .arg("reconnect.mjs")
+            .current_dir(interop_dir())
+            .env("HUB_URL", format!("http://{}/hubs/test", proxy.addr))
+            .env("HUB_PROTOCOL", protocol);
+        let client = ClientProcess::spawn(command);
+        let result = cut_while_running(&proxy, client).await;
+        println!("official JS client, {protocol}, {CUTS} cuts: {result}");
+        let result: serde_json::Value =
+            serde_json::from_str(result.trim_start_matches("result ")).unwrap();
+        assert_eq!(result["lost"], 0, "{result}");
+        assert_eq!(result["duplicated"], 0, "{result}");
+        assert_eq!(result["reordered"], 0, "{result}");
+        assert!(result["sent"].as_u64().unwrap() > CUTS, "{result}");
+    });
+}
+
+#[test]
+fn official_js_client_loses_nothing_over_1000_cuts_json() {
+    run_js("json");
+}
+
+#[test]
+fn official_js_client_loses_nothing_over_1000_cuts_messagepack() {
+    run_js("messagepack");
+}
