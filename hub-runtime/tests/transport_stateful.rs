@@ -208,7 +208,6 @@ async fn without_version_2_or_after_a_clean_close_there_is_no_resume() {
         .unwrap()
         .to_owned();
     let mut client = connect(&server, &token, 2).await;
-    use futures_util::SinkExt;
     client.ws.close(None).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         while server.hub.connection_count() != 0 {

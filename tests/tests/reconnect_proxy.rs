@@ -250,7 +250,7 @@ fn run_js(protocol: &str) {
             .env("HUB_PROTOCOL", protocol);
         let client = ClientProcess::spawn(command);
         let result = cut_while_running(&proxy, client).await;
-        println!("official JS client, {protocol}, {CUTS} cuts: {result}");
+        eprintln!("official JS client, {protocol}, {CUTS} cuts: {result}");
         let result: serde_json::Value =
             serde_json::from_str(result.trim_start_matches("result ")).unwrap();
         assert_eq!(result["lost"], 0, "{result}");
