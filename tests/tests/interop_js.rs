@@ -42,10 +42,7 @@ fn official_js_client_websockets_messagepack() {
 /// serve only `served`: the client must fall back to `expected`, and every
 /// scenario must pass over it.
 fn run_fallback(protocol: &str, served: &str, expected: &str) {
-    let server = ServerProcess::start(
-        SERVER,
-        &["--keep-alive-ms", "1000", "--transports", served],
-    );
+    let server = ServerProcess::start(SERVER, &["--keep-alive-ms", "1000", "--transports", served]);
     let large = ServerProcess::start(
         SERVER,
         &["--max-message-size", "4000000", "--transports", served],
