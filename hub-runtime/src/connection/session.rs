@@ -4,7 +4,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::sync::{Semaphore, mpsc, watch};
+use futures_util::FutureExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -303,9 +304,8 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
                 () = upload_room.wait(), if uploads_blocked => {}
                 permit = self.semaphore.clone().acquire_owned(), if !self.queue.is_empty() => {
-                    if let (Ok(permit), Some(job)) = (permit, self.queue.pop_front()) {
-                        let slot = InvocationSlot::new(self.semaphore.clone(), permit);
-                        self.running.spawn(INVOCATION_SLOT.scope(slot, job));
+                    if let Ok(permit) = permit {
+                        self.start_invocations(permit);
                     }
                 }
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if can_read && deadline.is_some() => {
@@ -363,6 +363,28 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                     self.handle.abort(CloseReason::TransportClosed);
                 }
             }
+        }
+    }
+
+    /// Starts queued invocations while slots are free, polling each job
+    /// once right here first. Most hub methods finish without waiting (an
+    /// echo, a broadcast): finishing them inline saves a task per
+    /// invocation, and lets the invocations of one read fan out before the
+    /// writer tasks run, so that those coalesce several messages into one
+    /// frame and one syscall. A job that has to wait becomes a task, as
+    /// every job did before; it is polled again there with its real waker.
+    fn start_invocations(&mut self, permit: OwnedSemaphorePermit) {
+        let mut permit = Some(permit);
+        while let Some(free) = permit.take() {
+            let Some(job) = self.queue.pop_front() else {
+                return;
+            };
+            let slot = InvocationSlot::new(self.semaphore.clone(), free);
+            let mut job = Box::pin(INVOCATION_SLOT.scope(slot, job));
+            if (&mut job).now_or_never().is_none() {
+                self.running.spawn(job);
+            }
+            permit = self.semaphore.clone().try_acquire_owned().ok();
         }
     }
 
