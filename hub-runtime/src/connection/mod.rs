@@ -38,6 +38,10 @@ pub(crate) const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
 /// ASP.NET Core's `StreamBufferCapacity`.
 pub(crate) const DEFAULT_STREAM_BUFFER_CAPACITY: usize = 10;
 
+/// The initial capacity of the buffer of one message sent to one
+/// connection (completions, client-result invocations, pings).
+const SEND_BUFFER_CAPACITY: usize = 256;
+
 /// What the writer task receives.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -295,7 +299,9 @@ impl ConnectionHandle {
 
     /// Encodes `message` in the connection's protocol and queues it.
     pub(crate) fn send_message(&self, message: &HubMessage) -> Result<bool, EncodeError> {
-        let mut buffer = BytesMut::new();
+        // Room for a typical Completion or Ping up front: growing from empty
+        // reallocated the buffer several times per message.
+        let mut buffer = BytesMut::with_capacity(SEND_BUFFER_CAPACITY);
         self.protocol.encode(message, &mut buffer)?;
         Ok(self.push(buffer.freeze()))
     }
