@@ -138,6 +138,22 @@ impl Client {
     }
 }
 
+thread_local! {
+    /// The transports the servers of the running scenario serve (all when
+    /// empty): with fewer, the client must fall back.
+    static SERVED_TRANSPORTS: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+}
+
+/// Starts a conformance server with `args` and the scenario's transports.
+fn start_server(args: &[&str]) -> ServerProcess {
+    let served = SERVED_TRANSPORTS.with(std::cell::Cell::get);
+    let mut args = args.to_vec();
+    if !served.is_empty() {
+        args.extend(["--transports", served]);
+    }
+    ServerProcess::start(SERVER, &args)
+}
+
 fn hub_url(server: &ServerProcess) -> String {
     format!("{}/hubs/test", server.base_url())
 }
@@ -145,7 +161,7 @@ fn hub_url(server: &ServerProcess) -> String {
 /// `Echo` and `Echo2`: strings (unicode, control characters, 1 MB) and any
 /// JSON value come back unchanged.
 async fn echo(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &["--max-message-size", "4000000"]);
+    let server = start_server(&["--max-message-size", "4000000"]);
     let client = connect(&hub_url(&server), protocol, "a").await;
 
     let echoed: String = client.invoke("Echo", ("hello",)).await.unwrap();
@@ -176,7 +192,7 @@ async fn echo(protocol: HubProtocol) {
 
 /// `Add`: 64-bit sums; many concurrent invocations on one connection.
 async fn add(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "a").await;
 
     assert_eq!(client.invoke::<i64>("Add", (2, 3)).await.unwrap(), 5);
@@ -212,7 +228,7 @@ async fn add(protocol: HubProtocol) {
 
 /// `GetConnectionId`: the id the client negotiated.
 async fn get_connection_id(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "a").await;
     let id: String = client.invoke("GetConnectionId", ()).await.unwrap();
     assert!(!id.is_empty());
@@ -223,7 +239,7 @@ async fn get_connection_id(protocol: HubProtocol) {
 /// `Broadcast` reaches every client, the caller too; `SendToOthers` all
 /// but the caller.
 async fn broadcast_and_send_to_others(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let url = hub_url(&server);
     let mut a = connect(&url, protocol, "a").await;
     let mut b = connect(&url, protocol, "b").await;
@@ -257,7 +273,7 @@ async fn broadcast_and_send_to_others(protocol: HubProtocol) {
 
 /// `SendToConnection` reaches that one connection only.
 async fn send_to_connection(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let url = hub_url(&server);
     let mut a = connect(&url, protocol, "a").await;
     let mut b = connect(&url, protocol, "b").await;
@@ -286,7 +302,7 @@ async fn send_to_connection(protocol: HubProtocol) {
 /// `JoinGroup`, `SendToGroup`, `LeaveGroup`: after leaving, a send to the
 /// group is not received.
 async fn groups(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let url = hub_url(&server);
     let mut member = connect(&url, protocol, "member").await;
     let mut other_member = connect(&url, protocol, "other").await;
@@ -322,7 +338,7 @@ async fn groups(protocol: HubProtocol) {
 /// Users from the access token (`user-NAME`): `Whoami`, and `SendToUser`
 /// reaches every connection of that user and nobody else.
 async fn users(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let url = hub_url(&server);
     let as_user = |name, token| Options {
         protocol,
@@ -373,7 +389,7 @@ async fn users(protocol: HubProtocol) {
 /// A token that names no user is refused at negotiate: `start()` fails
 /// with the 401, and the connection stays disconnected.
 async fn bad_token_is_refused(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let options = Options {
         protocol,
         name: "intruder",
@@ -393,7 +409,7 @@ async fn bad_token_is_refused(protocol: HubProtocol) {
 /// method and a wrong argument count give the .NET texts; the connection
 /// stays up through all three.
 async fn errors(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "a").await;
 
     let error = client
@@ -425,7 +441,7 @@ async fn errors(protocol: HubProtocol) {
 /// `AskClient`: the server asks the caller (a client result) and returns
 /// the answer of the caller's `#[hub_client]` implementation.
 async fn ask_client(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "rusty").await;
     let answer: String = client
         .invoke("AskClient", ("what time is it?",))
@@ -444,7 +460,7 @@ async fn ask_client(protocol: HubProtocol) {
 
 /// `AskConnection`: one client asks another through the server.
 async fn ask_connection(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+    let server = start_server(&[]);
     let url = hub_url(&server);
     let asker = connect(&url, protocol, "asker").await;
     let answerer = connect(&url, protocol, "answerer").await;
@@ -468,7 +484,7 @@ async fn ask_connection(protocol: HubProtocol) {
 /// Keep-alive: with the server pinging every second, a client whose server
 /// timeout is 3 s stays connected well past it.
 async fn keep_alive(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &["--keep-alive-ms", "1000"]);
+    let server = start_server(&["--keep-alive-ms", "1000"]);
     let connection = HubConnection::builder(hub_url(&server))
         .protocol(protocol)
         .server_timeout(Duration::from_secs(3))
@@ -614,6 +630,56 @@ macro_rules! with_both_protocols {
         }
     };
 }
+
+/// Each scenario with servers that serve no WebSockets: the client falls
+/// back to Server-Sent Events (JSON) or Long Polling (MessagePack; JSON
+/// with a server that serves only Long Polling).
+macro_rules! over_http_transports {
+    ($($scenario:ident),* $(,)?) => {
+        mod server_sent_events_json {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::SERVED_TRANSPORTS.with(|t| t.set("serversentevents,longpolling"));
+                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
+                }
+            )*
+        }
+        mod long_polling_json {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::SERVED_TRANSPORTS.with(|t| t.set("longpolling"));
+                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
+                }
+            )*
+        }
+        mod long_polling_messagepack {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::SERVED_TRANSPORTS.with(|t| t.set("serversentevents,longpolling"));
+                    super::$scenario(hub_runtime::protocol::HubProtocol::MessagePack).await;
+                }
+            )*
+        }
+    };
+}
+
+over_http_transports!(
+    echo,
+    add,
+    get_connection_id,
+    broadcast_and_send_to_others,
+    send_to_connection,
+    groups,
+    users,
+    bad_token_is_refused,
+    errors,
+    ask_client,
+    ask_connection,
+    keep_alive,
+);
 
 with_both_protocols!(
     echo,

@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) skip_negotiation: bool,
+    pub(crate) transports: super::Transports,
     pub(crate) max_message_size: Option<usize>,
     pub(crate) stream_buffer_capacity: usize,
     pub(crate) stream_buffer_timeout: Duration,
@@ -66,6 +67,7 @@ pub struct HubConnectionBuilder {
     handshake_timeout: Duration,
     http_timeout: Duration,
     skip_negotiation: bool,
+    transports: super::Transports,
     max_message_size: Option<usize>,
     stream_buffer_capacity: usize,
     stream_buffer_timeout: Duration,
@@ -79,6 +81,7 @@ impl std::fmt::Debug for HubConnectionBuilder {
             .field("protocol", &self.protocol)
             .field("automatic_reconnect", &self.reconnect.is_some())
             .field("skip_negotiation", &self.skip_negotiation)
+            .field("transports", &self.transports)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +100,7 @@ impl HubConnectionBuilder {
             handshake_timeout: Duration::from_secs(15),
             http_timeout: Duration::from_secs(100),
             skip_negotiation: false,
+            transports: super::Transports::ALL,
             max_message_size: None,
             stream_buffer_capacity: 1024,
             stream_buffer_timeout: Duration::from_secs(5),
@@ -235,6 +239,14 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Which transports the client may use (default all; see
+    /// [`Transports`](super::Transports)). `skip_negotiation` uses
+    /// WebSockets only.
+    pub fn transports(mut self, transports: super::Transports) -> Self {
+        self.transports = transports;
+        self
+    }
+
     /// Checks the options and makes the (not yet started) connection.
     pub fn build(self) -> Result<HubConnection, HubError> {
         let url = HubUrl::parse(&self.url)?;
@@ -261,6 +273,7 @@ impl HubConnectionBuilder {
             handshake_timeout: self.handshake_timeout,
             http_timeout: self.http_timeout,
             skip_negotiation: self.skip_negotiation,
+            transports: self.transports,
             max_message_size: self.max_message_size,
             stream_buffer_capacity: self.stream_buffer_capacity,
             stream_buffer_timeout: self.stream_buffer_timeout,

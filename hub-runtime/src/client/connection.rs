@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -33,12 +33,14 @@ use tracing::{debug, info, warn};
 
 use super::arguments::{CallArguments, IntoArguments};
 use super::builder::Config;
+use super::http_transports::{self, BoxSink, BoxSource};
 use super::negotiate;
 use super::reconnect::RetryContext;
 use super::stream::{HubStream, UploadControl, start_uploads};
-use super::transport::{self, WsStream, transport_error};
+use super::transport::{self, transport_error};
 use crate::handlers::{ClientHandlers, ClientMethodResult};
 use crate::hub::{Arguments, InvocationError};
+use crate::protocol::negotiate::TransportType;
 use crate::protocol::{
     CancelInvocation, Close, Completion, CompletionResult, HubMessage, HubProtocol, Invocation,
     MessageDecoder, Payload, StreamInvocation,
@@ -966,55 +968,139 @@ async fn shut_down(mut live: Live, inner: &Inner) {
 }
 
 /// Negotiates, opens the WebSocket, handshakes and starts the tasks.
-async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
-    let config = &inner.config;
+/// Negotiates and opens the first transport that works, in the server's
+/// order among those the configuration allows; after a failed one, it
+/// negotiates again (the failed attempt may have used the token up), as
+/// the official clients do.
+async fn open_transport(
+    config: &super::builder::Config,
+) -> Result<(BoxSink, BoxSource, Option<String>), HubError> {
     let protocol = config.protocol;
-    let (url, id, connection_id, redirect_token) = if config.skip_negotiation {
-        (config.url.clone(), None, None, None)
-    } else {
+    let format = protocol.transfer_format();
+    if config.skip_negotiation {
+        let token = config.access_token().await;
+        let ws_url = config.url.websocket_url(None, token.as_deref());
+        let stream = transport::connect(
+            &ws_url,
+            token.as_deref(),
+            &config.headers,
+            config.max_message_size,
+            config.http_timeout,
+        )
+        .await?;
+        let (sink, source) = http_transports::boxed_websocket(stream);
+        return Ok((sink, source, None));
+    }
+    let allowed = |transport: &TransportType| match transport {
+        TransportType::WebSockets => config.transports.web_sockets,
+        TransportType::ServerSentEvents => config.transports.server_sent_events,
+        TransportType::LongPolling => config.transports.long_polling,
+    };
+    let mut tried: Vec<TransportType> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    loop {
         let token = config.access_token().await;
         let negotiated = negotiate::negotiate(
             &config.url,
             token,
             &config.headers,
-            protocol.transfer_format(),
+            format,
             config.http_timeout,
         )
         .await?;
-        (
-            negotiated.url,
-            negotiated.connection_token,
-            negotiated.connection_id,
-            negotiated.redirect_token,
-        )
-    };
-    // The token is fetched again for the socket, as the official clients
-    // do; a redirect's token replaces the provider.
-    let token = match redirect_token {
-        Some(token) => Some(token),
-        None => config.access_token().await,
-    };
-    let ws_url = url.websocket_url(id.as_deref(), token.as_deref());
-    debug!(url = %ws_url, "opening WebSocket");
-    let mut stream = transport::connect(
-        &ws_url,
-        token.as_deref(),
-        &config.headers,
-        config.max_message_size,
-        config.http_timeout,
+        let next = negotiated
+            .transports
+            .iter()
+            .copied()
+            .find(|t| allowed(t) && !tried.contains(t));
+        let Some(transport) = next else {
+            return Err(transport_error(if errors.is_empty() {
+                "Unable to connect to the server with any of the available transports: \
+                 none of them is enabled in this client."
+                    .to_owned()
+            } else {
+                format!(
+                    "Unable to connect to the server with any of the available transports. {}",
+                    errors.join(" ")
+                )
+            }));
+        };
+        tried.push(transport);
+        // The token is fetched again for the transport, as the official
+        // clients do; a redirect's token replaces the provider.
+        let token = match &negotiated.redirect_token {
+            Some(token) => Some(token.clone()),
+            None => config.access_token().await,
+        };
+        let id = negotiated.connection_token.as_deref().unwrap_or_default();
+        let opened = match transport {
+            TransportType::WebSockets => {
+                let ws_url = negotiated.url.websocket_url(Some(id), token.as_deref());
+                debug!(url = %ws_url, "opening WebSocket");
+                transport::connect(
+                    &ws_url,
+                    token.as_deref(),
+                    &config.headers,
+                    config.max_message_size,
+                    config.http_timeout,
+                )
+                .await
+                .map(http_transports::boxed_websocket)
+            }
+            TransportType::ServerSentEvents => {
+                debug!("opening a Server-Sent Events stream");
+                http_transports::open_server_sent_events(
+                    &negotiated.url,
+                    id,
+                    token.as_deref(),
+                    &config.headers,
+                    config.http_timeout,
+                )
+                .await
+            }
+            TransportType::LongPolling => {
+                debug!("starting Long Polling");
+                http_transports::open_long_polling(
+                    &negotiated.url,
+                    id,
+                    token.as_deref(),
+                    &config.headers,
+                    config.http_timeout,
+                    format,
+                )
+                .await
+            }
+        };
+        match opened {
+            Ok((sink, source)) => return Ok((sink, source, negotiated.connection_id)),
+            Err(error) => {
+                warn!(?transport, %error, "transport failed to start; trying the next one");
+                errors.push(format!("{}: {}", transport.name(), error.message()));
+            }
+        }
+    }
+}
+
+async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
+    let config = &inner.config;
+    let protocol = config.protocol;
+    let (mut sink, mut source, connection_id) = open_transport(config).await?;
+    let leftover = match transport::handshake(
+        &mut sink,
+        &mut source,
+        protocol,
+        config.handshake_timeout,
     )
-    .await?;
-    let leftover = match transport::handshake(&mut stream, protocol, config.handshake_timeout).await
+    .await
     {
         Ok(leftover) => leftover,
         Err(error) => {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.close(None)).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
             return Err(error);
         }
     };
     debug!(?connection_id, "handshake complete");
 
-    let (sink, source) = stream.split();
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
     let (failed_tx, failed_rx) = oneshot::channel();
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
@@ -1059,7 +1145,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
 
 /// Sends queued messages, coalescing them, and Pings when idle.
 async fn run_writer(
-    mut sink: SplitSink<WsStream, Message>,
+    mut sink: BoxSink,
     mut queue: mpsc::UnboundedReceiver<Outbound>,
     protocol: HubProtocol,
     keep_alive: Duration,
@@ -1142,7 +1228,7 @@ async fn run_writer(
 /// Reads and decodes; returns why the connection ended.
 async fn run_reader(
     inner: Arc<Inner>,
-    mut source: SplitStream<WsStream>,
+    mut source: BoxSource,
     mut buffer: BytesMut,
     mut decoder: MessageDecoder,
     server_timeout: Duration,

@@ -114,6 +114,7 @@
 mod arguments;
 mod builder;
 mod connection;
+mod http_transports;
 mod invoker;
 mod negotiate;
 mod reconnect;
@@ -126,5 +127,6 @@ pub use arguments::{
 };
 pub use builder::HubConnectionBuilder;
 pub use connection::{HubConnection, HubConnectionEvent, HubConnectionState};
+pub use http_transports::Transports;
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
 pub use stream::HubStream;

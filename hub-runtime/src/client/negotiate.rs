@@ -39,6 +39,9 @@ pub(crate) struct Negotiated {
     pub(crate) connection_token: Option<String>,
     /// A bearer token from a redirect, replacing the token provider.
     pub(crate) redirect_token: Option<String>,
+    /// The transports the server offers for the requested transfer
+    /// format, in its order.
+    pub(crate) transports: Vec<TransportType>,
 }
 
 fn negotiate_error(message: impl Into<String>) -> HubError {
@@ -82,15 +85,16 @@ pub(crate) async fn negotiate(
         connection
             .check_stateful_reconnect(false)
             .map_err(|e| negotiate_error(e.to_string()))?;
-        let offers_websockets = connection.available_transports.iter().any(|t| {
-            t.transport == TransportType::WebSockets
-                && t.transfer_formats.contains(&transfer_format)
-        });
-        if !offers_websockets {
+        let transports: Vec<TransportType> = connection
+            .available_transports
+            .iter()
+            .filter(|t| t.transfer_formats.contains(&transfer_format))
+            .map(|t| t.transport)
+            .collect();
+        if transports.is_empty() {
             return Err(negotiate_error(format!(
-                "Unable to connect to the server with any of the available transports. \
-                 This client supports only WebSockets with the '{}' transfer format, \
-                 which the server does not offer.",
+                "Unable to connect to the server with any of the available transports: \
+                 none carries the '{}' transfer format.",
                 transfer_format.name()
             )));
         }
@@ -100,6 +104,7 @@ pub(crate) async fn negotiate(
             connection_id: Some(connection.connection_id),
             connection_token: Some(connection_token),
             redirect_token,
+            transports,
         });
     }
     Err(negotiate_error("Negotiate redirection limit exceeded."))

@@ -1,8 +1,8 @@
 //! The WebSocket transport: opening the socket and the hub handshake.
 //!
 //! The rest of the client sees a transport as a sink of encoded byte units
-//! and a stream of received byte units; other transports (Server-Sent
-//! Events, Long Polling) can slot in behind the same split later.
+//! and a stream of received byte units; the HTTP transports
+//! ([`super::http_transports`]) slot in behind the same split.
 
 use std::time::Duration;
 
@@ -82,7 +82,8 @@ pub(crate) async fn connect(
 /// Returns whatever followed the response in the same read: the first hub
 /// messages, which the server may send together with the response.
 pub(crate) async fn handshake(
-    stream: &mut WsStream,
+    sink: &mut super::http_transports::BoxSink,
+    source: &mut super::http_transports::BoxSource,
     protocol: HubProtocol,
     timeout: Duration,
 ) -> Result<BytesMut, HubError> {
@@ -92,11 +93,10 @@ pub(crate) async fn handshake(
     HandshakeRequest::new(protocol, 1).encode(&mut request);
     let request = Utf8Bytes::try_from(request.freeze())
         .map_err(|_| transport_error("The handshake request is not valid UTF-8."))?;
-    stream
-        .send(Message::Text(request))
+    sink.send(Message::Text(request))
         .await
         .map_err(|e| transport_error(format!("Failed to send the handshake request: {e}")))?;
-    match tokio::time::timeout(timeout, read_handshake_response(stream)).await {
+    match tokio::time::timeout(timeout, read_handshake_response(source)).await {
         Ok(result) => result,
         Err(_) => Err(HubError::with_kind(
             HubErrorKind::Timeout,
@@ -105,7 +105,9 @@ pub(crate) async fn handshake(
     }
 }
 
-async fn read_handshake_response(stream: &mut WsStream) -> Result<BytesMut, HubError> {
+async fn read_handshake_response(
+    stream: &mut super::http_transports::BoxSource,
+) -> Result<BytesMut, HubError> {
     let closed = || {
         transport_error(
             "The underlying connection was closed before the hub handshake could complete.",
