@@ -2,7 +2,7 @@
 # Benchmarks our hub side by side with a raw WebSocket baseline and
 # socketioxide, from a fresh clone:
 #
-#   scripts/bench.sh            all workloads, 2 repetitions in random order (~15 min)
+#   scripts/bench.sh            all workloads, 2 repetitions in random order (~15 min; single broadcast, idle and slow consumer once)
 #   scripts/bench.sh --quick    one small case of every workload (~1 min)
 #
 # Writes bench/results/<mode>-<time>.jsonl, then renders bench/RESULTS.md

@@ -2,7 +2,7 @@
 //! socketioxide, measured by one load generator.
 //!
 //! ```text
-//! hubbench run [--quick] [--out FILE.jsonl] [--only ours-json,raw,...]
+//! hubbench run [--quick] [--out FILE.jsonl] [--only ours-json,raw,...] [--filter 'echo {"connections":100']
 //! hubbench render [--md bench/RESULTS.md] [--png bench/results/chart.png] FILE.jsonl...
 //! hubbench serve hub|raw|sio [--bind 127.0.0.1:0]
 //! ```
@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: hubbench run [--quick] [--out FILE] [--only NAMES]\n       \
+        "usage: hubbench run [--quick] [--out FILE] [--only NAMES] [--filter TEXT]\n       \
          hubbench render [--md FILE] [--png FILE] FILE.jsonl...\n       \
          hubbench serve hub|raw|sio [--bind ADDR]"
     );
@@ -79,12 +79,17 @@ fn run(args: &[String]) -> ExitCode {
     let mut quick = false;
     let mut out = None;
     let mut only = Vec::new();
+    let mut filter = None;
     let mut words = args.iter();
     while let Some(flag) = words.next() {
         match flag.as_str() {
             "--quick" => quick = true,
             "--out" => match words.next() {
                 Some(path) => out = Some(PathBuf::from(path)),
+                None => return usage(),
+            },
+            "--filter" => match words.next() {
+                Some(text) => filter = Some(text.clone()),
                 None => return usage(),
             },
             "--only" => match words.next() {
@@ -101,6 +106,7 @@ fn run(args: &[String]) -> ExitCode {
         runner::Plan::full()
     };
     plan.only = only;
+    plan.filter = filter;
     let out = out.unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -130,6 +130,8 @@ pub struct Plan {
     pub timing: Timing,
     /// Variants to run (by name); all when empty.
     pub only: Vec<String>,
+    /// Runs only jobs whose `workload params` text contains this.
+    pub filter: Option<String>,
 }
 
 impl Plan {
@@ -158,7 +160,7 @@ impl Plan {
         }
         jobs.push(Job::Single {
             receivers: 10_000,
-            count: 15,
+            count: 30,
         });
         jobs.push(Job::Idle {
             checkpoints: vec![1000, 10_000, 19_000],
@@ -181,6 +183,7 @@ impl Plan {
                 fill_limit: Duration::from_secs(12),
             },
             only: Vec::new(),
+            filter: None,
         }
     }
 
@@ -222,6 +225,7 @@ impl Plan {
                 fill_limit: Duration::from_secs(1),
             },
             only: Vec::new(),
+            filter: None,
         }
     }
 }
@@ -231,12 +235,16 @@ struct ServerProcess {
     child: tokio::process::Child,
     pid: String,
     address: SocketAddr,
+    /// `perf record` attached to the server when `HUBBENCH_PERF` names an
+    /// output file prefix (profiling runs only).
+    perf: Option<tokio::process::Child>,
 }
 
 impl ServerProcess {
     async fn start(kind: ServerKind) -> io::Result<ServerProcess> {
         let exe = std::env::current_exe()?;
-        let mut child = tokio::process::Command::new(exe)
+        let mut command = tokio::process::Command::new(exe);
+        let mut child = command
             .args(["serve", kind.name(), "--bind", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -260,10 +268,36 @@ impl ServerProcess {
             .strip_prefix("listening on ")
             .and_then(|address| address.trim().parse().ok())
             .ok_or_else(|| io::Error::other(format!("unexpected server output: {line}")))?;
+        let perf = match std::env::var("HUBBENCH_PERF") {
+            Ok(prefix) if !prefix.is_empty() => {
+                let perf = tokio::process::Command::new("perf")
+                    .args([
+                        "record",
+                        "-q",
+                        "--call-graph",
+                        "dwarf,16384",
+                        "-F",
+                        "499",
+                        "-p",
+                        &pid,
+                    ])
+                    .arg("-o")
+                    .arg(format!("{prefix}-{}-{pid}.data", kind.name()))
+                    .stdin(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .ok();
+                // perf needs a moment to attach.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                perf
+            }
+            _ => None,
+        };
         Ok(ServerProcess {
             child,
             pid,
             address,
+            perf,
         })
     }
 
@@ -276,6 +310,16 @@ impl ServerProcess {
     }
 
     async fn stop(mut self) {
+        if let Some(mut perf) = self.perf.take() {
+            // SIGINT makes perf write its file and exit.
+            if let Some(perf_pid) = perf.id() {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-INT", &perf_pid.to_string()])
+                    .status()
+                    .await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(30), perf.wait()).await;
+        }
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }
@@ -1091,6 +1135,25 @@ pub async fn run_plan(plan: &Plan, out: &std::path::Path, mode: &str) -> io::Res
     let mut pairs = Vec::new();
     for repetition in 0..plan.repetitions {
         for job in &plan.jobs {
+            // The long jobs with their own repetitions inside (single: many
+            // broadcasts; idle: a ramp of checkpoints; slow consumer: two
+            // phases) run once, to stay within the time budget.
+            let once = matches!(
+                job,
+                Job::Single { .. } | Job::Idle { .. } | Job::SlowConsumer { .. }
+            );
+            if once && repetition > 0 {
+                continue;
+            }
+            let (workload, parameters) = params(job);
+            let text = format!("{workload} {parameters}");
+            if plan
+                .filter
+                .as_ref()
+                .is_some_and(|filter| !text.contains(filter))
+            {
+                continue;
+            }
             for variant in VARIANTS {
                 if plan.only.is_empty() || plan.only.iter().any(|name| name == variant.name) {
                     pairs.push((repetition, job.clone(), variant));
