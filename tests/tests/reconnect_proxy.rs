@@ -5,7 +5,8 @@
 //! messages to itself through the hub (client → server and server → client
 //! both carry the numbers), the proxy cuts the TCP connection 1,000 times,
 //! each time once the client's new WebSocket is up, at a random moment with
-//! messages in flight. Every number must arrive exactly once, in order.
+//! messages in flight. Every number must arrive exactly once, in order:
+//! for the official JS client and for the Rust client.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -268,4 +269,98 @@ fn official_js_client_loses_nothing_over_1000_cuts_json() {
 #[test]
 fn official_js_client_loses_nothing_over_1000_cuts_messagepack() {
     run_js("messagepack");
+}
+
+/// The Rust client, in process: the same numbered round trip as
+/// `reconnect.mjs`.
+async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
+    use hub_runtime::client::HubConnection;
+    use std::sync::atomic::AtomicBool;
+
+    let server = ServerProcess::start(SERVER, &["--stateful-reconnect"]);
+    let proxy = CuttingProxy::start(server_addr(&server)).await;
+    let (received_tx, mut received_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let connection = HubConnection::builder(format!("http://{}/hubs/test", proxy.addr))
+        .protocol(protocol)
+        .with_stateful_reconnect(100_000)
+        .server_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    connection.on("Receive", 1, move |args| {
+        let received = received_tx.clone();
+        async move {
+            let message: String = args.bind(0)?;
+            let _ = received.send(message.parse().unwrap());
+            Ok(None)
+        }
+    });
+    connection.start().await.unwrap();
+    let id: String = connection.invoke("GetConnectionId", ()).await.unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let connection = connection.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut sent = 0_u64;
+            while !stop.load(Ordering::Relaxed) {
+                connection
+                    .send("SendToConnection", (&id, (sent + 1).to_string()))
+                    .await
+                    .unwrap();
+                sent += 1;
+                // About 1,000 a second, as the JS client in reconnect.mjs.
+                if sent.is_multiple_of(10) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            sent
+        })
+    };
+    let mut random = 0x2545_F491_4F6C_DD1D_u64;
+    for cut in 0..CUTS {
+        assert!(
+            proxy.wait_for_traffic(Duration::from_secs(30)).await,
+            "the Rust client did not come back after cut {cut}"
+        );
+        let pause = 1 + next_random(&mut random) % 15;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        proxy.cut();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.await.unwrap();
+    let mut last = 0_u64;
+    let (mut duplicated, mut reordered, mut received) = (0_u64, 0_u64, 0_u64);
+    while last < sent {
+        let n = tokio::time::timeout(Duration::from_secs(60), received_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {last} of {sent} came back"))
+            .unwrap();
+        received += 1;
+        if n == last + 1 {
+            last = n;
+        } else if n <= last {
+            duplicated += 1;
+        } else {
+            reordered += 1;
+            last = n;
+        }
+    }
+    eprintln!(
+        "Rust client, {protocol:?}, {CUTS} cuts: sent {sent}, received {received}, \
+         duplicated {duplicated}, reordered {reordered}"
+    );
+    assert_eq!((duplicated, reordered, received), (0, 0, sent));
+    assert!(sent > CUTS);
+    connection.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_loses_nothing_over_1000_cuts_json() {
+    run_rust(hub_runtime::protocol::HubProtocol::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_loses_nothing_over_1000_cuts_messagepack() {
+    run_rust(hub_runtime::protocol::HubProtocol::MessagePack).await;
 }

@@ -31,6 +31,7 @@ pub(crate) struct Config {
     pub(crate) http_timeout: Duration,
     pub(crate) skip_negotiation: bool,
     pub(crate) transports: super::Transports,
+    pub(crate) stateful_reconnect: Option<usize>,
     pub(crate) max_message_size: Option<usize>,
     pub(crate) stream_buffer_capacity: usize,
     pub(crate) stream_buffer_timeout: Duration,
@@ -68,6 +69,7 @@ pub struct HubConnectionBuilder {
     http_timeout: Duration,
     skip_negotiation: bool,
     transports: super::Transports,
+    stateful_reconnect: Option<usize>,
     max_message_size: Option<usize>,
     stream_buffer_capacity: usize,
     stream_buffer_timeout: Duration,
@@ -101,6 +103,7 @@ impl HubConnectionBuilder {
             http_timeout: Duration::from_secs(100),
             skip_negotiation: false,
             transports: super::Transports::ALL,
+            stateful_reconnect: None,
             max_message_size: None,
             stream_buffer_capacity: 1024,
             stream_buffer_timeout: Duration::from_secs(5),
@@ -247,6 +250,18 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Turns stateful reconnect on (as the official clients'
+    /// `withStatefulReconnect()`), when the server allows it and the
+    /// transport is WebSockets: a dropped socket is resumed on a new one
+    /// with the same connection, and neither side loses or repeats a
+    /// message. At most `buffer_size` bytes of sent messages wait for the
+    /// server's acknowledgement (the official default is 100 000); beyond
+    /// that, sends wait.
+    pub fn with_stateful_reconnect(mut self, buffer_size: usize) -> Self {
+        self.stateful_reconnect = Some(buffer_size);
+        self
+    }
+
     /// Checks the options and makes the (not yet started) connection.
     pub fn build(self) -> Result<HubConnection, HubError> {
         let url = HubUrl::parse(&self.url)?;
@@ -274,6 +289,7 @@ impl HubConnectionBuilder {
             http_timeout: self.http_timeout,
             skip_negotiation: self.skip_negotiation,
             transports: self.transports,
+            stateful_reconnect: self.stateful_reconnect,
             max_message_size: self.max_message_size,
             stream_buffer_capacity: self.stream_buffer_capacity,
             stream_buffer_timeout: self.stream_buffer_timeout,

@@ -968,13 +968,50 @@ async fn shut_down(mut live: Live, inner: &Inner) {
 }
 
 /// Negotiates, opens the WebSocket, handshakes and starts the tasks.
+/// Opens a new WebSocket to the same connection, for stateful reconnect.
+fn reopen_websocket(
+    config: &super::builder::Config,
+    url: &super::url::HubUrl,
+    id: &str,
+) -> super::stateful::Reopen {
+    let config = config.clone();
+    let url = url.clone();
+    let id = id.to_owned();
+    Box::new(move || {
+        let config = config.clone();
+        let url = url.clone();
+        let id = id.clone();
+        Box::pin(async move {
+            let token = config.access_token().await;
+            let ws_url = url.websocket_url(Some(&id), token.as_deref());
+            transport::connect(
+                &ws_url,
+                token.as_deref(),
+                &config.headers,
+                config.max_message_size,
+                config.http_timeout,
+            )
+            .await
+            .map(http_transports::boxed_websocket)
+        })
+    })
+}
+
 /// Negotiates and opens the first transport that works, in the server's
 /// order among those the configuration allows; after a failed one, it
 /// negotiates again (the failed attempt may have used the token up), as
 /// the official clients do.
 async fn open_transport(
     config: &super::builder::Config,
-) -> Result<(BoxSink, BoxSource, Option<String>), HubError> {
+) -> Result<
+    (
+        BoxSink,
+        BoxSource,
+        Option<String>,
+        Option<super::stateful::Reopen>,
+    ),
+    HubError,
+> {
     let protocol = config.protocol;
     let format = protocol.transfer_format();
     if config.skip_negotiation {
@@ -989,7 +1026,7 @@ async fn open_transport(
         )
         .await?;
         let (sink, source) = http_transports::boxed_websocket(stream);
-        return Ok((sink, source, None));
+        return Ok((sink, source, None, None));
     }
     let allowed = |transport: &TransportType| match transport {
         TransportType::WebSockets => config.transports.web_sockets,
@@ -1006,6 +1043,7 @@ async fn open_transport(
             &config.headers,
             format,
             config.http_timeout,
+            config.stateful_reconnect.is_some(),
         )
         .await?;
         let next = negotiated
@@ -1071,8 +1109,14 @@ async fn open_transport(
                 .await
             }
         };
+        // Stateful reconnect: WebSockets only, when the server agreed. A
+        // resume opens the same URL with a fresh token.
+        let resume = (negotiated.stateful_reconnect
+            && transport == TransportType::WebSockets
+            && config.stateful_reconnect.is_some())
+        .then(|| reopen_websocket(config, &negotiated.url, id));
         match opened {
-            Ok((sink, source)) => return Ok((sink, source, negotiated.connection_id)),
+            Ok((sink, source)) => return Ok((sink, source, negotiated.connection_id, resume)),
             Err(error) => {
                 warn!(?transport, %error, "transport failed to start; trying the next one");
                 errors.push(format!("{}: {}", transport.name(), error.message()));
@@ -1084,11 +1128,13 @@ async fn open_transport(
 async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
     let config = &inner.config;
     let protocol = config.protocol;
-    let (mut sink, mut source, connection_id) = open_transport(config).await?;
+    let (mut sink, mut source, connection_id, resume) = open_transport(config).await?;
+    let version = if resume.is_some() { 2 } else { 1 };
     let leftover = match transport::handshake(
         &mut sink,
         &mut source,
         protocol,
+        version,
         config.handshake_timeout,
     )
     .await
@@ -1100,6 +1146,12 @@ async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
         }
     };
     debug!(?connection_id, "handshake complete");
+    let (sink, source, leftover) = match (resume, config.stateful_reconnect) {
+        (Some(reopen), Some(buffer_size)) => {
+            super::stateful::wrap(sink, source, leftover, protocol, buffer_size, reopen)
+        }
+        _ => (sink, source, leftover),
+    };
 
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
     let (failed_tx, failed_rx) = oneshot::channel();

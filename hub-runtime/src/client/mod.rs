@@ -118,6 +118,7 @@ mod http_transports;
 mod invoker;
 mod negotiate;
 mod reconnect;
+mod stateful;
 mod stream;
 mod transport;
 mod url;

@@ -42,6 +42,8 @@ pub(crate) struct Negotiated {
     /// The transports the server offers for the requested transfer
     /// format, in its order.
     pub(crate) transports: Vec<TransportType>,
+    /// The server turned stateful reconnect on.
+    pub(crate) stateful_reconnect: bool,
 }
 
 fn negotiate_error(message: impl Into<String>) -> HubError {
@@ -58,11 +60,12 @@ pub(crate) async fn negotiate(
     headers: &HeaderMap,
     transfer_format: TransferFormat,
     timeout: Duration,
+    stateful_reconnect: bool,
 ) -> Result<Negotiated, HubError> {
     let mut url = url.clone();
     let mut redirect_token = None;
     for _ in 0..MAX_REDIRECTS {
-        let body = post(&url, token.as_deref(), headers, timeout).await?;
+        let body = post(&url, token.as_deref(), headers, timeout, stateful_reconnect).await?;
         let connection = match NegotiateResponse::from_slice(&body) {
             Ok(NegotiateResponse::Connection(connection)) => connection,
             Ok(NegotiateResponse::Redirect(redirect)) => {
@@ -83,7 +86,7 @@ pub(crate) async fn negotiate(
             }
         };
         connection
-            .check_stateful_reconnect(false)
+            .check_stateful_reconnect(stateful_reconnect)
             .map_err(|e| negotiate_error(e.to_string()))?;
         let transports: Vec<TransportType> = connection
             .available_transports
@@ -105,6 +108,7 @@ pub(crate) async fn negotiate(
             connection_token: Some(connection_token),
             redirect_token,
             transports,
+            stateful_reconnect: connection.use_stateful_reconnect,
         });
     }
     Err(negotiate_error("Negotiate redirection limit exceeded."))
@@ -116,8 +120,9 @@ async fn post(
     token: Option<&str>,
     headers: &HeaderMap,
     timeout: Duration,
+    stateful_reconnect: bool,
 ) -> Result<Bytes, HubError> {
-    match tokio::time::timeout(timeout, post_inner(url, token, headers)).await {
+    match tokio::time::timeout(timeout, post_inner(url, token, headers, stateful_reconnect)).await {
         Ok(result) => result,
         Err(_) => Err(HubError::with_kind(
             HubErrorKind::Timeout,
@@ -130,6 +135,7 @@ async fn post_inner(
     url: &HubUrl,
     token: Option<&str>,
     headers: &HeaderMap,
+    stateful_reconnect: bool,
 ) -> Result<Bytes, HubError> {
     let failed = |e: &dyn std::fmt::Display| {
         negotiate_error(format!(
@@ -152,7 +158,14 @@ async fn post_inner(
 
     let mut request = Request::builder()
         .method(Method::POST)
-        .uri(url.negotiate_path_and_query())
+        .uri(if stateful_reconnect {
+            format!(
+                "{}&useStatefulReconnect=true",
+                url.negotiate_path_and_query()
+            )
+        } else {
+            url.negotiate_path_and_query()
+        })
         .header(HOST, url.authority())
         .header(CONTENT_LENGTH, "0")
         .header(USER_AGENT, USER_AGENT_VALUE)

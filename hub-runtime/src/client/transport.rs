@@ -85,12 +85,13 @@ pub(crate) async fn handshake(
     sink: &mut super::http_transports::BoxSink,
     source: &mut super::http_transports::BoxSource,
     protocol: HubProtocol,
+    version: i32,
     timeout: Duration,
 ) -> Result<BytesMut, HubError> {
-    // Version 1: version 2 would turn on stateful reconnect, which this
-    // client does not do yet (and servers before .NET 8 accept only 1).
+    // Version 2 only with stateful reconnect (servers before .NET 8 accept
+    // only 1).
     let mut request = BytesMut::new();
-    HandshakeRequest::new(protocol, 1).encode(&mut request);
+    HandshakeRequest::new(protocol, version).encode(&mut request);
     let request = Utf8Bytes::try_from(request.freeze())
         .map_err(|_| transport_error("The handshake request is not valid UTF-8."))?;
     sink.send(Message::Text(request))
