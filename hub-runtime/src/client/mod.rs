@@ -2,10 +2,13 @@
 //! ASP.NET Core hub or to this crate's server.
 //!
 //! A connection negotiates (`POST {url}/negotiate?negotiateVersion=1`),
-//! opens a WebSocket (`ws://…{url}?id=<token>`), performs the hub handshake
-//! and then exchanges hub messages in JSON (or MessagePack). Only `http://`
-//! and `ws://` URLs are supported (no TLS), and WebSockets is the only
-//! transport for now.
+//! opens the first transport the server offers and the client allows
+//! ([`Transports`]: WebSockets, then Server-Sent Events, then Long Polling,
+//! negotiating again after a transport that fails to start), performs the
+//! hub handshake and then exchanges hub messages in JSON (or MessagePack).
+//! With [`HubConnectionBuilder::with_stateful_reconnect`], a dropped
+//! WebSocket is resumed with nothing lost or repeated. Only `http://` and
+//! `ws://` URLs are supported (no TLS).
 //!
 //! # Example
 //!
