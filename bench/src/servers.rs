@@ -21,7 +21,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use hub_runtime::server::HubServer;
 use hub_runtime::{CallContext, HubError, hub, hub_client};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Which server a `serve` process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +81,14 @@ const RAW_QUEUE: usize = 1024;
 /// The same WebSocket buffer sizes as the hub's transport.
 const RAW_BUFFER: usize = 4 * 1024;
 
+/// One raw connection in the registry: its queue, and the signal that
+/// closes it as a slow consumer.
+type RawEntry = (mpsc::Sender<Utf8Bytes>, Arc<Notify>);
+
 #[derive(Default)]
 struct RawState {
     next_id: AtomicU64,
-    connections: Mutex<HashMap<u64, mpsc::Sender<Utf8Bytes>>>,
+    connections: Mutex<HashMap<u64, RawEntry>>,
 }
 
 async fn raw_upgrade(State(state): State<Arc<RawState>>, upgrade: WebSocketUpgrade) -> Response {
@@ -98,15 +102,25 @@ async fn raw_upgrade(State(state): State<Arc<RawState>>, upgrade: WebSocketUpgra
 async fn raw_connection(state: Arc<RawState>, socket: WebSocket) {
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(RAW_QUEUE);
+    let slow = Arc::new(Notify::new());
     state
         .connections
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id, tx.clone());
+        .insert(id, (tx.clone(), slow.clone()));
     let (mut sink, mut stream) = socket.split();
-    // The writer: everything queued is fed, then one flush.
+    // The writer: everything queued is fed, then one flush. A slow
+    // consumer's queue is dropped and its socket closed, as the hub does.
     let writer = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = slow.notified() => break,
+                first = rx.recv() => match first {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
             if sink.feed(Message::Text(first)).await.is_err() {
                 return;
             }
@@ -144,21 +158,23 @@ async fn raw_connection(state: Arc<RawState>, socket: WebSocket) {
                         .connections
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    for (other, queue) in connections.iter() {
+                    for (other, (queue, _)) in connections.iter() {
                         if queue.try_send(text.clone()).is_err() {
                             slow.push(*other);
                         }
                     }
                 }
                 if !slow.is_empty() {
-                    // Slow consumers lose their queue: their writer ends and
+                    // Slow consumers leave the registry and their writer
                     // closes the socket, as the hub's policy does.
                     let mut connections = state
                         .connections
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
                     for other in slow {
-                        connections.remove(&other);
+                        if let Some((_, close)) = connections.remove(&other) {
+                            close.notify_one();
+                        }
                     }
                 }
             }
