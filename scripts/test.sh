@@ -34,7 +34,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get install -y redis-server
 fi
 
-step "Python packages of the interop tests (pysignalr)"
+step "Python packages of the interop tests (pysignalr, signalrcore)"
 python_env=target/interop-python
 python_requirements=tests/interop/python/requirements.txt
 if ! cmp -s "$python_requirements" "$python_env/requirements.txt" 2>/dev/null; then
