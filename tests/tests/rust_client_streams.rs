@@ -272,6 +272,20 @@ async fn sum(protocol: HubProtocol) {
     .unwrap();
     assert_eq!(large, 49_995_000);
 
+    // Two uploads at once on one connection at the default parallel-invocation
+    // limit of 1: upload calls take no invocation slot, as in ASP.NET Core,
+    // so the second cannot stall the first.
+    let (first, second) = tokio::time::timeout(PATIENCE, async {
+        tokio::join!(
+            connection.invoke::<i64>("Sum", (upload(stream::iter(0..1000_i64)),)),
+            connection.invoke::<i64>("Sum", (upload(stream::iter(0..2000_i64)),)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.unwrap(), 499_500);
+    assert_eq!(second.unwrap(), 1_999_000);
+
     // 64-bit values.
     let big: i64 = connection
         .invoke("Sum", (upload(stream::iter([i64::MAX - 1, 1, -5, 5])),))

@@ -435,8 +435,16 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     fn dispatch(&mut self, message: HubMessage) {
         match message {
             HubMessage::Invocation(invocation) => {
+                // As in ASP.NET Core, a call with upload streams takes no
+                // slot: queued behind a running upload, its own full stream
+                // buffer would stop the reads that the running one needs.
+                let uploads = !invocation.stream_ids.is_empty();
                 if let Some(job) = self.dispatcher.invocation(&self.handle, invocation) {
-                    self.queue.push_back(job);
+                    if uploads {
+                        self.running.spawn(job);
+                    } else {
+                        self.queue.push_back(job);
+                    }
                 }
             }
             HubMessage::StreamInvocation(invocation) => {
