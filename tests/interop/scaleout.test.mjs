@@ -50,6 +50,18 @@ async function started(url, options) {
   return connection;
 }
 
+// Resolves at the next message or after `ms`, whichever comes first; the
+// timer is cleared so that it does not keep the process alive.
+function wake(waiters, ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    waiters.push(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 // Collects the `Receive` callbacks of a connection.
 function inbox(connection) {
   const messages = [];
@@ -65,10 +77,7 @@ function inbox(connection) {
       while (messages.length < count) {
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`expected ${count} messages, got ${JSON.stringify(messages)}`);
-        await new Promise((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, left);
-        });
+        await wake(waiters, left);
       }
       return messages.slice(0, count);
     },
@@ -77,10 +86,7 @@ function inbox(connection) {
       while (!messages.includes(message)) {
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`no ${message} in ${JSON.stringify(messages)}`);
-        await new Promise((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, left);
-        });
+        await wake(waiters, left);
       }
     },
   };

@@ -611,8 +611,9 @@ struct Inner {
     pending: Mutex<HashMap<u64, Answer>>,
     next_request: AtomicU64,
     connected: AtomicBool,
-    /// The most nodes seen subscribed during the current session: after an
-    /// outage, the node waits for as many before it replays its buffer.
+    /// The most nodes seen listening (health checks, and how many received
+    /// a broadcast) since the last replay: after an outage, the node waits
+    /// for as many before it replays its buffer.
     peers: AtomicUsize,
     /// How many nodes were subscribed at the last health check.
     nodes: AtomicUsize,
@@ -921,9 +922,14 @@ async fn run_session(inner: &Arc<Inner>) -> Result<Never, String> {
     .await?;
 
     let has_backlog = !inner.lock_queue().items.is_empty();
-    let peers_before = inner.peers.swap(0, Ordering::Relaxed);
+    let peers_before = inner.peers.load(Ordering::Relaxed);
     if has_backlog && peers_before > 1 {
-        wait_for_peers(inner, &mut publisher.clone(), peers_before).await;
+        // Only a wait that ran to its end resets the count: a session that
+        // fails while waiting keeps it for the next one, and a node that
+        // stayed away past the grace is forgotten here.
+        if let Some(seen) = wait_for_peers(inner, &mut publisher.clone(), peers_before).await {
+            inner.peers.store(seen, Ordering::Relaxed);
+        }
     }
     inner.connected.store(true, Ordering::Release);
     tracing::debug!(node = %inner.node_id, "Redis backplane connected");
@@ -1003,21 +1009,29 @@ async fn subscribed_nodes(
     Ok(usize::try_from(count).unwrap_or(0))
 }
 
-/// Waits (bounded) until as many nodes as before the outage listen again.
-async fn wait_for_peers(inner: &Inner, publisher: &mut MultiplexedConnection, peers: usize) {
+/// Waits (bounded) until as many nodes as before the outage listen again;
+/// returns how many listen at the end, or `None` when Redis failed meanwhile.
+async fn wait_for_peers(
+    inner: &Inner,
+    publisher: &mut MultiplexedConnection,
+    peers: usize,
+) -> Option<usize> {
     let deadline = Instant::now() + inner.config.replay_grace;
-    while Instant::now() < deadline {
-        match subscribed_nodes(inner, publisher).await {
-            Ok(count) if count >= peers => return,
-            Ok(_) => {}
-            Err(_) => return,
+    loop {
+        let count = subscribed_nodes(inner, publisher).await.ok()?;
+        if count >= peers {
+            return Some(count);
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                peers,
+                listening = count,
+                "not every node resubscribed in time; replaying the buffer anyway"
+            );
+            return Some(count);
         }
         sleep(Duration::from_millis(20)).await;
     }
-    tracing::warn!(
-        peers,
-        "not every node resubscribed in time; replaying the buffer anyway"
-    );
 }
 
 /// Publishes the queue in pipelined batches, in order.
@@ -1058,7 +1072,16 @@ async fn publish_loop(
         inner
             .published
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let all = inner.channels.get().map(|channels| channels.all.as_str());
         for (item, count) in batch.into_iter().zip(counts) {
+            // Every node listens on `all`: what received a broadcast is a
+            // fresher count of the nodes than the last health check, which
+            // may predate a node that joined since.
+            if Some(item.channel.as_str()) == all {
+                inner
+                    .peers
+                    .fetch_max(usize::try_from(count).unwrap_or(0), Ordering::Relaxed);
+            }
             if let Some(reply) = item.reply {
                 let _ = reply.send(count);
             }
