@@ -222,6 +222,9 @@ pub(crate) struct ConnectionHandle {
     protocol: HubProtocol,
     outbound: mpsc::Sender<Outbound>,
     close: watch::Sender<Option<CloseReason>>,
+    /// Whether `close` holds a reason: read on every pass of the read loop,
+    /// where the watch's lock would cost more.
+    closing: AtomicBool,
     pending: Mutex<HashMap<u64, PendingResult>>,
     next_invocation_id: AtomicU64,
     finished: AtomicBool,
@@ -251,6 +254,7 @@ impl ConnectionHandle {
             protocol,
             outbound,
             close: watch::Sender::new(None),
+            closing: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
             next_invocation_id: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -314,8 +318,15 @@ impl ConnectionHandle {
                 return false;
             }
             *current = Some(reason);
+            self.closing.store(true, Ordering::Release);
             true
         })
+    }
+
+    /// Whether the connection has a close reason (cheaper than
+    /// [`ConnectionHandle::close_reason`]: nothing is cloned).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Why the connection ends, once known.

@@ -1,6 +1,8 @@
 //! One connection from its first byte to its last.
 
 use std::collections::VecDeque;
+use std::future::Future as _;
+use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -233,6 +235,20 @@ async fn handshake<Src: FrameSource, Snk: FrameSink>(
     }
 }
 
+/// Why the read loop's long-lived close watch fired.
+enum Ending {
+    /// The connection has a close reason.
+    Closed,
+    /// The server shuts down.
+    Shutdown,
+}
+
+/// A deadline that never comes (a timer parked until it is first armed):
+/// a year, well inside what `Instant` and tokio's timer can hold.
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
+}
+
 /// The read loop's state.
 struct Reader<Src, Snk> {
     handle: Arc<ConnectionHandle>,
@@ -276,11 +292,33 @@ impl<Src, Snk> ReaderResume<Src, Snk> {
 
 impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// Reads and dispatches until the connection has a close reason.
+    ///
+    /// The loop runs once per frame, so what waits for rare events lives
+    /// across iterations: the close and shutdown signals stay registered,
+    /// and the client timeout is one timer moved only when it fires early
+    /// (a message that merely pushes the deadline back costs a clock read,
+    /// not a timer-wheel update).
     async fn read(&mut self, source: &mut Src, shutdown: &mut watch::Receiver<bool>) {
         let mut close_signal = self.handle.close_signal();
+        // Cheap checks of the same two signals (an atomic load each): the
+        // `ending` future is polled only once one of them moved. Its first
+        // poll registers the task's waker, which stays registered; it runs
+        // outside tokio's task budget, which could otherwise answer that
+        // first poll without registering anything.
+        let shutdown_seen = shutdown.clone();
+        let mut ending_polled = false;
+        let ending = tokio::task::unconstrained(async {
+            tokio::select! {
+                biased;
+                _ = close_signal.changed() => Ending::Closed,
+                _ = shutdown.wait_for(|down| *down) => Ending::Shutdown,
+            }
+        });
+        let mut ending = pin!(ending);
+        let mut client_timer = pin!(tokio::time::sleep_until(far_future()));
         loop {
             self.process_buffer();
-            if self.handle.close_reason().is_some() {
+            if self.handle.is_closing() {
                 return;
             }
             // Backpressure: with the waiting queue full, stop reading until
@@ -290,27 +328,55 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
             let uploads_blocked = self.handle.uploads_blocked();
             let can_read =
                 self.queue.len() < self.config.max_queued_invocations.max(1) && !uploads_blocked;
-            let upload_room = self.handle.upload_room();
             let lost_deadline = self.resume.as_ref().and_then(|r| r.lost_deadline);
             let connected = lost_deadline.is_none();
             let deadline = self.client_deadline.filter(|_| connected);
+            if let Some(deadline) = deadline {
+                if client_timer.deadline() > deadline {
+                    client_timer.as_mut().reset(deadline);
+                }
+            }
+            let handle = &self.handle;
+            let semaphore = &self.semaphore;
+            // Checked on every poll of the select below (a precondition
+            // would be checked once, before a wake-up it must see).
+            let ending_or_not = std::future::poll_fn(|cx| {
+                if ending_polled
+                    && !handle.is_closing()
+                    && !shutdown_seen.has_changed().unwrap_or(true)
+                {
+                    return std::task::Poll::Pending;
+                }
+                ending_polled = true;
+                ending.as_mut().poll(cx)
+            });
             let mut resumed_sink = None;
             tokio::select! {
                 biased;
-                _ = close_signal.changed() => return,
-                _ = shutdown.wait_for(|down| *down) => {
-                    self.handle.abort(CloseReason::Shutdown);
+                ending = ending_or_not => {
+                    if let Ending::Shutdown = ending {
+                        self.handle.abort(CloseReason::Shutdown);
+                    }
+                    return;
                 }
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
-                () = upload_room.wait(), if uploads_blocked => {}
-                permit = self.semaphore.clone().acquire_owned(), if !self.queue.is_empty() => {
+                () = async { handle.upload_room().wait().await }, if uploads_blocked => {}
+                permit = async { semaphore.clone().acquire_owned().await }, if !self.queue.is_empty() => {
                     if let Ok(permit) = permit {
                         self.start_invocations(permit);
                     }
                 }
-                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if can_read && deadline.is_some() => {
-                    tracing::debug!(connection = %self.handle.id(), "client timeout");
-                    self.handle.abort(CloseReason::ClientTimeout);
+                () = &mut client_timer, if can_read && deadline.is_some() => {
+                    match self.client_deadline {
+                        // Messages came since the timer was set: wait on.
+                        Some(deadline) if deadline > Instant::now() => {
+                            client_timer.as_mut().reset(deadline);
+                        }
+                        _ => {
+                            tracing::debug!(connection = %self.handle.id(), "client timeout");
+                            self.handle.abort(CloseReason::ClientTimeout);
+                        }
+                    }
                 }
                 socket = ReaderResume::next_socket(&mut self.resume) => {
                     if let (Some((new_source, new_sink)), Some(resume)) = (socket, &mut self.resume) {
@@ -328,7 +394,11 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                         }
                     }
                 }
-                () = sleep_until(lost_deadline.unwrap_or_else(Instant::now)), if !connected => {
+                () = async {
+                    if let Some(lost) = lost_deadline {
+                        sleep_until(lost).await;
+                    }
+                }, if !connected => {
                     self.handle.abort(CloseReason::TransportError(
                         "the client did not reconnect within the disconnect timeout".into(),
                     ));
@@ -397,15 +467,26 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// Decodes and dispatches every whole message buffered, as long as the
     /// waiting queue has room.
     fn process_buffer(&mut self) {
+        let mut decoded = false;
+        self.decode_buffered(&mut decoded);
+        // The client timeout counts from the latest message (one clock read
+        // per batch): messages read before a backpressure pause count when
+        // they are processed.
+        if decoded {
+            self.reset_client_timeout();
+        }
+    }
+
+    fn decode_buffered(&mut self, decoded: &mut bool) {
         while self.queue.len() < self.config.max_queued_invocations.max(1)
             && !self.handle.uploads_blocked()
         {
-            if self.handle.close_reason().is_some() {
+            if self.handle.is_closing() {
                 return;
             }
             match self.decoder.decode(&mut self.decoder_buffer) {
                 Ok(Some(message)) => {
-                    self.reset_client_timeout();
+                    *decoded = true;
                     if let Some(resume) = &mut self.resume {
                         match resume.inbound.accept(&message, &resume.sequencing) {
                             Inbound::Process => {}

@@ -26,7 +26,7 @@
 //!   for an answer behind it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Bytes, BytesMut};
@@ -50,6 +50,9 @@ pub(crate) struct ConnectionStreams {
     generation: AtomicU64,
     /// Open upload streams by stream id.
     uploads: Mutex<HashMap<String, Arc<UploadChannel>>>,
+    /// Whether an upload stream was ever opened: until then the read loop
+    /// checks no buffers (most connections never upload).
+    ever_uploaded: AtomicBool,
     room: Arc<RoomSignal>,
 }
 
@@ -67,6 +70,7 @@ impl ConnectionStreams {
             outgoing: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             uploads: Mutex::new(HashMap::new()),
+            ever_uploaded: AtomicBool::new(false),
             room: Arc::new(RoomSignal::default()),
         }
     }
@@ -122,6 +126,9 @@ impl ConnectionHandle {
             if uploads.contains_key(id) || ids[..index].contains(id) {
                 return Err(id.clone());
             }
+        }
+        if !ids.is_empty() {
+            self.streams.ever_uploaded.store(true, Ordering::Relaxed);
         }
         Ok(ids
             .iter()
@@ -190,7 +197,10 @@ impl ConnectionHandle {
     /// Whether the read loop must pause: the lookahead beyond full upload
     /// streams is used up.
     pub(crate) fn uploads_blocked(&self) -> bool {
-        self.upload_excess() >= self.streams.capacity
+        // Set under the uploads lock before any item can be buffered, and
+        // read by the read loop that buffers them: never stale here.
+        self.streams.ever_uploaded.load(Ordering::Relaxed)
+            && self.upload_excess() >= self.streams.capacity
     }
 
     /// Signalled when a hub method takes items from an over-full upload

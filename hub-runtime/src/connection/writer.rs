@@ -12,6 +12,7 @@
 //! until the client acknowledges it, waits for the next WebSocket and
 //! replays.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,12 @@ pub(crate) async fn run<S: FrameSink>(
         Err(_) => Bytes::new(),
     };
     let mut close_signal = handle.close_signal();
+    // Long-lived, so that a batch does not register them anew: the close
+    // watch, and the keep-alive timer, moved only when it fires early.
+    let mut close_changed = pin!(close_signal.changed());
+    let mut close_watched = true;
     let mut last_write = Instant::now();
+    let mut keep_alive = pin!(sleep_until(last_write + config.keep_alive_interval));
     // Under stateful reconnect: whether the sink works, what the client
     // acknowledged, what we last acknowledged.
     let mut connected = true;
@@ -74,14 +80,15 @@ pub(crate) async fn run<S: FrameSink>(
     ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
-        let keep_alive = last_write + config.keep_alive_interval;
         let has_room = stateful
             .as_ref()
             .is_none_or(|s| s.buffer.has_room(connected));
         tokio::select! {
             biased;
-            changed = close_signal.changed() => {
-                let slow = matches!(&*close_signal.borrow(), Some(CloseReason::SlowConsumer));
+            changed = &mut close_changed, if close_watched => {
+                // A close reason is set once: nothing more to watch.
+                close_watched = false;
+                let slow = matches!(handle.close_reason(), Some(CloseReason::SlowConsumer));
                 if changed.is_err() || slow {
                     // The queue is full and the client is not reading: skip
                     // the backlog, try to say why, and drop the socket.
@@ -175,13 +182,22 @@ pub(crate) async fn run<S: FrameSink>(
                     }
                 }
             }
-            () = sleep_until(keep_alive), if connected => {
+            () = &mut keep_alive, if connected => {
+                let due = last_write + config.keep_alive_interval;
+                if due > Instant::now() {
+                    // Written since the timer was set: wait on.
+                    keep_alive.as_mut().reset(due);
+                    continue;
+                }
                 let result = timeout(config.send_timeout, async {
                     sink.feed(ping.clone(), format).await?;
                     sink.flush().await
                 }).await;
                 match result {
-                    Ok(Ok(())) => last_write = Instant::now(),
+                    Ok(Ok(())) => {
+                        last_write = Instant::now();
+                        keep_alive.as_mut().reset(last_write + config.keep_alive_interval);
+                    }
                     Ok(Err(_)) | Err(_) if stateful.is_some() => connected = false,
                     Ok(Err(error)) => {
                         handle.abort(CloseReason::TransportError(error.to_string()));
