@@ -53,39 +53,52 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     mut shutdown: watch::Receiver<bool>,
     resume: Option<Resume<Src, Snk>>,
 ) {
+    // The phases before and after the read loop run boxed: a future is as
+    // large as its largest phase, and this one lives as long as the
+    // connection, idle or not.
     let mut buffer = BytesMut::new();
-    let (protocol, version) =
-        match handshake(&mut source, &mut sink, &mut buffer, &config, &mut shutdown).await {
-            Some(outcome) => outcome,
-            None => {
-                let _ = timeout(config.close_timeout, sink.close()).await;
-                return;
-            }
-        };
+    let handshaken = Box::pin(handshake(
+        &mut source,
+        &mut sink,
+        &mut buffer,
+        &config,
+        &mut shutdown,
+    ))
+    .await;
+    let (protocol, version) = match handshaken {
+        Some(outcome) => outcome,
+        None => {
+            let _ = Box::pin(timeout(config.close_timeout, sink.close())).await;
+            return;
+        }
+    };
     tracing::debug!(connection = %id, protocol = protocol.name(), "handshake complete");
     // Stateful reconnect needs version 2; otherwise dropping `resume`
     // makes the server refuse resumes (404).
     let resume = resume.filter(|_| version >= 2);
-    let sequencing = resume.as_ref().map(|_| Arc::new(Sequencing::new()));
-    let (sink_sender, sinks) = mpsc::channel(1);
-    let writer_stateful = match (&resume, &sequencing) {
-        (Some(resume), Some(sequencing)) => Some(writer::Stateful {
-            sinks,
-            sequencing: sequencing.clone(),
-            buffer: ReplayBuffer::new(resume.buffer_limit),
-        }),
-        _ => None,
-    };
-    let reader_resume = match (resume, &sequencing) {
-        (Some(resume), Some(sequencing)) => Some(ReaderResume {
-            sockets: resume.sockets,
-            sinks: sink_sender,
-            disconnect_timeout: resume.disconnect_timeout,
-            sequencing: sequencing.clone(),
-            inbound: InboundSequence::new(),
-            lost_deadline: None,
-        }),
-        _ => None,
+    // Only stateful connections get the channel that hands the writer each
+    // new sink: an idle channel still costs a block of slots.
+    let (writer_stateful, reader_resume) = match resume {
+        Some(resume) => {
+            let sequencing = Arc::new(Sequencing::new());
+            let (sink_sender, sinks) = mpsc::channel(1);
+            (
+                Some(writer::Stateful {
+                    sinks,
+                    sequencing: sequencing.clone(),
+                    buffer: ReplayBuffer::new(resume.buffer_limit),
+                }),
+                Some(ReaderResume {
+                    sockets: resume.sockets,
+                    sinks: sink_sender,
+                    disconnect_timeout: resume.disconnect_timeout,
+                    sequencing,
+                    inbound: InboundSequence::new(),
+                    lost_deadline: None,
+                }),
+            )
+        }
+        None => (None, None),
     };
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
@@ -107,10 +120,13 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
         writer_stateful,
     ));
 
-    let connected = tokio::select! {
-        result = dispatcher.connected(&handle) => result,
-        _ = shutdown.wait_for(|down| *down) => Err(crate::HubError::new("The server is shutting down.")),
-    };
+    let connected = Box::pin(async {
+        tokio::select! {
+            result = dispatcher.connected(&handle) => result,
+            _ = shutdown.wait_for(|down| *down) => Err(crate::HubError::new("The server is shutting down.")),
+        }
+    })
+    .await;
     let was_connected = match connected {
         Ok(()) => {
             let mut reader = Reader {
@@ -127,7 +143,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
                 resume: reader_resume,
             };
             reader.read(&mut source, &mut shutdown).await;
-            reader.drain(&mut source).await;
+            Box::pin(reader.drain(&mut source)).await;
             true
         }
         Err(error) => {
@@ -156,18 +172,21 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             close.clear();
         }
     }
-    let _ = timeout(
-        config.close_timeout,
-        outbound.send(Outbound::Close(close.freeze())),
-    )
-    .await;
-    drop(outbound);
-    dispatcher
-        .disconnected(&handle, reason.disconnect_error(), was_connected)
+    Box::pin(async move {
+        let _ = timeout(
+            config.close_timeout,
+            outbound.send(Outbound::Close(close.freeze())),
+        )
         .await;
-    let writer_budget = config.close_timeout + config.send_timeout;
-    let _ = timeout(writer_budget, writer).await;
-    drop(source);
+        drop(outbound);
+        dispatcher
+            .disconnected(&handle, reason.disconnect_error(), was_connected)
+            .await;
+        let writer_budget = config.close_timeout + config.send_timeout;
+        let _ = timeout(writer_budget, writer).await;
+        drop(source);
+    })
+    .await;
 }
 
 /// Reads the handshake request and answers it. Returns the protocol and

@@ -76,8 +76,12 @@ pub(crate) async fn run<S: FrameSink>(
     let mut connected = true;
     let mut acked = stateful.as_ref().map(|s| s.sequencing.acked());
     let mut last_ack_sent = 0;
-    let mut ack_tick = tokio::time::interval(ACK_INTERVAL);
-    ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Only stateful connections acknowledge (an interval is a heap timer).
+    let mut ack_tick = stateful.as_ref().map(|_| {
+        let mut tick = tokio::time::interval(ACK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    });
 
     loop {
         let has_room = stateful
@@ -95,10 +99,10 @@ pub(crate) async fn run<S: FrameSink>(
                     if let Some(close) = CloseReason::SlowConsumer.close_message(config.detailed_errors) {
                         let mut record = BytesMut::new();
                         if handle.protocol().encode(&HubMessage::Close(close), &mut record).is_ok() {
-                            let _ = timeout(config.close_timeout, async {
+                            let _ = Box::pin(timeout(config.close_timeout, async {
                                 sink.feed(record.freeze(), format).await?;
                                 sink.close().await
-                            }).await;
+                            })).await;
                         }
                     }
                     return;
@@ -115,7 +119,7 @@ pub(crate) async fn run<S: FrameSink>(
                     // again what we have, or a client whose buffer is full
                     // would wait for it forever.
                     let received = state.sequencing.received();
-                    match replay(&mut sink, &state.buffer, received, handle.protocol(), format, &config).await {
+                    match Box::pin(replay(&mut sink, &state.buffer, received, handle.protocol(), format, &config)).await {
                         Ok(()) => {
                             connected = true;
                             last_write = Instant::now();
@@ -132,13 +136,13 @@ pub(crate) async fn run<S: FrameSink>(
                     state.buffer.acknowledge(*acked.borrow());
                 }
             }
-            _ = ack_tick.tick(), if stateful.is_some() && connected => {
+            _ = tick(&mut ack_tick), if connected => {
                 let received = stateful.as_ref().map_or(0, |s| s.sequencing.received());
                 if received > last_ack_sent {
                     let mut record = BytesMut::new();
                     let ack = HubMessage::Ack(Ack { sequence_id: received });
                     if handle.protocol().encode(&ack, &mut record).is_ok() {
-                        match write_one(&mut sink, record.freeze(), format, &config).await {
+                        match Box::pin(write_one(&mut sink, record.freeze(), format, &config)).await {
                             Ok(()) => {
                                 last_ack_sent = received;
                                 last_write = Instant::now();
@@ -189,10 +193,10 @@ pub(crate) async fn run<S: FrameSink>(
                     keep_alive.as_mut().reset(due);
                     continue;
                 }
-                let result = timeout(config.send_timeout, async {
+                let result = Box::pin(timeout(config.send_timeout, async {
                     sink.feed(ping.clone(), format).await?;
                     sink.flush().await
-                }).await;
+                })).await;
                 match result {
                     Ok(Ok(())) => {
                         last_write = Instant::now();
@@ -210,6 +214,16 @@ pub(crate) async fn run<S: FrameSink>(
                 }
             }
         }
+    }
+}
+
+/// The next acknowledgement tick, if the connection is stateful.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
