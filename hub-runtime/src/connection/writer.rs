@@ -12,11 +12,14 @@
 //! until the client acknowledges it, waits for the next WebSocket and
 //! replays.
 
+use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -67,8 +70,12 @@ pub(crate) async fn run<S: FrameSink>(
     let mut close_signal = handle.close_signal();
     // Long-lived, so that a batch does not register them anew: the close
     // watch, and the keep-alive timer, moved only when it fires early.
-    let mut close_changed = pin!(close_signal.changed());
+    // The watch is polled only when the cheap flag says the connection is
+    // closing, once its first poll (outside the task budget, so that it
+    // really registers) has put the task's waker in place.
+    let mut close_changed = pin!(tokio::task::unconstrained(close_signal.changed()));
     let mut close_watched = true;
+    let mut close_registered = false;
     let mut last_write = Instant::now();
     let mut keep_alive = pin!(sleep_until(last_write + config.keep_alive_interval));
     // Under stateful reconnect: whether the sink works, what the client
@@ -87,9 +94,16 @@ pub(crate) async fn run<S: FrameSink>(
         let has_room = stateful
             .as_ref()
             .is_none_or(|s| s.buffer.has_room(connected));
+        let close_or_not = std::future::poll_fn(|cx| {
+            if !close_watched || (close_registered && !handle.is_closing()) {
+                return Poll::Pending;
+            }
+            close_registered = true;
+            close_changed.as_mut().poll(cx)
+        });
         tokio::select! {
             biased;
-            changed = &mut close_changed, if close_watched => {
+            changed = close_or_not => {
                 // A close reason is set once: nothing more to watch.
                 close_watched = false;
                 let slow = matches!(handle.close_reason(), Some(CloseReason::SlowConsumer));
@@ -360,10 +374,7 @@ async fn write_batch<S: FrameSink>(
     if !last.is_empty() {
         send(sink, last, format, config).await?;
     }
-    match timeout(config.send_timeout, sink.flush()).await {
-        Ok(result) => result?,
-        Err(_) => return Err(TransportError("send timed out".into())),
-    }
+    within_send_timeout(sink.flush(), config).await?;
     Ok(closing)
 }
 
@@ -373,7 +384,21 @@ async fn send<S: FrameSink>(
     format: TransferFormat,
     config: &WriterConfig,
 ) -> Result<(), TransportError> {
-    match timeout(config.send_timeout, sink.feed(frame, format)).await {
+    within_send_timeout(sink.feed(frame, format), config).await
+}
+
+/// Runs a write under the send timeout. Most writes finish at their first
+/// poll; those never arm a timer (the second poll, under the timeout,
+/// registers the task's real waker).
+async fn within_send_timeout(
+    write: impl Future<Output = Result<(), TransportError>>,
+    config: &WriterConfig,
+) -> Result<(), TransportError> {
+    let mut write = pin!(write);
+    if let Some(result) = (&mut write).now_or_never() {
+        return result;
+    }
+    match timeout(config.send_timeout, write).await {
         Ok(result) => result,
         Err(_) => Err(TransportError("send timed out".into())),
     }
