@@ -1,6 +1,7 @@
 //! Stateful reconnect on the server, with a hand-driven WebSocket client:
 //! negotiate, resume with the same token, Sequence first, replay, duplicate
-//! dropping, Acks, groups kept, cleanup after the disconnect timeout.
+//! dropping, Acks, groups and user kept, the replay buffer's bound, cleanup
+//! after the disconnect timeout.
 #![cfg(feature = "server")]
 #![allow(clippy::unwrap_used)]
 
@@ -216,6 +217,101 @@ async fn without_version_2_or_after_a_clean_close_there_is_no_resume() {
     })
     .await
     .unwrap();
+    let error = open(server.addr, &format!("?id={token}"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("404"), "{error}");
+}
+
+#[tokio::test]
+async fn user_membership_survives_a_resume() {
+    let server = start(options()).await;
+    let user = "&access_token=user-alice";
+    let token = negotiate(
+        server.addr,
+        &format!("?negotiateVersion=1&useStatefulReconnect=true{user}"),
+    )
+    .await["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ws = open(server.addr, &format!("?id={token}{user}"))
+        .await
+        .unwrap();
+    let mut client = Client::empty_with(ws);
+    client
+        .send_raw("{\"protocol\":\"json\",\"version\":2}\u{1e}")
+        .await;
+    assert_eq!(client.next_record().await, Some(json!({})));
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Sent to the user while the socket is gone: kept for the replay.
+    let mut other = Client::connect(server.addr).await;
+    other
+        .invoke("1", "SendToUser", json!(["alice", "while away"]))
+        .await;
+
+    let ws = open(server.addr, &format!("?id={token}{user}"))
+        .await
+        .unwrap();
+    let mut client = Client::empty_with(ws);
+    client.send(json!({"type": 9, "sequenceId": 1})).await;
+    assert_eq!(
+        client.next_record().await,
+        Some(json!({"type": 9, "sequenceId": 1}))
+    );
+    let replayed = next_non_control(&mut client).await;
+    assert_eq!(replayed["arguments"], json!(["while away"]));
+
+    // After the resume the connection still belongs to its user.
+    other
+        .invoke("2", "SendToUser", json!(["alice", "after"]))
+        .await;
+    let after = next_non_control(&mut client).await;
+    assert_eq!(after["arguments"], json!(["after"]));
+}
+
+#[tokio::test]
+async fn a_replay_buffer_past_its_bound_ends_the_connection() {
+    // A small bound and queue, a long disconnect timeout: only the bound
+    // can end the connection within the test.
+    let server = start(HubOptions {
+        stateful_reconnect_buffer_size: 4_000,
+        outbound_queue_capacity: 8,
+        disconnect_timeout: Duration::from_secs(60),
+        ..options()
+    })
+    .await;
+    let token = negotiate_stateful(&server).await["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut client = connect(&server, &token, 2).await;
+    client.invoke("1", "JoinGroup", json!(["g"])).await;
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.hub.connection_count(), 1, "the connection waits");
+
+    // 1 KB per message: the buffer holds about four, the queue eight more.
+    let mut other = Client::connect(server.addr).await;
+    let blob = "z".repeat(1_000);
+    let mut sent = 0;
+    while server.hub.connection_count() > 1 && sent < 100 {
+        other
+            .invoke(&sent.to_string(), "SendToGroup", json!(["g", blob]))
+            .await;
+        sent += 1;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while server.hub.connection_count() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the absent client's connection ends once its buffer and queue are full");
+    assert!(sent <= 20, "ended only after {sent} messages");
+    // Nothing is left to resume.
     let error = open(server.addr, &format!("?id={token}"))
         .await
         .unwrap_err();
