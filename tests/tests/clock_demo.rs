@@ -79,6 +79,8 @@ fn free_port() -> u16 {
 struct ClockClient {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Its stderr (status messages), also passed on to ours.
+    status: mpsc::Receiver<String>,
 }
 
 impl ClockClient {
@@ -86,7 +88,7 @@ impl ClockClient {
         let mut child = Command::new(clock_binary("clock-client"))
             .args(["--url", hub_url])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -99,7 +101,36 @@ impl ClockClient {
                 }
             }
         });
-        ClockClient { child, lines }
+        let stderr = child.stderr.take().unwrap();
+        let (tx, status) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                // The test may have stopped listening; keep passing lines on.
+                let _ = tx.send(line);
+            }
+        });
+        ClockClient {
+            child,
+            lines,
+            status,
+        }
+    }
+
+    /// The first status line (stderr) that starts with `prefix`, without it.
+    fn status_after(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .status
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no status line {prefix:?} from clock-client: {e}"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_owned();
+            }
+        }
     }
 
     /// The next time the client prints that is later than `after`.
@@ -277,6 +308,14 @@ fn page_is_served_with_the_vendored_script() {
 fn console_client_prints_the_servers_ticks() {
     let server = ServerProcess::start(clock_binary("clock-server").to_str().unwrap(), &[]);
     let client = ClockClient::start(&format!("{}/hubs/clock", server.base_url()));
+
+    // The typed call of `IClockHub::get_time` answered with the server's time.
+    let asked: Timestamp = client
+        .status_after("clock-client: the server's time is ")
+        .parse()
+        .unwrap();
+    let skew = (Timestamp::now().unix_millis() - asked.unix_millis()).abs();
+    assert!(skew < 60_000, "get_time answered {asked}");
 
     let first = client.next_time_after(None);
     let second = client.next_time_after(Some(first));
