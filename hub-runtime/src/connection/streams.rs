@@ -121,15 +121,16 @@ impl ConnectionHandle {
     /// Opens the upload streams `ids` of one invocation. Fails with the
     /// first id that is already open (or repeated).
     pub(crate) fn open_uploads(&self, ids: &[String]) -> Result<Vec<Arc<UploadChannel>>, String> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut uploads = lock(&self.streams.uploads);
         for (index, id) in ids.iter().enumerate() {
             if uploads.contains_key(id) || ids[..index].contains(id) {
                 return Err(id.clone());
             }
         }
-        if !ids.is_empty() {
-            self.streams.ever_uploaded.store(true, Ordering::Relaxed);
-        }
+        self.streams.ever_uploaded.store(true, Ordering::Relaxed);
         Ok(ids
             .iter()
             .map(|id| {

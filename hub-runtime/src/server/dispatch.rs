@@ -22,6 +22,9 @@ use crate::{BoxFuture, CallContext, Hub, HubError, HubErrorKind};
 /// Case-insensitive lookup over `Hub::METHODS`, built once per server.
 pub(crate) struct MethodTable {
     by_name: HashMap<String, usize>,
+    /// Every name, in `METHODS` order, when all are ASCII: an ASCII target
+    /// is then found without lowercasing it into a new string.
+    ascii: Option<Vec<&'static str>>,
 }
 
 impl MethodTable {
@@ -30,11 +33,21 @@ impl MethodTable {
         for (index, method) in H::METHODS.iter().enumerate() {
             by_name.entry(method.name.to_lowercase()).or_insert(index);
         }
-        MethodTable { by_name }
+        let ascii = H::METHODS
+            .iter()
+            .all(|method| method.name.is_ascii())
+            .then(|| H::METHODS.iter().map(|method| method.name).collect());
+        MethodTable { by_name, ascii }
     }
 
     pub(crate) fn find(&self, target: &str) -> Option<usize> {
-        self.by_name.get(&target.to_lowercase()).copied()
+        match &self.ascii {
+            // The first match, as the map keeps the first of equal names.
+            Some(names) if target.is_ascii() => names
+                .iter()
+                .position(|name| name.eq_ignore_ascii_case(target)),
+            _ => self.by_name.get(&target.to_lowercase()).copied(),
+        }
     }
 }
 
