@@ -25,6 +25,8 @@ pub mod typescript;
 mod connection;
 mod context;
 mod error;
+#[cfg(any(feature = "server", feature = "client"))]
+mod shutdown;
 mod timestamp;
 #[cfg(feature = "server")]
 mod transport;
@@ -41,6 +43,8 @@ pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
 pub use proxy::{HubProxy, Invoker, ServerContract};
+#[cfg(any(feature = "server", feature = "client"))]
+pub use shutdown::shutdown_signal;
 pub use timestamp::Timestamp;
 
 /// A boxed, `Send` future: what the runtime's object-safe traits return.

@@ -84,7 +84,7 @@ async fn main() -> ExitCode {
 
     tokio::select! {
         () = stay_connected(&connection, &url) => {}
-        () = shutdown_signal() => {}
+        () = hub_runtime::shutdown_signal() => {}
     }
     connection.stop().await;
     reporter.abort();
@@ -147,21 +147,5 @@ async fn report_events(mut events: broadcast::Receiver<HubConnectionEvent>) {
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
         }
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }

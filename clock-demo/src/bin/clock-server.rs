@@ -81,7 +81,7 @@ async fn main() -> ExitCode {
     let shutdown_hub = hub.clone();
     let served = axum::serve(listener, app(&hub))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            hub_runtime::shutdown_signal().await;
             tracing::info!("shutting down");
             let _ = stop_worker.send(());
             if let Err(e) = worker.await {
@@ -98,21 +98,5 @@ async fn main() -> ExitCode {
             eprintln!("clock-server: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }
