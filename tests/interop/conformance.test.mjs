@@ -9,6 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import { inbox } from "./inbox.mjs";
 
 const url = process.env.HUB_URL;
 const largeUrl = process.env.HUB_URL_LARGE ?? url;
@@ -32,40 +33,6 @@ async function started(options) {
   const connection = connect(options);
   await connection.start();
   return connection;
-}
-
-// Resolves at the next message or after `ms`, whichever comes first; the
-// timer is cleared so that it does not keep the process alive.
-function wake(waiters, ms) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    waiters.push(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-// Collects the `Receive` callbacks of a connection.
-function inbox(connection) {
-  const messages = [];
-  const waiters = [];
-  connection.on("Receive", (message) => {
-    messages.push(message);
-    for (const waiter of waiters.splice(0)) waiter();
-  });
-  return {
-    messages,
-    async next(count = 1, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      while (messages.length < count) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`expected ${count} messages, got ${JSON.stringify(messages)}`);
-        await wake(waiters, left);
-      }
-      return messages.slice(0, count);
-    },
-  };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -126,7 +93,7 @@ test("GetConnectionId returns the negotiated id", async () => {
 test("broadcast reaches every client, others skips the caller", async () => {
   const clients = await Promise.all([started(), started(), started()]);
   try {
-    const boxes = clients.map(inbox);
+    const boxes = clients.map((client) => inbox(client));
     await clients[0].invoke("Broadcast", "to all");
     for (const box of boxes) assert.deepEqual(await box.next(1), ["to all"]);
 
@@ -188,7 +155,7 @@ test("users: the access token names the user, SendToUser reaches all their conne
     assert.equal(await a1.invoke("Whoami"), user);
     assert.equal(await bob.invoke("Whoami"), "bob");
     assert.equal(await anonymous.invoke("Whoami"), null);
-    const boxes = [a1, a2, bob].map(inbox);
+    const boxes = [a1, a2, bob].map((client) => inbox(client));
     await anonymous.invoke("SendToUser", user, "for alice");
     assert.deepEqual(await boxes[0].next(1), ["for alice"]);
     assert.deepEqual(await boxes[1].next(1), ["for alice"]);

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { createInterface } from "node:readline";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import { inbox as collect } from "./inbox.mjs";
 
 const urlA = process.env.HUB_URL_A;
 const urlB = process.env.HUB_URL_B;
@@ -50,47 +51,8 @@ async function started(url, options) {
   return connection;
 }
 
-// Resolves at the next message or after `ms`, whichever comes first; the
-// timer is cleared so that it does not keep the process alive.
-function wake(waiters, ms) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    waiters.push(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-// Collects the `Receive` callbacks of a connection.
-function inbox(connection) {
-  const messages = [];
-  const waiters = [];
-  connection.on("Receive", (message) => {
-    messages.push(message);
-    for (const waiter of waiters.splice(0)) waiter();
-  });
-  return {
-    messages,
-    async next(count = 1, timeoutMs = 10000) {
-      const deadline = Date.now() + timeoutMs;
-      while (messages.length < count) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`expected ${count} messages, got ${JSON.stringify(messages)}`);
-        await wake(waiters, left);
-      }
-      return messages.slice(0, count);
-    },
-    async until(message, timeoutMs = 10000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!messages.includes(message)) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no ${message} in ${JSON.stringify(messages)}`);
-        await wake(waiters, left);
-      }
-    },
-  };
-}
+// Waits up to 10 s: deliveries across processes go through Redis.
+const inbox = (connection) => collect(connection, 10000);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
