@@ -261,23 +261,46 @@ impl SingleTarget {
 fn ids<I>(ids: I) -> Vec<ConnectionId>
 where
     I: IntoIterator,
-    I::Item: Into<ConnectionId>,
+    I::Item: AsRef<str>,
 {
-    ids.into_iter().map(Into::into).collect()
+    ids.into_iter()
+        .map(|id| ConnectionId::from(id.as_ref()))
+        .collect()
 }
 
 fn names<I>(names: I) -> Vec<String>
 where
     I: IntoIterator,
-    I::Item: Into<String>,
+    I::Item: AsRef<str>,
 {
-    names.into_iter().map(Into::into).collect()
+    names
+        .into_iter()
+        .map(|name| name.as_ref().to_owned())
+        .collect()
 }
 
 /// The typed clients of a hub: `all()`, `group("g")`, `client(&id)`, …
 ///
 /// Obtained from [`HubContext::clients`](crate::HubContext::clients) or, in
 /// a hub method, from [`CallContext::clients`](crate::CallContext::clients).
+///
+/// Every target takes connection ids, group names and user names in the
+/// forms code holds them: anything that is [`AsRef<str>`] — `&str`,
+/// `String`, `&String`, [`ConnectionId`], `&ConnectionId`, and references
+/// to those. The targets of several (`clients`, `all_except`, `groups`,
+/// `group_except`, `users`) take an array, a slice, a `Vec`, a reference
+/// to any of these, or any iterator of such items:
+///
+/// ```
+/// # use hub_runtime::{HubClients, clients::ClientContract};
+/// # fn targets<C: ClientContract>(clients: &HubClients<C>, id: &hub_runtime::ConnectionId) {
+/// let ids: Vec<String> = vec!["a".into(), "b".into()];
+/// let _ = clients.client(id);
+/// let _ = clients.clients(&ids);
+/// let _ = clients.all_except(&["a", "b"]);
+/// let _ = clients.groups(ids.iter().filter(|id| id.len() == 1));
+/// # }
+/// ```
 pub struct HubClients<C> {
     manager: Arc<dyn HubLifetimeManager>,
     contract: PhantomData<fn() -> C>,
@@ -305,6 +328,10 @@ impl<C: ClientContract> HubClients<C> {
         BroadcastTarget::new(self.manager.clone(), target).into()
     }
 
+    fn single(&self, connection: ConnectionId) -> C::Single {
+        SingleTarget::new(self.manager.clone(), connection).into()
+    }
+
     /// Every connection.
     pub fn all(&self) -> C::Broadcast {
         self.many(Target::All)
@@ -314,58 +341,61 @@ impl<C: ClientContract> HubClients<C> {
     pub fn all_except<I>(&self, excluded: I) -> C::Broadcast
     where
         I: IntoIterator,
-        I::Item: Into<ConnectionId>,
+        I::Item: AsRef<str>,
     {
         self.many(Target::AllExcept(ids(excluded)))
     }
 
     /// One connection; its proxy also has the methods that return a value.
-    pub fn client(&self, connection: impl Into<ConnectionId>) -> C::Single {
-        SingleTarget::new(self.manager.clone(), connection.into()).into()
+    pub fn client(&self, connection: impl AsRef<str>) -> C::Single {
+        self.single(ConnectionId::from(connection.as_ref()))
     }
 
     /// These connections.
     pub fn clients<I>(&self, connections: I) -> C::Broadcast
     where
         I: IntoIterator,
-        I::Item: Into<ConnectionId>,
+        I::Item: AsRef<str>,
     {
         self.many(Target::Connections(ids(connections)))
     }
 
     /// The members of `group`.
-    pub fn group(&self, group: impl Into<String>) -> C::Broadcast {
-        self.many(Target::Group(group.into()))
+    pub fn group(&self, group: impl AsRef<str>) -> C::Broadcast {
+        self.many(Target::Group(group.as_ref().to_owned()))
     }
 
     /// The members of any of `groups`.
     pub fn groups<I>(&self, groups: I) -> C::Broadcast
     where
         I: IntoIterator,
-        I::Item: Into<String>,
+        I::Item: AsRef<str>,
     {
         self.many(Target::Groups(names(groups)))
     }
 
     /// The members of `group` but `excluded`.
-    pub fn group_except<I>(&self, group: impl Into<String>, excluded: I) -> C::Broadcast
+    pub fn group_except<I>(&self, group: impl AsRef<str>, excluded: I) -> C::Broadcast
     where
         I: IntoIterator,
-        I::Item: Into<ConnectionId>,
+        I::Item: AsRef<str>,
     {
-        self.many(Target::GroupExcept(group.into(), ids(excluded)))
+        self.many(Target::GroupExcept(
+            group.as_ref().to_owned(),
+            ids(excluded),
+        ))
     }
 
     /// Every connection of `user`.
-    pub fn user(&self, user: impl Into<String>) -> C::Broadcast {
-        self.many(Target::User(user.into()))
+    pub fn user(&self, user: impl AsRef<str>) -> C::Broadcast {
+        self.many(Target::User(user.as_ref().to_owned()))
     }
 
     /// Every connection of these users.
     pub fn users<I>(&self, users: I) -> C::Broadcast
     where
         I: IntoIterator,
-        I::Item: Into<String>,
+        I::Item: AsRef<str>,
     {
         self.many(Target::Users(names(users)))
     }
@@ -387,6 +417,8 @@ impl<C> Clone for CallerClients<C> {
     }
 }
 
+// The caller's id is already a `ConnectionId`: these share it rather than
+// copy it through the `AsRef<str>` of the public targets.
 impl<C: ClientContract> CallerClients<C> {
     /// The clients of `manager`, seen from `caller`.
     pub fn new(manager: Arc<dyn HubLifetimeManager>, caller: ConnectionId) -> Self {
@@ -399,17 +431,21 @@ impl<C: ClientContract> CallerClients<C> {
     /// The calling connection; its proxy also has the methods that return a
     /// value (client results).
     pub fn caller(&self) -> C::Single {
-        self.clients.client(&self.caller)
+        self.clients.single(self.caller.clone())
     }
 
     /// Every connection but the caller.
     pub fn others(&self) -> C::Broadcast {
-        self.clients.all_except([&self.caller])
+        self.clients
+            .many(Target::AllExcept(vec![self.caller.clone()]))
     }
 
     /// The members of `group` but the caller.
-    pub fn others_in_group(&self, group: impl Into<String>) -> C::Broadcast {
-        self.clients.group_except(group, [&self.caller])
+    pub fn others_in_group(&self, group: impl AsRef<str>) -> C::Broadcast {
+        self.clients.many(Target::GroupExcept(
+            group.as_ref().to_owned(),
+            vec![self.caller.clone()],
+        ))
     }
 }
 

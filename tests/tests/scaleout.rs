@@ -6,7 +6,8 @@
 //!   restart in the middle of the run (`tests/interop/scaleout.test.mjs`).
 //! - Our Rust client against two in-process nodes, for what the
 //!   conformance hub cannot show: every target of `HubContext` from one node
-//!   to the other, group changes for a connection on the other node,
+//!   to the other, `others_in_group` from a hub method on either node,
+//!   group changes for a connection on the other node,
 //!   one `PUBLISH` per hub message, and the buffer policy while Redis is
 //!   away (bounded, replayed in order, drops counted).
 #![allow(clippy::unwrap_used)]
@@ -18,7 +19,7 @@ use std::time::Duration;
 use hub_runtime::backplane::{RedisBackplane, RedisBackplaneBuilder, RedisBackplaneError};
 use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
-use hub_runtime::{CallContext, HubContext, HubErrorKind, hub, hub_client};
+use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_client};
 use hub_tests::{RedisProcess, ServerProcess, interop_dir};
 use tokio::sync::mpsc;
 
@@ -111,6 +112,15 @@ struct RoomHub;
 impl RoomHub {
     async fn get_connection_id(&self, ctx: CallContext<Self>) -> String {
         ctx.connection_id().to_string()
+    }
+
+    async fn send_to_others_in_group(
+        &self,
+        ctx: CallContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<(), HubError> {
+        ctx.clients().others_in_group(group).receive(message).await
     }
 }
 
@@ -343,6 +353,62 @@ async fn every_target_of_one_node_reaches_the_other() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(b.backplane.stats().connected);
+}
+
+/// `others_in_group` from a hub method: the sender's group on both nodes,
+/// without the sender (whose own node must leave it out of the local part
+/// and of what it publishes), and nobody outside the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn others_in_group_reaches_the_group_on_both_nodes_but_the_sender() {
+    let redis = RedisProcess::start();
+    let a = Node::start(fast(&redis)).await;
+    let b = Node::start(fast(&redis)).await;
+    let mut sender = Peer::connect(&a, None).await;
+    let mut member_a = Peer::connect(&a, None).await;
+    let mut member_b = Peer::connect(&b, None).await;
+    let mut outsider_a = Peer::connect(&a, None).await;
+    let mut outsider_b = Peer::connect(&b, None).await;
+    let groups = a.context().groups();
+    for peer in [&sender, &member_a, &member_b] {
+        groups.add(&peer.id, "g").await.unwrap();
+    }
+    // Outsider B is in another group on the same node as a member.
+    groups.add(&outsider_b.id, "h").await.unwrap();
+
+    sender
+        .connection
+        .invoke::<()>("SendToOthersInGroup", ("g", "to the others in g"))
+        .await
+        .unwrap();
+    assert_eq!(member_a.next().await, "to the others in g");
+    assert_eq!(member_b.next().await, "to the others in g");
+    for peer in [
+        &mut sender,
+        &mut member_a,
+        &mut member_b,
+        &mut outsider_a,
+        &mut outsider_b,
+    ] {
+        assert_eq!(peer.flush(&a).await, Vec::<String>::new());
+    }
+
+    // The same from node B's side: the sender there is left out too.
+    member_b
+        .connection
+        .invoke::<()>("SendToOthersInGroup", ("g", "from b"))
+        .await
+        .unwrap();
+    assert_eq!(sender.next().await, "from b");
+    assert_eq!(member_a.next().await, "from b");
+    for peer in [
+        &mut sender,
+        &mut member_a,
+        &mut member_b,
+        &mut outsider_a,
+        &mut outsider_b,
+    ] {
+        assert_eq!(peer.flush(&b).await, Vec::<String>::new());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

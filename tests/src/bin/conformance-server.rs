@@ -1,24 +1,35 @@
-//! The conformance server: the hub of `shared/conformance-hub.md`, which
-//! every client (the official JavaScript client, Python clients, our Rust
-//! client) is tested against.
+//! The conformance server: the hub that every client is tested against
+//! (the official JavaScript client, the Python clients, our Rust client),
+//! at `/hubs/test`.
 //!
 //! ```text
 //! conformance-server [--bind ADDR] [--keep-alive-ms MS] [--max-message-size BYTES] [--redis URL]
 //!                    [--transports websockets,sse,longpolling] [--stateful-reconnect]
 //! ```
 //!
-//! `--transports` limits the transports served (all by default), so that
-//! clients must fall back; `--stateful-reconnect` lets clients turn
-//! stateful reconnect on.
+//! Hub methods: `Echo`, `Add`, `GetConnectionId`, `Broadcast`,
+//! `SendToOthers`, `SendToConnection`, `JoinGroup`, `LeaveGroup`,
+//! `SendToGroup`, `SendToUser`, `Whoami`, `Fail`, `AskClient` and
+//! `AskConnection` (client results), `Echo2` (any value back), the server
+//! stream `Counter` and the upload stream `Sum`. Clients receive `Receive`
+//! and answer `Question`.
+//!
+//! Every transport is served by default — WebSockets, Server-Sent Events
+//! and Long Polling — with both hub protocols, JSON and MessagePack
+//! (except MessagePack over Server-Sent Events, which carry text only).
+//! `--transports` limits the transports served (negotiate lists only
+//! those), so that clients must fall back; `--stateful-reconnect` lets
+//! clients turn stateful reconnect on (over WebSockets).
+//!
+//! A bearer token `user-NAME` (header or `access_token` query parameter)
+//! is the user `NAME`; any other token is refused with 401; no token is
+//! anonymous.
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
-//!
-//! Rows of the contract that wait for later work: Server-Sent Events and
-//! Long Polling come with the transport issue.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
