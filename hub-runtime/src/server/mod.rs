@@ -51,9 +51,17 @@
 //! | request | answer |
 //! |---|---|
 //! | `POST {base}/negotiate` | negotiate versions 0 and 1; errors as HTTP 200 `{"error":…}`; other methods 405 |
-//! | `GET {base}?id=<token>` + WebSocket upgrade | the negotiated connection; unknown or used id → 404 `No Connection with that ID` |
+//! | `GET {base}?id=<token>` + WebSocket upgrade | the negotiated connection; unknown or used id → 404 `No Connection with that ID`; a dropped stateful-reconnect socket resumes here |
 //! | `GET {base}` + WebSocket upgrade | a new connection (`skipNegotiation`) |
-//! | `GET {base}` without upgrade | 404 `… transport not supported by this end point type` (SSE and Long Polling come later) |
+//! | `GET {base}?id=<token>` with `Accept: text/event-stream` | Server-Sent Events: the connection's messages, as `data:` events |
+//! | `GET {base}?id=<token>` otherwise | Long Polling: the next messages (the first poll returns at once); 204 once the connection ended |
+//! | `POST {base}?id=<token>` | Server-Sent Events and Long Polling: the client's messages |
+//! | `DELETE {base}?id=<token>` | ends a Long Polling connection |
+//!
+//! A transport that [`HubOptions::transports`] turns off answers 404
+//! `… transport not supported by this end point type`, and negotiate does
+//! not offer it. A token belongs to the transport and the user that first
+//! used it; any other request with it is refused.
 //!
 //! The router composes with the application's tower layers (CORS,
 //! tracing, authentication) like any other axum router.

@@ -303,7 +303,7 @@ async fn main() -> std::process::ExitCode {
     let shutdown_hub = hub.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            hub_runtime::shutdown_signal().await;
             shutdown_hub.shutdown().await;
         })
         .await;
@@ -313,20 +313,5 @@ async fn main() -> std::process::ExitCode {
             eprintln!("conformance-server: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }
