@@ -1,8 +1,11 @@
 //! The Rust client (`hub_runtime::client::HubConnection`) runs the
 //! conformance scenarios against the `conformance-server` binary over real
-//! sockets, with JSON and with MessagePack: the rows of
-//! `shared/conformance-hub.md` the client supports today (streams wait for
-//! the streaming work), plus reconnect after a server restart.
+//! sockets, with JSON and with MessagePack, over WebSockets, Server-Sent
+//! Events and Long Polling: the rows of `shared/conformance-hub.md` (the
+//! streams are in `rust_client_streams.rs`), plus reconnect after a server
+//! restart. Every run checks with `HubConnection::transport` that the
+//! client really is on the transport the run is about, since the client
+//! falls back to the next transport without a word when one fails.
 //!
 //! Client methods are a `#[hub_client]` implementation registered with
 //! `into_handlers()`: the same contract as the server's.
@@ -11,7 +14,9 @@
 
 use std::time::Duration;
 
-use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
+use hub_runtime::client::{
+    HubConnection, HubConnectionEvent, HubConnectionState, TransportType, Transports,
+};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::{HubError, HubErrorKind, hub_client};
 use hub_tests::ServerProcess;
@@ -88,6 +93,7 @@ async fn try_connect(hub_url: &str, options: &Options<'_>) -> Result<Client, Hub
     tokio::time::timeout(PATIENCE, connection.start())
         .await
         .expect("start() timed out")?;
+    assert_route(&connection);
     Ok(Client { connection, inbox })
 }
 
@@ -138,20 +144,54 @@ impl Client {
     }
 }
 
-thread_local! {
-    /// The transports the servers of the running scenario serve (all when
-    /// empty): with fewer, the client must fall back.
-    static SERVED_TRANSPORTS: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+/// Which transports the servers of a scenario serve, and the one the
+/// client must end up on.
+#[derive(Clone, Copy)]
+struct Route {
+    /// `--transports` of the server (all when empty): with fewer, the
+    /// client must fall back.
+    served: &'static str,
+    /// What `HubConnection::transport()` must say once connected: a
+    /// scenario that passes on another transport (say, Long Polling after
+    /// Server-Sent Events silently failed) proves nothing about this one.
+    expected: TransportType,
 }
 
-/// Starts a conformance server with `args` and the scenario's transports.
-fn start_server(args: &[&str]) -> ServerProcess {
-    let served = SERVED_TRANSPORTS.with(std::cell::Cell::get);
+thread_local! {
+    /// The running scenario's route. A thread-local, as the scenarios'
+    /// servers and connections are all made on the test's own thread (the
+    /// `block_on` of `#[tokio::test]`).
+    static ROUTE: std::cell::Cell<Route> = const {
+        std::cell::Cell::new(Route { served: "", expected: TransportType::WebSockets })
+    };
+}
+
+fn route() -> Route {
+    ROUTE.with(std::cell::Cell::get)
+}
+
+/// `args` plus the scenario's `--transports`.
+fn server_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let served = route().served;
     let mut args = args.to_vec();
     if !served.is_empty() {
         args.extend(["--transports", served]);
     }
-    ServerProcess::start(SERVER, &args)
+    args
+}
+
+/// Starts a conformance server with `args` and the scenario's transports.
+fn start_server(args: &[&str]) -> ServerProcess {
+    ServerProcess::start(SERVER, &server_args(args))
+}
+
+/// Fails unless `connection` is connected over the scenario's transport.
+fn assert_route(connection: &HubConnection) {
+    assert_eq!(
+        connection.transport(),
+        Some(route().expected),
+        "connected over the wrong transport"
+    );
 }
 
 fn hub_url(server: &ServerProcess) -> String {
@@ -403,6 +443,7 @@ async fn bad_token_is_refused(protocol: HubProtocol) {
         .unwrap_err();
     assert!(error.message().contains("401"), "{error}");
     assert_eq!(connection.state(), HubConnectionState::Disconnected);
+    assert_eq!(connection.transport(), None);
 }
 
 /// `Fail`: its message reaches the caller as a remote error; an unknown
@@ -492,8 +533,10 @@ async fn keep_alive(protocol: HubProtocol) {
         .unwrap();
     let mut events = connection.events();
     connection.start().await.unwrap();
+    assert_route(&connection);
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(connection.state(), HubConnectionState::Connected);
+    assert_route(&connection);
     assert!(
         events.try_recv().is_err(),
         "no event: the connection stayed up"
@@ -530,7 +573,15 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         .port();
     let bind = format!("127.0.0.1:{port}");
     // `--bind` twice: the last one wins over `ServerProcess`'s port 0.
-    let server = ServerProcess::start(SERVER, &["--bind", &bind]);
+    let args: Vec<String> = server_args(&["--bind", &bind])
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let start = move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ServerProcess::start(SERVER, &args)
+    };
+    let server = start();
     let url = format!("http://{bind}/hubs/test");
     let options = Options {
         protocol,
@@ -543,6 +594,7 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     connection.start().await.unwrap();
     let mut client = Client { connection, inbox };
     let first_id = client.connection.connection_id().unwrap();
+    assert_route(&client.connection);
 
     let stopped_cleanly = tokio::task::spawn_blocking(move || match restart {
         Restart::Kill => {
@@ -560,6 +612,11 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         other => panic!("expected Reconnecting, got {other:?}"),
     }
     assert_eq!(client.connection.state(), HubConnectionState::Reconnecting);
+    assert_eq!(
+        client.connection.transport(),
+        None,
+        "no transport while reconnecting"
+    );
     let error = client
         .connection
         .invoke::<String>("Echo", ("too early",))
@@ -567,11 +624,7 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::ConnectionClosed);
 
-    let bind_again = bind.clone();
-    let server =
-        tokio::task::spawn_blocking(move || ServerProcess::start(SERVER, &["--bind", &bind_again]))
-            .await
-            .unwrap();
+    let server = tokio::task::spawn_blocking(start).await.unwrap();
 
     let new_id = match next_event(&mut events).await {
         HubConnectionEvent::Reconnected { connection_id } => connection_id.unwrap(),
@@ -580,6 +633,8 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     assert_ne!(new_id, first_id, "a reconnect is a new connection");
     assert_eq!(client.connection.connection_id(), Some(new_id.clone()));
     assert_eq!(client.connection.state(), HubConnectionState::Connected);
+    // The new connection chose its transport again, among the same ones.
+    assert_route(&client.connection);
 
     let id_seen_by_server: String = client.invoke("GetConnectionId", ()).await.unwrap();
     assert_eq!(id_seen_by_server, new_id);
@@ -593,11 +648,13 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     let answer: String = client.invoke("AskClient", ("still you?",)).await.unwrap();
     assert_eq!(answer, "phoenix answers still you?");
 
+    let connection = client.connection.clone();
     client.stop().await;
     match next_event(&mut events).await {
         HubConnectionEvent::Closed { error: None } => {}
         other => panic!("expected a clean Closed, got {other:?}"),
     }
+    assert_eq!(connection.transport(), None, "no transport once stopped");
     drop(server);
 }
 
@@ -609,60 +666,232 @@ async fn reconnect_after_server_terminated(protocol: HubProtocol) {
     reconnect_after_server_restart(protocol, Restart::Terminate).await;
 }
 
-/// Each scenario once with JSON and once with MessagePack.
-macro_rules! with_both_protocols {
-    ($($scenario:ident),* $(,)?) => {
-        mod json {
+/// `transport()` names what the fallback settled on for each choice of
+/// transports and protocol against a server that serves them all, is
+/// `None` before `start()` and after `stop()`, and the connection works
+/// over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_is_the_one_in_use() {
+    let server = ServerProcess::start(SERVER, &[]);
+    let url = hub_url(&server);
+    let no_web_sockets = Transports {
+        web_sockets: false,
+        ..Transports::ALL
+    };
+    let long_polling_only = Transports {
+        web_sockets: false,
+        server_sent_events: false,
+        long_polling: true,
+    };
+    let cases = [
+        (
+            Transports::ALL,
+            HubProtocol::Json,
+            TransportType::WebSockets,
+        ),
+        (
+            Transports::ALL,
+            HubProtocol::MessagePack,
+            TransportType::WebSockets,
+        ),
+        (
+            no_web_sockets,
+            HubProtocol::Json,
+            TransportType::ServerSentEvents,
+        ),
+        // Server-Sent Events carry text only.
+        (
+            no_web_sockets,
+            HubProtocol::MessagePack,
+            TransportType::LongPolling,
+        ),
+        (
+            long_polling_only,
+            HubProtocol::Json,
+            TransportType::LongPolling,
+        ),
+    ];
+    for (transports, protocol, expected) in cases {
+        let connection = HubConnection::builder(url.as_str())
+            .protocol(protocol)
+            .transports(transports)
+            .build()
+            .unwrap();
+        assert_eq!(connection.transport(), None, "not started yet");
+        tokio::time::timeout(PATIENCE, connection.start())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            connection.transport(),
+            Some(expected),
+            "{transports:?} with {protocol:?}"
+        );
+        let echoed: String = connection.invoke("Echo", ("over it",)).await.unwrap();
+        assert_eq!(echoed, "over it");
+        connection.stop().await;
+        assert_eq!(connection.transport(), None, "stopped");
+    }
+
+    // Without negotiate there is only the WebSocket.
+    let connection = HubConnection::builder(url.as_str())
+        .skip_negotiation(true)
+        .build()
+        .unwrap();
+    connection.start().await.unwrap();
+    assert_eq!(connection.transport(), Some(TransportType::WebSockets));
+    connection.stop().await;
+
+    // No transport in common: `start()` fails and there is none.
+    let sse_only = ServerProcess::start(SERVER, &["--transports", "serversentevents"]);
+    let connection = HubConnection::builder(hub_url(&sse_only))
+        .transports(long_polling_only)
+        .build()
+        .unwrap();
+    assert!(connection.start().await.is_err());
+    assert_eq!(connection.transport(), None);
+}
+
+/// A TCP proxy in front of a server that answers every Server-Sent Events
+/// request (a GET accepting `text/event-stream`) with 502 itself, as a
+/// proxy that does not pass event streams on, and relays everything else.
+/// It decides on the first request of each TCP connection, which is
+/// enough for this client: it opens one connection per HTTP request.
+struct BlocksEventStreams {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BlocksEventStreams {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl BlocksEventStreams {
+    async fn start(server: &ServerProcess) -> BlocksEventStreams {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
+
+        let upstream = server
+            .base_url()
+            .strip_prefix("http://")
+            .unwrap()
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match client.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let event_stream = head.starts_with(b"GET ")
+                        && head.windows(17).any(|w| w == b"text/event-stream");
+                    if event_stream {
+                        let _ = client
+                            .write_all(
+                                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\
+                                  connection: close\r\n\r\n",
+                            )
+                            .await;
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    if server.write_all(&head).await.is_ok() {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        BlocksEventStreams { port, task }
+    }
+
+    fn hub_url(&self) -> String {
+        format!("http://127.0.0.1:{}/hubs/test", self.port)
+    }
+}
+
+/// When Server-Sent Events fail to start although the server offers them,
+/// the client falls back to Long Polling, and `transport()` says so: the
+/// check the Server-Sent Events runs make on every connection would fail
+/// there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_reports_the_fallback() {
+    let server = ServerProcess::start(SERVER, &["--transports", "serversentevents,longpolling"]);
+    let proxy = BlocksEventStreams::start(&server).await;
+    let connection = HubConnection::builder(proxy.hub_url()).build().unwrap();
+    tokio::time::timeout(PATIENCE, connection.start())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connection.transport(), Some(TransportType::LongPolling));
+    let echoed: String = connection.invoke("Echo", ("fell back",)).await.unwrap();
+    assert_eq!(echoed, "fell back");
+    connection.stop().await;
+
+    // Without the proxy, the same client is on Server-Sent Events.
+    let connection = HubConnection::builder(hub_url(&server)).build().unwrap();
+    connection.start().await.unwrap();
+    assert_eq!(
+        connection.transport(),
+        Some(TransportType::ServerSentEvents)
+    );
+    connection.stop().await;
+}
+
+/// One module of tests: each scenario with `protocol`, over `route`.
+macro_rules! scenarios_over {
+    ($module:ident, $protocol:ident, $served:literal => $expected:ident; $($scenario:ident),* $(,)?) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
-                }
-            )*
-        }
-        mod messagepack {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(hub_runtime::protocol::HubProtocol::MessagePack).await;
+                    super::ROUTE.with(|route| route.set(super::Route {
+                        served: $served,
+                        expected: hub_runtime::client::TransportType::$expected,
+                    }));
+                    super::$scenario(hub_runtime::protocol::HubProtocol::$protocol).await;
                 }
             )*
         }
     };
 }
 
+/// Each scenario once with JSON and once with MessagePack, over WebSockets.
+macro_rules! with_both_protocols {
+    ($($scenario:ident),* $(,)?) => {
+        scenarios_over!(json, Json, "" => WebSockets; $($scenario),*);
+        scenarios_over!(messagepack, MessagePack, "" => WebSockets; $($scenario),*);
+    };
+}
+
 /// Each scenario with servers that serve no WebSockets: the client falls
-/// back to Server-Sent Events (JSON) or Long Polling (MessagePack; JSON
-/// with a server that serves only Long Polling).
+/// back to Server-Sent Events (JSON) or Long Polling (MessagePack, as
+/// Server-Sent Events carry text only; JSON with a server that serves only
+/// Long Polling), and must really be on that transport.
 macro_rules! over_http_transports {
     ($($scenario:ident),* $(,)?) => {
-        mod server_sent_events_json {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::SERVED_TRANSPORTS.with(|t| t.set("serversentevents,longpolling"));
-                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
-                }
-            )*
-        }
-        mod long_polling_json {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::SERVED_TRANSPORTS.with(|t| t.set("longpolling"));
-                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
-                }
-            )*
-        }
-        mod long_polling_messagepack {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::SERVED_TRANSPORTS.with(|t| t.set("serversentevents,longpolling"));
-                    super::$scenario(hub_runtime::protocol::HubProtocol::MessagePack).await;
-                }
-            )*
-        }
+        scenarios_over!(
+            server_sent_events_json, Json,
+            "serversentevents,longpolling" => ServerSentEvents; $($scenario),*
+        );
+        scenarios_over!(
+            long_polling_json, Json,
+            "longpolling" => LongPolling; $($scenario),*
+        );
+        scenarios_over!(
+            long_polling_messagepack, MessagePack,
+            "serversentevents,longpolling" => LongPolling; $($scenario),*
+        );
     };
 }
 
@@ -679,6 +908,7 @@ over_http_transports!(
     ask_client,
     ask_connection,
     keep_alive,
+    reconnect_after_server_killed,
 );
 
 with_both_protocols!(

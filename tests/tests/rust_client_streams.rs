@@ -1,7 +1,9 @@
 //! The Rust client's streams against the `conformance-server` binary over
-//! real sockets, with JSON and with MessagePack: `Counter` (a server stream,
-//! read to its end and canceled early), `Sum` (an upload stream) and
-//! `AskClient` (a client result) while a stream is running.
+//! real sockets, with JSON and with MessagePack, over WebSockets,
+//! Server-Sent Events and Long Polling: `Counter` (a server stream, read to
+//! its end and canceled early), `Sum` (an upload stream) and `AskClient` (a
+//! client result) while a stream is running. Every connection is checked to
+//! be on the transport its test is about.
 //!
 //! Whether the server really stops producing a canceled `Counter` is seen
 //! on the wire: the client talks to the server through a TCP relay that
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
-use hub_runtime::client::{HubConnection, HubStream, try_upload, upload};
+use hub_runtime::client::{HubConnection, HubStream, TransportType, try_upload, upload};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::{HubErrorKind, hub_client};
 use hub_tests::ServerProcess;
@@ -53,10 +55,32 @@ impl ConformanceClient for Callbacks {
     }
 }
 
-async fn connect(url: &str, protocol: HubProtocol) -> (HubConnection, Arc<Notify>) {
+/// The protocol and transport a scenario runs with.
+#[derive(Clone, Copy)]
+struct Over {
+    protocol: HubProtocol,
+    /// `--transports` of the server (all when empty): with fewer, the
+    /// client must fall back to the one under test.
+    served: &'static str,
+    /// The transport the client must be on; checked on every connection,
+    /// as the client falls back silently when a transport fails.
+    expected: TransportType,
+}
+
+impl Over {
+    fn start_server(self) -> ServerProcess {
+        if self.served.is_empty() {
+            ServerProcess::start(SERVER, &[])
+        } else {
+            ServerProcess::start(SERVER, &["--transports", self.served])
+        }
+    }
+}
+
+async fn connect(url: &str, over: Over) -> (HubConnection, Arc<Notify>) {
     let release = Arc::new(Notify::new());
     let connection = HubConnection::builder(url)
-        .protocol(protocol)
+        .protocol(over.protocol)
         .with_handlers(
             Callbacks {
                 release: release.clone(),
@@ -69,6 +93,11 @@ async fn connect(url: &str, protocol: HubProtocol) -> (HubConnection, Arc<Notify
         .await
         .expect("start() timed out")
         .unwrap();
+    assert_eq!(
+        connection.transport(),
+        Some(over.expected),
+        "connected over the wrong transport"
+    );
     (connection, release)
 }
 
@@ -81,7 +110,9 @@ async fn next<T: serde::de::DeserializeOwned>(
 }
 
 /// A TCP relay in front of the server that keeps every byte the server
-/// sends. WebSocket frames from a server are not masked, so the hub
+/// sends, on every TCP connection (the HTTP transports open one per
+/// request). WebSocket frames from a server are not masked, and event
+/// streams and poll responses carry the hub messages as they are, so the
 /// messages can be counted in those bytes.
 struct Tap {
     port: u16,
@@ -174,10 +205,10 @@ fn stream_item_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
     }
 }
 
-async fn counter_to_the_end(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+async fn counter_to_the_end(over: Over) {
+    let server = over.start_server();
     let url = format!("{}/hubs/test", server.base_url());
-    let (connection, _) = connect(&url, protocol).await;
+    let (connection, _) = connect(&url, over).await;
 
     let mut counter = connection.stream::<i64>("Counter", (5, 10)).unwrap();
     let mut seen = Vec::new();
@@ -208,10 +239,10 @@ async fn counter_to_the_end(protocol: HubProtocol) {
     connection.stop().await;
 }
 
-async fn counter_canceled_early(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+async fn counter_canceled_early(over: Over) {
+    let server = over.start_server();
     let tap = Tap::start(server.base_url()).await;
-    let (connection, _) = connect(&tap.hub_url(), protocol).await;
+    let (connection, _) = connect(&tap.hub_url(), over).await;
 
     let mut counter = connection.stream::<i64>("Counter", (10_000, 20)).unwrap();
     let id = counter.invocation_id().unwrap().to_owned();
@@ -223,9 +254,12 @@ async fn counter_canceled_early(protocol: HubProtocol) {
     // The server stops producing: after the CancelInvocation has had time
     // to arrive, no more items come (at 20 ms apart, a running Counter
     // would send about 50 in a second).
-    let marker = stream_item_marker(protocol, &id);
+    let marker = stream_item_marker(over.protocol, &id);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after_cancel = tap.count(&marker);
+    // The three items read went through the tap: the count sees this
+    // transport's framing, so its staying put below means something.
+    assert!(after_cancel >= 3, "the tap saw {after_cancel} items");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(tap.count(&marker), after_cancel, "items kept coming");
     assert!(
@@ -243,10 +277,10 @@ async fn counter_canceled_early(protocol: HubProtocol) {
     connection.stop().await;
 }
 
-async fn sum(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+async fn sum(over: Over) {
+    let server = over.start_server();
     let url = format!("{}/hubs/test", server.base_url());
-    let (connection, _) = connect(&url, protocol).await;
+    let (connection, _) = connect(&url, over).await;
 
     let total: i64 = tokio::time::timeout(
         PATIENCE,
@@ -320,10 +354,10 @@ async fn sum(protocol: HubProtocol) {
     connection.stop().await;
 }
 
-async fn ask_client_during_a_stream(protocol: HubProtocol) {
-    let server = ServerProcess::start(SERVER, &[]);
+async fn ask_client_during_a_stream(over: Over) {
+    let server = over.start_server();
     let url = format!("{}/hubs/test", server.base_url());
-    let (connection, release) = connect(&url, protocol).await;
+    let (connection, release) = connect(&url, over).await;
 
     let answer: String = connection.invoke("AskClient", ("ready?",)).await.unwrap();
     assert_eq!(answer, "answer to ready?");
@@ -354,24 +388,45 @@ async fn ask_client_during_a_stream(protocol: HubProtocol) {
     connection.stop().await;
 }
 
+macro_rules! scenarios_over {
+    ($module:ident, $protocol:ident, $served:literal => $expected:ident; $($scenario:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Over {
+                        protocol: hub_runtime::protocol::HubProtocol::$protocol,
+                        served: $served,
+                        expected: hub_runtime::client::TransportType::$expected,
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+/// Each scenario over WebSockets with both protocols, and over the HTTP
+/// transports: servers without WebSockets make the client fall back to
+/// Server-Sent Events (JSON) or Long Polling (MessagePack, as Server-Sent
+/// Events carry text only; JSON with a server that serves only Long
+/// Polling).
 macro_rules! scenarios {
     ($($scenario:ident),* $(,)?) => {
-        mod json {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(hub_runtime::protocol::HubProtocol::Json).await;
-                }
-            )*
-        }
-        mod messagepack {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(hub_runtime::protocol::HubProtocol::MessagePack).await;
-                }
-            )*
-        }
+        scenarios_over!(json, Json, "" => WebSockets; $($scenario),*);
+        scenarios_over!(messagepack, MessagePack, "" => WebSockets; $($scenario),*);
+        scenarios_over!(
+            server_sent_events_json, Json,
+            "serversentevents,longpolling" => ServerSentEvents; $($scenario),*
+        );
+        scenarios_over!(
+            long_polling_json, Json,
+            "longpolling" => LongPolling; $($scenario),*
+        );
+        scenarios_over!(
+            long_polling_messagepack, MessagePack,
+            "serversentevents,longpolling" => LongPolling; $($scenario),*
+        );
     };
 }
 

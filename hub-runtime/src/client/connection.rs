@@ -114,6 +114,7 @@ impl std::fmt::Debug for HubConnection {
             .field("url", &self.inner.config.url.to_string())
             .field("state", &self.state())
             .field("connection_id", &self.connection_id())
+            .field("transport", &self.transport())
             .finish()
     }
 }
@@ -177,6 +178,8 @@ struct Shared {
     pending: HashMap<String, Pending>,
     /// The live (or last) connection's id.
     connection_id: Option<String>,
+    /// The live connection's transport, from `install` to `teardown`.
+    transport: Option<TransportType>,
     /// The running session's stop signal.
     stop: Option<watch::Sender<bool>>,
 }
@@ -202,6 +205,7 @@ struct ConnectionEnd {
 /// A live connection: handshake done, tasks running.
 struct Live {
     connection_id: Option<String>,
+    transport: TransportType,
     outbound: mpsc::UnboundedSender<Outbound>,
     reader: JoinHandle<ConnectionEnd>,
     writer: JoinHandle<()>,
@@ -496,6 +500,34 @@ impl HubConnection {
         lock(&self.inner.shared).connection_id.clone()
     }
 
+    /// The transport the current connection actually uses: the one the
+    /// fallback among [`Transports`](super::Transports) settled on (always
+    /// WebSockets with `skip_negotiation`).
+    ///
+    /// `Some` from the moment `start()` or a reconnect succeeds until that
+    /// connection ends; `None` before, while reconnecting and after the
+    /// connection closed. Each reconnect chooses again, so a reconnected
+    /// connection may report a different transport than the lost one.
+    ///
+    /// ```no_run
+    /// use hub_runtime::client::{HubConnection, TransportType, Transports};
+    ///
+    /// # async fn run() -> Result<(), hub_runtime::HubError> {
+    /// let connection = HubConnection::builder("http://127.0.0.1:5000/hubs/clock")
+    ///     .transports(Transports { web_sockets: false, ..Transports::ALL })
+    ///     .build()?;
+    /// assert_eq!(connection.transport(), None);
+    /// connection.start().await?;
+    /// // Server-Sent Events, unless the server does not offer them or
+    /// // they failed to start: then Long Polling.
+    /// assert_ne!(connection.transport(), Some(TransportType::WebSockets));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn transport(&self) -> Option<TransportType> {
+        lock(&self.inner.shared).transport
+    }
+
     /// The hub protocol in use.
     pub fn protocol(&self) -> HubProtocol {
         self.inner.config.protocol
@@ -709,6 +741,7 @@ impl Inner {
         if connected {
             shared.outbound = Some(live.outbound.clone());
             shared.connection_id = live.connection_id.clone();
+            shared.transport = Some(live.transport);
         }
         connected
     }
@@ -718,6 +751,7 @@ impl Inner {
         let pending = {
             let mut shared = lock(&self.shared);
             shared.outbound = None;
+            shared.transport = None;
             std::mem::take(&mut shared.pending)
         };
         let error = error.cloned().unwrap_or_else(|| {
@@ -997,21 +1031,21 @@ fn reopen_websocket(
     })
 }
 
+/// A transport that started: its halves and what the negotiation that
+/// led to it settled on.
+struct Opened {
+    sink: BoxSink,
+    source: BoxSource,
+    transport: TransportType,
+    connection_id: Option<String>,
+    resume: Option<super::stateful::Reopen>,
+}
+
 /// Negotiates and opens the first transport that works, in the server's
 /// order among those the configuration allows; after a failed one, it
 /// negotiates again (the failed attempt may have used the token up), as
 /// the official clients do.
-async fn open_transport(
-    config: &super::builder::Config,
-) -> Result<
-    (
-        BoxSink,
-        BoxSource,
-        Option<String>,
-        Option<super::stateful::Reopen>,
-    ),
-    HubError,
-> {
+async fn open_transport(config: &super::builder::Config) -> Result<Opened, HubError> {
     let protocol = config.protocol;
     let format = protocol.transfer_format();
     if config.skip_negotiation {
@@ -1026,7 +1060,13 @@ async fn open_transport(
         )
         .await?;
         let (sink, source) = http_transports::boxed_websocket(stream);
-        return Ok((sink, source, None, None));
+        return Ok(Opened {
+            sink,
+            source,
+            transport: TransportType::WebSockets,
+            connection_id: None,
+            resume: None,
+        });
     }
     let allowed = |transport: &TransportType| match transport {
         TransportType::WebSockets => config.transports.web_sockets,
@@ -1116,7 +1156,15 @@ async fn open_transport(
             && config.stateful_reconnect.is_some())
         .then(|| reopen_websocket(config, &negotiated.url, id));
         match opened {
-            Ok((sink, source)) => return Ok((sink, source, negotiated.connection_id, resume)),
+            Ok((sink, source)) => {
+                return Ok(Opened {
+                    sink,
+                    source,
+                    transport,
+                    connection_id: negotiated.connection_id,
+                    resume,
+                });
+            }
             Err(error) => {
                 warn!(?transport, %error, "transport failed to start; trying the next one");
                 errors.push(format!("{}: {}", transport.name(), error.message()));
@@ -1128,7 +1176,13 @@ async fn open_transport(
 async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
     let config = &inner.config;
     let protocol = config.protocol;
-    let (mut sink, mut source, connection_id, resume) = open_transport(config).await?;
+    let Opened {
+        mut sink,
+        mut source,
+        transport: transport_type,
+        connection_id,
+        resume,
+    } = open_transport(config).await?;
     let version = if resume.is_some() { 2 } else { 1 };
     let leftover = match transport::handshake(
         &mut sink,
@@ -1145,7 +1199,11 @@ async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
             return Err(error);
         }
     };
-    debug!(?connection_id, "handshake complete");
+    debug!(
+        ?connection_id,
+        transport = transport_type.name(),
+        "handshake complete"
+    );
     let (sink, source, leftover) = match (resume, config.stateful_reconnect) {
         (Some(reopen), Some(buffer_size)) => {
             super::stateful::wrap(sink, source, leftover, protocol, buffer_size, reopen)
@@ -1189,6 +1247,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Live, HubError> {
     ));
     Ok(Live {
         connection_id,
+        transport: transport_type,
         outbound: outbound_tx,
         reader,
         writer,

@@ -41,7 +41,8 @@ const MAX_RECEIVE: usize = 64 * 1024 * 1024;
 /// Which transports the client may use, tried in the server's order
 /// (WebSockets, Server-Sent Events, Long Polling): when one fails to
 /// start, the client negotiates again and tries the next, as the official
-/// clients do.
+/// clients do. [`HubConnection::transport`](super::HubConnection::transport)
+/// tells which one the connection ended up with.
 ///
 /// ```
 /// use hub_runtime::client::{HubConnection, Transports};

@@ -4,8 +4,9 @@
 //! A connection negotiates (`POST {url}/negotiate?negotiateVersion=1`),
 //! opens the first transport the server offers and the client allows
 //! ([`Transports`]: WebSockets, then Server-Sent Events, then Long Polling,
-//! negotiating again after a transport that fails to start), performs the
-//! hub handshake and then exchanges hub messages in JSON (or MessagePack).
+//! negotiating again after a transport that fails to start; see
+//! [`HubConnection::transport`] for the one in use), performs the hub
+//! handshake and then exchanges hub messages in JSON (or MessagePack).
 //! With [`HubConnectionBuilder::with_stateful_reconnect`], a dropped
 //! WebSocket is resumed with nothing lost or repeated. Only `http://` and
 //! `ws://` URLs are supported (no TLS).
@@ -134,3 +135,7 @@ pub use connection::{HubConnection, HubConnectionEvent, HubConnectionState};
 pub use http_transports::Transports;
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
 pub use stream::HubStream;
+
+// With the client, so that what `HubConnection::transport` returns needs no
+// import from the protocol module.
+pub use crate::protocol::negotiate::TransportType;
