@@ -236,6 +236,49 @@ impl Drop for RedisProcess {
     }
 }
 
+/// The path of a `clock-demo` binary (`clock-server`, `clock-client`),
+/// built or brought up to date first, once per test process: Cargo sets
+/// `CARGO_BIN_EXE_*` only for a binary's own package. It is built into the
+/// target directory and profile that the calling test binary runs from
+/// (`<target>/<profile>/deps/<test>-…`).
+///
+/// # Panics
+/// When the binaries cannot be built.
+pub fn clock_demo_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().expect("the test knows its path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in <target>/<profile>/deps");
+    let profile = profile_dir
+        .file_name()
+        .expect("a profile directory")
+        .to_string_lossy()
+        .into_owned();
+    let target = profile_dir.parent().expect("a target directory");
+    BUILT.call_once(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", "clock-demo", "--bins"])
+            .arg("--target-dir")
+            .arg(target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cargo.arg("--release");
+            }
+            other => {
+                cargo.args(["--profile", other]);
+            }
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cannot build the clock-demo binaries");
+    });
+    profile_dir.join(name)
+}
+
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

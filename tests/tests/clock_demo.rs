@@ -6,60 +6,19 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hub_runtime::Timestamp;
-use hub_tests::{ServerProcess, interop_dir, run_node_tests};
+use hub_tests::{ServerProcess, clock_demo_binary, interop_dir, run_node_tests};
 
 /// Where the page loads the SignalR browser client from.
 const SCRIPT_PATH: &str = "/lib/signalr.min.js";
 
 /// Generous: the machine running the tests may be busy.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// The target directory and profile directory this test runs from
-/// (`target/debug/deps/clock_demo-…` → `target`, `debug`).
-fn target_and_profile() -> (PathBuf, String) {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let profile = profile_dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    (profile_dir.parent().unwrap().to_path_buf(), profile)
-}
-
-/// The path of a `clock-demo` binary, built (or brought up to date) first:
-/// Cargo exposes `CARGO_BIN_EXE_*` only to the binary's own package, and
-/// these tests live in `hub-tests`.
-fn clock_binary(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let (target, profile) = target_and_profile();
-    BUILT.call_once(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "-p", "clock-demo", "--bins"])
-            .arg("--target-dir")
-            .arg(&target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cargo.arg("--release");
-            }
-            other => {
-                cargo.args(["--profile", other]);
-            }
-        }
-        let status = cargo.status().unwrap();
-        assert!(status.success(), "cannot build the clock-demo binaries");
-    });
-    target.join(profile).join(name)
-}
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -85,7 +44,7 @@ struct ClockClient {
 
 impl ClockClient {
     fn start(hub_url: &str) -> ClockClient {
-        let mut child = Command::new(clock_binary("clock-client"))
+        let mut child = Command::new(clock_demo_binary("clock-client"))
             .args(["--url", hub_url])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -246,7 +205,7 @@ fn vendored_signalr_client_is_the_locked_npm_package() {
 
 #[test]
 fn page_is_served_with_the_vendored_script() {
-    let server = ServerProcess::start(clock_binary("clock-server").to_str().unwrap(), &[]);
+    let server = ServerProcess::start(clock_demo_binary("clock-server").to_str().unwrap(), &[]);
 
     let (status, headers, body) = http_get(server.base_url(), "/");
     assert!(status.contains(" 200 "), "{status}");
@@ -306,7 +265,7 @@ fn page_is_served_with_the_vendored_script() {
 
 #[test]
 fn console_client_prints_the_servers_ticks() {
-    let server = ServerProcess::start(clock_binary("clock-server").to_str().unwrap(), &[]);
+    let server = ServerProcess::start(clock_demo_binary("clock-server").to_str().unwrap(), &[]);
     let client = ClockClient::start(&format!("{}/hubs/clock", server.base_url()));
 
     // The typed call of `IClockHub::get_time` answered with the server's time.
@@ -339,7 +298,7 @@ fn console_client_prints_the_servers_ticks() {
 
 #[test]
 fn console_client_comes_back_after_a_server_restart() {
-    let server_binary = clock_binary("clock-server");
+    let server_binary = clock_demo_binary("clock-server");
     let server_binary = server_binary.to_str().unwrap();
     let bind = format!("127.0.0.1:{}", free_port());
     // `--bind` given twice: the last one wins.
@@ -369,9 +328,15 @@ fn page_shows_a_ticking_clock_in_headless_chromium() {
         chromium.exists(),
         "install Debian's chromium (`apt-get install -y chromium`; scripts/test.sh does)"
     );
-    let server = ServerProcess::start(clock_binary("clock-server").to_str().unwrap(), &[]);
-    let (target, _) = target_and_profile();
-    let screenshot = target.join("clock-page.png");
+    let binary = clock_demo_binary("clock-server");
+    let server = ServerProcess::start(binary.to_str().unwrap(), &[]);
+    // Next to the profile directories: `<target>/clock-page.png`.
+    let screenshot = binary
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("clock-page.png");
     let _ = std::fs::remove_file(&screenshot);
 
     let passed = run_node_tests(
