@@ -544,6 +544,11 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                         self.running.spawn(job);
                     } else {
                         self.queue.push_back(job);
+                        // A free slot starts it now, not after another turn
+                        // of the read loop (the queue keeps the order).
+                        if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
+                            self.start_invocations(permit);
+                        }
                     }
                 }
             }
