@@ -196,18 +196,27 @@ fn shutting_down() -> Response {
     )
 }
 
+/// The token an HTTP transport request names and the user it comes from,
+/// or the answer that refuses it (no token: 400; refused user: 401).
+fn token_and_user<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Result<(String, Option<Arc<str>>), Response> {
+    let token = id.ok_or_else(id_required)?;
+    let user = user_of(shared, parts).map_err(|_| unauthorized())?;
+    Ok((token, user))
+}
+
 /// `GET {base}?id=…` with `Accept: text/event-stream`.
 pub(super) async fn server_sent_events<H: Hub>(
     shared: Arc<Shared<H>>,
     parts: &Parts,
     id: Option<String>,
 ) -> Response {
-    let Some(token) = id else {
-        return id_required();
-    };
-    let user = match user_of(&shared, parts) {
-        Ok(user) => user,
-        Err(_) => return unauthorized(),
+    let (token, user) = match token_and_user(&shared, parts, id) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     match lookup(&shared, &token, TransportKind::ServerSentEvents, &user) {
         Lookup::NotLive => {}
@@ -250,12 +259,9 @@ pub(super) async fn long_poll<H: Hub>(
     parts: &Parts,
     id: Option<String>,
 ) -> Response {
-    let Some(token) = id else {
-        return id_required();
-    };
-    let user = match user_of(&shared, parts) {
-        Ok(user) => user,
-        Err(_) => return unauthorized(),
+    let (token, user) = match token_and_user(&shared, parts, id) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     match lookup(&shared, &token, TransportKind::LongPolling, &user) {
         Lookup::NotLive => {}
@@ -309,12 +315,9 @@ pub(super) async fn post<H: Hub>(
     body: Body,
     id: Option<String>,
 ) -> Response {
-    let Some(token) = id else {
-        return id_required();
-    };
-    let user = match user_of(&shared, parts) {
-        Ok(user) => user,
-        Err(_) => return unauthorized(),
+    let (token, user) = match token_and_user(&shared, parts, id) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let live = shared.live.get(&token);
     if let Some(live) = &live {
@@ -365,12 +368,9 @@ pub(super) async fn post<H: Hub>(
 
 /// `DELETE {base}?id=…`: the client ends its Long Polling connection.
 pub(super) fn delete<H: Hub>(shared: &Shared<H>, parts: &Parts, id: Option<String>) -> Response {
-    let Some(token) = id else {
-        return id_required();
-    };
-    let user = match user_of(shared, parts) {
-        Ok(user) => user,
-        Err(_) => return unauthorized(),
+    let (token, user) = match token_and_user(shared, parts, id) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let Some(live) = shared.live.get(&token) else {
         return no_connection();
