@@ -197,14 +197,15 @@ fn shutting_down() -> Response {
 }
 
 /// The token an HTTP transport request names and the user it comes from,
-/// or the answer that refuses it (no token: 400; refused user: 401).
+/// or the answer that refuses it (no token: 400; refused user: 401),
+/// boxed: a refusal is the rare path.
 fn token_and_user<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,
     id: Option<String>,
-) -> Result<(String, Option<Arc<str>>), Response> {
-    let token = id.ok_or_else(id_required)?;
-    let user = user_of(shared, parts).map_err(|_| unauthorized())?;
+) -> Result<(String, Option<Arc<str>>), Box<Response>> {
+    let token = id.ok_or_else(|| Box::new(id_required()))?;
+    let user = user_of(shared, parts).map_err(|_| Box::new(unauthorized()))?;
     Ok((token, user))
 }
 
@@ -216,7 +217,7 @@ pub(super) async fn server_sent_events<H: Hub>(
 ) -> Response {
     let (token, user) = match token_and_user(&shared, parts, id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match lookup(&shared, &token, TransportKind::ServerSentEvents, &user) {
         Lookup::NotLive => {}
@@ -261,7 +262,7 @@ pub(super) async fn long_poll<H: Hub>(
 ) -> Response {
     let (token, user) = match token_and_user(&shared, parts, id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match lookup(&shared, &token, TransportKind::LongPolling, &user) {
         Lookup::NotLive => {}
@@ -317,7 +318,7 @@ pub(super) async fn post<H: Hub>(
 ) -> Response {
     let (token, user) = match token_and_user(&shared, parts, id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let live = shared.live.get(&token);
     if let Some(live) = &live {
@@ -370,7 +371,7 @@ pub(super) async fn post<H: Hub>(
 pub(super) fn delete<H: Hub>(shared: &Shared<H>, parts: &Parts, id: Option<String>) -> Response {
     let (token, user) = match token_and_user(shared, parts, id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(live) = shared.live.get(&token) else {
         return no_connection();
