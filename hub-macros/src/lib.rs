@@ -167,22 +167,15 @@ use parse::Errors;
 #[proc_macro_attribute]
 pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let options = parse::parse_options(
-        attr.into(),
+    let (options, item) = match contract_trait(
+        attr,
+        item,
         "hub_client",
-        &["crate", "typescript"],
+        "pub trait IClock { async fn show_time(&self, now: Timestamp); }",
         &mut errors,
-    );
-    let item = match syn::parse::<Item>(item) {
-        Ok(item) => item,
-        Err(error) => return error.to_compile_error().into(),
-    };
-    let Item::Trait(item) = item else {
-        errors.at(
-            item_span(&item),
-            "`#[hub_client]` goes on a trait: `pub trait IClock { async fn show_time(&self, now: Timestamp); }`",
-        );
-        return with_errors(quote!(#item), &errors);
+    ) {
+        Ok(found) => found,
+        Err(tokens) => return tokens,
     };
     let model = parse::parse_client_trait(item, &mut errors);
     if !errors.is_empty() {
@@ -264,22 +257,15 @@ pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let options = parse::parse_options(
-        attr.into(),
+    let (options, item) = match contract_trait(
+        attr,
+        item,
         "hub_server",
-        &["crate", "typescript"],
+        "pub trait IClockHub { async fn get_time(&self) -> Timestamp; }",
         &mut errors,
-    );
-    let item = match syn::parse::<Item>(item) {
-        Ok(item) => item,
-        Err(error) => return error.to_compile_error().into(),
-    };
-    let Item::Trait(item) = item else {
-        errors.at(
-            item_span(&item),
-            "`#[hub_server]` goes on a trait: `pub trait IClockHub { async fn get_time(&self) -> Timestamp; }`",
-        );
-        return with_errors(quote!(#item), &errors);
+    ) {
+        Ok(found) => found,
+        Err(tokens) => return tokens,
     };
     let model = parse_server::parse_server_trait(item, &mut errors);
     if !errors.is_empty() {
@@ -467,6 +453,31 @@ fn hub_trait_impl(
     };
     let private = private_path(options.krate);
     render_server_trait::render_hub_trait_impl(&model, &client, &private).into()
+}
+
+/// The options of a contract attribute (`#[hub_client]`, `#[hub_server]`:
+/// `crate`, `typescript`) and the trait it is on; otherwise the tokens that
+/// report why not, `example` showing the right form.
+fn contract_trait(
+    attr: TokenStream,
+    item: TokenStream,
+    macro_name: &str,
+    example: &str,
+    errors: &mut Errors,
+) -> Result<(parse::MacroOptions, syn::ItemTrait), TokenStream> {
+    let options = parse::parse_options(attr.into(), macro_name, &["crate", "typescript"], errors);
+    let item =
+        syn::parse::<Item>(item).map_err(|error| TokenStream::from(error.to_compile_error()))?;
+    match item {
+        Item::Trait(item) => Ok((options, item)),
+        item => {
+            errors.at(
+                item_span(&item),
+                format!("`#[{macro_name}]` goes on a trait: `{example}`"),
+            );
+            Err(with_errors(quote!(#item), errors))
+        }
+    }
 }
 
 fn with_errors(item: TokenStream2, errors: &Errors) -> TokenStream {
