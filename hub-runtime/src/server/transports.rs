@@ -209,6 +209,45 @@ fn token_and_user<H: Hub>(
     Ok((token, user))
 }
 
+/// A negotiated connection that an HTTP transport (SSE, Long Polling)
+/// starts.
+struct HttpSession {
+    token: String,
+    kind: TransportKind,
+    connection_id: String,
+    user: Option<Arc<str>>,
+    /// Where its POST bodies go.
+    input: PostSender,
+    polls: Option<Arc<Polls>>,
+}
+
+/// Makes the connection live under its token and runs its session.
+fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
+    shared: Arc<Shared<H>>,
+    session: HttpSession,
+    source: Src,
+    sink: Snk,
+) {
+    let live = register(
+        &shared,
+        Some(session.token),
+        session.kind,
+        session.user.clone(),
+        Some(session.input),
+        session.polls,
+        None,
+    );
+    tokio::spawn(run_session(
+        shared,
+        source,
+        sink,
+        session.connection_id,
+        session.user,
+        None,
+        live,
+    ));
+}
+
 /// `GET {base}?id=…` with `Accept: text/event-stream`.
 pub(super) async fn server_sent_events<H: Hub>(
     shared: Arc<Shared<H>>,
@@ -232,24 +271,19 @@ pub(super) async fn server_sent_events<H: Hub>(
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink, response) = sse::open(input);
-    let live = register(
-        &shared,
-        Some(token),
-        TransportKind::ServerSentEvents,
-        user.clone(),
-        Some(input_sender),
-        None,
-        None,
-    );
-    tokio::spawn(run_session(
+    spawn_http_session(
         shared,
+        HttpSession {
+            token,
+            kind: TransportKind::ServerSentEvents,
+            connection_id: negotiated.connection_id,
+            user,
+            input: input_sender,
+            polls: None,
+        },
         source,
         sink,
-        negotiated.connection_id,
-        user,
-        None,
-        live,
-    ));
+    );
     response
 }
 
@@ -286,24 +320,19 @@ pub(super) async fn long_poll<H: Hub>(
     );
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink) = polls.halves(input);
-    let live = register(
-        &shared,
-        Some(token),
-        TransportKind::LongPolling,
-        user.clone(),
-        Some(input_sender),
-        Some(polls),
-        None,
-    );
-    tokio::spawn(run_session(
+    spawn_http_session(
         shared,
+        HttpSession {
+            token,
+            kind: TransportKind::LongPolling,
+            connection_id: negotiated.connection_id,
+            user,
+            input: input_sender,
+            polls: Some(polls),
+        },
         source,
         sink,
-        negotiated.connection_id,
-        user,
-        None,
-        live,
-    ));
+    );
     Polls::response(crate::transport::long_polling::PollOutcome::Data(
         Bytes::new(),
     ))
