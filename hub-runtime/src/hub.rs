@@ -22,10 +22,12 @@ mod streams;
 /// The `Stream` trait streaming hub methods return (the one of the
 /// `futures` crates).
 pub use futures_core::Stream;
+#[cfg(feature = "server")]
+pub(crate) use streams::RoomSignal;
+pub(crate) use streams::UploadChannel;
 #[doc(hidden)]
 pub use streams::{IntoItemsFromResults, IntoItemsFromValues, PayloadStream, StreamReturned};
 pub use streams::{ItemSink, StreamItems, UploadStream, drive_stream};
-pub(crate) use streams::{RoomSignal, UploadChannel};
 
 /// A hub: the methods clients invoke, and the client contract it calls back.
 ///
@@ -313,6 +315,7 @@ impl<H: Hub> HubCall<H> {
         self
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn with_uploads(mut self, uploads: Vec<Arc<UploadChannel>>) -> Self {
         self.uploads = uploads.into_iter().map(Some).collect();
         self

@@ -12,6 +12,7 @@
 //!   error.
 
 use std::collections::VecDeque;
+#[cfg(feature = "server")]
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -218,6 +219,7 @@ impl RoomSignal {
     }
 
     /// Resolves once [`RoomSignal::notify`] was called since the last wait.
+    #[cfg(feature = "server")]
     pub(crate) fn wait(&self) -> impl Future<Output = ()> + Send + '_ {
         std::future::poll_fn(|cx| {
             if self.flag.swap(false, Ordering::AcqRel) {
@@ -258,6 +260,7 @@ pub(crate) struct UploadChannel {
 }
 
 impl UploadChannel {
+    #[cfg(feature = "server")]
     pub(crate) fn new(capacity: usize, room: Arc<RoomSignal>) -> Arc<Self> {
         Arc::new(UploadChannel {
             state: Mutex::new(UploadState::default()),
@@ -268,6 +271,7 @@ impl UploadChannel {
 
     /// Appends an item from the client. Items of an ended stream, or of one
     /// whose consumer is gone, are dropped.
+    #[cfg(feature = "server")]
     pub(crate) fn push(&self, item: Payload) {
         let mut state = lock(&self.state);
         if state.ended || state.consumer_gone {
@@ -298,6 +302,7 @@ impl UploadChannel {
     }
 
     /// How many items the stream holds beyond its capacity.
+    #[cfg(feature = "server")]
     pub(crate) fn excess(&self) -> usize {
         lock(&self.state).items.len().saturating_sub(self.capacity)
     }
