@@ -34,7 +34,7 @@
 //! receiving node finds its own recipients ([`LocalNode::deliver`]) and
 //! queues the received bytes to each of them without encoding again.
 //!
-//! The [`RedisBackplane`] (feature `redis`) is the implementation that
+//! The `RedisBackplane` (feature `redis`) is the implementation that
 //! ships; any other transport (NATS, a message bus) can implement
 //! [`Backplane`] the same way.
 //!
