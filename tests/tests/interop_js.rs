@@ -43,10 +43,19 @@ fn official_js_client_websockets_messagepack() {
 /// serve only `served`: the client must fall back to `expected`, and every
 /// scenario must pass over it.
 fn run_fallback(protocol: &str, served: &str, expected: &str) {
-    let server = ServerProcess::start(SERVER, &["--keep-alive-ms", "1000", "--transports", served]);
+    run_fallback_with(protocol, &["--transports", served], expected);
+}
+
+/// As [`run_fallback`], the servers started with `server_args`.
+fn run_fallback_with(protocol: &str, server_args: &[&str], expected: &str) {
+    let served = server_args.join(" ");
+    let server = ServerProcess::start(
+        SERVER,
+        &[&["--keep-alive-ms", "1000"], server_args].concat(),
+    );
     let large = ServerProcess::start(
         SERVER,
-        &["--max-message-size", "4000000", "--transports", served],
+        &[&["--max-message-size", "4000000"], server_args].concat(),
     );
     let hub = format!("{}/hubs/test", server.base_url());
     let large_hub = format!("{}/hubs/test", large.base_url());
@@ -74,6 +83,22 @@ fn official_js_client_falls_back_to_server_sent_events_json() {
 #[test]
 fn official_js_client_falls_back_to_long_polling_json() {
     run_fallback("json", "longpolling", "LongPolling");
+}
+
+/// Server-Sent Events are offered but fail to start (403, as behind a
+/// proxy that refuses event streams): the client moves on to Long Polling,
+/// as it does against ASP.NET Core.
+#[test]
+fn official_js_client_falls_back_from_failing_server_sent_events_json() {
+    run_fallback_with(
+        "json",
+        &[
+            "--transports",
+            "serversentevents,longpolling",
+            "--refuse-event-streams",
+        ],
+        "LongPolling",
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! ```text
 //! conformance-server [--bind ADDR] [--keep-alive-ms MS] [--max-message-size BYTES] [--redis URL]
 //!                    [--transports websockets,sse,longpolling] [--stateful-reconnect]
+//!                    [--refuse-event-streams]
 //! ```
 //!
 //! Hub methods: `Echo`, `Add`, `GetConnectionId`, `Broadcast`,
@@ -20,6 +21,11 @@
 //! `--transports` limits the transports served (negotiate lists only
 //! those), so that clients must fall back; `--stateful-reconnect` lets
 //! clients turn stateful reconnect on (over WebSockets).
+//! `--refuse-event-streams` answers every Server-Sent Events request with
+//! 403 although negotiate offers them, as a proxy that refuses event
+//! streams would: clients must fall back from there to Long Polling. (Not
+//! 502: the `eventsource` package behind the official client in Node
+//! retries a 5xx forever, even after the client gave up on it.)
 //!
 //! A bearer token `user-NAME` (header or `access_token` query parameter)
 //! is the user `NAME`; any other token is refused with 401; no token is
@@ -188,6 +194,7 @@ struct Args {
     redis: Option<String>,
     transports: Option<HttpTransports>,
     stateful_reconnect: bool,
+    refuse_event_streams: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -198,6 +205,7 @@ fn parse_args() -> Result<Args, String> {
         redis: None,
         transports: None,
         stateful_reconnect: false,
+        refuse_event_streams: false,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -219,10 +227,33 @@ fn parse_args() -> Result<Args, String> {
             "--redis" => args.redis = Some(value()?),
             "--transports" => args.transports = Some(parse_transports(&value()?)?),
             "--stateful-reconnect" => args.stateful_reconnect = true,
+            "--refuse-event-streams" => args.refuse_event_streams = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(args)
+}
+
+/// A GET that asks for an event stream gets 403; the rest passes.
+async fn refuse_event_streams(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let event_stream = request.method() == http::Method::GET
+        && request
+            .headers()
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .any(|accept| {
+                accept
+                    .as_bytes()
+                    .windows(17)
+                    .any(|w| w == b"text/event-stream")
+            });
+    if event_stream {
+        return axum::response::IntoResponse::into_response(http::StatusCode::FORBIDDEN);
+    }
+    next.run(request).await
 }
 
 /// `--transports websockets,serversentevents,longpolling` (any subset).
@@ -284,7 +315,10 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let hub = builder.build();
-    let app = axum::Router::new().nest("/hubs/test", hub.router());
+    let mut app = axum::Router::new().nest("/hubs/test", hub.router());
+    if args.refuse_event_streams {
+        app = app.layer(axum::middleware::from_fn(refuse_event_streams));
+    }
 
     let listener = match tokio::net::TcpListener::bind(args.bind).await {
         Ok(listener) => listener,
