@@ -17,8 +17,11 @@ pub(crate) mod streams;
 pub(crate) mod writer;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -147,6 +150,26 @@ impl CloseReason {
             CloseReason::ConnectedFailed(error) => Some(error.clone()),
         }
     }
+}
+
+/// Polls a long-lived wait for a rare signal (a close, a shutdown) from a
+/// loop that runs once per frame: for real only on the first poll, which
+/// registers the task's waker, and then only when `may_have_fired` (a
+/// cheap check, an atomic load) says the signal may have come. The first
+/// poll must really register: callers wrap `future` in
+/// [`tokio::task::unconstrained`], since tokio's task budget could answer
+/// it without polling. `registered` remembers that first poll.
+pub(crate) fn poll_rare_signal<F: Future>(
+    future: Pin<&mut F>,
+    registered: &mut bool,
+    may_have_fired: bool,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    if *registered && !may_have_fired {
+        return Poll::Pending;
+    }
+    *registered = true;
+    future.poll(cx)
 }
 
 /// Tunables of a session, derived from the server's options.

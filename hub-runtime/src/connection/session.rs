@@ -1,7 +1,6 @@
 //! One connection from its first byte to its last.
 
 use std::collections::VecDeque;
-use std::future::Future as _;
 use std::pin::pin;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use super::stateful::{Inbound, InboundSequence, ReplayBuffer, Sequencing};
 use super::writer::{self, WriterConfig};
 use super::{
     CloseReason, ConnectionHandle, Dispatcher, INVOCATION_SLOT, InvocationSlot, Outbound,
-    SessionConfig,
+    SessionConfig, poll_rare_signal,
 };
 use crate::BoxFuture;
 use crate::clients::ConnectionId;
@@ -319,11 +318,8 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// not a timer-wheel update).
     async fn read(&mut self, source: &mut Src, shutdown: &mut watch::Receiver<bool>) {
         let mut close_signal = self.handle.close_signal();
-        // Cheap checks of the same two signals (an atomic load each): the
-        // `ending` future is polled only once one of them moved. Its first
-        // poll registers the task's waker, which stays registered; it runs
-        // outside tokio's task budget, which could otherwise answer that
-        // first poll without registering anything.
+        // Polled through `poll_rare_signal`, with cheap checks of the same
+        // two signals (an atomic load each).
         let shutdown_seen = shutdown.clone();
         let mut ending_polled = false;
         let ending = tokio::task::unconstrained(async {
@@ -360,14 +356,8 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
             // Checked on every poll of the select below (a precondition
             // would be checked once, before a wake-up it must see).
             let ending_or_not = std::future::poll_fn(|cx| {
-                if ending_polled
-                    && !handle.is_closing()
-                    && !shutdown_seen.has_changed().unwrap_or(true)
-                {
-                    return std::task::Poll::Pending;
-                }
-                ending_polled = true;
-                ending.as_mut().poll(cx)
+                let moved = handle.is_closing() || shutdown_seen.has_changed().unwrap_or(true);
+                poll_rare_signal(ending.as_mut(), &mut ending_polled, moved, cx)
             });
             let mut resumed_sink = None;
             tokio::select! {

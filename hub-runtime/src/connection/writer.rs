@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::stateful::{ReplayBuffer, Sequencing};
-use super::{CloseReason, ConnectionHandle, Outbound};
+use super::{CloseReason, ConnectionHandle, Outbound, poll_rare_signal};
 use crate::protocol::{Ack, HubMessage, HubProtocol, Sequence, TransferFormat};
 use crate::transport::{FrameSink, TransportError};
 
@@ -70,9 +70,8 @@ pub(crate) async fn run<S: FrameSink>(
     let mut close_signal = handle.close_signal();
     // Long-lived, so that a batch does not register them anew: the close
     // watch, and the keep-alive timer, moved only when it fires early.
-    // The watch is polled only when the cheap flag says the connection is
-    // closing, once its first poll (outside the task budget, so that it
-    // really registers) has put the task's waker in place.
+    // The watch is polled through `poll_rare_signal`, with the close flag
+    // as the cheap check.
     let mut close_changed = pin!(tokio::task::unconstrained(close_signal.changed()));
     let mut close_watched = true;
     let mut close_registered = false;
@@ -95,11 +94,15 @@ pub(crate) async fn run<S: FrameSink>(
             .as_ref()
             .is_none_or(|s| s.buffer.has_room(connected));
         let close_or_not = std::future::poll_fn(|cx| {
-            if !close_watched || (close_registered && !handle.is_closing()) {
+            if !close_watched {
                 return Poll::Pending;
             }
-            close_registered = true;
-            close_changed.as_mut().poll(cx)
+            poll_rare_signal(
+                close_changed.as_mut(),
+                &mut close_registered,
+                handle.is_closing(),
+                cx,
+            )
         });
         tokio::select! {
             biased;
