@@ -3,9 +3,7 @@
 //! at `/hubs/test`.
 //!
 //! ```text
-//! conformance-server [--bind ADDR] [--keep-alive-ms MS] [--max-message-size BYTES] [--redis URL]
-//!                    [--transports websockets,sse,longpolling] [--stateful-reconnect]
-//!                    [--refuse-event-streams]
+//! conformance-server --help
 //! ```
 //!
 //! Hub methods: `Echo`, `Add`, `GetConnectionId`, `Broadcast`,
@@ -187,51 +185,40 @@ fn user_from_token(request: &http::request::Parts) -> Result<Option<String>, Una
     }
 }
 
+/// The conformance server's flags (see `../shared/conformance-hub.md`).
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "The conformance hub every client is tested against, at /hubs/test."
+)]
 struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:5000")]
     bind: SocketAddr,
+    /// Keep-alive interval in milliseconds (default: ASP.NET Core's 15 s).
+    #[arg(long = "keep-alive-ms", value_name = "MS", value_parser = parse_millis)]
     keep_alive: Option<Duration>,
+    /// The hub's receive limit in bytes (default: ASP.NET Core's 32 KB).
+    #[arg(long, value_name = "BYTES")]
     max_message_size: Option<usize>,
+    /// Join the Redis backplane at this URL: processes sharing it are one hub.
+    #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Serve only these transports: websockets, sse, longpolling (comma-separated).
+    #[arg(long, value_name = "LIST", value_parser = parse_transports)]
     transports: Option<HttpTransports>,
+    /// Let clients turn stateful reconnect on (over WebSockets).
+    #[arg(long)]
     stateful_reconnect: bool,
+    /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
+    #[arg(long)]
     refuse_event_streams: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        bind: SocketAddr::from(([127, 0, 0, 1], 5000)),
-        keep_alive: None,
-        max_message_size: None,
-        redis: None,
-        transports: None,
-        stateful_reconnect: false,
-        refuse_event_streams: false,
-    };
-    let mut words = std::env::args().skip(1);
-    while let Some(flag) = words.next() {
-        let mut value = || words.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--bind" => args.bind = value()?.parse().map_err(|e| format!("--bind: {e}"))?,
-            "--keep-alive-ms" => {
-                let ms = value()?
-                    .parse()
-                    .map_err(|e| format!("--keep-alive-ms: {e}"))?;
-                args.keep_alive = Some(Duration::from_millis(ms));
-            }
-            "--max-message-size" => {
-                let bytes = value()?
-                    .parse()
-                    .map_err(|e| format!("--max-message-size: {e}"))?;
-                args.max_message_size = Some(bytes);
-            }
-            "--redis" => args.redis = Some(value()?),
-            "--transports" => args.transports = Some(parse_transports(&value()?)?),
-            "--stateful-reconnect" => args.stateful_reconnect = true,
-            "--refuse-event-streams" => args.refuse_event_streams = true,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
+fn parse_millis(ms: &str) -> Result<Duration, String> {
+    ms.parse()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{e}"))
 }
 
 /// A GET that asks for an event stream gets 403; the rest passes.
@@ -268,7 +255,7 @@ fn parse_transports(list: &str) -> Result<HttpTransports, String> {
             "websockets" | "ws" => transports.web_sockets = true,
             "serversentevents" | "sse" => transports.server_sent_events = true,
             "longpolling" | "lp" => transports.long_polling = true,
-            other => return Err(format!("--transports: unknown transport {other}")),
+            other => return Err(format!("unknown transport {other}")),
         }
     }
     Ok(transports)
@@ -283,13 +270,7 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("conformance-server: {message}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
 
     let mut options = HubOptions::default();
     if let Some(interval) = args.keep_alive {
