@@ -134,6 +134,7 @@ pub fn decode_result<T: DeserializeOwned>(method: &str, payload: &Payload) -> Re
             HubErrorKind::Serialization,
             format!("Failed to deserialize the result of '{method}': {e}"),
         )
+        .with_source(e)
     })
 }
 
@@ -183,6 +184,7 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
                         HubErrorKind::Serialization,
                         format!("Failed to deserialize an item of the stream '{method}': {e}"),
                     )
+                    .with_source(e)
                 })))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),

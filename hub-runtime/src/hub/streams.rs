@@ -408,7 +408,8 @@ impl<T: DeserializeOwned> Stream for UploadStream<T> {
                     Err(HubError::with_kind(
                         HubErrorKind::Serialization,
                         format!("Failed to bind Stream message. {error}"),
-                    ))
+                    )
+                    .with_source(error))
                 }
             }));
         }
