@@ -13,17 +13,24 @@
 //! defines the traits can depend on `hub-runtime` with
 //! `default-features = false`.
 //!
-//! ```ignore
-//! use hub_runtime::{Timestamp, hub_server};
+//! ```no_run
+//! use hub_runtime::{HubError, Timestamp, hub_server};
 //!
 //! #[hub_server]
 //! pub trait IClockHub {
 //!     async fn get_time(&self) -> Timestamp;
 //! }
 //!
-//! // In the client, `connection` a started `HubConnection`:
+//! # #[cfg(feature = "client")]
+//! # async fn run() -> Result<(), HubError> {
+//! let connection = hub_runtime::client::HubConnection::builder("http://127.0.0.1:5000/hubs/clock")
+//!     .build()?;
+//! connection.start().await?;
 //! let hub = connection.hub::<IClockHubProxy>();
 //! let now: Timestamp = hub.get_time().await?;
+//! # let _ = now;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::fmt;
