@@ -1,7 +1,6 @@
 //! The HTTP side: routes, negotiate, the transport request.
 
-use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -9,14 +8,14 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
-use super::transports::{self, Lookup, TransportKind};
+use super::Shared;
+use super::negotiated::{random_id, remember, take_negotiated};
+use super::responses::{text, unauthorized};
+use super::transports::{self, Lookup, TransportKind, user_of};
 use super::users::{Unauthorized, query_parameter};
-use super::{Negotiated, Shared};
 use crate::Hub;
 use crate::connection::session::Resume;
 use crate::protocol::negotiate::{
@@ -48,40 +47,12 @@ where
         .with_state(shared)
 }
 
-pub(super) fn text(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
-        body,
-    )
-        .into_response()
-}
-
 fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
-}
-
-/// 16 random bytes from the OS, base64url without padding (22 URL-safe
-/// characters), as ASP.NET Core makes connection ids and tokens.
-pub(super) fn random_id() -> Option<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub(super) fn user_of<H: Hub>(
-    shared: &Shared<H>,
-    parts: &Parts,
-) -> Result<Option<Arc<str>>, Unauthorized> {
-    shared.users.user_id(parts).map(|user| user.map(Arc::from))
-}
-
-pub(super) fn unauthorized() -> Response {
-    text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
 async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
@@ -132,58 +103,6 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
         body.to_vec(),
     )
         .into_response()
-}
-
-/// Stores a negotiated connection, forgetting those older than the
-/// disconnect timeout.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String, stateful: bool) {
-    let now = Instant::now();
-    let limit = shared.options.disconnect_timeout;
-    let mut negotiated = shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
-    negotiated.insert(
-        token,
-        Negotiated {
-            connection_id,
-            created: now,
-            stateful,
-            early_input: None,
-        },
-    );
-}
-
-/// Takes the negotiated connection of `token`, if it exists and is fresh.
-pub(super) fn take_negotiated<H: Hub>(shared: &Shared<H>, token: &str) -> Option<Negotiated> {
-    let entry = shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(token)?;
-    (entry.created.elapsed() < shared.options.disconnect_timeout).then_some(entry)
-}
-
-/// Queues a POST body for a negotiated connection whose transport request
-/// has not come yet. Returns `None` when `token` is not negotiated, and
-/// `Some(false)` when too many bodies wait already.
-pub(super) fn queue_early_post<H: Hub>(
-    shared: &Shared<H>,
-    token: &str,
-    body: bytes::Bytes,
-) -> Option<bool> {
-    let mut negotiated = shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let entry = negotiated
-        .get_mut(token)
-        .filter(|entry| entry.created.elapsed() < shared.options.disconnect_timeout)?;
-    let (sender, _) = entry
-        .early_input
-        .get_or_insert_with(crate::transport::post_channel);
-    Some(sender.try_send(body).is_ok())
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {
@@ -318,20 +237,4 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             transports::run_session(shared, source, sink, connection_id, user, resume, live).await;
         },
     )
-}
-
-/// Counts a running session for [`super::HubServer::shutdown`].
-pub(super) struct SessionGuard(tokio::sync::watch::Sender<usize>);
-
-impl SessionGuard {
-    pub(super) fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
-        sessions.send_modify(|count| *count += 1);
-        SessionGuard(sessions.clone())
-    }
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.0.send_modify(|count| *count = count.saturating_sub(1));
-    }
 }

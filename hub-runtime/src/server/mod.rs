@@ -105,8 +105,10 @@
 
 mod dispatch;
 mod http;
+mod negotiated;
 mod options;
 pub(crate) mod registry;
+mod responses;
 mod transports;
 mod users;
 

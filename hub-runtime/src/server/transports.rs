@@ -21,7 +21,9 @@ use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::http::{SessionGuard, random_id, text, unauthorized, user_of};
+use super::negotiated::{queue_early_post, random_id, take_negotiated};
+use super::responses::{text, unauthorized};
+use super::users::Unauthorized;
 use crate::Hub;
 use crate::clients::ConnectionId;
 use crate::connection::{Dispatcher, session};
@@ -266,7 +268,7 @@ pub(super) async fn server_sent_events<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
-    let Some(mut negotiated) = super::http::take_negotiated(&shared, &token) else {
+    let Some(mut negotiated) = take_negotiated(&shared, &token) else {
         return no_connection();
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
@@ -311,7 +313,7 @@ pub(super) async fn long_poll<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
-    let Some(mut negotiated) = super::http::take_negotiated(&shared, &token) else {
+    let Some(mut negotiated) = take_negotiated(&shared, &token) else {
         return no_connection();
     };
     let polls = Polls::new(
@@ -378,7 +380,7 @@ pub(super) async fn post<H: Hub>(
             }
         }
         // Negotiated, transport not started yet: kept for the session.
-        None => match super::http::queue_early_post(&shared, &token, bytes) {
+        None => match queue_early_post(&shared, &token, bytes) {
             None => return no_connection(),
             Some(false) => {
                 return text(
@@ -423,4 +425,28 @@ pub(super) fn delete<H: Hub>(shared: &Shared<H>, parts: &Parts, id: Option<Strin
 /// A fresh connection id for a WebSocket that skipped negotiate.
 pub(super) fn fresh_id() -> Option<String> {
     random_id()
+}
+
+/// Counts a running session for [`super::HubServer::shutdown`].
+pub(super) struct SessionGuard(tokio::sync::watch::Sender<usize>);
+
+impl SessionGuard {
+    pub(super) fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
+        sessions.send_modify(|count| *count += 1);
+        SessionGuard(sessions.clone())
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
+}
+
+/// The user of a request, as the server's `UserIdProvider` says.
+pub(super) fn user_of<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+) -> Result<Option<Arc<str>>, Unauthorized> {
+    shared.users.user_id(parts).map(|user| user.map(Arc::from))
 }
