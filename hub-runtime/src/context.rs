@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::clients::{GroupManager, HubClients, HubLifetimeManager};
 use crate::hub::Hub;
+use crate::targets::{GroupManager, HubClients, HubLifetimeManager};
 
 /// A hub's clients and groups, reachable from outside hub methods — above
 /// all from a background task, as ASP.NET Core's `IHubContext<THub, T>`.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::clients::{
+use crate::protocol::Payload;
+use crate::targets::{
     CallerClients, ClientContract, ConnectionId, GroupManager, HubLifetimeManager,
 };
-use crate::protocol::Payload;
 use crate::{BoxFuture, HubContext, HubError};
 
 mod streams;

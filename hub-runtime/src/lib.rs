@@ -11,25 +11,21 @@ use std::pin::Pin;
 pub mod backplane;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod clients;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod targets;
 #[cfg(feature = "typescript")]
 pub mod typescript;
 
-#[cfg(feature = "server")]
-mod connection;
 mod context;
 mod error;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 mod timestamp;
-#[cfg(feature = "server")]
-mod transport;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]
@@ -37,7 +33,6 @@ pub mod __private;
 
 pub use hub_macros::{hub, hub_client, hub_server};
 
-pub use clients::{ClientContract, ConnectionId, HubClients};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
@@ -45,6 +40,7 @@ pub use hub::{CallContext, Hub};
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
 pub use shutdown::shutdown_signal;
+pub use targets::{ClientContract, ConnectionId, HubClients};
 pub use timestamp::Timestamp;
 
 /// A boxed, `Send` future: what the runtime's object-safe traits return.
@@ -55,3 +51,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[cfg(all(doctest, feature = "server"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;
+
+/// The old name of [`targets`]: the server's ways to address clients.
+#[doc(hidden)]
+pub use targets as clients;

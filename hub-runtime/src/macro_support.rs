@@ -17,7 +17,6 @@ pub use std::sync::Arc;
 pub use std::vec::Vec;
 
 pub use crate::BoxFuture;
-pub use crate::clients::{BroadcastTarget, ClientContract, SingleTarget};
 pub use crate::error::HubError;
 pub use crate::handlers::{ClientHandlers, ClientMethod, ClientMethodResult};
 pub use crate::hub::{
@@ -29,6 +28,7 @@ pub use crate::protocol::Payload;
 pub use crate::proxy::{
     HubProxy, Invoker, ItemStream, ProxyArguments, ServerContract, decode_result, upload_items,
 };
+pub use crate::targets::{BroadcastTarget, ClientContract, SingleTarget};
 #[cfg(feature = "typescript")]
 pub use crate::typescript::{
     Side as TsSide, TsContract, TsMethod, TsMethodKind, TsParam, TypeScriptContract, ts_type,

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hub_runtime::backplane::{Backplane, EncodedMessage, LocalNode, Subscription};
-use hub_runtime::clients::Target;
 use hub_runtime::protocol::Payload;
 use hub_runtime::server::HubServer;
+use hub_runtime::targets::Target;
 use hub_runtime::{BoxFuture, CallContext, HubContext, HubError, HubErrorKind, hub, hub_client};
 use serde_json::{Value, json};
 use server_support::Client;

@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use hub_runtime::clients::{ConnectionId, HubLifetimeManager, Target};
 use hub_runtime::hub::{Arguments, HubCall, InvocationError, MethodDescriptor, MethodOutput};
 use hub_runtime::protocol::{HubMessage, HubProtocol, Invocation, Payload};
+use hub_runtime::targets::{ConnectionId, HubLifetimeManager, Target};
 use hub_runtime::{
     BoxFuture, CallContext, ClientHandlers, Hub, HubContext, HubError, HubErrorKind, hub,
     hub_client,

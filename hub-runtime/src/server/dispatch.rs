@@ -8,15 +8,15 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 
 use super::Shared;
-use crate::clients::HubLifetimeManager;
-use crate::connection::streams::StreamSender;
-use crate::connection::{ConnectionHandle, Dispatcher};
 use crate::hub::{
     Arguments, HubCall, InvocationError, MethodKind, MethodOutput, StreamItems, UploadChannel,
 };
 use crate::protocol::{
     Completion, CompletionResult, HubMessage, Invocation, Payload, StreamInvocation,
 };
+use crate::server::connection::streams::StreamSender;
+use crate::server::connection::{ConnectionHandle, Dispatcher};
+use crate::targets::HubLifetimeManager;
 use crate::{BoxFuture, CallContext, Hub, HubError, HubErrorKind};
 
 /// Case-insensitive lookup over `Hub::METHODS`, built once per server.

@@ -14,14 +14,14 @@ use http::{HeaderValue, Method, StatusCode, header};
 use super::Shared;
 use super::negotiated::{random_id, remember, take_negotiated};
 use super::responses::{text, unauthorized};
-use super::transports::{self, Lookup, TransportKind, user_of};
+use super::transport_requests::{self, Lookup, TransportKind, user_of};
 use super::users::{Unauthorized, query_parameter};
 use crate::Hub;
-use crate::connection::session::Resume;
 use crate::protocol::negotiate::{
     AvailableTransport, NegotiateConnection, NegotiateRequest, NegotiateResponse, TransportType,
 };
-use crate::transport::websocket;
+use crate::server::connection::session::Resume;
+use crate::server::transport::websocket;
 
 /// The transports `shared` serves, in the order clients should try them.
 fn transports<H: Hub>(shared: &Shared<H>) -> Vec<AvailableTransport> {
@@ -131,8 +131,8 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         .filter(|id| !id.is_empty());
     match parts.method {
         Method::GET => {}
-        Method::POST => return transports::post(shared, &parts, body, id).await,
-        Method::DELETE => return transports::delete(&shared, &parts, id),
+        Method::POST => return transport_requests::post(shared, &parts, body, id).await,
+        Method::DELETE => return transport_requests::delete(&shared, &parts, id),
         _ => return method_not_allowed("GET, POST, DELETE"),
     }
     let enabled = shared.options.transports;
@@ -143,7 +143,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
                 "ServerSentEvents transport not supported by this end point type",
             );
         }
-        return transports::server_sent_events(shared, &parts, id).await;
+        return transport_requests::server_sent_events(shared, &parts, id).await;
     }
     if !is_websocket_upgrade(&parts) {
         if !enabled.long_polling {
@@ -152,7 +152,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
                 "LongPolling transport not supported by this end point type",
             );
         }
-        return transports::long_poll(shared, &parts, id).await;
+        return transport_requests::long_poll(shared, &parts, id).await;
     }
     if !enabled.web_sockets {
         return text(
@@ -167,11 +167,13 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     // A stateful-reconnect connection whose WebSocket dropped: hand the
     // new socket to the running session.
     let live = match &id {
-        Some(token) => match transports::lookup(&shared, token, TransportKind::WebSockets, &user) {
-            Lookup::NotLive => None,
-            Lookup::Same(live) => Some(live),
-            Lookup::Refused(response) => return response,
-        },
+        Some(token) => {
+            match transport_requests::lookup(&shared, token, TransportKind::WebSockets, &user) {
+                Lookup::NotLive => None,
+                Lookup::Same(live) => Some(live),
+                Lookup::Refused(response) => return response,
+            }
+        }
         None => None,
     };
     if let Some(live) = live {
@@ -204,7 +206,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             Some(negotiated) => (negotiated.connection_id, negotiated.stateful),
             None => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
         },
-        None => match transports::fresh_id() {
+        None => match transport_requests::fresh_id() {
             Some(id) => (id, false),
             None => return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         },
@@ -222,7 +224,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     } else {
         (None, None)
     };
-    let live = transports::register(
+    let live = transport_requests::register(
         &shared,
         id,
         TransportKind::WebSockets,
@@ -234,7 +236,16 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transports::run_session(shared, source, sink, connection_id, user, resume, live).await;
+            transport_requests::run_session(
+                shared,
+                source,
+                sink,
+                connection_id,
+                user,
+                resume,
+                live,
+            )
+            .await;
         },
     )
 }

@@ -4,7 +4,7 @@
 //! ```no_run
 //! use axum::Router;
 //! use hub_runtime::server::{HubOptions, HubServer};
-//! # use hub_runtime::{Hub, clients::{BroadcastTarget, ClientContract, SingleTarget}};
+//! # use hub_runtime::{Hub, targets::{BroadcastTarget, ClientContract, SingleTarget}};
 //! # use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
 //! # struct Clock;
 //! # struct ClockClient;
@@ -103,13 +103,15 @@
 //!
 //! [`MethodKind::ServerStream`]: crate::hub::MethodKind::ServerStream
 
+pub(crate) mod connection;
 mod dispatch;
 mod http;
 mod negotiated;
 mod options;
 pub(crate) mod registry;
 mod responses;
-mod transports;
+pub(crate) mod transport;
+mod transport_requests;
 mod users;
 
 use std::collections::HashMap;
@@ -119,7 +121,7 @@ use std::time::Instant;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::connection::SessionConfig;
+use crate::server::connection::SessionConfig;
 use crate::{Hub, HubContext};
 
 pub use options::{HttpTransports, HubOptions};
@@ -154,7 +156,10 @@ struct Negotiated {
     stateful: bool,
     /// POST bodies that came before the transport request (some clients
     /// send the handshake before their first poll).
-    early_input: Option<(crate::transport::PostSender, crate::transport::PostInput)>,
+    early_input: Option<(
+        crate::server::transport::PostSender,
+        crate::server::transport::PostInput,
+    )>,
 }
 
 /// Everything the handlers, sessions and contexts of one hub share.
@@ -167,7 +172,7 @@ pub(crate) struct Shared<H: Hub> {
     users: Box<dyn UserIdProvider>,
     negotiated: Mutex<HashMap<String, Negotiated>>,
     /// Connections whose transport request has come, by token.
-    live: transports::LiveConnections,
+    live: transport_requests::LiveConnections,
     shutdown: watch::Sender<bool>,
     sessions: watch::Sender<usize>,
 }
@@ -261,7 +266,7 @@ impl<H: Hub> HubServerBuilder<H> {
                 methods: MethodTable::new::<H>(),
                 users: self.users,
                 negotiated: Mutex::new(HashMap::new()),
-                live: transports::LiveConnections::default(),
+                live: transport_requests::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
                 sessions: watch::Sender::new(0),
                 session,

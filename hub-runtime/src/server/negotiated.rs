@@ -72,6 +72,6 @@ pub(super) fn queue_early_post<H: Hub>(
         .filter(|entry| entry.created.elapsed() < shared.options.disconnect_timeout)?;
     let (sender, _) = entry
         .early_input
-        .get_or_insert_with(crate::transport::post_channel);
+        .get_or_insert_with(crate::server::transport::post_channel);
     Some(sender.try_send(body).is_ok())
 }

@@ -19,9 +19,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::backplane::{self, Backplane, EncodedMessage, Subscription};
-use crate::clients::{ConnectionId, HubLifetimeManager, Target};
-use crate::connection::ConnectionHandle;
 use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload};
+use crate::server::connection::ConnectionHandle;
+use crate::targets::{ConnectionId, HubLifetimeManager, Target};
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 type Handle = Arc<ConnectionHandle>;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hub_runtime::clients::{BroadcastTarget, ClientContract, SingleTarget};
 use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
 use hub_runtime::protocol::Payload;
 use hub_runtime::server::{HubOptions, HubServer, Unauthorized, bearer_token};
+use hub_runtime::targets::{BroadcastTarget, ClientContract, SingleTarget};
 use hub_runtime::{BoxFuture, CallContext, Hub, HubError};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -42,10 +42,10 @@ async fn main() {
         ["Greet", "Confirm"]
     );
     struct Nobody;
-    impl hub_renamed::clients::HubLifetimeManager for Nobody {
+    impl hub_renamed::targets::HubLifetimeManager for Nobody {
         fn send(
             &self,
-            _: hub_renamed::clients::Target,
+            _: hub_renamed::targets::Target,
             _: hub_renamed::protocol::Invocation,
         ) -> hub_renamed::BoxFuture<'_, Result<(), HubError>> {
             Box::pin(async { Ok(()) })

@@ -1,7 +1,7 @@
 //! Server-side transports: how bytes reach one client.
 //!
 //! A transport is split in two halves that the connection layer
-//! ([`crate::connection`]) drives without knowing which transport it is:
+//! ([`crate::server::connection`]) drives without knowing which transport it is:
 //!
 //! - a [`FrameSource`] yields the frames the client sent, as bytes (the
 //!   hub protocol parses them as a byte stream: a frame may hold several

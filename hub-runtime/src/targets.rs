@@ -292,7 +292,7 @@ where
 /// to any of these, or any iterator of such items:
 ///
 /// ```
-/// # use hub_runtime::{HubClients, clients::ClientContract};
+/// # use hub_runtime::{HubClients, targets::ClientContract};
 /// # fn targets<C: ClientContract>(clients: &HubClients<C>, id: &hub_runtime::ConnectionId) {
 /// let ids: Vec<String> = vec!["a".into(), "b".into()];
 /// let _ = clients.client(id);

@@ -27,11 +27,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
-use crate::clients::ConnectionId;
 use crate::protocol::{
     Close, Completion, CompletionResult, EncodeError, HubMessage, HubProtocol, Invocation, Payload,
     StreamInvocation,
 };
+use crate::targets::ConnectionId;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 /// The Close error text of the .NET server for any connection that ended

@@ -17,10 +17,10 @@ use super::{
     SessionConfig, poll_rare_signal,
 };
 use crate::BoxFuture;
-use crate::clients::ConnectionId;
 use crate::protocol::handshake::{HandshakeRejection, HandshakeRequest, HandshakeResponse};
 use crate::protocol::{HubMessage, HubProtocol, TransferFormat};
-use crate::transport::{FrameSink, FrameSource};
+use crate::server::transport::{FrameSink, FrameSource};
+use crate::targets::ConnectionId;
 
 /// Read buffers that grew beyond this are replaced once empty, so one large
 /// message does not pin memory for the rest of the connection.

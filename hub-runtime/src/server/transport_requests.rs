@@ -25,11 +25,11 @@ use super::negotiated::{queue_early_post, random_id, take_negotiated};
 use super::responses::{text, unauthorized};
 use super::users::Unauthorized;
 use crate::Hub;
-use crate::clients::ConnectionId;
-use crate::connection::{Dispatcher, session};
-use crate::transport::long_polling::Polls;
-use crate::transport::websocket::{WebSocketSink, WebSocketSource};
-use crate::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
+use crate::server::connection::{Dispatcher, session};
+use crate::server::transport::long_polling::Polls;
+use crate::server::transport::websocket::{WebSocketSink, WebSocketSource};
+use crate::server::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
+use crate::targets::ConnectionId;
 
 /// The transport a live connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,7 +335,7 @@ pub(super) async fn long_poll<H: Hub>(
         source,
         sink,
     );
-    Polls::response(crate::transport::long_polling::PollOutcome::Data(
+    Polls::response(crate::server::transport::long_polling::PollOutcome::Data(
         Bytes::new(),
     ))
 }
@@ -365,7 +365,7 @@ pub(super) async fn post<H: Hub>(
     }
     // Several records may come in one body; a body far beyond the record
     // limit is refused before it is buffered.
-    let limit = crate::transport::websocket::message_size_limit(
+    let limit = crate::server::transport::websocket::message_size_limit(
         shared.options.maximum_receive_message_size,
     )
     .unwrap_or(usize::MAX);

@@ -26,7 +26,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::stateful::{ReplayBuffer, Sequencing};
 use super::{CloseReason, ConnectionHandle, Outbound, poll_rare_signal};
 use crate::protocol::{Ack, HubMessage, HubProtocol, Sequence, TransferFormat};
-use crate::transport::{FrameSink, TransportError};
+use crate::server::transport::{FrameSink, TransportError};
 
 /// Coalescing stops adding records to a frame once it is this large.
 pub(crate) const MAX_FRAME: usize = 64 * 1024;
