@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use axum::Router;
-//! use hub_runtime::server::{HubOptions, HubServer};
+//! use hub_runtime::server::{HubOptions, HubServer, ServeOptions};
 //! # use hub_runtime::{Hub, clients::{BroadcastTarget, ClientContract, SingleTarget}};
 //! # use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
 //! # struct Clock;
@@ -32,14 +32,14 @@
 //! let app = Router::new().nest("/hubs/clock", hub.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
 //! let shutdown = hub.clone();
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         // Close every hub connection (Close with allowReconnect: true)
-//!         // before axum stops accepting and drains its HTTP connections.
-//!         shutdown.shutdown().await;
-//!     })
-//!     .await
+//! // Not `axum::serve`: it has no header-read timeout (see [`serve`]).
+//! hub_runtime::server::serve_with_shutdown(listener, app, ServeOptions::default(), async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     // Close every hub connection (Close with allowReconnect: true)
+//!     // before the server stops accepting and drains its HTTP connections.
+//!     shutdown.shutdown().await;
+//! })
+//! .await
 //! # }
 //! ```
 //!
@@ -107,6 +107,7 @@ mod dispatch;
 mod http;
 mod options;
 pub(crate) mod registry;
+mod serve;
 mod transports;
 mod users;
 
@@ -121,6 +122,7 @@ use crate::connection::SessionConfig;
 use crate::{Hub, HubContext};
 
 pub use options::{HttpTransports, HubOptions};
+pub use serve::{ServeOptions, serve, serve_with_shutdown};
 pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
 
 use dispatch::MethodTable;
@@ -150,6 +152,9 @@ struct Negotiated {
     created: Instant,
     /// Negotiate turned stateful reconnect on.
     stateful: bool,
+    /// The user who negotiated: the token is bound to them, and a
+    /// transport request (or POST) from anyone else is refused with 403.
+    user: Option<Arc<str>>,
     /// POST bodies that came before the transport request (some clients
     /// send the handshake before their first poll).
     early_input: Option<(crate::transport::PostSender, crate::transport::PostInput)>,
@@ -323,9 +328,9 @@ impl<H: Hub> HubServer<H> {
     /// `allowReconnect: true` — clients with automatic reconnect come back
     /// to the next server — and its socket is closed.
     ///
-    /// With `axum::serve`, call it from the graceful-shutdown future (see
-    /// the [module docs](self)): upgraded WebSockets are not HTTP requests
-    /// that axum waits for.
+    /// With [`serve_with_shutdown`] (or `axum::serve`), call it from the
+    /// shutdown future (see the [module docs](self)): upgraded WebSockets
+    /// are not HTTP requests that the server waits for.
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
         let budget = self.shared.options.shutdown_timeout

@@ -41,7 +41,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hub_runtime::hub::{Stream, UploadStream};
-use hub_runtime::server::{HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token};
+use hub_runtime::server::{
+    HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
+    serve_with_shutdown,
+};
 use hub_runtime::{CallContext, HubError, hub, hub_client};
 
 /// The client methods the conformance hub calls back.
@@ -213,6 +216,10 @@ struct Args {
     /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
     #[arg(long)]
     refuse_event_streams: bool,
+    /// Disconnect a client that takes longer than this to send a request's
+    /// line and headers, in milliseconds (default: Kestrel's 30 s).
+    #[arg(long = "header-read-timeout-ms", value_name = "MS", value_parser = parse_millis, default_value = "30000")]
+    header_read_timeout: Duration,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -316,12 +323,15 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            hub_runtime::shutdown_signal().await;
-            shutdown_hub.shutdown().await;
-        })
-        .await;
+    let serve_options = ServeOptions {
+        header_read_timeout: Some(args.header_read_timeout),
+        ..ServeOptions::default()
+    };
+    let served = serve_with_shutdown(listener, app, serve_options, async move {
+        hub_runtime::shutdown_signal().await;
+        shutdown_hub.shutdown().await;
+    })
+    .await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,211 @@
+//! What a hostile or unlucky client can no longer do to `conformance-server`,
+//! over real sockets (raw TCP where a well-behaved client library would
+//! not misbehave): half-sent HTTP requests are disconnected by the
+//! header-read timeout, a connection token only works for the user who
+//! negotiated it (on every transport), a client that reads is never closed
+//! as a slow consumer however fast it sends, and a protocol violation
+//! reaches the client as a Close message and a WebSocket close code before
+//! the socket closes.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hub_tests::ServerProcess;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
+
+/// Generous: the machine running the tests may be busy.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+const RS: char = '\u{1e}';
+
+fn host(server: &ServerProcess) -> String {
+    server.base_url().trim_start_matches("http://").to_owned()
+}
+
+/// Sends `request` (with `Connection: close`) and reads the whole answer:
+/// the status code and the body.
+async fn http(host: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers within the patience")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Negotiates (version 1) as the user of `token`; returns the connection
+/// token.
+async fn negotiate(host: &str, token: &str) -> String {
+    let (status, body) = http(
+        host,
+        &format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "negotiate answers 200: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["connectionToken"].as_str().unwrap().to_owned()
+}
+
+/// Whether the server has closed `stream` (EOF or reset) within `limit`;
+/// bytes the server sends meanwhile (an error answer) are skipped.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Defect 1: 200 connections that each send half a request line (and one
+/// that sends nothing) are all disconnected once the header-read timeout
+/// passes, while complete requests are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_requests_are_disconnected_by_the_header_read_timeout() {
+    let server = ServerProcess::start(SERVER, &["--header-read-timeout-ms", "500"]);
+    let host = host(&server);
+    let mut partial = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(&host).await.unwrap();
+        stream
+            .write_all(b"GET /hubs/test/negotiate?negotiateVersion=1 HTT")
+            .await
+            .unwrap();
+        partial.push(stream);
+    }
+    let mut silent = TcpStream::connect(&host).await.unwrap();
+    let started = Instant::now();
+
+    // A whole request is served meanwhile.
+    let token = negotiate(&host, "user-ann").await;
+    assert!(!token.is_empty(), "a complete negotiate is answered");
+
+    for (index, stream) in partial.iter_mut().enumerate() {
+        assert!(
+            closed_within(stream, PATIENCE).await,
+            "half-sent request {index} is disconnected after the 500 ms header-read timeout"
+        );
+    }
+    assert!(
+        closed_within(&mut silent, PATIENCE).await,
+        "a connection that sends nothing is disconnected after the header-read timeout"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not disconnected before the timeout ({:?})",
+        started.elapsed()
+    );
+    assert!(server.terminate(), "the server stops cleanly");
+}
+
+/// Defect 4: a connection token negotiated by `ann` is refused with 403 on
+/// every transport when the request comes from `bob` (and stays usable by
+/// `ann`, whose connection then says it is hers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_token_works_only_for_the_user_who_negotiated_it() {
+    let server = ServerProcess::start(SERVER, &[]);
+    let host = host(&server);
+
+    // WebSockets: refused for bob, then accepted for ann.
+    let token = negotiate(&host, "user-ann").await;
+    let url = format!("ws://{host}/hubs/test?id={token}&access_token=user-bob");
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(
+            response.status(),
+            403,
+            "bob's WebSocket with ann's connection token is refused with 403"
+        ),
+        Err(other) => panic!("bob's WebSocket with ann's token failed oddly: {other}"),
+        Ok(_) => panic!("bob's WebSocket with ann's connection token was accepted"),
+    }
+    let url = format!("ws://{host}/hubs/test?id={token}&access_token=user-ann");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ann's own token still works after bob's attempt");
+    socket
+        .send(Message::text(format!(
+            "{{\"protocol\":\"json\",\"version\":1}}{RS}"
+        )))
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(format!(
+            "{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Whoami\",\"arguments\":[]}}{RS}"
+        )))
+        .await
+        .unwrap();
+    let mut received = String::new();
+    while !received.contains("\"invocationId\":\"1\"") {
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
+            other => panic!("no answer to Whoami: {other:?}"),
+        }
+    }
+    assert!(
+        received.contains("\"result\":\"ann\""),
+        "the connection is ann's: {received}"
+    );
+
+    // Server-Sent Events, Long Polling and the POST of each: refused for bob.
+    for (transport, request) in [
+        (
+            "Server-Sent Events",
+            "GET /hubs/test?id={token} HTTP/1.1\r\nAccept: text/event-stream\r\n",
+        ),
+        ("Long Polling", "GET /hubs/test?id={token} HTTP/1.1\r\n"),
+        (
+            "a POST before the transport started",
+            "POST /hubs/test?id={token} HTTP/1.1\r\nContent-Length: 0\r\n",
+        ),
+    ] {
+        let token = negotiate(&host, "user-ann").await;
+        let request = request.replace("{token}", &token);
+        let (status, body) = http(
+            &host,
+            &format!(
+                "{request}Host: {host}\r\nAuthorization: Bearer user-bob\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(
+            status, 403,
+            "{transport} with ann's connection token is refused for bob with 403: {body}"
+        );
+        // An anonymous request is someone else too.
+        let (status, _) = http(
+            &host,
+            &format!("{request}Host: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(
+            status, 403,
+            "{transport} with ann's connection token is refused without a token"
+        );
+    }
+    let _ = socket.close(None).await;
+    drop(socket);
+    assert!(server.terminate(), "the server stops cleanly");
+}
