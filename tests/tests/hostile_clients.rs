@@ -209,3 +209,202 @@ async fn a_connection_token_works_only_for_the_user_who_negotiated_it() {
     drop(socket);
     assert!(server.terminate(), "the server stops cleanly");
 }
+
+type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens a WebSocket without negotiate and completes the JSON handshake.
+async fn json_websocket(host: &str) -> WebSocket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{host}/hubs/test"))
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(format!(
+            "{{\"protocol\":\"json\",\"version\":1}}{RS}"
+        )))
+        .await
+        .unwrap();
+    match tokio::time::timeout(PATIENCE, socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => assert_eq!(text.as_str(), format!("{{}}{RS}")),
+        other => panic!("no handshake response: {other:?}"),
+    }
+    socket
+}
+
+/// Defect 2: ten text frames of 1,000 `Echo` invocations each, sent back to
+/// back while the client reads all the time: every one of the 10,000
+/// answers arrives and the connection stays open (the server slows the
+/// client's sending down instead of closing it as a slow consumer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_client_that_reads_is_slowed_down_not_closed() {
+    let server = ServerProcess::start(SERVER, &[]);
+    let host = host(&server);
+    let (mut sender, mut receiver) = json_websocket(&host).await.split();
+    const FRAMES: usize = 10;
+    const PER_FRAME: usize = 1_000;
+    let reader = tokio::spawn(async move {
+        let mut answers = 0;
+        let mut closed_by = None;
+        while answers < FRAMES * PER_FRAME {
+            match tokio::time::timeout(PATIENCE, receiver.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    for record in text.split(RS).filter(|r| !r.is_empty()) {
+                        if record.contains("\"type\":3") {
+                            answers += 1;
+                        } else if record.contains("\"type\":7") {
+                            closed_by = Some(record.to_owned());
+                        }
+                    }
+                    if closed_by.is_some() {
+                        break;
+                    }
+                }
+                other => {
+                    closed_by = Some(format!("{other:?}"));
+                    break;
+                }
+            }
+        }
+        (answers, closed_by, receiver)
+    });
+    for frame in 0..FRAMES {
+        let mut text = String::new();
+        for i in 0..PER_FRAME {
+            let id = frame * PER_FRAME + i;
+            text.push_str(&format!(
+                "{{\"type\":1,\"invocationId\":\"{id}\",\"target\":\"Echo\",\"arguments\":[\"message {id}\"]}}{RS}"
+            ));
+        }
+        sender.send(Message::text(text)).await.unwrap();
+    }
+    let (answers, closed_by, receiver) = reader.await.unwrap();
+    assert_eq!(
+        closed_by, None,
+        "a client that reads is never closed (got {answers} answers first)"
+    );
+    assert_eq!(
+        answers,
+        FRAMES * PER_FRAME,
+        "every invocation of a fast client that reads is answered"
+    );
+    // Still open and serving.
+    let mut socket = sender.reunite(receiver).unwrap();
+    socket
+        .send(Message::text(format!(
+            "{{\"type\":1,\"invocationId\":\"last\",\"target\":\"Add\",\"arguments\":[2,3]}}{RS}"
+        )))
+        .await
+        .unwrap();
+    match tokio::time::timeout(PATIENCE, socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => assert!(
+            text.contains("\"result\":5"),
+            "the connection still answers: {text}"
+        ),
+        other => panic!("the connection no longer answers: {other:?}"),
+    }
+    assert!(server.terminate(), "the server stops cleanly");
+}
+
+/// Reads until the server's Close frame; returns the hub messages
+/// received before it and the close code.
+async fn until_close_frame(socket: &mut WebSocket) -> (String, u16) {
+    let mut received = String::new();
+    loop {
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return (received, frame.code.into()),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the server did not close with a close frame: {other:?} after {received:?}"),
+        }
+    }
+}
+
+/// Keeps sending `frames` frames of junk (the server stops reading after
+/// the violation; it must not reset the connection over unread bytes).
+fn send_more_behind(mut sender: futures_util::stream::SplitSink<WebSocket, Message>, frames: usize) {
+    tokio::spawn(async move {
+        for _ in 0..frames {
+            let junk = Message::text(format!("{}{RS}", "x".repeat(16 * 1024)));
+            if sender.send(junk).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Defect 3: a protocol violation reaches the client as a hub Close message
+/// with the .NET error text and then a WebSocket close frame with 1002 —
+/// even when the client has sent more that the server never reads (no TCP
+/// reset destroys them). An oversized message gets 1009, a refused
+/// handshake its error response and 1002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn violations_are_told_with_a_close_message_and_their_close_code() {
+    let server = ServerProcess::start(SERVER, &[]);
+    let host = host(&server);
+
+    // Invalid JSON, with plenty of unread bytes behind it.
+    for _ in 0..5 {
+        let socket = json_websocket(&host).await;
+        let (mut sender, receiver) = socket.split();
+        sender
+            .send(Message::text(format!("{{not json{RS}")))
+            .await
+            .unwrap();
+        send_more_behind(sender, 40);
+        let mut receiver = receiver;
+        let (received, code) = loop_until_close(&mut receiver).await;
+        assert!(
+            received.contains("\"type\":7")
+                && received.contains("Connection closed with an error."),
+            "the client gets a Close message with the error text: {received:?}"
+        );
+        assert_eq!(code, 1002, "a protocol error closes the WebSocket with 1002");
+    }
+
+    // A record larger than the 32 KB receive limit.
+    let mut socket = json_websocket(&host).await;
+    let big = format!(
+        "{{\"type\":1,\"target\":\"Echo\",\"arguments\":[\"{}\"]}}{RS}",
+        "y".repeat(40 * 1024)
+    );
+    socket.send(Message::text(big)).await.unwrap();
+    let (received, code) = until_close_frame(&mut socket).await;
+    assert!(
+        received.contains("\"type\":7"),
+        "an oversized message is answered with a Close message: {received:?}"
+    );
+    assert_eq!(code, 1009, "an oversized message closes the WebSocket with 1009");
+
+    // A refused handshake.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{host}/hubs/test"))
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(format!(
+            "{{\"protocol\":\"nonsense\",\"version\":1}}{RS}"
+        )))
+        .await
+        .unwrap();
+    let (received, code) = until_close_frame(&mut socket).await;
+    assert!(
+        received.contains("\"error\":\"The protocol 'nonsense' is not supported.\""),
+        "a refused handshake gets its error response: {received:?}"
+    );
+    assert_eq!(code, 1002, "a refused handshake closes the WebSocket with 1002");
+    assert!(server.terminate(), "the server stops cleanly");
+}
+
+/// [`until_close_frame`] for a receiving half.
+async fn loop_until_close(
+    receiver: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> (String, u16) {
+    let mut received = String::new();
+    loop {
+        match tokio::time::timeout(PATIENCE, receiver.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return (received, frame.code.into()),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the server did not close with a close frame: {other:?} after {received:?}"),
+        }
+    }
+}
