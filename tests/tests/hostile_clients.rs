@@ -408,3 +408,86 @@ async fn loop_until_close(
         }
     }
 }
+
+/// `--allowed-origins`: a request whose `Origin` is not in the list is
+/// refused with 403 on negotiate, the WebSocket upgrade, Server-Sent Events,
+/// Long Polling and POST; an allowed origin and requests without `Origin`
+/// (non-browser clients) are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origins_not_allowed_are_refused_on_every_endpoint() {
+    let server = ServerProcess::start(
+        SERVER,
+        &[
+            "--allowed-origins",
+            "https://app.example.com,http://localhost:8080",
+        ],
+    );
+    let host = host(&server);
+    let negotiate_with = |origin: Option<&str>| {
+        let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n{origin}\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (status, body) = http(&host, &negotiate_with(Some("https://evil.example"))).await;
+    assert_eq!(status, 403, "negotiate from a foreign origin is refused: {body}");
+    let (status, _) = http(&host, &negotiate_with(Some("https://app.example.com"))).await;
+    assert_eq!(status, 200, "negotiate from an allowed origin is served");
+    let (status, _) = http(&host, &negotiate_with(Some("http://localhost:8080"))).await;
+    assert_eq!(status, 200, "negotiate from the second allowed origin is served");
+    let (status, _) = http(&host, &negotiate_with(None)).await;
+    assert_eq!(status, 200, "negotiate without Origin (not a browser) is served");
+
+    // The WebSocket upgrade: refused from a foreign origin, served from an
+    // allowed one.
+    let upgrade = |origin: &str| {
+        let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            format!("ws://{host}/hubs/test"),
+        )
+        .unwrap();
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+        request
+    };
+    match tokio_tungstenite::connect_async(upgrade("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(
+            response.status(),
+            403,
+            "a WebSocket upgrade from a foreign origin is refused with 403"
+        ),
+        Err(other) => panic!("the foreign WebSocket failed oddly: {other}"),
+        Ok(_) => panic!("a WebSocket upgrade from a foreign origin was accepted"),
+    }
+    tokio_tungstenite::connect_async(upgrade("https://app.example.com"))
+        .await
+        .expect("a WebSocket upgrade from an allowed origin is accepted");
+
+    // The HTTP transports, with a token negotiated without Origin.
+    for (transport, request) in [
+        (
+            "Server-Sent Events",
+            "GET /hubs/test?id={token} HTTP/1.1\r\nAccept: text/event-stream\r\n",
+        ),
+        ("Long Polling", "GET /hubs/test?id={token} HTTP/1.1\r\n"),
+        (
+            "POST",
+            "POST /hubs/test?id={token} HTTP/1.1\r\nContent-Length: 0\r\n",
+        ),
+    ] {
+        let (_, body) = http(&host, &negotiate_with(None)).await;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let token = json["connectionToken"].as_str().unwrap();
+        let request = request.replace("{token}", token);
+        let (status, _) = http(
+            &host,
+            &format!(
+                "{request}Host: {host}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(status, 403, "{transport} from a foreign origin is refused with 403");
+    }
+    assert!(server.terminate(), "the server stops cleanly");
+}

@@ -84,8 +84,21 @@ pub(super) fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
+/// The answer to a request from a browser origin not in
+/// [`super::HubOptions::allowed_origins`].
+fn origin_refused<H: Hub>(shared: &Shared<H>, parts: &Parts) -> Option<Response> {
+    if super::origins::allowed(shared.options.allowed_origins.as_deref(), parts) {
+        return None;
+    }
+    tracing::debug!(origin = ?parts.headers.get(header::ORIGIN), "request from an origin not allowed; refused");
+    Some(text(StatusCode::FORBIDDEN, "Origin not allowed"))
+}
+
 async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
+    if let Some(refused) = origin_refused(&shared, &parts) {
+        return refused;
+    }
     if parts.method != Method::POST {
         return method_not_allowed("POST");
     }
@@ -242,6 +255,9 @@ fn accepts_event_stream(parts: &Parts) -> bool {
 
 async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
     let (mut parts, body): (Parts, Body) = request.into_parts();
+    if let Some(refused) = origin_refused(&shared, &parts) {
+        return refused;
+    }
     let id = parts
         .uri
         .query()

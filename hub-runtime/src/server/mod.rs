@@ -106,6 +106,7 @@
 mod dispatch;
 mod http;
 mod options;
+mod origins;
 pub(crate) mod registry;
 mod serve;
 mod transports;

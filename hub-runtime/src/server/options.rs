@@ -142,6 +142,17 @@ pub struct HubOptions {
     /// `StatefulReconnectBufferSize`). Beyond it, writes to that connection
     /// wait for the client's Ack.
     pub stateful_reconnect_buffer_size: usize,
+
+    /// The browser origins (`https://app.example.com`) whose pages may use
+    /// the hub; `None` (the default) allows every origin. A request whose
+    /// `Origin` header is not in the list — negotiate, the WebSocket
+    /// upgrade, Server-Sent Events, Long Polling, their POSTs and DELETEs —
+    /// is refused with 403 before anything else happens; requests without
+    /// `Origin` (non-browser clients) are served. ASP.NET Core leaves this
+    /// to its CORS policy and `WebSocketOptions.AllowedOrigins`; CORS does
+    /// not protect WebSockets, which is why the hub checks the upgrade
+    /// itself (cross-site WebSocket hijacking of cookie-authenticated hubs).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Which transports a hub serves.
@@ -202,6 +213,7 @@ impl Default for HubOptions {
             long_polling_poll_timeout: Duration::from_secs(90),
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
+            allowed_origins: None,
         }
     }
 }

@@ -34,6 +34,11 @@
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
+//!
+//! `--allowed-origins ORIGIN[,ORIGIN…]` refuses requests from other browser
+//! origins with 403 (requests without `Origin` are served);
+//! `--header-read-timeout-ms MS` (default 30 000) disconnects clients that
+//! take longer to send a request's line and headers.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -220,6 +225,10 @@ struct Args {
     /// line and headers, in milliseconds (default: Kestrel's 30 s).
     #[arg(long = "header-read-timeout-ms", value_name = "MS", value_parser = parse_millis, default_value = "30000")]
     header_read_timeout: Duration,
+    /// Browser origins allowed to use the hub (comma-separated); a request
+    /// with another `Origin` gets 403, one without `Origin` is served.
+    #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -290,6 +299,7 @@ async fn main() -> std::process::ExitCode {
         options.transports = transports;
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
+    options.allowed_origins = args.allowed_origins.clone();
     let mut builder = HubServer::builder(TestHub)
         .options(options)
         .user_id_provider(user_from_token);
