@@ -74,7 +74,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
                 sink.close(CloseCode::ProtocolError),
             ))
             .await;
-            let _ = Box::pin(timeout(config.close_timeout, source.linger())).await;
+            linger_detached(source, config.close_timeout);
             return;
         }
     };
@@ -192,13 +192,20 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             .await;
         let writer_budget = config.close_timeout + config.send_timeout;
         let _ = timeout(writer_budget, writer).await;
-        // Read what the client still sends until it closes too, so that the
-        // socket is not dropped with unread bytes (a TCP reset could
-        // destroy the Close message before the client reads it).
-        let _ = timeout(config.close_timeout, source.linger()).await;
-        drop(source);
+        linger_detached(source, config.close_timeout);
     })
     .await;
+}
+
+/// Reads what the client still sends until it closes too (at most
+/// `limit`), so that the socket is not dropped with unread bytes: the TCP
+/// reset that would cause can destroy the Close message and close frame
+/// before the client reads them. Detached: the session (and a server
+/// shutdown waiting for it) is over; only the socket lives on that long.
+fn linger_detached<Src: FrameSource>(mut source: Src, limit: std::time::Duration) {
+    tokio::spawn(async move {
+        let _ = timeout(limit, source.linger()).await;
+    });
 }
 
 /// Reads the handshake request and answers it. Returns the protocol and
