@@ -491,3 +491,68 @@ async fn origins_not_allowed_are_refused_on_every_endpoint() {
     }
     assert!(server.terminate(), "the server stops cleanly");
 }
+
+/// Limits in bytes: a client that stops reading while 300 messages of
+/// 200 KB are sent to it is closed once about 1 MiB is queued for it (plus
+/// what the kernel's socket buffers hold), not after the 1,024 queued
+/// messages (200 MB) a message-count bound alone allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_of_large_messages_is_bounded_in_bytes() {
+    let server = ServerProcess::start(SERVER, &["--max-message-size", "300000"]);
+    let host = host(&server);
+    let mut stalled = json_websocket(&host).await;
+    stalled
+        .send(Message::text(format!(
+            "{{\"type\":1,\"invocationId\":\"id\",\"target\":\"GetConnectionId\",\"arguments\":[]}}{RS}"
+        )))
+        .await
+        .unwrap();
+    let stalled_id = match tokio::time::timeout(PATIENCE, stalled.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => {
+            let record = text.trim_end_matches(RS);
+            let json: serde_json::Value = serde_json::from_str(record).unwrap();
+            json["result"].as_str().unwrap().to_owned()
+        }
+        other => panic!("no connection id: {other:?}"),
+    };
+
+    // The sender sends 300 messages of 200 KB to the stalled connection,
+    // reading its own answers.
+    const MESSAGES: usize = 300;
+    let mut sender = json_websocket(&host).await;
+    let blob = "z".repeat(200 * 1024);
+    for i in 0..MESSAGES {
+        sender
+            .send(Message::text(format!(
+                "{{\"type\":1,\"invocationId\":\"{i}\",\"target\":\"SendToConnection\",\"arguments\":[\"{stalled_id}\",\"{blob}\"]}}{RS}"
+            )))
+            .await
+            .unwrap();
+        match tokio::time::timeout(PATIENCE, sender.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                assert!(text.contains("\"type\":3"), "the sender is answered: {text}");
+            }
+            other => panic!("the sender is not answered: {other:?}"),
+        }
+    }
+
+    // Now the stalled client reads what reached it: a bounded number of
+    // messages, then the end of the connection.
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(PATIENCE, stalled.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                received += text.matches("\"target\":\"Receive\"").count();
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(None | Some(Err(_))) => break,
+            Err(_) => panic!("the stalled connection was not closed ({received} messages read)"),
+        }
+    }
+    assert!(
+        received < 120,
+        "a slow consumer is closed after about 1 MiB queued plus socket buffers, \
+         not after hundreds of 200 KB messages ({received} of {MESSAGES} reached it)"
+    );
+    assert!(server.terminate(), "the server stops cleanly");
+}

@@ -196,6 +196,10 @@ pub(crate) struct SessionConfig {
     pub(crate) max_parallel_invocations: usize,
     pub(crate) max_queued_invocations: usize,
     pub(crate) outbound_capacity: usize,
+    /// Queued bytes above which reading pauses (`ApplicationMaxBufferSize`).
+    pub(crate) outbound_pause_bytes: usize,
+    /// Queued bytes beyond which a push closes the connection.
+    pub(crate) outbound_max_bytes: usize,
     pub(crate) send_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) drain_timeout: Duration,
@@ -270,6 +274,14 @@ pub(crate) struct ConnectionHandle {
     /// on room; the writer then wakes it through `drained`.
     read_paused: AtomicBool,
     drained: tokio::sync::Notify,
+    /// Bytes of records in the outbound queue (taken off by the writer).
+    queued_bytes: AtomicUsize,
+    /// Above this many queued bytes the read loop pauses
+    /// (`application_max_buffer_size`).
+    pause_bytes: usize,
+    /// A push that would queue more than this many bytes closes the
+    /// connection as a slow consumer (`maximum_outbound_buffer_size`).
+    max_bytes: usize,
     /// Whether replies wait for room ([`ConnectionHandle::send_reply`]).
     /// Off under stateful reconnect: there the writer may be waiting for
     /// the client's Ack, which only a read loop that keeps reading sees.
@@ -307,6 +319,9 @@ impl ConnectionHandle {
             read_paused: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
             replies_wait: true,
+            queued_bytes: AtomicUsize::new(0),
+            pause_bytes: usize::MAX,
+            max_bytes: usize::MAX,
         }
     }
 
@@ -315,6 +330,22 @@ impl ConnectionHandle {
     pub(crate) fn with_stream_buffer_capacity(mut self, capacity: usize) -> Self {
         self.streams = streams::ConnectionStreams::new(capacity);
         self
+    }
+
+    /// Bounds the outbound queue in bytes: reading pauses above `pause`
+    /// queued bytes, a push beyond `max` closes the connection as a slow
+    /// consumer; before the handle is shared.
+    pub(crate) fn with_buffer_limits(mut self, pause: usize, max: usize) -> Self {
+        self.pause_bytes = pause.max(1);
+        self.max_bytes = max.max(1);
+        self
+    }
+
+    /// The writer took `records` off the queue.
+    pub(crate) fn dequeued(&self, item: &Outbound) {
+        if let Outbound::Records(records) = item {
+            self.queued_bytes.fetch_sub(records.len(), Ordering::AcqRel);
+        }
     }
 
     /// Keeps the slow-consumer policy for replies too (stateful
@@ -344,15 +375,28 @@ impl ConnectionHandle {
     /// ([`CloseReason::SlowConsumer`]). Returns whether the records were
     /// queued.
     pub(crate) fn push(&self, records: Bytes) -> bool {
+        let len = records.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        // One record always fits an empty queue, however large.
+        if before > 0 && before.saturating_add(len) > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            if self.abort(CloseReason::SlowConsumer) {
+                tracing::warn!(connection = %self.id, queued_bytes = before,
+                    "outbound buffer full (bytes); closing the slow connection");
+            }
+            return false;
+        }
         match self.outbound.try_send(Outbound::Records(records)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.abort(CloseReason::SlowConsumer) {
-                    tracing::warn!(connection = %self.id, "outbound queue full; closing the slow connection");
+            Err(error) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                if let mpsc::error::TrySendError::Full(_) = error {
+                    if self.abort(CloseReason::SlowConsumer) {
+                        tracing::warn!(connection = %self.id, "outbound queue full; closing the slow connection");
+                    }
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -369,14 +413,21 @@ impl ConnectionHandle {
         }
         let mut buffer = BytesMut::with_capacity(SEND_BUFFER_CAPACITY);
         self.protocol.encode(message, &mut buffer)?;
-        match self
+        // Counted, not capped: the read pause bounds what replies queue.
+        let len = buffer.len();
+        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        let queued = match self
             .outbound
             .try_send(Outbound::Records(buffer.freeze()))
         {
-            Ok(()) => Ok(true),
-            Err(mpsc::error::TrySendError::Full(item)) => Ok(self.outbound.send(item).await.is_ok()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => self.outbound.send(item).await.is_ok(),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if !queued {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
         }
+        Ok(queued)
     }
 
     /// How much room the read loop keeps in the outbound queue for what its
@@ -389,7 +440,9 @@ impl ConnectionHandle {
     /// Whether the read loop should stop reading until the writer drains
     /// the outbound queue (see [`ConnectionHandle::outbound_drained`]).
     pub(crate) fn outbound_low(&self) -> bool {
-        self.replies_wait && self.outbound.capacity() < self.read_reserve()
+        self.replies_wait
+            && (self.outbound.capacity() < self.read_reserve()
+                || self.queued_bytes.load(Ordering::Acquire) > self.pause_bytes)
     }
 
     /// Completes once the outbound queue has its read reserve free again

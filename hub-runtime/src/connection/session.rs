@@ -110,7 +110,8 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
     let mut handle = ConnectionHandle::new(id, user, protocol, outbound.clone())
-        .with_stream_buffer_capacity(config.stream_buffer_capacity);
+        .with_stream_buffer_capacity(config.stream_buffer_capacity)
+        .with_buffer_limits(config.outbound_pause_bytes, config.outbound_max_bytes);
     if writer_stateful.is_some() {
         handle = handle.without_reply_backpressure();
     }

@@ -174,6 +174,7 @@ pub(crate) async fn run<S: FrameSink>(
                     let _ = timeout(config.close_timeout, sink.close(close_code(&handle))).await;
                     return;
                 };
+                handle.dequeued(&item);
                 if let Some(state) = &mut stateful {
                     if !connected {
                         // Keep it for the replay; the reader ends the
@@ -187,7 +188,7 @@ pub(crate) async fn run<S: FrameSink>(
                     }
                 }
                 let buffer = stateful.as_mut().map(|s| &mut s.buffer);
-                let written = write_batch(&mut sink, &mut queue, item, format, &config, buffer).await;
+                let written = write_batch(&mut sink, &mut queue, &handle, item, format, &config, buffer).await;
                 // The batch emptied the queue: a read loop paused for room
                 // may go on.
                 handle.notify_drained();
@@ -330,6 +331,7 @@ async fn replay<S: FrameSink>(
 async fn write_batch<S: FrameSink>(
     sink: &mut S,
     queue: &mut mpsc::Receiver<Outbound>,
+    handle: &ConnectionHandle,
     first: Outbound,
     format: TransferFormat,
     config: &WriterConfig,
@@ -350,7 +352,11 @@ async fn write_batch<S: FrameSink>(
     };
     let mut batch: Option<BytesMut> = None;
     while !closing && replay.as_ref().is_none_or(|r| r.has_room(true)) {
-        let next = match queue.try_recv() {
+        let taken = queue.try_recv();
+        if let Ok(item) = &taken {
+            handle.dequeued(item);
+        }
+        let next = match taken {
             Ok(Outbound::Records(records)) => {
                 if let Some(replay) = replay.as_deref_mut() {
                     replay.push(records.clone());

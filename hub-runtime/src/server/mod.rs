@@ -223,6 +223,8 @@ impl<H: Hub> HubServerBuilder<H> {
             max_parallel_invocations: options.maximum_parallel_invocations_per_client.max(1),
             max_queued_invocations: options.maximum_queued_invocations_per_client.max(1),
             outbound_capacity: options.outbound_queue_capacity.max(1),
+            outbound_pause_bytes: options.application_max_buffer_size.max(1),
+            outbound_max_bytes: options.maximum_outbound_buffer_size.max(1),
             send_timeout: options.transport_send_timeout,
             close_timeout: options
                 .transport_send_timeout

@@ -79,6 +79,24 @@ pub struct HubOptions {
     /// bound is only reached by a client that is really behind.
     pub outbound_queue_capacity: usize,
 
+    /// The bytes queued for one connection above which the server applies
+    /// backpressure to that connection (default 65 536, ASP.NET Core's
+    /// `ApplicationMaxBufferSize` of 65 KB): its read loop stops reading —
+    /// and answers to its own invocations wait — until the writer has
+    /// drained the queue. A client that sends faster than it reads is slowed
+    /// down, never closed for it.
+    pub application_max_buffer_size: usize,
+
+    /// The most bytes queued for one connection (default 1 MiB; ASP.NET
+    /// Core has no such bound: there a slow client slows its senders down).
+    /// A broadcast, group or single-client message that would queue more
+    /// closes the connection as a slow consumer (see
+    /// [`outbound_queue_capacity`](Self::outbound_queue_capacity)); a single
+    /// message always fits an empty queue, whatever its size. With the
+    /// message count bound, a slow consumer of 1 MiB messages pins about
+    /// 2 MiB, not a gigabyte.
+    pub maximum_outbound_buffer_size: usize,
+
     /// How long a client result (`invoke` on a single client) waits for
     /// the client's answer before failing with
     /// [`HubErrorKind::Timeout`](crate::HubErrorKind::Timeout) (default
@@ -203,6 +221,8 @@ impl Default for HubOptions {
             maximum_parallel_invocations_per_client: 1,
             maximum_queued_invocations_per_client: 32,
             outbound_queue_capacity: 1024,
+            application_max_buffer_size: 65_536,
+            maximum_outbound_buffer_size: 1024 * 1024,
             client_result_timeout: Some(Duration::from_secs(30)),
             stream_buffer_capacity: 10,
             supported_protocols: HubProtocol::ALL.to_vec(),
