@@ -556,3 +556,42 @@ async fn a_slow_consumer_of_large_messages_is_bounded_in_bytes() {
     );
     assert!(server.terminate(), "the server stops cleanly");
 }
+
+/// `--max-connections 2`: a third connection is refused with 503 at
+/// negotiate and at the WebSocket upgrade, and served again once one of
+/// the two has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_with_503() {
+    let server = ServerProcess::start(SERVER, &["--max-connections", "2"]);
+    let host = host(&server);
+    let first = json_websocket(&host).await;
+    let _second = json_websocket(&host).await;
+    let negotiate = format!(
+        "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = http(&host, &negotiate).await;
+    assert_eq!(status, 503, "negotiate beyond the connection limit gets 503: {body}");
+    match tokio_tungstenite::connect_async(format!("ws://{host}/hubs/test")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(
+            response.status(),
+            503,
+            "a WebSocket beyond the connection limit gets 503"
+        ),
+        other => panic!("a WebSocket beyond the limit was not refused: {other:?}"),
+    }
+    drop(first);
+    let started = Instant::now();
+    loop {
+        let (status, _) = http(&host, &negotiate).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "a connection is served again once one of the two ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.terminate(), "the server stops cleanly");
+}

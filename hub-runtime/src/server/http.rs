@@ -111,6 +111,9 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
     let Ok(user) = user_of(&shared, &parts) else {
         return unauthorized();
     };
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
+    }
     let body = match NegotiateRequest::from_query(parts.uri.query().unwrap_or_default()) {
         Err(error) => error.response(),
         Ok(request) => {
@@ -126,7 +129,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             };
             let stateful =
                 shared.options.allow_stateful_reconnects && request.use_stateful_reconnect;
-            remember(
+            if let Err(refused) = remember(
                 &shared,
                 token.clone(),
                 Negotiated {
@@ -136,7 +139,9 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
                     user,
                     early_input: None,
                 },
-            );
+            ) {
+                return refused;
+            }
             NegotiateResponse::Connection(NegotiateConnection {
                 negotiate_version: version,
                 connection_id,
@@ -158,8 +163,8 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
 }
 
 /// Stores a negotiated connection, forgetting those older than the
-/// disconnect timeout.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) {
+/// disconnect timeout; refused when too many wait already.
+fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Result<(), Response> {
     let now = Instant::now();
     let limit = shared.options.disconnect_timeout;
     let mut negotiated = shared
@@ -167,7 +172,11 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
+    if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
+        return Err(refused);
+    }
     negotiated.insert(token, entry);
+    Ok(())
 }
 
 /// Takes the negotiated connection of `token` for a transport request of
@@ -328,6 +337,9 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             StatusCode::SERVICE_UNAVAILABLE,
             "The server is shutting down.",
         );
+    }
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
     }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,

@@ -105,6 +105,7 @@
 
 mod dispatch;
 mod http;
+mod limits;
 mod options;
 mod origins;
 pub(crate) mod registry;

@@ -171,6 +171,18 @@ pub struct HubOptions {
     /// not protect WebSockets, which is why the hub checks the upgrade
     /// itself (cross-site WebSocket hijacking of cookie-authenticated hubs).
     pub allowed_origins: Option<Vec<String>>,
+
+    /// The most connections the hub runs at once; `None` (the default, as
+    /// Kestrel's `MaxConcurrentConnections`) for no limit. Beyond it,
+    /// negotiate and transport requests that would start a connection get
+    /// 503 and the server logs a warning (at most once a second).
+    pub maximum_connections: Option<usize>,
+
+    /// The most negotiated connections waiting for their transport request
+    /// (each for at most [`disconnect_timeout`](Self::disconnect_timeout));
+    /// beyond it negotiate answers 503 and the server logs a warning
+    /// (default `Some(10_000)`; ASP.NET Core has no such bound).
+    pub maximum_pending_negotiations: Option<usize>,
 }
 
 /// Which transports a hub serves.
@@ -234,6 +246,8 @@ impl Default for HubOptions {
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
             allowed_origins: None,
+            maximum_connections: None,
+            maximum_pending_negotiations: Some(10_000),
         }
     }
 }

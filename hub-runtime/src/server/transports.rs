@@ -266,6 +266,9 @@ pub(super) async fn server_sent_events<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
+    }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
         Err(refused) => return refused,
@@ -311,6 +314,9 @@ pub(super) async fn long_poll<H: Hub>(
     }
     if *shared.shutdown.borrow() {
         return shutting_down();
+    }
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,

@@ -38,7 +38,8 @@
 //! `--allowed-origins ORIGIN[,ORIGIN…]` refuses requests from other browser
 //! origins with 403 (requests without `Origin` are served);
 //! `--header-read-timeout-ms MS` (default 30 000) disconnects clients that
-//! take longer to send a request's line and headers.
+//! take longer to send a request's line and headers; `--max-connections N`
+//! refuses connections beyond N with 503.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -229,6 +230,9 @@ struct Args {
     /// with another `Origin` gets 403, one without `Origin` is served.
     #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// The most hub connections at once; more get 503 (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -300,6 +304,7 @@ async fn main() -> std::process::ExitCode {
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
     options.allowed_origins = args.allowed_origins.clone();
+    options.maximum_connections = args.max_connections;
     let mut builder = HubServer::builder(TestHub)
         .options(options)
         .user_id_provider(user_from_token);
