@@ -595,3 +595,95 @@ async fn connections_beyond_the_limit_are_refused_with_503() {
     }
     assert!(server.terminate(), "the server stops cleanly");
 }
+
+/// Secrets stay secret: with every log level on (`RUST_LOG=trace`), the
+/// server's log never contains an access token (header or query) nor a
+/// connection token, a refused token is not echoed in the 401 answer, and
+/// what clients learn about a connection is its id, never its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
+    use std::io::BufRead as _;
+    let log_path = std::env::temp_dir().join(format!("hostile-clients-log-{}", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(SERVER)
+        .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let host = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_owned();
+
+    let (status, body) = http(
+        &host,
+        &format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer user-s3cr3t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let connection_id = json["connectionId"].as_str().unwrap().to_owned();
+    let token = json["connectionToken"].as_str().unwrap().to_owned();
+    assert_ne!(connection_id, token, "the connection token is not the id");
+
+    let url = format!("ws://{host}/hubs/test?id={token}&access_token=user-s3cr3t");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket
+        .send(Message::text(format!(
+            "{{\"protocol\":\"json\",\"version\":1}}{RS}\
+             {{\"type\":1,\"invocationId\":\"1\",\"target\":\"GetConnectionId\",\"arguments\":[]}}{RS}"
+        )))
+        .await
+        .unwrap();
+    let mut received = String::new();
+    while !received.contains("\"invocationId\":\"1\"") {
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+    assert!(
+        received.contains(&format!("\"result\":\"{connection_id}\"")) && !received.contains(&token),
+        "a client learns connection ids, never connection tokens: {received}"
+    );
+    // A protocol error, so that the error paths log too.
+    socket
+        .send(Message::text(format!("{{oops{RS}")))
+        .await
+        .unwrap();
+    let _ = until_close_frame(&mut socket).await;
+
+    // A refused token is not echoed.
+    let (status, body) = http(
+        &host,
+        &format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1&access_token=bogus-s3cr3t HTTP/1.1\r\n\
+             Host: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(!body.contains("s3cr3t"), "the 401 answer does not echo the token: {body}");
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.contains(&connection_id),
+        "the trace log was written (it names the connection id)"
+    );
+    assert!(!log.contains("s3cr3t"), "no access token in the server's log");
+    assert!(!log.contains(&token), "no connection token in the server's log");
+}
