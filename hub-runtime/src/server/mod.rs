@@ -60,8 +60,15 @@
 //!
 //! A transport that [`HubOptions::transports`] turns off answers 404
 //! `… transport not supported by this end point type`, and negotiate does
-//! not offer it. A token belongs to the transport and the user that first
-//! used it; any other request with it is refused.
+//! not offer it. A token belongs to the user who negotiated it (a
+//! transport request or POST from anyone else gets 403) and to the
+//! transport that first used it; any other request with it is refused.
+//! With [`HubOptions::allowed_origins`], a request from a browser origin
+//! not in the list gets 403 on every endpoint; beyond
+//! [`HubOptions::maximum_connections`] new connections get 503.
+//!
+//! Serve the router with [`serve`] or [`serve_with_shutdown`] (a
+//! header-read timeout, which `axum::serve` lacks).
 //!
 //! The router composes with the application's tower layers (CORS,
 //! tracing, authentication) like any other axum router.
