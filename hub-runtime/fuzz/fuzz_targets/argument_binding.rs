@@ -25,7 +25,7 @@ fn bind_all(arguments: &[hub_runtime::protocol::Payload]) {
     }
 }
 
-fn run(u: &mut Unstructured<'_>) -> Result<()> {
+fn run(mut u: Unstructured<'_>) -> Result<()> {
     let protocol = if u.arbitrary::<bool>()? {
         HubProtocol::Json
     } else {
@@ -45,5 +45,5 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = run(&mut Unstructured::new(data));
+    let _ = run(Unstructured::new(data));
 });

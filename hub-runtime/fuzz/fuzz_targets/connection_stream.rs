@@ -12,7 +12,7 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
 const LIMIT: Option<usize> = Some(32 * 1024);
 
-fn run(u: &mut Unstructured<'_>) -> Result<()> {
+fn run(mut u: Unstructured<'_>) -> Result<()> {
     let protocol = if u.arbitrary::<bool>()? {
         HubProtocol::Json
     } else {
@@ -90,5 +90,5 @@ fn round_trip(protocol: HubProtocol, message: &hub_runtime::protocol::HubMessage
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = run(&mut Unstructured::new(data));
+    let _ = run(Unstructured::new(data));
 });

@@ -6,7 +6,7 @@
 use hub_runtime::protocol::negotiate::{NegotiateRequest, NegotiateResponse};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
-fn run(u: &mut Unstructured<'_>) -> Result<()> {
+fn run(mut u: Unstructured<'_>) -> Result<()> {
     let query = if u.arbitrary::<bool>()? {
         let keys = [
             "negotiateVersion",
@@ -45,5 +45,5 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = run(&mut Unstructured::new(data));
+    let _ = run(Unstructured::new(data));
 });
