@@ -66,19 +66,24 @@ async fn main() -> ExitCode {
     tracing::info!("open http://{address}/ for the clock page; the hub is at /hubs/clock");
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app(&hub))
-        .with_graceful_shutdown(async move {
+    // Not `axum::serve`: hub_runtime's adds a header-read timeout.
+    let served = hub_runtime::server::serve_with_shutdown(
+        listener,
+        app(&hub),
+        hub_runtime::server::ServeOptions::default(),
+        async move {
             hub_runtime::shutdown_signal().await;
             tracing::info!("shutting down");
             let _ = stop_worker.send(());
             if let Err(e) = worker.await {
                 tracing::warn!("the worker ended abnormally: {e}");
             }
-            // Upgraded WebSockets are not requests axum waits for: close
-            // them (clients are told they may reconnect).
+            // Upgraded WebSockets are not requests the server waits for:
+            // close them (clients are told they may reconnect).
             shutdown_hub.shutdown().await;
-        })
-        .await;
+        },
+    )
+    .await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -34,6 +34,12 @@
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
+//!
+//! `--allowed-origins ORIGIN[,ORIGIN…]` refuses requests from other browser
+//! origins with 403 (requests without `Origin` are served);
+//! `--header-read-timeout-ms MS` (default 30 000) disconnects clients that
+//! take longer to send a request's line and headers; `--max-connections N`
+//! refuses connections beyond N with 503.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -41,7 +47,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hub_runtime::hub::{Stream, UploadStream};
-use hub_runtime::server::{HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token};
+use hub_runtime::server::{
+    HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
+    serve_with_shutdown,
+};
 use hub_runtime::{CallContext, HubError, hub};
 use hub_tests::conformance::{self, ConformanceHub, ConformanceHubContract};
 
@@ -207,6 +216,17 @@ struct Args {
     /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
     #[arg(long)]
     refuse_event_streams: bool,
+    /// Disconnect a client that takes longer than this to send a request's
+    /// line and headers, in milliseconds (default: Kestrel's 30 s).
+    #[arg(long = "header-read-timeout-ms", value_name = "MS", value_parser = parse_millis, default_value = "30000")]
+    header_read_timeout: Duration,
+    /// Browser origins allowed to use the hub (comma-separated); a request
+    /// with another `Origin` gets 403, one without `Origin` is served.
+    #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
+    /// The most hub connections at once; more get 503 (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -277,6 +297,8 @@ async fn main() -> std::process::ExitCode {
         options.transports = transports;
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
+    options.allowed_origins = args.allowed_origins.clone();
+    options.maximum_connections = args.max_connections;
     let mut builder = HubServer::builder(TestHub)
         .options(options)
         .user_id_provider(user_from_token);
@@ -310,12 +332,15 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            hub_runtime::shutdown_signal().await;
-            shutdown_hub.shutdown().await;
-        })
-        .await;
+    let serve_options = ServeOptions {
+        header_read_timeout: Some(args.header_read_timeout),
+        ..ServeOptions::default()
+    };
+    let served = serve_with_shutdown(listener, app, serve_options, async move {
+        hub_runtime::shutdown_signal().await;
+        shutdown_hub.shutdown().await;
+    })
+    .await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
