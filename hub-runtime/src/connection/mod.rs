@@ -534,7 +534,9 @@ impl ConnectionHandle {
 
         let queued = self
             .send_message(&HubMessage::Invocation(invocation))
-            .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))?;
+            .map_err(|e| {
+                HubError::with_kind(HubErrorKind::Serialization, e.to_string()).with_source(e)
+            })?;
         if !queued {
             return Err(closed());
         }

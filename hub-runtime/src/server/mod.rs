@@ -210,10 +210,24 @@ impl<H: Hub> HubServerBuilder<H> {
     /// nodes' connections must receive (see [`crate::backplane`]). Without
     /// it (the default) the hub delivers in-process only.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # use hub_runtime::{hub, hub_client};
+    /// # #[hub_client]
+    /// # pub trait IChat { async fn receive(&self, message: String); }
+    /// # pub struct MyHub;
+    /// # #[hub(client = IChat)]
+    /// # impl MyHub { async fn ping(&self) {} }
+    /// # #[cfg(feature = "redis")]
+    /// # async fn run() -> Result<(), hub_runtime::backplane::RedisBackplaneError> {
+    /// use hub_runtime::backplane::RedisBackplane;
+    /// use hub_runtime::server::HubServer;
+    ///
     /// let hub = HubServer::builder(MyHub)
     ///     .backplane(RedisBackplane::connect("redis://127.0.0.1:6379").await?)
     ///     .build();
+    /// # let _ = hub;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn backplane(mut self, backplane: impl crate::backplane::Backplane) -> Self {
         self.backplane = Some(Arc::new(backplane));
@@ -274,11 +288,21 @@ impl<H: Hub> HubServerBuilder<H> {
 impl<H: Hub> HubServer<H> {
     /// Starts configuring a server for `hub`.
     ///
-    /// ```ignore
-    /// let hub = HubServer::builder(MyHub::new())
+    /// ```
+    /// # use hub_runtime::{hub, hub_client};
+    /// # #[hub_client]
+    /// # pub trait IChat { async fn receive(&self, message: String); }
+    /// # pub struct MyHub;
+    /// # #[hub(client = IChat)]
+    /// # impl MyHub { async fn ping(&self) {} }
+    /// use hub_runtime::server::{HubOptions, HubServer, bearer_token};
+    ///
+    /// let hub = HubServer::builder(MyHub)
     ///     .options(HubOptions::default())
+    ///     // The bearer token is the user's id (a real server checks it).
     ///     .user_id_provider(|request: &http::request::Parts| Ok(bearer_token(request)))
     ///     .build();
+    /// # let _ = hub;
     /// ```
     pub fn builder(hub: H) -> HubServerBuilder<H> {
         HubServerBuilder {
@@ -297,10 +321,22 @@ impl<H: Hub> HubServer<H> {
     /// The axum router serving this hub: `/negotiate` and the transport
     /// endpoint at its root. Mount it under any path:
     ///
-    /// ```ignore
-    /// let app = axum::Router::new()
-    ///     .nest("/hubs/clock", hub.router())
-    ///     .layer(cors);
+    /// ```
+    /// # use hub_runtime::{hub, hub_client};
+    /// # #[hub_client]
+    /// # pub trait IChat { async fn receive(&self, message: String); }
+    /// # pub struct MyHub;
+    /// # #[hub(client = IChat)]
+    /// # impl MyHub { async fn ping(&self) {} }
+    /// use hub_runtime::server::HubServer;
+    ///
+    /// let hub = HubServer::new(MyHub);
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest("/hubs/chat", hub.router())
+    ///     // Layers (CORS, authentication, extensions) wrap the hub's
+    ///     // endpoints too.
+    ///     .layer(axum::Extension("shared state"));
+    /// # let _ = app;
     /// ```
     ///
     /// Under `nest`, axum routes `{base}` and `{base}/negotiate` but not

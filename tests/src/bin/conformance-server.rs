@@ -51,24 +51,15 @@ use hub_runtime::server::{
     HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
     serve_with_shutdown,
 };
-use hub_runtime::{CallContext, HubError, hub, hub_client};
+use hub_runtime::{CallContext, HubError, hub};
+use hub_tests::conformance::{self, ConformanceHub, ConformanceHubContract};
 
-/// The client methods the conformance hub calls back.
-#[hub_client]
-pub trait ConformanceClient {
-    /// A message from `Broadcast`, `SendToOthers`, `SendToConnection`,
-    /// `SendToGroup` or `SendToUser`.
-    async fn receive(&self, message: String);
-
-    /// A client result: the client answers the server's question.
-    async fn question(&self, question: String) -> String;
-}
-
-/// The conformance hub, at `/hubs/test`.
+/// The conformance hub, at `/hubs/test`: implements the contract
+/// [`ConformanceHub`] of the hub-tests library.
 struct TestHub;
 
-#[hub(client = ConformanceClient)]
-impl TestHub {
+#[hub(client = conformance::ConformanceClient)]
+impl ConformanceHub for TestHub {
     async fn echo(&self, message: String) -> String {
         message
     }
@@ -77,17 +68,17 @@ impl TestHub {
         a.wrapping_add(b)
     }
 
-    async fn get_connection_id(&self, ctx: CallContext<Self>) -> String {
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String {
         ctx.connection_id().to_string()
     }
 
-    async fn broadcast(&self, ctx: CallContext<Self>, message: String) -> Result<(), HubError> {
+    async fn broadcast(&self, ctx: &CallContext<Self>, message: String) -> Result<(), HubError> {
         ctx.clients().all().receive(message).await
     }
 
     async fn send_to_others(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().others().receive(message).await
@@ -95,24 +86,24 @@ impl TestHub {
 
     async fn send_to_connection(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         connection_id: String,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().client(connection_id).receive(message).await
     }
 
-    async fn join_group(&self, ctx: CallContext<Self>, group: String) -> Result<(), HubError> {
+    async fn join_group(&self, ctx: &CallContext<Self>, group: String) -> Result<(), HubError> {
         ctx.groups().add(ctx.connection_id(), group).await
     }
 
-    async fn leave_group(&self, ctx: CallContext<Self>, group: String) -> Result<(), HubError> {
+    async fn leave_group(&self, ctx: &CallContext<Self>, group: String) -> Result<(), HubError> {
         ctx.groups().remove(ctx.connection_id(), group).await
     }
 
     async fn send_to_group(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         group: String,
         message: String,
     ) -> Result<(), HubError> {
@@ -121,14 +112,14 @@ impl TestHub {
 
     async fn send_to_user(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         user: String,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().user(user).receive(message).await
     }
 
-    async fn whoami(&self, ctx: CallContext<Self>) -> Option<String> {
+    async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String> {
         ctx.user_id().map(str::to_owned)
     }
 
@@ -138,7 +129,7 @@ impl TestHub {
 
     async fn ask_client(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         question: String,
     ) -> Result<String, HubError> {
         ctx.clients().caller().question(question).await
@@ -146,7 +137,7 @@ impl TestHub {
 
     async fn ask_connection(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         connection_id: String,
         question: String,
     ) -> Result<String, HubError> {
@@ -159,7 +150,7 @@ impl TestHub {
 
     /// Streams `0, 1, …, count-1`, `delay_ms` apart; a CancelInvocation
     /// drops the stream, which stops it.
-    async fn counter(&self, count: i64, delay_ms: u64) -> impl Stream<Item = i64> + use<> {
+    async fn counter(&self, count: i64, delay_ms: u64) -> impl Stream<Item = i64> {
         let delay = Duration::from_millis(delay_ms);
         futures_util::stream::unfold(0_i64, move |next| async move {
             if next >= count {
@@ -196,8 +187,11 @@ fn user_from_token(request: &http::request::Parts) -> Result<Option<String>, Una
 
 /// The conformance server's flags (see `../shared/conformance-hub.md`).
 #[derive(Debug, clap::Parser)]
+// A flag given twice takes its last value: the tests start the server with
+// `--bind 127.0.0.1:0` and may name a fixed port after it.
 #[command(
     version,
+    args_override_self = true,
     about = "The conformance hub every client is tested against, at /hubs/test."
 )]
 struct Args {
