@@ -129,7 +129,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             };
             let stateful =
                 shared.options.allow_stateful_reconnects && request.use_stateful_reconnect;
-            if let Err(refused) = remember(
+            if let Some(refused) = remember(
                 &shared,
                 token.clone(),
                 Negotiated {
@@ -164,7 +164,8 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
 
 /// Stores a negotiated connection, forgetting those older than the
 /// disconnect timeout; refused when too many wait already.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Result<(), Response> {
+/// Returns the refusal, if any.
+fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Option<Response> {
     let now = Instant::now();
     let limit = shared.options.disconnect_timeout;
     let mut negotiated = shared
@@ -173,10 +174,10 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Res
         .unwrap_or_else(PoisonError::into_inner);
     negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
     if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
-        return Err(refused);
+        return Some(refused);
     }
     negotiated.insert(token, entry);
-    Ok(())
+    None
 }
 
 /// Takes the negotiated connection of `token` for a transport request of
@@ -187,24 +188,30 @@ pub(super) fn take_negotiated<H: Hub>(
     shared: &Shared<H>,
     token: &str,
     user: &Option<Arc<str>>,
-) -> Result<Negotiated, Response> {
+) -> Result<Negotiated, Box<Response>> {
     let mut negotiated = shared
         .negotiated
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let Some(entry) = negotiated.get(token) else {
-        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(Box::new(text(
+            StatusCode::NOT_FOUND,
+            "No Connection with that ID",
+        )));
     };
     if entry.created.elapsed() >= shared.options.disconnect_timeout {
         negotiated.remove(token);
-        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(Box::new(text(
+            StatusCode::NOT_FOUND,
+            "No Connection with that ID",
+        )));
     }
     if entry.user != *user {
-        return Err(text(StatusCode::FORBIDDEN, "Forbidden"));
+        return Err(Box::new(text(StatusCode::FORBIDDEN, "Forbidden")));
     }
     negotiated
         .remove(token)
-        .ok_or_else(|| text(StatusCode::NOT_FOUND, "No Connection with that ID"))
+        .ok_or_else(|| Box::new(text(StatusCode::NOT_FOUND, "No Connection with that ID")))
 }
 
 /// Queues a POST body for a negotiated connection whose transport request
@@ -348,7 +355,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     let (connection_id, stateful) = match &id {
         Some(token) => match take_negotiated(&shared, token, &user) {
             Ok(negotiated) => (negotiated.connection_id, negotiated.stateful),
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         },
         None => match transports::fresh_id() {
             Some(id) => (id, false),

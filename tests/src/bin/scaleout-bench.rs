@@ -67,7 +67,7 @@ async fn serve(backplane: Option<RedisBackplane>) -> String {
         .expect("a loopback port");
     let url = format!("http://{}/hub", listener.local_addr().expect("bound"));
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = hub_runtime::server::serve(listener, app).await;
     });
     url
 }
