@@ -55,8 +55,9 @@ for target in $targets; do
   status=0
   "${fuzz[@]}" run --release --sanitizer none "$target" "$scratch/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 >"$log" 2>&1 || status=$?
-  executions=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "$log" | tail -1)
-  speed=$(awk -F: '/stat::average_exec_per_sec/ { gsub(/ /, "", $2); print $2 }' "$log" | tail -1)
+  # libFuzzer's final stats: `stat::number_of_executed_units: N`.
+  executions=$(awk '/stat::number_of_executed_units/ { print $NF }' "$log" | tail -1)
+  speed=$(awk '/stat::average_exec_per_sec/ { print $NF }' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{ print $2 }')
   features=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | awk '{ print $2 }')
   corpus=$(find "$scratch/$target" -type f | wc -l)
