@@ -31,6 +31,9 @@ pub struct HubOptions {
     /// old ones never do and are never timed out — and reset by every
     /// message. The client gets a Close with
     /// `"Connection closed with an error."` and `allowReconnect: true`.
+    /// It is also the time the body of a Server-Sent Events or Long Polling
+    /// POST has to arrive whole (408 otherwise): a body trickled in byte by
+    /// byte does not hold its request for ever.
     pub client_timeout_interval: Duration,
 
     /// How long a client has to send its handshake request (default 15 s).

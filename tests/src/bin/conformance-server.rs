@@ -224,6 +224,10 @@ struct Args {
     /// with another `Origin` gets 403, one without `Origin` is served.
     #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Client timeout in milliseconds (default: ASP.NET Core's 30 s); also
+    /// the time a POST body has to arrive whole.
+    #[arg(long = "client-timeout-ms", value_name = "MS", value_parser = parse_millis)]
+    client_timeout: Option<Duration>,
     /// The most hub connections at once; more get 503 (default: no limit).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -299,6 +303,9 @@ async fn main() -> std::process::ExitCode {
     options.allow_stateful_reconnects = args.stateful_reconnect;
     options.allowed_origins = args.allowed_origins.clone();
     options.maximum_connections = args.max_connections;
+    if let Some(timeout) = args.client_timeout {
+        options.client_timeout_interval = timeout;
+    }
     let mut builder = HubServer::builder(TestHub)
         .options(options)
         .user_id_provider(user_from_token);
