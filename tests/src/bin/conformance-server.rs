@@ -204,6 +204,10 @@ struct Args {
     /// Join the Redis backplane at this URL: processes sharing it are one hub.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Join the Redis backplane on the Redis Cluster these nodes belong to
+    /// (comma-separated `redis://HOST:PORT`): processes sharing it are one hub.
+    #[arg(long, value_name = "URL[,URL…]", conflicts_with = "redis")]
+    redis_cluster: Option<String>,
     /// Serve only these transports: websockets, sse, longpolling (comma-separated).
     #[arg(long, value_name = "LIST", value_parser = parse_transports)]
     transports: Option<HttpTransports>,
@@ -291,6 +295,16 @@ async fn main() -> std::process::ExitCode {
             Ok(backplane) => builder = builder.backplane(backplane),
             Err(e) => {
                 eprintln!("conformance-server: --redis {url}: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(seeds) = &args.redis_cluster {
+        let cluster = hub_runtime::backplane::RedisBackplane::cluster_builder(seeds.split(','));
+        match cluster.connect().await {
+            Ok(backplane) => builder = builder.backplane(backplane),
+            Err(e) => {
+                eprintln!("conformance-server: --redis-cluster {seeds}: {e}");
                 return std::process::ExitCode::FAILURE;
             }
         }
