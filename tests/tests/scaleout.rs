@@ -285,6 +285,114 @@ fn on_a_redis_cluster_scale_out_survives_a_killed_server_and_a_failover() {
         report.contains("# pass 8"),
         "a failover of the shard that carries broadcasts: nothing sent before or after it is lost"
     );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(every_target_costs_one_publish_on_the_cluster(
+        &cluster, true,
+    ));
+    runtime.block_on(every_target_costs_one_publish_on_the_cluster(
+        &cluster, false,
+    ));
+}
+
+/// `SPUBLISH` (or `PUBLISH`) calls the cluster's primaries have served.
+fn cluster_publishes(cluster: &RedisCluster, sharded: bool) -> u64 {
+    let name = if sharded {
+        "cmdstat_spublish:calls="
+    } else {
+        "cmdstat_publish:calls="
+    };
+    cluster
+        .primaries()
+        .into_iter()
+        .filter_map(|port| {
+            let stats = cluster.cli(port, &["INFO", "commandstats"]);
+            let calls = stats
+                .split(name)
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<u64>()
+                .ok();
+            calls
+        })
+        .sum()
+}
+
+/// Two in-process nodes on the cluster (sharded pub/sub, or plain when
+/// `sharded` is false): every target of one node reaches the other for one
+/// publish per hub message, on the flavor of pub/sub asked for.
+async fn every_target_costs_one_publish_on_the_cluster(cluster: &RedisCluster, sharded: bool) {
+    let prefix = if sharded {
+        "sharded-test"
+    } else {
+        "plain-test"
+    };
+    let builder = || {
+        RedisBackplane::cluster_builder(cluster.seeds().split(','))
+            .sharded_pubsub(sharded)
+            .channel_prefix(prefix)
+            .health_check_interval(Duration::from_millis(200))
+    };
+    let a = Node::start(builder()).await;
+    let b = Node::start(builder()).await;
+    let mut a1 = Peer::connect(&a, Some("alice")).await;
+    let mut b1 = Peer::connect(&b, Some("alice")).await;
+    let mut b2 = Peer::connect(&b, Some("bob")).await;
+    let clients = a.context().clients();
+    let groups = a.context().groups();
+    a.context().groups().add(&a1.id, "room").await.unwrap();
+    groups.add(&b1.id, "room").await.unwrap();
+    groups.add(&b2.id, "room").await.unwrap();
+
+    let before = cluster_publishes(cluster, sharded);
+    clients.all().receive("all".into()).await.unwrap();
+    clients.group("room").receive("room".into()).await.unwrap();
+    clients.user("alice").receive("alice".into()).await.unwrap();
+    clients.client(&b2.id).receive("b2".into()).await.unwrap();
+    for (peer, expected) in [
+        (&mut a1, vec!["all", "room", "alice"]),
+        (&mut b1, vec!["all", "room", "alice"]),
+        (&mut b2, vec!["all", "room", "b2"]),
+    ] {
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            got.push(peer.next().await);
+        }
+        got.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+        expected.sort();
+        assert_eq!(
+            got, expected,
+            "every target of node A reaches node B's connections"
+        );
+    }
+    let answer = clients
+        .client(&b1.id)
+        .question("remote".into())
+        .await
+        .unwrap();
+    assert_eq!(answer, "remote!", "a client result crosses the cluster");
+    // The four sends, the client result's request and its reply.
+    let published = cluster_publishes(cluster, sharded) - before;
+    assert_eq!(
+        published,
+        6,
+        "one {} per hub message whatever the fan-out (all, group, user, connection), \
+         plus the client result's request and reply",
+        if sharded { "SPUBLISH" } else { "PUBLISH" }
+    );
+    let sharded_channels = cluster.sharded_channels();
+    assert_eq!(
+        sharded_channels.keys().any(|name| name.starts_with(prefix)),
+        sharded,
+        "sharded pub/sub is used exactly when asked for: {sharded_channels:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
