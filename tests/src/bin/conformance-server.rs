@@ -33,7 +33,8 @@
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
-//! one hub.
+//! one hub. `--redis-cluster URL[,URL…]` does the same on a Redis Cluster
+//! given some of its nodes.
 
 use std::io::Write as _;
 use std::net::SocketAddr;

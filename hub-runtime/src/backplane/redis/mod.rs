@@ -20,6 +20,23 @@
 //! each node picks its recipients, each once — where one publish per group
 //! would deliver twice to a connection in two of them.
 //!
+//! # Redis Cluster
+//!
+//! [`RedisBackplane::cluster_builder`] (or several comma-separated URLs)
+//! runs on a Redis Cluster with the same channels. On Redis 7 and later it
+//! uses sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`): a message goes only to
+//! the shard that owns its channel's slot, and each node subscribes there.
+//! A channel's slot is the hash of its whole name, so groups, users,
+//! connections and nodes spread over the shards, while `{prefix}:all` is
+//! one channel on one shard: a broadcast is still one publish. Older
+//! clusters (or [`RedisBackplaneBuilder::sharded_pubsub`]`(false)`) get
+//! plain pub/sub, sent to the slot's owner so that a request still learns
+//! whether any node holds its connection. Order holds per channel, not
+//! across channels. When a shard drops a sharded subscription (its slots
+//! moved, or it failed over), the node subscribes again where the slot now
+//! lives; a command that fails meanwhile ends the session, which reconnects
+//! and replays as below.
+//!
 //! # Faults and the delivery policy
 //!
 //! Local delivery never waits for Redis: the publishing node queues its own
