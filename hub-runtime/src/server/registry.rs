@@ -422,6 +422,7 @@ impl Registry {
                     let mut buffer = BytesMut::new();
                     protocol.encode(message, &mut buffer).map_err(|error| {
                         HubError::with_kind(HubErrorKind::Serialization, error.to_string())
+                            .with_source(error)
                     })?;
                     slot.insert(buffer.freeze()).clone()
                 }

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo build --release -p hub-tests --bin conformance-server --bin scaleout-bench
 //! target/release/scaleout-bench [--messages N] [--burst N] [--receivers R]
+//! target/release/scaleout-bench --help
 //! ```
 //! (`scripts/scaleout-bench.sh` does both.)
 //!
@@ -26,25 +27,18 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use hub_runtime::client::HubConnection;
-use hub_runtime::hub_client;
+use hub_tests::conformance::{ConformanceClient, ConformanceHubProxy};
 use hub_tests::{RedisCluster, RedisProcess, ServerProcess};
 use tokio::sync::mpsc;
-
-/// The conformance hub's callback.
-#[hub_client]
-pub trait BenchReceiver {
-    /// A message: the sender's stamp, in microseconds since the start.
-    async fn receive(&self, message: String);
-    /// Unused here: the conformance hub's client result.
-    async fn question(&self, question: String) -> String;
-}
 
 struct Arrivals {
     start: Instant,
     arrived: mpsc::UnboundedSender<(u64, u64)>,
 }
 
-impl BenchReceiver for Arrivals {
+/// A receiver notes when each message (the sender's stamp, in microseconds
+/// since the start) arrives.
+impl ConformanceClient for Arrivals {
     async fn receive(&self, message: String) {
         let now = micros(self.start);
         let _ = self.arrived.send((message.parse().unwrap_or(0), now));
@@ -139,10 +133,22 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The benchmark's flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "What scale-out costs: 1 hub process vs 2 and 3 over one Redis and over a Redis Cluster."
+)]
 struct Options {
-    messages: usize,
-    burst: usize,
-    receivers: usize,
+    /// Messages measured one at a time per setup and workload.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    messages: u32,
+    /// Messages sent back to back for the throughput figure.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+    /// Receiving clients, spread evenly over the processes.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    receivers: u32,
 }
 
 async fn client(url: &str, arrivals: Option<Arrivals>) -> HubConnection {
@@ -155,16 +161,16 @@ async fn client(url: &str, arrivals: Option<Arrivals>) -> HubConnection {
     connection
 }
 
-async fn send(sender: &HubConnection, workload: Workload, stamp: u64) {
+async fn send(sender: &ConformanceHubProxy, workload: Workload, stamp: u64) {
     let result = match workload {
-        Workload::Broadcast => sender.send("Broadcast", (stamp.to_string(),)).await,
+        Workload::Broadcast => sender.broadcast(stamp.to_string()).await,
         Workload::Group => {
             sender
-                .send("SendToGroup", ("bench", stamp.to_string()))
+                .send_to_group("bench".into(), stamp.to_string())
                 .await
         }
     };
-    result.expect("the send is taken");
+    result.expect("the hub takes the send");
 }
 
 /// Runs one workload on `urls` (the sender on the first; the receivers
@@ -178,23 +184,25 @@ async fn measure(
 ) -> Report {
     let start = Instant::now();
     let (arrived, mut arrivals) = mpsc::unbounded_channel();
-    let sender = client(&urls[0], None).await;
+    let sender_connection = client(&urls[0], None).await;
+    let sender = sender_connection.hub::<ConformanceHubProxy>();
+    let count = options.receivers as usize;
     let mut receivers = Vec::new();
-    for index in 0..options.receivers {
+    for index in 0..count {
         let arrivals = Arrivals {
             start,
             arrived: arrived.clone(),
         };
         let receiver = client(&urls[index % urls.len()], Some(arrivals)).await;
         if workload == Workload::Group {
-            let _: () = receiver
-                .invoke("JoinGroup", ("bench",))
+            receiver
+                .hub::<ConformanceHubProxy>()
+                .join_group("bench".into())
                 .await
                 .expect("JoinGroup");
         }
         receivers.push(receiver);
     }
-    let count = options.receivers;
     // Warm up: connections, allocations, subscriptions.
     for _ in 0..50 {
         send(&sender, workload, micros(start)).await;
@@ -203,7 +211,7 @@ async fn measure(
         }
     }
     let publishes_before = backplane.publishes();
-    let mut latencies = Vec::with_capacity(options.messages);
+    let mut latencies = Vec::with_capacity(options.messages as usize);
     for _ in 0..options.messages {
         let stamp = micros(start);
         send(&sender, workload, stamp).await;
@@ -215,16 +223,19 @@ async fn measure(
         latencies.push(last.saturating_sub(stamp));
     }
     let publishes = backplane.publishes().saturating_sub(publishes_before);
-    // Throughput: a burst sent back to back, until every delivery is in.
+    // Throughput: a burst of calls in flight at once (pipelined on the
+    // sender's connection), until every delivery is in.
+    let burst = options.burst as usize;
     let burst_start = Instant::now();
-    for _ in 0..options.burst {
-        send(&sender, workload, micros(start)).await;
-    }
-    for _ in 0..options.burst * count {
-        wait(&mut arrivals).await;
-    }
+    let sends = (0..burst).map(|_| send(&sender, workload, micros(start)));
+    let delivered = async {
+        for _ in 0..burst * count {
+            wait(&mut arrivals).await;
+        }
+    };
+    tokio::join!(futures_util::future::join_all(sends), delivered);
     let burst_seconds = burst_start.elapsed().as_secs_f64();
-    sender.stop().await;
+    sender_connection.stop().await;
     for receiver in receivers {
         receiver.stop().await;
     }
@@ -237,31 +248,9 @@ async fn measure(
         },
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
-        deliveries_per_second: (options.burst * count) as f64 / burst_seconds,
-        publishes: publishes as f64 / options.messages as f64,
+        deliveries_per_second: (burst * count) as f64 / burst_seconds,
+        publishes: publishes as f64 / f64::from(options.messages),
     }
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        messages: 1000,
-        burst: 2000,
-        receivers: 6,
-    };
-    let mut words = std::env::args().skip(1);
-    while let Some(flag) = words.next() {
-        let value = words
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
-        let number: usize = value.parse().map_err(|e| format!("{flag}: {e}"))?;
-        match flag.as_str() {
-            "--messages" => options.messages = number.max(1),
-            "--burst" => options.burst = number.max(1),
-            "--receivers" => options.receivers = number.max(1),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(options)
 }
 
 /// `conformance-server`, built beside this binary.
@@ -276,13 +265,7 @@ fn conformance_server() -> String {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("scaleout-bench: {message}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     let server = conformance_server();
     let redis = RedisProcess::start();
     let cluster = RedisCluster::start(3, 0);
