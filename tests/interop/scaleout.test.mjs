@@ -88,9 +88,11 @@ test("broadcast reaches the clients of every server", async () => {
     await clients[0].invoke("Broadcast", "from A");
     for (const box of boxes) assert.deepEqual(await box.next(1), ["from A"]);
     await clients[3].invoke("Broadcast", "from B");
-    if (urlC) await clients[4].invoke("Broadcast", "from C");
-    const last = urlC ? ["from A", "from B", "from C"] : ["from A", "from B"];
-    for (const box of boxes) assert.deepEqual(await box.next(last.length), last);
+    for (const box of boxes) assert.deepEqual(await box.next(2), ["from A", "from B"]);
+    if (urlC) {
+      await clients[4].invoke("Broadcast", "from C");
+      for (const box of boxes) assert.deepEqual(await box.next(3), ["from A", "from B", "from C"]);
+    }
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
   }
@@ -250,7 +252,11 @@ test("a Redis restart: local delivery goes on, buffered messages and delivery re
     await boxB1.until("after restart", 30000);
     await b1.invoke("Broadcast", "from B after restart");
     await boxA1.until("from B after restart", 30000);
-    assert.deepEqual(boxB1.messages, ["before", "while down", "after restart", "from B after restart"]);
+    // A message whose PUBLISH was in flight when Redis went away is
+    // published again (its answer may have been lost with the connection):
+    // it may arrive twice, never out of order.
+    const once = boxB1.messages.filter((message, index, all) => all.indexOf(message) === index);
+    assert.deepEqual(once, ["before", "while down", "after restart", "from B after restart"]);
   } finally {
     await Promise.all([a1.stop(), b1.stop()]);
   }
