@@ -293,7 +293,7 @@ pub(super) async fn run_session(inner: &Arc<Inner>, seeds: &[String]) -> Result<
         result = receiving => result,
         result = subscribing => result,
         result = super::publish_loop(inner, cluster.clone()) => result,
-        result = health_loop(inner, cluster.clone()) => result,
+        result = health_loop(inner, cluster.clone(), &commands) => result,
     }
 }
 
@@ -348,9 +348,21 @@ async fn run_commands(
     Ok(())
 }
 
-/// Checks every primary every interval; notes how many nodes listen.
-async fn health_loop(inner: &Inner, mut cluster: Cluster) -> Result<Never, String> {
+/// Checks every primary every interval; notes how many nodes listen; and
+/// when the slots changed hands since the last check, subscribes again to
+/// every channel this node needs.
+///
+/// A shard that loses a slot tells its sharded subscribers with a
+/// `sunsubscribe` push, which the receiving loop acts on; but the redis
+/// crate may take such a push for the answer to a command in flight, and
+/// then it never reaches us. Comparing the slot map catches that case.
+async fn health_loop(
+    inner: &Inner,
+    mut cluster: Cluster,
+    commands: &mpsc::UnboundedSender<Command>,
+) -> Result<Never, String> {
     let numsub = cluster.flavor.numsub();
+    let mut slots: Option<String> = None;
     loop {
         let nodes = subscribed_nodes(inner, &mut cluster, numsub).await?;
         inner.nodes.store(nodes, Ordering::Relaxed);
@@ -359,6 +371,48 @@ async fn health_loop(inner: &Inner, mut cluster: Cluster) -> Result<Never, Strin
             .exec_async(&mut cluster.connection)
             .await
             .map_err(|e| format!("cluster: {e}"))?;
+        let now: Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut cluster.connection)
+            .await
+            .map_err(|e| format!("cluster: {e}"))?;
+        let now = slot_owners(&now);
+        if slots.as_ref().is_some_and(|before| *before != now) {
+            tracing::info!("the cluster's slots changed hands: subscribing again");
+            resubscribe_all(inner, commands);
+        }
+        slots = Some(now);
         sleep(inner.config.health_check_interval).await;
+    }
+}
+
+/// The slot ranges and their primaries' addresses, from `CLUSTER SLOTS`
+/// (replicas and node ids left out: only who serves what matters here).
+fn slot_owners(reply: &Value) -> String {
+    let mut owners = Vec::new();
+    if let Value::Array(ranges) = reply {
+        for range in ranges {
+            if let Value::Array(fields) = range {
+                owners.push(format!("{:?}", fields.iter().take(3).collect::<Vec<_>>()));
+            }
+        }
+    }
+    owners.sort();
+    owners.join(";")
+}
+
+/// Subscribes again to everything this node needs. Queued under the
+/// subscriptions lock, so that it comes in order with the (un)subscribe
+/// commands of membership changes.
+fn resubscribe_all(inner: &Inner, commands: &mpsc::UnboundedSender<Command>) {
+    let Some(channels) = inner.channels.get() else {
+        return;
+    };
+    let subscriptions = inner.lock_subscriptions();
+    let wanted = [&channels.all, &channels.own]
+        .into_iter()
+        .chain(subscriptions.desired.iter());
+    for channel in wanted {
+        let _ = commands.send(Command::Subscribe(channel.clone(), None));
     }
 }
