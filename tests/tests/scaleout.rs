@@ -312,15 +312,14 @@ fn cluster_publishes(cluster: &RedisCluster, sharded: bool) -> u64 {
         .into_iter()
         .filter_map(|port| {
             let stats = cluster.cli(port, &["INFO", "commandstats"]);
-            let calls = stats
+            stats
                 .split(name)
                 .nth(1)?
                 .split(',')
                 .next()?
                 .trim()
                 .parse::<u64>()
-                .ok();
-            calls
+                .ok()
         })
         .sum()
 }
