@@ -3,6 +3,7 @@
 //! official clients against them.
 
 pub mod station;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,8 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `binary` with `--bind 127.0.0.1:0` and `args`, and waits for
-    /// the `listening on http://HOST:PORT` line it prints once it accepts
-    /// connections.
+    /// the `listening on http://HOST:PORT` line (`https://` with TLS) it
+    /// prints once it accepts connections.
     ///
     /// # Panics
     /// When the binary cannot start or prints no such line within 60 s.
@@ -58,7 +59,7 @@ impl ServerProcess {
         ServerProcess { child, base_url }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when started with TLS)
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -135,6 +136,15 @@ pub struct RedisProcess {
     child: Option<Child>,
     port: u16,
     binary: PathBuf,
+    /// Set when it serves TLS only: the CA that signed its certificate.
+    tls: Option<RedisTls>,
+}
+
+/// The PEM files of a TLS-only `redis-server`.
+struct RedisTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl RedisProcess {
@@ -144,6 +154,25 @@ impl RedisProcess {
     /// # Panics
     /// When `redis-server` is not installed or does not answer within 30 s.
     pub fn start() -> RedisProcess {
+        RedisProcess::start_with(None)
+    }
+
+    /// Starts `redis-server` serving TLS only (`--port 0 --tls-port P`,
+    /// clients not asked for certificates), with a server certificate of
+    /// `ca` for 127.0.0.1; its URL is `rediss://127.0.0.1:P`. Clients trust
+    /// it with `SSL_CERT_FILE=`[`tls::TestCa::ca_cert_file`].
+    ///
+    /// # Panics
+    /// As [`RedisProcess::start`].
+    pub fn start_tls(ca: &tls::TestCa) -> RedisProcess {
+        RedisProcess::start_with(Some(RedisTls {
+            cert: ca.server_cert_file().to_owned(),
+            key: ca.server_key_file().to_owned(),
+            ca: ca.ca_cert_file().to_owned(),
+        }))
+    }
+
+    fn start_with(tls: Option<RedisTls>) -> RedisProcess {
         let binary = [
             "/usr/bin/redis-server",
             "/usr/sbin/redis-server",
@@ -168,14 +197,28 @@ impl RedisProcess {
             child: None,
             port,
             binary,
+            tls,
         };
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -200,14 +243,32 @@ impl RedisProcess {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        match &self.tls {
+            None => {
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            }
+            Some(tls) => {
+                let Some(mut session) = tls::client_session(&tls.ca, "127.0.0.1") else {
+                    return false;
+                };
+                let mut stream = rustls::Stream::new(&mut session, &mut stream);
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            }
+        }
     }
 
-    /// `redis://127.0.0.1:PORT`
+    /// `redis://127.0.0.1:PORT` (`rediss://` when it serves TLS)
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port it listens on.

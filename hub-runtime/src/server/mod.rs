@@ -107,6 +107,8 @@ mod dispatch;
 mod http;
 mod options;
 pub(crate) mod registry;
+#[cfg(feature = "server-tls")]
+pub mod tls;
 mod transports;
 mod users;
 

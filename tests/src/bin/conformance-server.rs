@@ -31,6 +31,8 @@
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
+//! `--tls-cert FILE --tls-key FILE` (PEM) serves every endpoint over https
+//! and wss instead, and prints `listening on https://HOST:PORT`.
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
@@ -213,6 +215,12 @@ struct Args {
     /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
     #[arg(long)]
     refuse_event_streams: bool,
+    /// Serve https and wss only, with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -271,6 +279,17 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = <Args as clap::Parser>::parse();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("conformance-server: --tls-cert/--tls-key: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        // clap requires both or neither.
+        _ => None,
+    };
 
     let mut options = HubOptions::default();
     if let Some(interval) = args.keep_alive {
@@ -311,17 +330,24 @@ async fn main() -> std::process::ExitCode {
     let address = listener.local_addr().unwrap_or(args.bind);
     let mut stdout = std::io::stdout().lock();
     // The one line the test harness waits for.
-    let _ = writeln!(stdout, "listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let _ = writeln!(stdout, "listening on {scheme}://{address}");
     let _ = stdout.flush();
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            hub_runtime::shutdown_signal().await;
-            shutdown_hub.shutdown().await;
-        })
-        .await;
+    let shutdown = async move {
+        hub_runtime::shutdown_signal().await;
+        shutdown_hub.shutdown().await;
+    };
+    let served = match tls {
+        Some(config) => hub_runtime::server::tls::serve_tls(listener, app, config, shutdown).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
