@@ -26,9 +26,19 @@ impl ServerProcess {
     /// # Panics
     /// When the binary cannot start or prints no such line within 60 s.
     pub fn start(binary: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(binary, args, &[])
+    }
+
+    /// As [`ServerProcess::start`], with `env` added to the environment
+    /// (such as `SSL_CERT_FILE` for a `rediss://` backplane).
+    ///
+    /// # Panics
+    /// As [`ServerProcess::start`].
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let mut child = Command::new(binary)
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -127,6 +137,66 @@ pub fn run_node_tests(file: &str, env: &[(&str, &str)]) -> bool {
     }
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     output.status.success()
+}
+
+/// Runs `tests/interop/scaleout.test.mjs`, the official JavaScript client
+/// with its connections split across two nodes of one hub (`hub_a`,
+/// `hub_b`: their `/hubs/test` URLs) joined over `redis`, with `protocol`
+/// (`json` | `messagepack`) and `env` besides (such as
+/// `NODE_EXTRA_CA_CERTS`); stops and restarts `redis` when the script asks
+/// (`#redis stop` / `#redis start`). Returns whether every scenario passed,
+/// and the script's report.
+///
+/// # Panics
+/// When node or the npm packages are missing.
+pub fn run_scaleout_js(
+    hub_a: &str,
+    hub_b: &str,
+    protocol: &str,
+    redis: &mut RedisProcess,
+    env: &[(&str, &str)],
+) -> (bool, String) {
+    use std::io::Write as _;
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@microsoft/signalr").exists(),
+        "run `npm ci` in {} first (scripts/test.sh does)",
+        dir.display()
+    );
+    // A plain script rather than `node --test`, so that it can ask this
+    // harness (over stdin/stdout) to stop and start Redis mid-run.
+    let mut node = Command::new("node")
+        .arg("scaleout.test.mjs")
+        .current_dir(&dir)
+        .env("HUB_URL_A", hub_a)
+        .env("HUB_URL_B", hub_b)
+        .env("HUB_PROTOCOL", protocol)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = node.stdin.take().expect("stdin is piped");
+    let stdout = BufReader::new(node.stdout.take().expect("stdout is piped"));
+    let mut report = String::new();
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "#redis stop" => redis.stop(),
+            "#redis start" => redis.restart(),
+            _ => {
+                report.push_str(&line);
+                report.push('\n');
+                continue;
+            }
+        }
+        let _ = writeln!(stdin, "ok");
+        let _ = stdin.flush();
+    }
+    drop(stdin);
+    let passed = node.wait().is_ok_and(|status| status.success());
+    (passed, report)
 }
 
 /// A private `redis-server` (Debian's package; `scripts/test.sh` installs

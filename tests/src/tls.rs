@@ -166,10 +166,25 @@ impl TestCa {
     /// `https://` address.
     #[must_use]
     pub fn start_server(&self, binary: &str, args: &[&str]) -> ServerProcess {
+        self.start_server_with_env(binary, args, &[])
+    }
+
+    /// As [`TestCa::start_server`], with `env` added to the server's
+    /// environment (such as `SSL_CERT_FILE` for a `rediss://` backplane).
+    ///
+    /// # Panics
+    /// As [`TestCa::start_server`].
+    #[must_use]
+    pub fn start_server_with_env(
+        &self,
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let tls_args = self.server_args();
         let mut all: Vec<&str> = tls_args.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
-        let server = ServerProcess::start(binary, &all);
+        let server = ServerProcess::start_with_env(binary, &all, env);
         assert!(
             server.base_url().starts_with("https://"),
             "{binary} with --tls-cert prints {}",

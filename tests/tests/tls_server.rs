@@ -9,12 +9,16 @@
 //!   refuses the server when the CA is not trusted.
 //! - `clock-server` pushes the time to the official client over wss and
 //!   stops cleanly.
+//! - Two `conformance-server` nodes joined over `rediss://` (a
+//!   `redis-server` serving TLS only, trusted through `SSL_CERT_FILE`) are
+//!   one hub for the official client's scale-out scenarios; a node that
+//!   does not trust Redis' certificate refuses to start.
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use hub_tests::tls::TestCa;
-use hub_tests::{clock_demo_binary, run_node_tests};
+use hub_tests::{RedisProcess, clock_demo_binary, run_node_tests, run_scaleout_js};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
 
@@ -210,4 +214,68 @@ fn unusable_certificate_files_are_a_clear_error() {
             "{args:?}: expected {expected:?} in {stderr}"
         );
     }
+}
+
+/// Two nodes over `rediss://`: the official client's scale-out scenarios
+/// (broadcast, others, connections, groups, users, ordering, client
+/// results across the nodes, and Redis restarted mid-run, so reconnecting
+/// over TLS too), the client reaching the nodes over https.
+#[test]
+fn two_nodes_joined_over_rediss_are_one_hub() {
+    let ca = TestCa::new();
+    let mut redis = RedisProcess::start_tls(&ca);
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let trust = ca_env(&ca);
+    let env = [("SSL_CERT_FILE", trust.as_str())];
+    let a = ca.start_server_with_env(SERVER, &["--redis", &url], &env);
+    let b = ca.start_server_with_env(SERVER, &["--redis", &url], &env);
+    let (passed, report) = run_scaleout_js(
+        &format!("{}/hubs/test", a.base_url()),
+        &format!("{}/hubs/test", b.base_url()),
+        "json",
+        &mut redis,
+        &[("NODE_EXTRA_CA_CERTS", &trust)],
+    );
+    // Shown by the test harness when the test fails.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{report}");
+    }
+    assert!(
+        passed,
+        "the JS client failed scale-out scenarios over rediss://"
+    );
+    assert!(report.contains("# pass 8"), "expected 8 passing scenarios");
+}
+
+/// A node whose `SSL_CERT_FILE` does not hold the CA of Redis' certificate
+/// does not join: it exits at start with the certificate error.
+#[test]
+fn a_node_refuses_a_rediss_server_it_does_not_trust() {
+    let ca = TestCa::new();
+    let redis = RedisProcess::start_tls(&ca);
+    let stranger = TestCa::new();
+    let output = std::process::Command::new(SERVER)
+        .args(["--bind", "127.0.0.1:0", "--redis", &redis.url()])
+        .env("SSL_CERT_FILE", ca_env(&stranger))
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .expect("conformance-server runs");
+    assert!(
+        !output.status.success(),
+        "the node joined an untrusted Redis"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("certificate"),
+        "expected a certificate error, got {stderr}"
+    );
+    // The same Redis over plain TCP is not served either (TLS only).
+    let plain = redis.url().replacen("rediss://", "redis://", 1);
+    let output = std::process::Command::new(SERVER)
+        .args(["--bind", "127.0.0.1:0", "--redis", &plain])
+        .output()
+        .expect("conformance-server runs");
+    assert!(!output.status.success(), "the node joined over plain TCP");
 }

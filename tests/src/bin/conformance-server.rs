@@ -203,7 +203,8 @@ struct Args {
     /// The hub's receive limit in bytes (default: ASP.NET Core's 32 KB).
     #[arg(long, value_name = "BYTES")]
     max_message_size: Option<usize>,
-    /// Join the Redis backplane at this URL: processes sharing it are one hub.
+    /// Join the Redis backplane at this URL: processes sharing it are one hub
+    /// (rediss://… over TLS, trusting SSL_CERT_FILE or the system's roots).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
     /// Serve only these transports: websockets, sse, longpolling (comma-separated).
