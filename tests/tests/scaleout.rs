@@ -22,7 +22,7 @@ use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_server};
 use hub_tests::conformance::{self, Callbacks, ConformanceClient as _};
-use hub_tests::{RedisCluster, RedisProcess, ServerProcess, interop_dir};
+use hub_tests::{RedisCluster, RedisProcess, ServerProcess, interop_dir, run_scaleout_js};
 use tokio::sync::mpsc;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
@@ -36,22 +36,27 @@ fn run_js(protocol: &str) {
     let url = redis.url();
     let a = ServerProcess::start(SERVER, &["--redis", &url]);
     let b = ServerProcess::start(SERVER, &["--redis", &url]);
-    let mut harness = Harness {
-        redis: Some(&mut redis),
-        cluster: None,
-        killable: None,
-        snapshot: None,
-    };
-    let report = run_scaleout_script(&mut harness, &[&a, &b], protocol, &[]);
-    assert!(
-        report.contains("# pass 8"),
-        "expected 8 passing scenarios over {protocol}"
+    let (passed, report) = run_scaleout_js(
+        &format!("{}/hubs/test", a.base_url()),
+        &format!("{}/hubs/test", b.base_url()),
+        protocol,
+        &mut redis,
+        &[],
     );
+    // Shown by the test harness when the test fails.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{report}");
+    }
+    assert!(
+        passed,
+        "the JS client failed scale-out scenarios over {protocol}"
+    );
+    assert!(report.contains("# pass 8"), "expected 8 passing scenarios");
 }
 
-/// What the script may ask the harness to act on.
+/// What the cluster scenarios may ask the harness to act on.
 struct Harness<'a> {
-    redis: Option<&'a mut RedisProcess>,
     cluster: Option<&'a RedisCluster>,
     /// The server the SIGKILL scenario kills.
     killable: Option<ServerProcess>,
@@ -63,8 +68,6 @@ impl Harness<'_> {
     /// Acts on one `#COMMAND` line; returns the answer line.
     fn act(&mut self, command: &str) -> String {
         match command {
-            "redis stop" => self.redis.as_mut().map(|r| r.stop()).map(|()| "ok"),
-            "redis start" => self.redis.as_mut().map(|r| r.restart()).map(|()| "ok"),
             "snapshot" => self.cluster.map(|cluster| {
                 self.snapshot = Some(cluster.sharded_channels());
                 "ok"
@@ -251,7 +254,6 @@ fn on_a_redis_cluster_scale_out_survives_a_killed_server_and_a_failover() {
     let b = ServerProcess::start(SERVER, &args);
 
     let mut harness = Harness {
-        redis: None,
         cluster: Some(&cluster),
         killable: None,
         snapshot: None,
