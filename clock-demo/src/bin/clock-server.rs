@@ -2,10 +2,11 @@
 //! the time to every client each second, and the clock page at `/`.
 //!
 //! ```text
+//! clock-server --help
 //! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]
 //! ```
 //!
-//! `--bind` defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
+//! `--bind` (or `HUB_BIND`) defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
 //! (PEM) everything is served over https and wss only.
 //!
 //! Prints `listening on http://HOST:PORT` (`https://` with TLS) once it
@@ -22,46 +23,22 @@ use clock_demo::{ClockHub, app, worker};
 use hub_runtime::server::HubServer;
 use tokio::sync::oneshot;
 
-const USAGE: &str = "usage: clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]   (default bind 127.0.0.1:5000)";
-
-/// The flags: where to listen, and the PEM certificate and key files when
-/// serving over TLS.
+/// The clock server's flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "The clock sample: a hub at /hubs/clock that a background worker pushes the time through each second, and the clock page at /."
+)]
 struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:5000")]
     bind: SocketAddr,
-    tls: Option<(PathBuf, PathBuf)>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut bind = SocketAddr::from(([127, 0, 0, 1], 5000));
-    let mut tls_cert = None;
-    let mut tls_key = None;
-    let mut words = std::env::args().skip(1);
-    while let Some(flag) = words.next() {
-        match flag.as_str() {
-            "--bind" => {
-                let value = words.next().ok_or("--bind needs a value")?;
-                bind = value
-                    .parse()
-                    .map_err(|e| format!("--bind {value}: {e} (expected HOST:PORT)"))?;
-            }
-            "--tls-cert" => {
-                tls_cert = Some(PathBuf::from(
-                    words.next().ok_or("--tls-cert needs a file")?,
-                ))
-            }
-            "--tls-key" => {
-                tls_key = Some(PathBuf::from(words.next().ok_or("--tls-key needs a file")?))
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
-    }
-    let tls = match (tls_cert, tls_key) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        (None, None) => None,
-        _ => return Err(format!("--tls-cert and --tls-key go together\n{USAGE}")),
-    };
-    Ok(Args { bind, tls })
+    /// Serve https and wss only, with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -73,22 +50,21 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let Args { bind, tls } = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("clock-server: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let tls = match tls {
-        Some((cert, key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
+    let Args {
+        bind,
+        tls_cert,
+        tls_key,
+    } = <Args as clap::Parser>::parse();
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
             Ok(config) => Some(config),
             Err(e) => {
                 eprintln!("clock-server: --tls-cert/--tls-key: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        None => None,
+        // clap requires both or neither.
+        _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
 
@@ -124,18 +100,19 @@ async fn main() -> ExitCode {
         if let Err(e) = worker.await {
             tracing::warn!("the worker ended abnormally: {e}");
         }
-        // Upgraded WebSockets are not requests axum waits for: close
-        // them (clients are told they may reconnect).
+        // Upgraded WebSockets are not requests the server waits for:
+        // close them (clients are told they may reconnect).
         shutdown_hub.shutdown().await;
     };
+    // Not `axum::serve`: hub_runtime's adds a header-read timeout.
+    let options = hub_runtime::server::ServeOptions::default();
     let served = match tls {
         Some(config) => {
-            hub_runtime::server::tls::serve_tls(listener, app(&hub), config, shutdown).await
+            hub_runtime::server::tls::serve_tls(listener, app(&hub), options, config, shutdown)
+                .await
         }
         None => {
-            axum::serve(listener, app(&hub))
-                .with_graceful_shutdown(shutdown)
-                .await
+            hub_runtime::server::serve_with_shutdown(listener, app(&hub), options, shutdown).await
         }
     };
     match served {
