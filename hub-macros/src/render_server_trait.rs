@@ -190,9 +190,9 @@ fn render_proxy_method(method: &ServerMethod, private: &TokenStream) -> TokenStr
         .collect();
     let upload_names: Vec<_> = uploads.iter().map(|(name, _)| name).collect();
     let generics = (!uploads.is_empty()).then(|| {
-        let bounds = uploads.iter().map(|(name, ty)| {
-            quote!(#name: #private::Stream<Item = #ty> + #private::Send + 'static)
-        });
+        let bounds = uploads.iter().map(
+            |(name, ty)| quote!(#name: #private::Stream<Item = #ty> + #private::Send + 'static),
+        );
         quote!(<#(#bounds),*>)
     });
     let captures = quote!(use<#(#upload_names),*>);

@@ -49,7 +49,9 @@ pub struct HubError {
 impl fmt::Debug for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("HubError");
-        debug.field("kind", &self.kind).field("message", &self.message);
+        debug
+            .field("kind", &self.kind)
+            .field("message", &self.message);
         if let Some(source) = &self.source {
             debug.field("source", source);
         }

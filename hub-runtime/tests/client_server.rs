@@ -10,10 +10,10 @@ mod server_support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hub_runtime::HubErrorKind;
 use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
 use hub_runtime::protocol::{HubProtocol, Payload};
 use hub_runtime::server::HubServer;
-use hub_runtime::HubErrorKind;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;

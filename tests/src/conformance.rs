@@ -44,8 +44,11 @@ pub trait ConformanceHub {
     async fn broadcast(&self, ctx: &CallContext<Self>, message: String) -> Result<(), HubError>;
 
     /// `Receive(message)` on every client but the caller.
-    async fn send_to_others(&self, ctx: &CallContext<Self>, message: String)
-    -> Result<(), HubError>;
+    async fn send_to_others(
+        &self,
+        ctx: &CallContext<Self>,
+        message: String,
+    ) -> Result<(), HubError>;
 
     /// `Receive(message)` on one connection.
     async fn send_to_connection(
@@ -85,8 +88,11 @@ pub trait ConformanceHub {
 
     /// Asks the caller `Question(question)` (a client result) and returns
     /// its answer.
-    async fn ask_client(&self, ctx: &CallContext<Self>, question: String)
-    -> Result<String, HubError>;
+    async fn ask_client(
+        &self,
+        ctx: &CallContext<Self>,
+        question: String,
+    ) -> Result<String, HubError>;
 
     /// Asks `Question(question)` of one connection and returns its answer.
     async fn ask_connection(

@@ -210,8 +210,7 @@ async fn a_connection_token_works_only_for_the_user_who_negotiated_it() {
     assert!(server.terminate(), "the server stops cleanly");
 }
 
-type WebSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+type WebSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 /// Opens a WebSocket without negotiate and completes the JSON handshake.
 async fn json_websocket(host: &str) -> WebSocket {
@@ -314,14 +313,19 @@ async fn until_close_frame(socket: &mut WebSocket) -> (String, u16) {
             Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
             Ok(Some(Ok(Message::Close(Some(frame))))) => return (received, frame.code.into()),
             Ok(Some(Ok(_))) => {}
-            other => panic!("the server did not close with a close frame: {other:?} after {received:?}"),
+            other => {
+                panic!("the server did not close with a close frame: {other:?} after {received:?}")
+            }
         }
     }
 }
 
 /// Keeps sending `frames` frames of junk (the server stops reading after
 /// the violation; it must not reset the connection over unread bytes).
-fn send_more_behind(mut sender: futures_util::stream::SplitSink<WebSocket, Message>, frames: usize) {
+fn send_more_behind(
+    mut sender: futures_util::stream::SplitSink<WebSocket, Message>,
+    frames: usize,
+) {
     tokio::spawn(async move {
         for _ in 0..frames {
             let junk = Message::text(format!("{}{RS}", "x".repeat(16 * 1024)));
@@ -358,7 +362,10 @@ async fn violations_are_told_with_a_close_message_and_their_close_code() {
                 && received.contains("Connection closed with an error."),
             "the client gets a Close message with the error text: {received:?}"
         );
-        assert_eq!(code, 1002, "a protocol error closes the WebSocket with 1002");
+        assert_eq!(
+            code, 1002,
+            "a protocol error closes the WebSocket with 1002"
+        );
     }
 
     // A record larger than the 32 KB receive limit.
@@ -373,7 +380,10 @@ async fn violations_are_told_with_a_close_message_and_their_close_code() {
         received.contains("\"type\":7"),
         "an oversized message is answered with a Close message: {received:?}"
     );
-    assert_eq!(code, 1009, "an oversized message closes the WebSocket with 1009");
+    assert_eq!(
+        code, 1009,
+        "an oversized message closes the WebSocket with 1009"
+    );
 
     // A refused handshake.
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{host}/hubs/test"))
@@ -390,7 +400,10 @@ async fn violations_are_told_with_a_close_message_and_their_close_code() {
         received.contains("\"error\":\"The protocol 'nonsense' is not supported.\""),
         "a refused handshake gets its error response: {received:?}"
     );
-    assert_eq!(code, 1002, "a refused handshake closes the WebSocket with 1002");
+    assert_eq!(
+        code, 1002,
+        "a refused handshake closes the WebSocket with 1002"
+    );
     assert!(server.terminate(), "the server stops cleanly");
 }
 
@@ -404,7 +417,9 @@ async fn loop_until_close(
             Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
             Ok(Some(Ok(Message::Close(Some(frame))))) => return (received, frame.code.into()),
             Ok(Some(Ok(_))) => {}
-            other => panic!("the server did not close with a close frame: {other:?} after {received:?}"),
+            other => {
+                panic!("the server did not close with a close frame: {other:?} after {received:?}")
+            }
         }
     }
 }
@@ -431,21 +446,31 @@ async fn origins_not_allowed_are_refused_on_every_endpoint() {
         )
     };
     let (status, body) = http(&host, &negotiate_with(Some("https://evil.example"))).await;
-    assert_eq!(status, 403, "negotiate from a foreign origin is refused: {body}");
+    assert_eq!(
+        status, 403,
+        "negotiate from a foreign origin is refused: {body}"
+    );
     let (status, _) = http(&host, &negotiate_with(Some("https://app.example.com"))).await;
     assert_eq!(status, 200, "negotiate from an allowed origin is served");
     let (status, _) = http(&host, &negotiate_with(Some("http://localhost:8080"))).await;
-    assert_eq!(status, 200, "negotiate from the second allowed origin is served");
+    assert_eq!(
+        status, 200,
+        "negotiate from the second allowed origin is served"
+    );
     let (status, _) = http(&host, &negotiate_with(None)).await;
-    assert_eq!(status, 200, "negotiate without Origin (not a browser) is served");
+    assert_eq!(
+        status, 200,
+        "negotiate without Origin (not a browser) is served"
+    );
 
     // The WebSocket upgrade: refused from a foreign origin, served from an
     // allowed one.
     let upgrade = |origin: &str| {
-        let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            format!("ws://{host}/hubs/test"),
-        )
-        .unwrap();
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{host}/hubs/test"),
+            )
+            .unwrap();
         request
             .headers_mut()
             .insert("Origin", origin.parse().unwrap());
@@ -487,7 +512,10 @@ async fn origins_not_allowed_are_refused_on_every_endpoint() {
             ),
         )
         .await;
-        assert_eq!(status, 403, "{transport} from a foreign origin is refused with 403");
+        assert_eq!(
+            status, 403,
+            "{transport} from a foreign origin is refused with 403"
+        );
     }
     assert!(server.terminate(), "the server stops cleanly");
 }
@@ -530,7 +558,10 @@ async fn a_slow_consumer_of_large_messages_is_bounded_in_bytes() {
             .unwrap();
         match tokio::time::timeout(PATIENCE, sender.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
-                assert!(text.contains("\"type\":3"), "the sender is answered: {text}");
+                assert!(
+                    text.contains("\"type\":3"),
+                    "the sender is answered: {text}"
+                );
             }
             other => panic!("the sender is not answered: {other:?}"),
         }
@@ -571,7 +602,10 @@ async fn connections_beyond_the_limit_are_refused_with_503() {
          Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     let (status, body) = http(&host, &negotiate).await;
-    assert_eq!(status, 503, "negotiate beyond the connection limit gets 503: {body}");
+    assert_eq!(
+        status, 503,
+        "negotiate beyond the connection limit gets 503: {body}"
+    );
     match tokio_tungstenite::connect_async(format!("ws://{host}/hubs/test")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(
             response.status(),
@@ -672,7 +706,10 @@ async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
     )
     .await;
     assert_eq!(status, 401);
-    assert!(!body.contains("s3cr3t"), "the 401 answer does not echo the token: {body}");
+    assert!(
+        !body.contains("s3cr3t"),
+        "the 401 answer does not echo the token: {body}"
+    );
 
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -684,6 +721,12 @@ async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
         log.contains(&connection_id),
         "the trace log was written (it names the connection id)"
     );
-    assert!(!log.contains("s3cr3t"), "no access token in the server's log");
-    assert!(!log.contains(&token), "no connection token in the server's log");
+    assert!(
+        !log.contains("s3cr3t"),
+        "no access token in the server's log"
+    );
+    assert!(
+        !log.contains(&token),
+        "no connection token in the server's log"
+    );
 }

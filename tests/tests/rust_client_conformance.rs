@@ -46,7 +46,10 @@ fn build(hub_url: &str, options: &Options<'_>) -> ConformanceConnection {
     ConformanceConnection::new(builder, options.name).unwrap()
 }
 
-async fn try_connect(hub_url: &str, options: &Options<'_>) -> Result<ConformanceConnection, HubError> {
+async fn try_connect(
+    hub_url: &str,
+    options: &Options<'_>,
+) -> Result<ConformanceConnection, HubError> {
     let client = build(hub_url, options);
     client.start().await?;
     assert_route(&client.connection);
@@ -158,7 +161,12 @@ async fn add(protocol: HubProtocol) {
     let hub = &client.hub;
 
     let big = 1_i64 << 40;
-    for (a, b, sum) in [(2, 3, 5), (-7, 3, -4), (big, big, big * 2), (i64::MAX - 1, 1, i64::MAX)] {
+    for (a, b, sum) in [
+        (2, 3, 5),
+        (-7, 3, -4),
+        (big, big, big * 2),
+        (i64::MAX - 1, 1, i64::MAX),
+    ] {
         assert_eq!(within("Add", hub.add(a, b)).await.unwrap(), sum);
     }
 
@@ -756,8 +764,7 @@ impl BlocksEventStreams {
 async fn transport_reports_the_fallback() {
     let server = ServerProcess::start(SERVER, &["--transports", "serversentevents,longpolling"]);
     let proxy = BlocksEventStreams::start(&server).await;
-    let client =
-        ConformanceConnection::new(HubConnection::builder(proxy.hub_url()), "a").unwrap();
+    let client = ConformanceConnection::new(HubConnection::builder(proxy.hub_url()), "a").unwrap();
     client.start().await.unwrap();
     assert_eq!(
         client.connection.transport(),

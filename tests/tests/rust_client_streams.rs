@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
+use hub_runtime::HubErrorKind;
 use hub_runtime::client::{HubConnection, HubStream, TransportType, try_upload};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::proxy::ItemStream;
-use hub_runtime::HubErrorKind;
 use hub_tests::ServerProcess;
 use hub_tests::conformance::{ConformanceConnection, PATIENCE, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -290,12 +290,9 @@ async fn sum(over: Over) {
     // An upload that fails, which only the untyped `try_upload` can send:
     // the server's Sum fails with it.
     let failing = try_upload(stream::iter([Ok(1_i64), Err("the sensor broke")]));
-    let error = within(
-        "Sum",
-        client.connection.invoke::<i64>("Sum", (failing,)),
-    )
-    .await
-    .unwrap_err();
+    let error = within("Sum", client.connection.invoke::<i64>("Sum", (failing,)))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
 
     // The connection is fine afterwards.

@@ -416,10 +416,7 @@ impl ConnectionHandle {
         // Counted, not capped: the read pause bounds what replies queue.
         let len = buffer.len();
         self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        let queued = match self
-            .outbound
-            .try_send(Outbound::Records(buffer.freeze()))
-        {
+        let queued = match self.outbound.try_send(Outbound::Records(buffer.freeze())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(item)) => self.outbound.send(item).await.is_ok(),
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -462,7 +459,8 @@ impl ConnectionHandle {
     /// Called by the writer after it took records from the queue: wakes a
     /// paused read loop (an atomic load when none waits).
     pub(crate) fn notify_drained(&self) {
-        if self.read_paused.load(Ordering::SeqCst) && self.read_paused.swap(false, Ordering::SeqCst) {
+        if self.read_paused.load(Ordering::SeqCst) && self.read_paused.swap(false, Ordering::SeqCst)
+        {
             self.drained.notify_waiters();
         }
     }

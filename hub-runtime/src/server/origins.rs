@@ -25,9 +25,12 @@ pub(super) fn allowed(allowed: Option<&[String]>, parts: &Parts) -> bool {
     origins.all(|origin| {
         origin.to_str().is_ok_and(|origin| {
             let origin = origin.trim().trim_end_matches('/');
-            allowed
-                .iter()
-                .any(|entry| entry.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
+            allowed.iter().any(|entry| {
+                entry
+                    .trim()
+                    .trim_end_matches('/')
+                    .eq_ignore_ascii_case(origin)
+            })
         })
     })
 }
@@ -49,8 +52,14 @@ mod tests {
         let list = vec!["https://app.example.com".to_owned()];
         assert!(allowed(None, &parts(Some("https://evil.example"))));
         assert!(allowed(Some(&list), &parts(None)));
-        assert!(allowed(Some(&list), &parts(Some("https://APP.example.com"))));
-        assert!(allowed(Some(&list), &parts(Some("https://app.example.com/"))));
+        assert!(allowed(
+            Some(&list),
+            &parts(Some("https://APP.example.com"))
+        ));
+        assert!(allowed(
+            Some(&list),
+            &parts(Some("https://app.example.com/"))
+        ));
         assert!(!allowed(Some(&list), &parts(Some("https://evil.example"))));
         assert!(!allowed(Some(&list), &parts(Some("null"))));
         assert!(!allowed(Some(&[]), &parts(Some("https://app.example.com"))));

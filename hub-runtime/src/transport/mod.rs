@@ -129,8 +129,6 @@ pub(crate) trait FrameSink: Send + 'static {
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Ends the transport (a WebSocket Close frame with `code`).
-    fn close(
-        &mut self,
-        code: CloseCode,
-    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn close(&mut self, code: CloseCode)
+    -> impl Future<Output = Result<(), TransportError>> + Send;
 }
