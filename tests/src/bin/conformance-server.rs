@@ -368,20 +368,20 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
+    let serve_options = ServeOptions {
+        header_read_timeout: Some(args.header_read_timeout),
+        ..ServeOptions::default()
+    };
     let shutdown = async move {
         hub_runtime::shutdown_signal().await;
         shutdown_hub.shutdown().await;
     };
     let served = match tls {
-        // axum-server's TLS accept loop has its own handshake timeout.
-        Some(config) => hub_runtime::server::tls::serve_tls(listener, app, config, shutdown).await,
-        None => {
-            let serve_options = ServeOptions {
-                header_read_timeout: Some(args.header_read_timeout),
-                ..ServeOptions::default()
-            };
-            serve_with_shutdown(listener, app, serve_options, shutdown).await
+        Some(config) => {
+            hub_runtime::server::tls::serve_tls(listener, app, serve_options, config, shutdown)
+                .await
         }
+        None => serve_with_shutdown(listener, app, serve_options, shutdown).await,
     };
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
