@@ -235,7 +235,7 @@ async fn broadcast_reaches_every_client() {
 async fn reconnects_after_the_server_restarts_on_the_same_port() {
     let server = serve("127.0.0.1:0".parse().unwrap()).await;
     let connection = HubConnection::builder(server.url())
-        .with_reconnect_delays([
+        .reconnect_delays([
             Duration::ZERO,
             Duration::from_millis(100),
             Duration::from_millis(200),

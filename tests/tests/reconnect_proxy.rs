@@ -282,7 +282,7 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
     let (received_tx, mut received_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let connection = HubConnection::builder(format!("http://{}/hubs/test", proxy.addr))
         .protocol(protocol)
-        .with_stateful_reconnect(100_000)
+        .stateful_reconnect(100_000)
         .server_timeout(Duration::from_secs(120))
         .build()
         .unwrap();

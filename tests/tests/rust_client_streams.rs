@@ -81,7 +81,7 @@ async fn connect(url: &str, over: Over) -> (HubConnection, Arc<Notify>) {
     let release = Arc::new(Notify::new());
     let connection = HubConnection::builder(url)
         .protocol(over.protocol)
-        .with_handlers(
+        .handlers(
             Callbacks {
                 release: release.clone(),
             }

@@ -195,7 +195,7 @@ impl Peer {
         let token = user.map(|user| format!("user-{user}"));
         let connection = HubConnection::builder(&node.url)
             .access_token(move || token.clone())
-            .with_handlers(Answers { received }.into_handlers())
+            .handlers(Answers { received }.into_handlers())
             .build()
             .unwrap();
         connection.start().await.unwrap();

@@ -70,8 +70,8 @@ async fn main() -> ExitCode {
         }
     };
     let connection = match HubConnection::builder(url.as_str())
-        .with_automatic_reconnect()
-        .with_handlers(ClockHubClient.into_handlers())
+        .automatic_reconnect()
+        .handlers(ClockHubClient.into_handlers())
         .build()
     {
         Ok(connection) => connection,
