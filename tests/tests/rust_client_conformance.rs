@@ -590,7 +590,7 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     let connection = client.connection.clone();
     client.stop().await;
     match next_event(&mut events).await {
-        HubConnectionEvent::Closed { error: None } => {}
+        HubConnectionEvent::Closed { error: None, .. } => {}
         other => panic!("expected a clean Closed, got {other:?}"),
     }
     assert_eq!(connection.transport(), None, "no transport once stopped");

@@ -136,10 +136,12 @@ async fn report_events(mut events: broadcast::Receiver<HubConnectionEvent>) {
                 "clock-client: reconnected (connection id {})",
                 connection_id.as_deref().unwrap_or("none")
             ),
-            Ok(HubConnectionEvent::Closed { error: Some(error) }) => {
+            Ok(HubConnectionEvent::Closed {
+                error: Some(error), ..
+            }) => {
                 eprintln!("clock-client: connection closed ({error}); starting again…");
             }
-            Ok(HubConnectionEvent::Closed { error: None }) => {}
+            Ok(HubConnectionEvent::Closed { error: None, .. }) => {}
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
         }

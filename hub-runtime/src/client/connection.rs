@@ -284,6 +284,27 @@ impl HubConnection {
         self.register(handlers);
     }
 
+    /// Removes every handler of the client method `name` (compared
+    /// case-insensitively), as the official clients' `off(methodName)`:
+    /// invocations of it that arrive afterwards find no handler (and a
+    /// client-result invocation is answered with an error). Returns how
+    /// many handlers were removed.
+    ///
+    /// ```
+    /// # use hub_runtime::client::HubConnection;
+    /// # fn wire(connection: &HubConnection) {
+    /// connection.on("Receive", 1, |_| async { Ok(None) });
+    /// assert_eq!(connection.off("receive"), 1);
+    /// assert_eq!(connection.off("Receive"), 0);
+    /// # }
+    /// ```
+    pub fn off(&self, name: &str) -> usize {
+        let mut removed = 0;
+        self.shared
+            .update_handlers(|handlers| removed = handlers.remove(name));
+        removed
+    }
+
     /// The current state.
     pub fn state(&self) -> HubConnectionState {
         *self.shared.state.borrow()

@@ -37,7 +37,31 @@ pub enum HubConnectionEvent {
     /// without `allowReconnect`, a loss without automatic reconnect, or
     /// once reconnect gave up). `error` is why, `None` for a clean stop.
     Closed {
-        /// Why the connection closed.
+        /// What closed it.
+        reason: ClosedReason,
+        /// The error it closed with: the server's Close error (kind
+        /// [`Remote`](crate::HubErrorKind::Remote)), the transport's
+        /// failure with its WebSocket close code and reason, the server
+        /// timeout, or the last reconnect attempt's error; `None` for a
+        /// clean close.
         error: Option<HubError>,
     },
+}
+
+/// What closed a [`HubConnection`](super::HubConnection) for good, on
+/// [`HubConnectionEvent::Closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClosedReason {
+    /// `stop()` was called (or the last handle dropped).
+    Stopped,
+    /// The server closed the connection: a Close message (with
+    /// `allowReconnect: false`, or without automatic reconnect) or a
+    /// normal end of the transport.
+    ServerClosed,
+    /// The transport failed or the server timed out, and automatic
+    /// reconnect was off or its policy declined to try.
+    Lost,
+    /// Automatic reconnect tried and its policy gave up.
+    ReconnectFailed,
 }

@@ -45,7 +45,7 @@
 //!         match event {
 //!             HubConnectionEvent::Reconnecting { error } => println!("lost: {error:?}"),
 //!             HubConnectionEvent::Reconnected { connection_id } => println!("back as {connection_id:?}"),
-//!             HubConnectionEvent::Closed { error } => println!("closed: {error:?}"),
+//!             HubConnectionEvent::Closed { reason, error } => println!("closed ({reason:?}): {error:?}"),
 //!         }
 //!     }
 //! });
@@ -143,7 +143,7 @@ pub use arguments::{
 pub use builder::HubConnectionBuilder;
 pub use config::Transports;
 pub use connection::HubConnection;
-pub use events::{HubConnectionEvent, HubConnectionState};
+pub use events::{ClosedReason, HubConnectionEvent, HubConnectionState};
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
 pub use stream::HubStream;
 

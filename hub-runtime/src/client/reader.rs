@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::events::ClosedReason;
 use super::shared::Shared;
 use super::transport::frame::{Frame, FrameSource, transport_error};
 use crate::protocol::{HubMessage, Invocation, MessageDecoder};
@@ -25,6 +26,8 @@ pub(crate) struct ConnectionEnd {
     pub(crate) error: Option<HubError>,
     /// `false` after a server Close without `allowReconnect` or a `stop()`.
     pub(crate) allow_reconnect: bool,
+    /// The server ended it: a Close message or a normal transport close.
+    pub(crate) server_close: bool,
 }
 
 impl ConnectionEnd {
@@ -32,6 +35,16 @@ impl ConnectionEnd {
         ConnectionEnd {
             error: Some(error),
             allow_reconnect: true,
+            server_close: false,
+        }
+    }
+
+    /// Why the connection closed for good when nothing follows this end.
+    pub(crate) fn closed_reason(&self) -> ClosedReason {
+        if self.server_close {
+            ClosedReason::ServerClosed
+        } else {
+            ClosedReason::Lost
         }
     }
 }
@@ -98,6 +111,7 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, start: ReaderStart) -> Conne
                     return ConnectionEnd {
                         error: None,
                         allow_reconnect: true,
+                        server_close: true,
                     };
                 }
             },
@@ -145,6 +159,7 @@ async fn drain(
                 return Some(ConnectionEnd {
                     error,
                     allow_reconnect: close.allow_reconnect,
+                    server_close: true,
                 });
             }
             HubMessage::Ping

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::dispatcher::run_dispatcher;
-use super::events::{HubConnectionEvent, HubConnectionState};
+use super::events::{ClosedReason, HubConnectionEvent, HubConnectionState};
 use super::handshake::handshake;
 use super::reader::{ConnectionEnd, ReaderStart, run_reader};
 use super::reconnect::RetryContext;
@@ -77,15 +77,15 @@ pub(crate) async fn run_session(
         let end = run_live(&mut live, &shared, &mut stop).await;
         shared.teardown(end.error.as_ref());
         if *stop.borrow() {
-            shared.finish(Some(None));
+            shared.finish(Some((ClosedReason::Stopped, None)));
             return;
         }
         let Some(policy) = shared.config.reconnect.clone() else {
-            shared.finish(Some(end.error));
+            shared.finish(Some((end.closed_reason(), end.error)));
             return;
         };
         if !end.allow_reconnect {
-            shared.finish(Some(end.error));
+            shared.finish(Some((end.closed_reason(), end.error)));
             return;
         }
 
@@ -102,7 +102,7 @@ pub(crate) async fn run_session(
         };
         let Some(mut delay) = policy.next_retry_delay(&context) else {
             info!("not reconnecting: the reconnect policy gave up before the first attempt");
-            shared.finish(Some(end.error));
+            shared.finish(Some((end.closed_reason(), end.error)));
             return;
         };
         let reconnecting = shared.state.send_if_modified(|state| {
@@ -114,7 +114,7 @@ pub(crate) async fn run_session(
             }
         });
         if !reconnecting {
-            shared.finish(Some(None));
+            shared.finish(Some((ClosedReason::Stopped, None)));
             return;
         }
         info!(error = ?end.error, "connection lost; reconnecting");
@@ -137,7 +137,7 @@ pub(crate) async fn run_session(
             };
             match attempt {
                 None => {
-                    shared.finish(Some(None));
+                    shared.finish(Some((ClosedReason::Stopped, None)));
                     return;
                 }
                 Some(Ok(new_live)) => break new_live,
@@ -153,7 +153,10 @@ pub(crate) async fn run_session(
                                 attempts = context.previous_retry_count,
                                 "reconnect retries exhausted"
                             );
-                            shared.finish(Some(Some(context.retry_reason)));
+                            shared.finish(Some((
+                                ClosedReason::ReconnectFailed,
+                                Some(context.retry_reason),
+                            )));
                             return;
                         }
                     }
@@ -162,7 +165,7 @@ pub(crate) async fn run_session(
         };
         if !shared.install(&live.outbound, live.connection_id.clone(), live.transport) {
             shut_down(live, &shared).await;
-            shared.finish(Some(None));
+            shared.finish(Some((ClosedReason::Stopped, None)));
             return;
         }
         info!(connection_id = ?live.connection_id, "reconnected");
@@ -183,6 +186,7 @@ async fn run_live(
             "The connection's reader failed: {e}"
         ))),
         allow_reconnect: true,
+        server_close: false,
     };
     let end = tokio::select! {
         end = &mut live.reader => Some(end.unwrap_or_else(lost)),
@@ -206,6 +210,7 @@ async fn run_live(
             ConnectionEnd {
                 error: None,
                 allow_reconnect: false,
+                server_close: false,
             }
         }
     }

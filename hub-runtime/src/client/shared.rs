@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::arguments::CallArguments;
 use super::config::Config;
-use super::events::{HubConnectionEvent, HubConnectionState};
+use super::events::{ClosedReason, HubConnectionEvent, HubConnectionState};
 use super::in_flight::{CallIds, InFlightCalls, ItemDelivery, ResultSender};
 use super::upload::start_uploads;
 use super::writer::Outbound;
@@ -309,14 +309,14 @@ impl Shared {
 
     /// Ends the session: state `Disconnected`, then the `Closed` event when
     /// the connection had started.
-    pub(crate) fn finish(&self, closed: Option<Option<HubError>>) {
+    pub(crate) fn finish(&self, closed: Option<(ClosedReason, Option<HubError>)>) {
         {
             let mut current = lock(&self.current);
             current.stop = None;
             self.state.send_replace(HubConnectionState::Disconnected);
         }
-        if let Some(error) = closed {
-            self.emit(HubConnectionEvent::Closed { error });
+        if let Some((reason, error)) = closed {
+            self.emit(HubConnectionEvent::Closed { reason, error });
         }
     }
 
