@@ -184,7 +184,7 @@ impl ConformanceConnection {
     /// When the builder refuses its settings.
     pub fn new(builder: HubConnectionBuilder, name: &str) -> Result<Self, HubError> {
         let (callbacks, inbox, release) = Callbacks::new(name);
-        let connection = builder.with_handlers(callbacks.into_handlers()).build()?;
+        let connection = builder.handlers(callbacks.into_handlers()).build()?;
         let hub = connection.hub::<ConformanceHubProxy>();
         Ok(ConformanceConnection {
             connection,

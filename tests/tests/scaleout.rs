@@ -495,7 +495,7 @@ impl Peer {
         let token = user.map(|user| format!("user-{user}"));
         let connection = HubConnection::builder(&node.url)
             .access_token(move || token.clone())
-            .with_handlers(callbacks.into_handlers())
+            .handlers(callbacks.into_handlers())
             .build()
             .unwrap();
         connection.start().await.unwrap();
