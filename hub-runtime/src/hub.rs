@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::caller::{ConnectionContext, ConnectionItems};
 use crate::clients::{
     CallerClients, ClientContract, ConnectionId, GroupManager, HubLifetimeManager,
 };
@@ -357,14 +358,14 @@ impl<H: Hub> HubCall<H> {
     }
 }
 
-/// What a hub method knows about its caller: connection id, user, and the
+/// What a hub method knows about its caller: connection id, identity,
+/// the HTTP request that opened the connection, its typed items, and the
 /// caller-relative clients (`caller()`, `others()`), plus groups.
 ///
 /// A hub method receives it when it declares a parameter of this type
 /// (`ctx: CallContext<Self>` or `ctx: &CallContext<Self>`).
 pub struct CallContext<H: Hub> {
-    connection_id: ConnectionId,
-    user_id: Option<Arc<str>>,
+    connection: Arc<ConnectionContext>,
     manager: Arc<dyn HubLifetimeManager>,
     hub: PhantomData<fn() -> H>,
 }
@@ -372,8 +373,7 @@ pub struct CallContext<H: Hub> {
 impl<H: Hub> Clone for CallContext<H> {
     fn clone(&self) -> Self {
         CallContext {
-            connection_id: self.connection_id.clone(),
-            user_id: self.user_id.clone(),
+            connection: self.connection.clone(),
             manager: self.manager.clone(),
             hub: PhantomData,
         }
@@ -381,15 +381,28 @@ impl<H: Hub> Clone for CallContext<H> {
 }
 
 impl<H: Hub> CallContext<H> {
-    /// The context of `connection_id`, delivering through `manager`.
+    /// The context of `connection_id` (of user `user_id`, with no request),
+    /// delivering through `manager`: for calling hub methods outside a
+    /// server, as in unit tests.
     pub fn new(
         connection_id: ConnectionId,
         user_id: Option<Arc<str>>,
         manager: Arc<dyn HubLifetimeManager>,
     ) -> Self {
+        let identity = user_id.map_or_else(crate::Identity::anonymous, crate::Identity::user);
+        Self::for_connection(
+            Arc::new(ConnectionContext::new(connection_id, identity, None)),
+            manager,
+        )
+    }
+
+    /// The context of `connection`, delivering through `manager`.
+    pub fn for_connection(
+        connection: Arc<ConnectionContext>,
+        manager: Arc<dyn HubLifetimeManager>,
+    ) -> Self {
         CallContext {
-            connection_id,
-            user_id,
+            connection,
             manager,
             hub: PhantomData,
         }
@@ -397,17 +410,44 @@ impl<H: Hub> CallContext<H> {
 
     /// The caller's connection id.
     pub fn connection_id(&self) -> &ConnectionId {
-        &self.connection_id
+        self.connection.connection_id()
     }
 
     /// The caller's user id, `None` when anonymous.
     pub fn user_id(&self) -> Option<&str> {
-        self.user_id.as_deref()
+        self.connection.user_id()
+    }
+
+    /// Who the caller is: user id, roles, claims, extensions.
+    pub fn identity(&self) -> &crate::Identity {
+        self.connection.identity()
+    }
+
+    /// The caller's connection: its request, items and `abort()`.
+    pub fn connection(&self) -> &Arc<ConnectionContext> {
+        &self.connection
+    }
+
+    /// The HTTP request that opened the caller's connection (see
+    /// [`ConnectionContext::request`]).
+    pub fn request(&self) -> Option<&http::request::Parts> {
+        self.connection.request()
+    }
+
+    /// The caller connection's typed items.
+    pub fn items(&self) -> &ConnectionItems {
+        self.connection.items()
+    }
+
+    /// Closes the caller's connection (a Close message with an error, then
+    /// the transport ends).
+    pub fn abort(&self) {
+        self.connection.abort();
     }
 
     /// The typed clients, with `caller()`, `others()` and `others_in_group()`.
     pub fn clients(&self) -> CallerClients<H::Client> {
-        CallerClients::new(self.manager.clone(), self.connection_id.clone())
+        CallerClients::new(self.manager.clone(), self.connection_id().clone())
     }
 
     /// Group membership.

@@ -21,10 +21,12 @@ pub mod server;
 #[cfg(feature = "typescript")]
 pub mod typescript;
 
+mod caller;
 #[cfg(feature = "server")]
 mod connection;
 mod context;
 mod error;
+mod identity;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 mod timestamp;
@@ -42,6 +44,7 @@ pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
+pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
 pub use shutdown::shutdown_signal;

@@ -107,6 +107,18 @@ pub trait Backplane: Send + Sync + 'static {
         group: String,
     ) -> BoxFuture<'static, Result<(), HubError>>;
 
+    /// Aborts the connections of `target` (a connection or a user) held by
+    /// other nodes; completes once it is sent (fire-and-forget, as a
+    /// broadcast). The default sends nothing and fails, for backplanes
+    /// that cannot carry it.
+    fn abort(&self, target: Target) -> BoxFuture<'static, Result<(), HubError>> {
+        let _ = target;
+        Box::pin(std::future::ready(Err(HubError::with_kind(
+            HubErrorKind::Transport,
+            "this backplane cannot abort connections on other nodes",
+        ))))
+    }
+
     /// This node now holds recipients for `subscription`: receive what other
     /// nodes send to it. The future completes once the subscription is in
     /// effect (or could not be made now; the backplane then makes it when

@@ -17,7 +17,7 @@ use super::{
     SessionConfig, poll_rare_signal,
 };
 use crate::BoxFuture;
-use crate::clients::ConnectionId;
+use crate::hub::ConnectionContext;
 use crate::protocol::handshake::{HandshakeRejection, HandshakeRequest, HandshakeResponse};
 use crate::protocol::{HubMessage, HubProtocol, TransferFormat};
 use crate::transport::{FrameSink, FrameSource};
@@ -45,13 +45,13 @@ pub(crate) struct Resume<Src, Snk> {
 pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     mut source: Src,
     mut sink: Snk,
-    id: ConnectionId,
-    user: Option<Arc<str>>,
+    context: Arc<ConnectionContext>,
     config: Arc<SessionConfig>,
     dispatcher: Arc<dyn Dispatcher>,
     mut shutdown: watch::Receiver<bool>,
     resume: Option<Resume<Src, Snk>>,
 ) {
+    let id = context.connection_id().clone();
     // The phases before and after the read loop run boxed: a future is as
     // large as its largest phase, and this one lives as long as the
     // connection, idle or not.
@@ -103,9 +103,15 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
     let handle = Arc::new(
-        ConnectionHandle::new(id, user, protocol, outbound.clone())
+        ConnectionHandle::new(context, protocol, outbound.clone())
             .with_stream_buffer_capacity(config.stream_buffer_capacity),
     );
+    let weak = Arc::downgrade(&handle);
+    handle.context().set_aborter(Box::new(move || {
+        if let Some(handle) = weak.upgrade() {
+            handle.abort(CloseReason::Aborted);
+        }
+    }));
     let writer = tokio::spawn(writer::run(
         sink,
         queue,

@@ -140,9 +140,8 @@ fn completion(invocation_id: String, result: CompletionResult) -> HubMessage {
 
 impl<H: Hub> Shared<H> {
     fn call_context(&self, connection: &ConnectionHandle) -> CallContext<H> {
-        CallContext::new(
-            connection.id().clone(),
-            connection.user().cloned(),
+        CallContext::for_connection(
+            connection.context().clone(),
             self.registry.clone() as Arc<dyn HubLifetimeManager>,
         )
     }
@@ -221,6 +220,9 @@ impl<H: Hub> Dispatcher for Shared<H> {
         &self,
         connection: &Arc<ConnectionHandle>,
     ) -> BoxFuture<'static, Result<(), HubError>> {
+        if self.options.close_on_authentication_expiration {
+            close_on_expiry(connection);
+        }
         let subscribed = self.registry.add(connection);
         let context = self.call_context(connection);
         let hub = self.hub.clone();
@@ -469,4 +471,28 @@ impl Drop for UploadGuard {
             self.connection.close_uploads(&self.ids, &self.channels);
         }
     }
+}
+
+/// Closes `connection` when its identity expires (or never, without an
+/// expiry); the timer ends with the connection.
+fn close_on_expiry(connection: &Arc<ConnectionHandle>) {
+    let Some(expiry) = connection.context().identity().expires_at() else {
+        return;
+    };
+    let delay = expiry
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let mut closing = connection.close_signal();
+    let connection = Arc::downgrade(connection);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {
+                if let Some(connection) = connection.upgrade() {
+                    tracing::debug!(connection = %connection.id(), "authentication expired; closing");
+                    connection.abort(crate::connection::CloseReason::AuthenticationExpired);
+                }
+            }
+            _ = closing.wait_for(|reason| reason.is_some()) => {}
+        }
+    });
 }

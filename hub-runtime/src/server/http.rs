@@ -17,12 +17,14 @@ use http::{HeaderValue, Method, StatusCode, header};
 use super::transports::{self, Lookup, TransportKind};
 use super::users::{Unauthorized, query_parameter};
 use super::{Negotiated, Shared};
-use crate::Hub;
+use crate::clients::ConnectionId;
 use crate::connection::session::Resume;
+use crate::hub::ConnectionContext;
 use crate::protocol::negotiate::{
     AvailableTransport, NegotiateConnection, NegotiateRequest, NegotiateResponse, TransportType,
 };
 use crate::transport::websocket;
+use crate::{Hub, Identity};
 
 /// The transports `shared` serves, in the order clients should try them.
 fn transports<H: Hub>(shared: &Shared<H>) -> Vec<AvailableTransport> {
@@ -73,11 +75,13 @@ pub(super) fn random_id() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-pub(super) fn user_of<H: Hub>(
+/// The identity behind a request, from the server's authenticator; a
+/// refusal is answered with 401.
+pub(super) async fn identity_of<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,
-) -> Result<Option<Arc<str>>, Unauthorized> {
-    shared.users.user_id(parts).map(|user| user.map(Arc::from))
+) -> Result<Identity, Unauthorized> {
+    shared.authenticator.authenticate_boxed(parts).await
 }
 
 pub(super) fn unauthorized() -> Response {
@@ -95,7 +99,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             "The server is shutting down.",
         );
     }
-    if user_of(&shared, &parts).is_err() {
+    if identity_of(&shared, &parts).await.is_err() {
         return unauthorized();
     }
     let body = match NegotiateRequest::from_query(parts.uri.query().unwrap_or_default()) {
@@ -213,7 +217,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     match parts.method {
         Method::GET => {}
         Method::POST => return transports::post(shared, &parts, body, id).await,
-        Method::DELETE => return transports::delete(&shared, &parts, id),
+        Method::DELETE => return transports::delete(&shared, &parts, id).await,
         _ => return method_not_allowed("GET, POST, DELETE"),
     }
     let enabled = shared.options.transports;
@@ -241,10 +245,11 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             "WebSockets transport not supported by this end point type",
         );
     }
-    let user = match user_of(&shared, &parts) {
-        Ok(user) => user,
+    let identity = match identity_of(&shared, &parts).await {
+        Ok(identity) => identity,
         Err(Unauthorized) => return unauthorized(),
     };
+    let user = identity.user_id_arc().cloned();
     // A stateful-reconnect connection whose WebSocket dropped: hand the
     // new socket to the running session.
     let live = match &id {
@@ -312,10 +317,15 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         None,
         resume_sender,
     );
+    let context = Arc::new(ConnectionContext::new(
+        ConnectionId::from(connection_id),
+        identity,
+        Some(parts),
+    ));
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transports::run_session(shared, source, sink, connection_id, user, resume, live).await;
+            transports::run_session(shared, source, sink, context, resume, live).await;
         },
     )
 }

@@ -103,6 +103,7 @@
 //!
 //! [`MethodKind::ServerStream`]: crate::hub::MethodKind::ServerStream
 
+mod authentication;
 mod dispatch;
 mod http;
 mod options;
@@ -120,6 +121,7 @@ use tokio::sync::watch;
 use crate::connection::SessionConfig;
 use crate::{Hub, HubContext};
 
+pub use authentication::Authenticator;
 pub use options::{HttpTransports, HubOptions};
 pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
 
@@ -162,7 +164,7 @@ pub(crate) struct Shared<H: Hub> {
     session: Arc<SessionConfig>,
     registry: Arc<Registry>,
     methods: MethodTable,
-    users: Box<dyn UserIdProvider>,
+    authenticator: Box<dyn authentication::DynAuthenticator>,
     negotiated: Mutex<HashMap<String, Negotiated>>,
     /// Connections whose transport request has come, by token.
     live: transports::LiveConnections,
@@ -174,7 +176,7 @@ pub(crate) struct Shared<H: Hub> {
 pub struct HubServerBuilder<H: Hub> {
     hub: H,
     options: HubOptions,
-    users: Box<dyn UserIdProvider>,
+    authenticator: Box<dyn authentication::DynAuthenticator>,
     backplane: Option<Arc<dyn crate::backplane::Backplane>>,
 }
 
@@ -186,9 +188,18 @@ impl<H: Hub> HubServerBuilder<H> {
     }
 
     /// Names the user of each connection from its HTTP request (default:
-    /// [`Anonymous`]). See [`UserIdProvider`].
+    /// [`Anonymous`]). See [`UserIdProvider`]; [`Self::authenticator`] is
+    /// its successor, with roles, claims, expiry and `async`. The last of
+    /// the two given wins.
     pub fn user_id_provider(mut self, provider: impl UserIdProvider) -> Self {
-        self.users = Box::new(provider);
+        self.authenticator = Box::new(authentication::UserIds(provider));
+        self
+    }
+
+    /// Makes each connection's [`Identity`](crate::Identity) from its HTTP
+    /// requests (default: everyone anonymous). See [`Authenticator`].
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Box::new(authenticator);
         self
     }
 
@@ -243,7 +254,7 @@ impl<H: Hub> HubServerBuilder<H> {
                 hub: Arc::new(self.hub),
                 registry,
                 methods: MethodTable::new::<H>(),
-                users: self.users,
+                authenticator: self.authenticator,
                 negotiated: Mutex::new(HashMap::new()),
                 live: transports::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
@@ -268,7 +279,7 @@ impl<H: Hub> HubServer<H> {
         HubServerBuilder {
             hub,
             options: HubOptions::default(),
-            users: Box::new(Anonymous),
+            authenticator: Box::new(authentication::UserIds(Anonymous)),
             backplane: None,
         }
     }

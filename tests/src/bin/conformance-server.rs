@@ -37,12 +37,14 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use hub_runtime::hub::{Stream, UploadStream};
-use hub_runtime::server::{HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token};
-use hub_runtime::{CallContext, HubError, hub, hub_client};
+use hub_runtime::server::{
+    Authenticator, HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token,
+};
+use hub_runtime::{CallContext, HubError, Identity, hub, hub_client};
 
 /// The client methods the conformance hub calls back.
 #[hub_client]
@@ -54,6 +56,17 @@ pub trait ConformanceClient {
     /// A client result: the client answers the server's question.
     async fn question(&self, question: String) -> String;
 }
+
+/// What `Claims` answers.
+#[derive(serde::Serialize)]
+struct CallerClaims {
+    user: Option<String>,
+    roles: Vec<String>,
+}
+
+/// The strings a connection stored with `SetItem`: one of its typed items.
+#[derive(Clone, Default)]
+struct StoredItems(std::collections::HashMap<String, String>);
 
 /// The conformance hub, at `/hubs/test`.
 struct TestHub;
@@ -163,6 +176,43 @@ impl TestHub {
         })
     }
 
+    /// The caller's user and roles.
+    async fn claims(&self, ctx: CallContext<Self>) -> CallerClaims {
+        CallerClaims {
+            user: ctx.user_id().map(str::to_owned),
+            roles: ctx.identity().roles().map(str::to_owned).collect(),
+        }
+    }
+
+    /// A header of the request that opened the caller's connection.
+    async fn request_header(&self, ctx: CallContext<Self>, name: String) -> Option<String> {
+        let value = ctx.request()?.headers.get(name.as_str())?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
+
+    /// Stores `value` under `key` for the caller's connection.
+    async fn set_item(&self, ctx: CallContext<Self>, key: String, value: String) {
+        ctx.items()
+            .update(|items: &mut StoredItems| items.0.insert(key, value));
+    }
+
+    /// What the caller's connection stored under `key`.
+    async fn get_item(&self, ctx: CallContext<Self>, key: String) -> Option<String> {
+        ctx.items()
+            .update(|items: &mut StoredItems| items.0.get(&key).cloned())
+    }
+
+    /// Aborts the caller's connection.
+    async fn abort_me(&self, ctx: CallContext<Self>) {
+        ctx.abort();
+    }
+
+    /// Aborts connection `connection_id` (on any node); `true` if it was
+    /// connected here.
+    async fn kick(&self, ctx: CallContext<Self>, connection_id: String) -> Result<bool, HubError> {
+        ctx.hub_context().abort_connection(connection_id).await
+    }
+
     /// Sums a client-to-server stream once the client completes it.
     async fn sum(&self, mut numbers: UploadStream<i64>) -> Result<i64, HubError> {
         let mut total = 0_i64;
@@ -173,16 +223,63 @@ impl TestHub {
     }
 }
 
-/// `Authorization: Bearer user-NAME` (or `access_token=user-NAME`) is the
-/// user `NAME`; any other token is refused; no token is anonymous.
-fn user_from_token(request: &http::request::Parts) -> Result<Option<String>, Unauthorized> {
-    match bearer_token(request) {
-        None => Ok(None),
-        Some(token) => match token.strip_prefix("user-") {
-            Some(name) if !name.is_empty() => Ok(Some(name.to_owned())),
-            _ => Err(Unauthorized),
-        },
+/// The conformance tokens: `Authorization: Bearer user-NAME` (or
+/// `access_token=user-NAME`) is the user `NAME`, followed by any number of
+/// `.role-ROLE` and at most one `.exp-SECONDS` (Unix time); any other
+/// token, or one whose expiry has passed, is refused; no token is
+/// anonymous.
+struct ConformanceTokens;
+
+impl Authenticator for ConformanceTokens {
+    async fn authenticate(&self, request: &http::request::Parts) -> Result<Identity, Unauthorized> {
+        match bearer_token(request) {
+            None => Ok(Identity::anonymous()),
+            Some(token) => parse_token(&token, SystemTime::now()).ok_or(Unauthorized),
+        }
     }
+}
+
+/// The identity of a conformance token at `now`; `None` for a malformed
+/// or expired one.
+fn parse_token(token: &str, now: SystemTime) -> Option<Identity> {
+    fn word(text: &str) -> Option<&str> {
+        let valid = !text.is_empty()
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+        valid.then_some(text)
+    }
+    let mut parts = token.split('.');
+    let name = word(parts.next()?.strip_prefix("user-")?)?;
+    let mut identity = Identity::user(name);
+    let mut expiry = None;
+    for claim in parts {
+        if let Some(role) = claim.strip_prefix("role-") {
+            identity = identity.with_role(word(role)?);
+        } else if let Some(seconds) = claim.strip_prefix("exp-") {
+            let valid = !seconds.is_empty() && seconds.bytes().all(|b| b.is_ascii_digit());
+            if !valid || expiry.is_some() {
+                return None;
+            }
+            // A number past what time can hold is a time that never comes.
+            expiry = Some(
+                seconds
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+                    .unwrap_or(UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 64)),
+            );
+        } else {
+            return None;
+        }
+    }
+    if let Some(expiry) = expiry {
+        if now >= expiry {
+            return None;
+        }
+        identity = identity.with_expiry(expiry);
+    }
+    Some(identity)
 }
 
 /// The conformance server's flags (see `../shared/conformance-hub.md`).
@@ -283,9 +380,11 @@ async fn main() -> std::process::ExitCode {
         options.transports = transports;
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
+    // Tokens with `exp-SECONDS` close their connections when they expire.
+    options.close_on_authentication_expiration = true;
     let mut builder = HubServer::builder(TestHub)
         .options(options)
-        .user_id_provider(user_from_token);
+        .authenticator(ConformanceTokens);
     if let Some(url) = &args.redis {
         match hub_runtime::backplane::RedisBackplane::connect(url.as_str()).await {
             Ok(backplane) => builder = builder.backplane(backplane),
@@ -316,12 +415,16 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            hub_runtime::shutdown_signal().await;
-            shutdown_hub.shutdown().await;
-        })
-        .await;
+    // With the client's address in each request (`ConnectionContext::remote_addr`).
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        hub_runtime::shutdown_signal().await;
+        shutdown_hub.shutdown().await;
+    })
+    .await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
