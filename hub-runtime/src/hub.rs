@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::authorization::Authorization;
 pub use crate::caller::{ConnectionContext, ConnectionItems};
 use crate::clients::{
     CallerClients, ClientContract, ConnectionId, GroupManager, HubLifetimeManager,
@@ -43,6 +44,19 @@ pub trait Hub: Send + Sync + Sized + 'static {
     /// The methods clients can invoke. [`Hub::invoke`] receives an index
     /// into this table.
     const METHODS: &'static [MethodDescriptor];
+
+    /// What the whole hub requires of its callers (`#[authorize]` on the
+    /// `#[hub]` block): checked at negotiate and at every transport
+    /// request, refused with 401.
+    const AUTHORIZATION: Option<&'static Authorization> = None;
+
+    /// What method `method` (an index into [`Hub::METHODS`]) requires of
+    /// its callers (`#[authorize]` on the method): checked before the
+    /// filters and the method run.
+    fn method_authorization(method: usize) -> Option<&'static Authorization> {
+        let _ = method;
+        None
+    }
 
     /// Runs method `method` (an index into [`Hub::METHODS`]). The runtime
     /// has already checked the argument count, the kind of invocation and
@@ -220,6 +234,19 @@ pub enum InvocationError {
     /// An upload stream id of the invocation is used by a stream that is
     /// still open (or twice in the invocation).
     UploadStreamInUse(String),
+    /// The caller does not pass the method's `#[authorize]`.
+    Unauthorized,
+    /// A hub filter stopped the invocation with this error (its message
+    /// reaches the client, as a `HubException`'s).
+    Blocked(HubError),
+}
+
+impl InvocationError {
+    /// A filter's refusal: the method does not run, the client gets
+    /// `message`.
+    pub fn blocked(message: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        InvocationError::Blocked(HubError::new(message))
+    }
 }
 
 impl From<HubError> for InvocationError {

@@ -7,11 +7,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod authorization;
 #[cfg(feature = "server")]
 pub mod backplane;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clients;
+pub mod filter;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
@@ -37,7 +39,7 @@ mod transport;
 #[path = "macro_support.rs"]
 pub mod __private;
 
-pub use hub_macros::{hub, hub_client, hub_server};
+pub use hub_macros::{authorize, hub, hub_client, hub_server};
 
 pub use clients::{ClientContract, ConnectionId, HubClients};
 pub use context::HubContext;

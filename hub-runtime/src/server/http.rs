@@ -17,6 +17,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use super::transports::{self, Lookup, TransportKind};
 use super::users::{Unauthorized, query_parameter};
 use super::{Negotiated, Shared};
+use crate::authorization::AuthorizationRequest;
 use crate::clients::ConnectionId;
 use crate::connection::session::Resume;
 use crate::hub::ConnectionContext;
@@ -75,13 +76,25 @@ pub(super) fn random_id() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The identity behind a request, from the server's authenticator; a
-/// refusal is answered with 401.
+/// The identity behind a request, from the server's authenticator, if it
+/// passes the hub's `#[authorize]`; a refusal is answered with 401.
 pub(super) async fn identity_of<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,
 ) -> Result<Identity, Unauthorized> {
-    shared.authenticator.authenticate_boxed(parts).await
+    let identity = shared.authenticator.authenticate_boxed(parts).await?;
+    if let Some(authorization) = H::AUTHORIZATION {
+        let request = AuthorizationRequest {
+            identity: &identity,
+            request: Some(parts),
+            method: None,
+            arguments: None,
+        };
+        if !shared.policies.allows(authorization, &request).await {
+            return Err(Unauthorized);
+        }
+    }
+    Ok(identity)
 }
 
 pub(super) fn unauthorized() -> Response {

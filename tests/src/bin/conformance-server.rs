@@ -37,14 +37,17 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
+use hub_runtime::filter::{HubFilter, HubInvocation, NextConnected, NextInvocation};
+use hub_runtime::hub::{ConnectionContext, InvocationError, MethodOutput};
 use hub_runtime::hub::{Stream, UploadStream};
 use hub_runtime::server::{
     Authenticator, HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token,
 };
-use hub_runtime::{CallContext, HubError, Identity, hub, hub_client};
+use hub_runtime::{CallContext, HubError, Identity, authorize, hub, hub_client};
 
 /// The client methods the conformance hub calls back.
 #[hub_client]
@@ -202,6 +205,26 @@ impl TestHub {
             .update(|items: &mut StoredItems| items.0.get(&key).cloned())
     }
 
+    /// Only for callers with the role `admin` (declared, not checked here).
+    #[authorize(roles("admin"))]
+    async fn admin_only(&self) -> &'static str {
+        "admin ok"
+    }
+
+    /// Only for authenticated callers.
+    #[authorize]
+    async fn authenticated_only(&self) -> &'static str {
+        "authenticated ok"
+    }
+
+    /// How many earlier invocations of this connection authorization and
+    /// the filter passed on to their method (the filter counts them).
+    async fn invocation_count(&self, ctx: CallContext<Self>) -> u64 {
+        ctx.items()
+            .get::<PassedInvocations>()
+            .map_or(0, |passed| passed.0.saturating_sub(1))
+    }
+
     /// Aborts the caller's connection.
     async fn abort_me(&self, ctx: CallContext<Self>) {
         ctx.abort();
@@ -220,6 +243,62 @@ impl TestHub {
             total = total.wrapping_add(number?);
         }
         Ok(total)
+    }
+}
+
+/// How many invocations of a connection the filter passed on (this one
+/// included): one of the connection's typed items.
+#[derive(Clone, Copy, Default)]
+struct PassedInvocations(u64);
+
+/// The hub filter of `/hubs/test`: an invocation whose first argument is
+/// `"blocked-by-filter"` fails without running; a connection whose
+/// request has `reject=filter` in its query is refused.
+struct ConformanceFilter;
+
+impl HubFilter for ConformanceFilter {
+    async fn invoke(
+        &self,
+        call: &HubInvocation<'_>,
+        next: NextInvocation<'_>,
+    ) -> Result<MethodOutput, InvocationError> {
+        let first = (!call.arguments.is_empty())
+            .then(|| call.arguments.bind::<String>(0).ok())
+            .flatten();
+        if first.as_deref() == Some("blocked-by-filter") {
+            return Err(InvocationError::blocked("blocked by filter"));
+        }
+        call.connection
+            .items()
+            .update(|passed: &mut PassedInvocations| passed.0 += 1);
+        next.run().await
+    }
+
+    async fn on_connected(
+        &self,
+        connection: &Arc<ConnectionContext>,
+        next: NextConnected<'_>,
+    ) -> Result<(), HubError> {
+        let query = connection
+            .request()
+            .and_then(|request| request.uri.query())
+            .unwrap_or_default();
+        if query.split('&').any(|pair| pair == "reject=filter") {
+            return Err(HubError::new("rejected by filter"));
+        }
+        next.run().await
+    }
+}
+
+/// `/hubs/secure`: authenticated users only, for the whole hub (an
+/// anonymous negotiate gets 401).
+struct SecureHub;
+
+#[hub(client = ConformanceClient)]
+#[authorize]
+impl SecureHub {
+    async fn whoami(&self, ctx: CallContext<Self>) -> Option<String> {
+        ctx.user_id().map(str::to_owned)
     }
 }
 
@@ -382,9 +461,14 @@ async fn main() -> std::process::ExitCode {
     options.allow_stateful_reconnects = args.stateful_reconnect;
     // Tokens with `exp-SECONDS` close their connections when they expire.
     options.close_on_authentication_expiration = true;
+    let secure = HubServer::builder(SecureHub)
+        .options(options.clone())
+        .authenticator(ConformanceTokens)
+        .build();
     let mut builder = HubServer::builder(TestHub)
         .options(options)
-        .authenticator(ConformanceTokens);
+        .authenticator(ConformanceTokens)
+        .filter(ConformanceFilter);
     if let Some(url) = &args.redis {
         match hub_runtime::backplane::RedisBackplane::connect(url.as_str()).await {
             Ok(backplane) => builder = builder.backplane(backplane),
@@ -395,7 +479,9 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let hub = builder.build();
-    let mut app = axum::Router::new().nest("/hubs/test", hub.router());
+    let mut app = axum::Router::new()
+        .nest("/hubs/test", hub.router())
+        .nest("/hubs/secure", secure.router());
     if args.refuse_event_streams {
         app = app.layer(axum::middleware::from_fn(refuse_event_streams));
     }
