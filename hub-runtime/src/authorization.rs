@@ -144,7 +144,7 @@ pub struct AuthorizationRequest<'a> {
 /// }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an authorization policy",
+    message = "`{Self}` is not an authorization policy: implement `Policy` (async) or `SyncPolicy` for it",
     label = "named as a policy here",
     note = "implement `hub_runtime::authorization::Policy` (async) or `SyncPolicy` for `{Self}`, then register it with `HubServerBuilder::policy`"
 )]
@@ -168,7 +168,7 @@ pub trait Policy: Send + Sync + 'static {
 /// }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an authorization policy",
+    message = "`{Self}` is not an authorization policy: implement `Policy` (async) or `SyncPolicy` for it",
     label = "named as a policy here",
     note = "implement `hub_runtime::authorization::Policy` (async) or `SyncPolicy` for `{Self}`, then register it with `HubServerBuilder::policy`"
 )]

@@ -279,6 +279,15 @@ impl LocalNode {
         registry.add_local_to_group(connection, group)
     }
 
+    /// Aborts this node's connections of `target` (a connection or a
+    /// user), as asked by another node. Returns how many.
+    pub fn abort(&self, target: &Target) -> usize {
+        match self.registry.upgrade() {
+            Some(registry) => registry.abort_local(target),
+            None => 0,
+        }
+    }
+
     /// Removes a connection of this node from a group. Returns whether this
     /// node holds the connection.
     pub fn remove_from_group(&self, connection: &ConnectionId, group: &str) -> bool {
