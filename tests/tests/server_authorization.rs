@@ -29,20 +29,31 @@ use hub_runtime::{CallContext, HubError, Identity, authorize, hub, hub_client, h
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The clients of the guarded hub (never called: the hub needs a contract).
 #[hub_client]
 pub trait IGuardedClient {
+    /// A notice.
     async fn notice(&self, text: String);
 }
 
+/// The guarded hub: one method per kind of authorization.
 #[hub_server]
 pub trait IGuardedHub {
+    /// Anyone.
     async fn open(&self) -> String;
+    /// Role `admin`.
     async fn admin(&self) -> String;
+    /// The `StaffList` policy (state, async).
     async fn staff(&self) -> String;
+    /// The `OwnRoom` policy (over the arguments).
     async fn own_room(&self, room: String) -> String;
+    /// A server stream, role `admin`.
     async fn numbers(&self, count: u32) -> impl Stream<Item = u32>;
+    /// An upload stream, role `admin`.
     async fn total(&self, numbers: UploadStream<u32>) -> Result<u32, HubError>;
+    /// The claim the tower layer's user became.
     async fn layer_user(&self, ctx: CallContext<Self>) -> Option<String>;
+    /// Whether the caller's address is a loopback one.
     async fn remote_is_loopback(&self, ctx: CallContext<Self>) -> bool;
 }
 
@@ -406,8 +417,10 @@ async fn policies_streams_and_layers_messagepack() {
     policies_streams_and_layers(HubProtocol::MessagePack).await;
 }
 
+/// A hub closed by a hub-level policy.
 #[hub_server]
 pub trait IClosedHub {
+    /// A greeting.
     async fn hello(&self) -> String;
 }
 
