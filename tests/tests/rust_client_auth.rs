@@ -1,71 +1,25 @@
 //! The Rust client runs every row of the conformance section "Identity,
 //! authorization, caller context, filters" against the `conformance-server`
 //! binary over real sockets — WebSockets, Server-Sent Events and Long
-//! Polling, JSON and MessagePack — through the typed proxy of a
-//! `#[hub_server]` contract (no method-name strings).
+//! Polling, JSON and MessagePack — through the typed proxies of the
+//! conformance contracts (`hub_tests::conformance`; no method-name strings).
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hub_runtime::HubError;
 use hub_runtime::client::{HubConnection, HubConnectionState, TransportType};
 use hub_runtime::protocol::HubProtocol;
-use hub_runtime::{HubError, hub_client, hub_server};
 use hub_tests::ServerProcess;
-use serde::{Deserialize, Serialize};
+use hub_tests::conformance::{
+    Callbacks, CallerClaims, ConformanceClient as _, ConformanceHubProxy, ConformanceSecureHubProxy,
+};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
 
 /// Generous: the machine running the tests may be busy.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// What `Claims` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallerClaims {
-    user: Option<String>,
-    roles: Vec<String>,
-}
-
-/// The methods of `/hubs/test` (and `/hubs/secure`'s `Whoami`) this file
-/// calls, as the contract the proxy is generated from.
-#[hub_server]
-#[allow(missing_docs)] // the contract is documented in shared/conformance-hub.md
-pub trait IConformanceAuth {
-    async fn claims(&self) -> CallerClaims;
-    async fn admin_only(&self) -> String;
-    async fn authenticated_only(&self) -> String;
-    async fn request_header(&self, name: String) -> Option<String>;
-    async fn set_item(&self, key: String, value: String);
-    async fn get_item(&self, key: String) -> Option<String>;
-    async fn abort_me(&self);
-    async fn kick(&self, connection_id: String) -> bool;
-    async fn invocation_count(&self) -> u64;
-    async fn echo(&self, message: String) -> String;
-    async fn broadcast(&self, message: String);
-    async fn get_connection_id(&self) -> String;
-    async fn whoami(&self) -> Option<String>;
-}
-
-/// The client methods the conformance hub calls back.
-#[hub_client]
-pub trait ConformanceClient {
-    /// A message from `Broadcast` and the other sends.
-    async fn receive(&self, message: String);
-    /// A client result.
-    async fn question(&self, question: String) -> String;
-}
-
-struct Callbacks(tokio::sync::mpsc::UnboundedSender<String>);
-
-impl ConformanceClient for Callbacks {
-    async fn receive(&self, message: String) {
-        let _ = self.0.send(message);
-    }
-
-    async fn question(&self, question: String) -> String {
-        question
-    }
-}
 
 /// One run: the server's transports and protocol, and the transport the
 /// client must end up on.
@@ -78,7 +32,7 @@ struct Route {
 
 struct Client {
     connection: HubConnection,
-    hub: IConformanceAuthProxy,
+    hub: ConformanceHubProxy,
     inbox: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
@@ -101,10 +55,10 @@ async fn try_connect(
     token: Option<&str>,
     header: Option<(&str, &str)>,
 ) -> Result<Client, HubError> {
-    let (sender, inbox) = tokio::sync::mpsc::unbounded_channel();
+    let (callbacks, inbox, _release) = Callbacks::new("auth");
     let mut builder = HubConnection::builder(url)
         .protocol(route.protocol)
-        .with_handlers(Callbacks(sender).into_handlers());
+        .with_handlers(callbacks.into_handlers());
     if let Some(token) = token {
         let token = token.to_owned();
         builder = builder.access_token(move || Some(token.clone()));
@@ -124,7 +78,7 @@ async fn try_connect(
             "wrong transport"
         );
     }
-    let hub = connection.hub::<IConformanceAuthProxy>();
+    let hub = connection.hub::<ConformanceHubProxy>();
     Ok(Client {
         connection,
         hub,
@@ -281,7 +235,8 @@ async fn every_row(route: Route) {
     let user = try_connect(route, &secure, Some("user-ivy"), None)
         .await
         .unwrap();
-    assert_eq!(user.hub.whoami().await.unwrap().as_deref(), Some("ivy"));
+    let whoami = user.connection.hub::<ConformanceSecureHubProxy>().whoami();
+    assert_eq!(whoami.await.unwrap().as_deref(), Some("ivy"));
 
     // Expiry: the server closes the connection within 5 s of it.
     let expiry = unix_now() + 2;

@@ -34,6 +34,12 @@
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
+//!
+//! `--allowed-origins ORIGIN[,ORIGIN…]` refuses requests from other browser
+//! origins with 403 (requests without `Origin` are served);
+//! `--header-read-timeout-ms MS` (default 30 000) disconnects clients that
+//! take longer to send a request's line and headers; `--max-connections N`
+//! refuses connections beyond N with 503.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -42,40 +48,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use hub_runtime::filter::{HubFilter, HubInvocation, NextConnected, NextInvocation};
-use hub_runtime::hub::{ConnectionContext, InvocationError, MethodOutput};
-use hub_runtime::hub::{Stream, UploadStream};
+use hub_runtime::hub::{ConnectionContext, InvocationError, MethodOutput, Stream, UploadStream};
 use hub_runtime::server::{
-    Authenticator, HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token,
+    Authenticator, HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
+    serve_with_shutdown,
 };
-use hub_runtime::{CallContext, HubError, Identity, authorize, hub, hub_client};
+use hub_runtime::{CallContext, HubError, Identity, authorize, hub};
+use hub_tests::conformance::{
+    self, CallerClaims, ConformanceHub, ConformanceHubContract, ConformanceSecureHub,
+    ConformanceSecureHubContract,
+};
 
-/// The client methods the conformance hub calls back.
-#[hub_client]
-pub trait ConformanceClient {
-    /// A message from `Broadcast`, `SendToOthers`, `SendToConnection`,
-    /// `SendToGroup` or `SendToUser`.
-    async fn receive(&self, message: String);
-
-    /// A client result: the client answers the server's question.
-    async fn question(&self, question: String) -> String;
-}
-
-/// What `Claims` answers.
-#[derive(serde::Serialize)]
-struct CallerClaims {
-    user: Option<String>,
-    roles: Vec<String>,
-}
-
-/// The strings a connection stored with `SetItem`: one of its typed items.
-#[derive(Clone, Default)]
-struct StoredItems(std::collections::HashMap<String, String>);
-
-/// The conformance hub, at `/hubs/test`.
+/// The conformance hub, at `/hubs/test`: implements the contract
+/// [`ConformanceHub`] of the hub-tests library.
 struct TestHub;
 
-#[hub(client = ConformanceClient)]
-impl TestHub {
+#[hub(client = conformance::ConformanceClient)]
+impl ConformanceHub for TestHub {
     async fn echo(&self, message: String) -> String {
         message
     }
@@ -84,17 +73,17 @@ impl TestHub {
         a.wrapping_add(b)
     }
 
-    async fn get_connection_id(&self, ctx: CallContext<Self>) -> String {
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String {
         ctx.connection_id().to_string()
     }
 
-    async fn broadcast(&self, ctx: CallContext<Self>, message: String) -> Result<(), HubError> {
+    async fn broadcast(&self, ctx: &CallContext<Self>, message: String) -> Result<(), HubError> {
         ctx.clients().all().receive(message).await
     }
 
     async fn send_to_others(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().others().receive(message).await
@@ -102,24 +91,24 @@ impl TestHub {
 
     async fn send_to_connection(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         connection_id: String,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().client(connection_id).receive(message).await
     }
 
-    async fn join_group(&self, ctx: CallContext<Self>, group: String) -> Result<(), HubError> {
+    async fn join_group(&self, ctx: &CallContext<Self>, group: String) -> Result<(), HubError> {
         ctx.groups().add(ctx.connection_id(), group).await
     }
 
-    async fn leave_group(&self, ctx: CallContext<Self>, group: String) -> Result<(), HubError> {
+    async fn leave_group(&self, ctx: &CallContext<Self>, group: String) -> Result<(), HubError> {
         ctx.groups().remove(ctx.connection_id(), group).await
     }
 
     async fn send_to_group(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         group: String,
         message: String,
     ) -> Result<(), HubError> {
@@ -128,14 +117,14 @@ impl TestHub {
 
     async fn send_to_user(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         user: String,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().user(user).receive(message).await
     }
 
-    async fn whoami(&self, ctx: CallContext<Self>) -> Option<String> {
+    async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String> {
         ctx.user_id().map(str::to_owned)
     }
 
@@ -145,7 +134,7 @@ impl TestHub {
 
     async fn ask_client(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         question: String,
     ) -> Result<String, HubError> {
         ctx.clients().caller().question(question).await
@@ -153,7 +142,7 @@ impl TestHub {
 
     async fn ask_connection(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         connection_id: String,
         question: String,
     ) -> Result<String, HubError> {
@@ -166,7 +155,7 @@ impl TestHub {
 
     /// Streams `0, 1, …, count-1`, `delay_ms` apart; a CancelInvocation
     /// drops the stream, which stops it.
-    async fn counter(&self, count: i64, delay_ms: u64) -> impl Stream<Item = i64> + use<> {
+    async fn counter(&self, count: i64, delay_ms: u64) -> impl Stream<Item = i64> {
         let delay = Duration::from_millis(delay_ms);
         futures_util::stream::unfold(0_i64, move |next| async move {
             if next >= count {
@@ -180,7 +169,7 @@ impl TestHub {
     }
 
     /// The caller's user and roles.
-    async fn claims(&self, ctx: CallContext<Self>) -> CallerClaims {
+    async fn claims(&self, ctx: &CallContext<Self>) -> CallerClaims {
         CallerClaims {
             user: ctx.user_id().map(str::to_owned),
             roles: ctx.identity().roles().map(str::to_owned).collect(),
@@ -188,51 +177,51 @@ impl TestHub {
     }
 
     /// A header of the request that opened the caller's connection.
-    async fn request_header(&self, ctx: CallContext<Self>, name: String) -> Option<String> {
+    async fn request_header(&self, ctx: &CallContext<Self>, name: String) -> Option<String> {
         let value = ctx.request()?.headers.get(name.as_str())?;
         Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
     }
 
     /// Stores `value` under `key` for the caller's connection.
-    async fn set_item(&self, ctx: CallContext<Self>, key: String, value: String) {
+    async fn set_item(&self, ctx: &CallContext<Self>, key: String, value: String) {
         ctx.items()
             .update(|items: &mut StoredItems| items.0.insert(key, value));
     }
 
     /// What the caller's connection stored under `key`.
-    async fn get_item(&self, ctx: CallContext<Self>, key: String) -> Option<String> {
+    async fn get_item(&self, ctx: &CallContext<Self>, key: String) -> Option<String> {
         ctx.items()
             .update(|items: &mut StoredItems| items.0.get(&key).cloned())
     }
 
     /// Only for callers with the role `admin` (declared, not checked here).
     #[authorize(roles("admin"))]
-    async fn admin_only(&self) -> &'static str {
-        "admin ok"
+    async fn admin_only(&self) -> String {
+        "admin ok".into()
     }
 
     /// Only for authenticated callers.
     #[authorize]
-    async fn authenticated_only(&self) -> &'static str {
-        "authenticated ok"
+    async fn authenticated_only(&self) -> String {
+        "authenticated ok".into()
     }
 
     /// How many earlier invocations of this connection authorization and
     /// the filter passed on to their method (the filter counts them).
-    async fn invocation_count(&self, ctx: CallContext<Self>) -> u64 {
+    async fn invocation_count(&self, ctx: &CallContext<Self>) -> u64 {
         ctx.items()
             .get::<PassedInvocations>()
             .map_or(0, |passed| passed.0.saturating_sub(1))
     }
 
     /// Aborts the caller's connection.
-    async fn abort_me(&self, ctx: CallContext<Self>) {
+    async fn abort_me(&self, ctx: &CallContext<Self>) {
         ctx.abort();
     }
 
     /// Aborts connection `connection_id` (on any node); `true` if it was
     /// connected here.
-    async fn kick(&self, ctx: CallContext<Self>, connection_id: String) -> Result<bool, HubError> {
+    async fn kick(&self, ctx: &CallContext<Self>, connection_id: String) -> Result<bool, HubError> {
         ctx.hub_context().abort_connection(connection_id).await
     }
 
@@ -245,6 +234,10 @@ impl TestHub {
         Ok(total)
     }
 }
+
+/// The strings a connection stored with `SetItem`: one of its typed items.
+#[derive(Clone, Default)]
+struct StoredItems(std::collections::HashMap<String, String>);
 
 /// How many invocations of a connection the filter passed on (this one
 /// included): one of the connection's typed items.
@@ -294,10 +287,10 @@ impl HubFilter for ConformanceFilter {
 /// anonymous negotiate gets 401).
 struct SecureHub;
 
-#[hub(client = ConformanceClient)]
+#[hub(client = conformance::ConformanceClient)]
 #[authorize]
-impl SecureHub {
-    async fn whoami(&self, ctx: CallContext<Self>) -> Option<String> {
+impl ConformanceSecureHub for SecureHub {
+    async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String> {
         ctx.user_id().map(str::to_owned)
     }
 }
@@ -363,8 +356,11 @@ fn parse_token(token: &str, now: SystemTime) -> Option<Identity> {
 
 /// The conformance server's flags (see `../shared/conformance-hub.md`).
 #[derive(Debug, clap::Parser)]
+// A flag given twice takes its last value: the tests start the server with
+// `--bind 127.0.0.1:0` and may name a fixed port after it.
 #[command(
     version,
+    args_override_self = true,
     about = "The conformance hub every client is tested against, at /hubs/test."
 )]
 struct Args {
@@ -389,6 +385,17 @@ struct Args {
     /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
     #[arg(long)]
     refuse_event_streams: bool,
+    /// Disconnect a client that takes longer than this to send a request's
+    /// line and headers, in milliseconds (default: Kestrel's 30 s).
+    #[arg(long = "header-read-timeout-ms", value_name = "MS", value_parser = parse_millis, default_value = "30000")]
+    header_read_timeout: Duration,
+    /// Browser origins allowed to use the hub (comma-separated); a request
+    /// with another `Origin` gets 403, one without `Origin` is served.
+    #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
+    /// The most hub connections at once; more get 503 (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -459,6 +466,8 @@ async fn main() -> std::process::ExitCode {
         options.transports = transports;
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
+    options.allowed_origins = args.allowed_origins.clone();
+    options.maximum_connections = args.max_connections;
     // Tokens with `exp-SECONDS` close their connections when they expire.
     options.close_on_authentication_expiration = true;
     let secure = HubServer::builder(SecureHub)
@@ -501,14 +510,13 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    // With the client's address in each request (`ConnectionContext::remote_addr`).
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let serve_options = ServeOptions {
+        header_read_timeout: Some(args.header_read_timeout),
+        ..ServeOptions::default()
+    };
+    let served = serve_with_shutdown(listener, app, serve_options, async move {
         hub_runtime::shutdown_signal().await;
-        shutdown_hub.shutdown().await;
+        tokio::join!(shutdown_hub.shutdown(), secure.shutdown());
     })
     .await;
     match served {
