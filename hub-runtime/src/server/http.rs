@@ -158,7 +158,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
                     early_input: None,
                 },
             ) {
-                return refused;
+                return *refused;
             }
             NegotiateResponse::Connection(NegotiateConnection {
                 negotiate_version: version,
@@ -182,7 +182,12 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
 
 /// Stores a negotiated connection, forgetting those older than the
 /// disconnect timeout; refused when too many wait already.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Result<(), Response> {
+/// (The refusal is boxed: it is the rare path; clippy `result_large_err`.)
+fn remember<H: Hub>(
+    shared: &Shared<H>,
+    token: String,
+    entry: Negotiated,
+) -> Result<(), Box<Response>> {
     let now = Instant::now();
     let limit = shared.options.disconnect_timeout;
     let mut negotiated = shared
@@ -191,7 +196,7 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Res
         .unwrap_or_else(PoisonError::into_inner);
     negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
     if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
-        return Err(refused);
+        return Err(Box::new(refused));
     }
     negotiated.insert(token, entry);
     Ok(())
@@ -205,24 +210,23 @@ pub(super) fn take_negotiated<H: Hub>(
     shared: &Shared<H>,
     token: &str,
     user: &Option<Arc<str>>,
-) -> Result<Negotiated, Response> {
+) -> Result<Negotiated, Box<Response>> {
+    let not_found = || Box::new(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
     let mut negotiated = shared
         .negotiated
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let Some(entry) = negotiated.get(token) else {
-        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(not_found());
     };
     if entry.created.elapsed() >= shared.options.disconnect_timeout {
         negotiated.remove(token);
-        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(not_found());
     }
     if entry.user != *user {
-        return Err(text(StatusCode::FORBIDDEN, "Forbidden"));
+        return Err(Box::new(text(StatusCode::FORBIDDEN, "Forbidden")));
     }
-    negotiated
-        .remove(token)
-        .ok_or_else(|| text(StatusCode::NOT_FOUND, "No Connection with that ID"))
+    negotiated.remove(token).ok_or_else(not_found)
 }
 
 /// Queues a POST body for a negotiated connection whose transport request
@@ -367,7 +371,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     let (connection_id, stateful) = match &id {
         Some(token) => match take_negotiated(&shared, token, &user) {
             Ok(negotiated) => (negotiated.connection_id, negotiated.stateful),
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         },
         None => match transports::fresh_id() {
             Some(id) => (id, false),

@@ -273,7 +273,7 @@ pub(super) async fn server_sent_events<H: Hub>(
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink, response) = sse::open(input);
@@ -324,7 +324,7 @@ pub(super) async fn long_poll<H: Hub>(
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let polls = Polls::new(
         shared.options.long_polling_poll_timeout,
