@@ -67,8 +67,9 @@ impl ConnectionContext {
     }
 
     /// The client's address, when the app is served with
-    /// `into_make_service_with_connect_info::<SocketAddr>()` (axum's
-    /// `ConnectInfo`).
+    /// `hub_runtime::server::serve` or with axum's
+    /// `into_make_service_with_connect_info::<SocketAddr>()` (both put
+    /// axum's `ConnectInfo` in each request).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.request
             .as_ref()?

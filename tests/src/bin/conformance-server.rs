@@ -10,8 +10,16 @@
 //! `SendToOthers`, `SendToConnection`, `JoinGroup`, `LeaveGroup`,
 //! `SendToGroup`, `SendToUser`, `Whoami`, `Fail`, `AskClient` and
 //! `AskConnection` (client results), `Echo2` (any value back), the server
-//! stream `Counter` and the upload stream `Sum`. Clients receive `Receive`
-//! and answer `Question`.
+//! stream `Counter` and the upload stream `Sum`; and, for identity,
+//! authorization, caller context and filters: `Claims`, `AdminOnly`
+//! (`#[authorize(roles("admin"))]`), `AuthenticatedOnly` (`#[authorize]`),
+//! `RequestHeader`, `SetItem`/`GetItem` (typed per-connection items),
+//! `AbortMe`, `Kick` (`HubContext::abort_connection`) and
+//! `InvocationCount`. Clients receive `Receive` and answer `Question`.
+//! A hub filter fails every invocation whose first argument is
+//! `"blocked-by-filter"` and refuses connections whose request has
+//! `reject=filter` in its query. `/hubs/secure` is a hub for authenticated
+//! users only (`#[authorize]` on the hub: 401 at negotiate) with `Whoami`.
 //!
 //! Every transport is served by default — WebSockets, Server-Sent Events
 //! and Long Polling — with both hub protocols, JSON and MessagePack
@@ -26,8 +34,10 @@
 //! retries a 5xx forever, even after the client gave up on it.)
 //!
 //! A bearer token `user-NAME` (header or `access_token` query parameter)
-//! is the user `NAME`; any other token is refused with 401; no token is
-//! anonymous.
+//! is the user `NAME`, optionally followed by `.role-ROLE` claims and one
+//! `.exp-SECONDS` expiry (Unix time); any other token, or an expired one,
+//! is refused with 401; no token is anonymous. A connection is closed when
+//! its token expires (`close_on_authentication_expiration`).
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
