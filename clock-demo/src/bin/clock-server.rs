@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! clock-server --help
-//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]   (or HUB_BIND; default 127.0.0.1:5000)
+//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]
 //! ```
 //!
-//! `--bind` defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
+//! `--bind` (or `HUB_BIND`) defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
 //! (PEM) everything is served over https and wss only.
 //!
 //! Prints `listening on http://HOST:PORT` (`https://` with TLS) once it
@@ -55,15 +55,16 @@ async fn main() -> ExitCode {
         tls_cert,
         tls_key,
     } = <Args as clap::Parser>::parse();
-    let tls = match tls_cert.zip(tls_key) {
-        Some((cert, key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
             Ok(config) => Some(config),
             Err(e) => {
                 eprintln!("clock-server: --tls-cert/--tls-key: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        None => None,
+        // clap requires both or neither.
+        _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
 
@@ -103,19 +104,15 @@ async fn main() -> ExitCode {
         // close them (clients are told they may reconnect).
         shutdown_hub.shutdown().await;
     };
+    // Not `axum::serve`: hub_runtime's adds a header-read timeout.
+    let options = hub_runtime::server::ServeOptions::default();
     let served = match tls {
         Some(config) => {
-            hub_runtime::server::tls::serve_tls(listener, app(&hub), config, shutdown).await
+            hub_runtime::server::tls::serve_tls(listener, app(&hub), options, config, shutdown)
+                .await
         }
-        // Not `axum::serve`: hub_runtime's adds a header-read timeout.
         None => {
-            hub_runtime::server::serve_with_shutdown(
-                listener,
-                app(&hub),
-                hub_runtime::server::ServeOptions::default(),
-                shutdown,
-            )
-            .await
+            hub_runtime::server::serve_with_shutdown(listener, app(&hub), options, shutdown).await
         }
     };
     match served {
