@@ -35,7 +35,8 @@
 //! and wss instead, and prints `listening on https://HOST:PORT`.
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
-//! one hub.
+//! one hub. `--redis-cluster URL[,URL…]` does the same on a Redis Cluster
+//! given some of its nodes.
 //!
 //! `--allowed-origins ORIGIN[,ORIGIN…]` refuses requests from other browser
 //! origins with 403 (requests without `Origin` are served);
@@ -210,6 +211,10 @@ struct Args {
     /// (rediss://… over TLS, trusting SSL_CERT_FILE or the system's roots).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Join the Redis backplane on the Redis Cluster these nodes belong to
+    /// (comma-separated `redis://HOST:PORT`): processes sharing it are one hub.
+    #[arg(long, value_name = "URL[,URL…]", conflicts_with = "redis")]
+    redis_cluster: Option<String>,
     /// Serve only these transports: websockets, sse, longpolling (comma-separated).
     #[arg(long, value_name = "LIST", value_parser = parse_transports)]
     transports: Option<HttpTransports>,
@@ -327,6 +332,16 @@ async fn main() -> std::process::ExitCode {
             Ok(backplane) => builder = builder.backplane(backplane),
             Err(e) => {
                 eprintln!("conformance-server: --redis {url}: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(seeds) = &args.redis_cluster {
+        let cluster = hub_runtime::backplane::RedisBackplane::cluster_builder(seeds.split(','));
+        match cluster.connect().await {
+            Ok(backplane) => builder = builder.backplane(backplane),
+            Err(e) => {
+                eprintln!("conformance-server: --redis-cluster {seeds}: {e}");
                 return std::process::ExitCode::FAILURE;
             }
         }
