@@ -206,10 +206,7 @@ impl Default for TestCa {
 /// probes below HTTP: "does the TLS Redis answer PING yet", "does the
 /// server close a TLS connection that sends half a request".
 #[must_use]
-pub fn client_session(
-    ca_file: &Path,
-    server_name: &str,
-) -> Option<rustls::ClientConnection> {
+pub fn client_session(ca_file: &Path, server_name: &str) -> Option<rustls::ClientConnection> {
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).ok()? {
