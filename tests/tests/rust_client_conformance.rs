@@ -41,7 +41,7 @@ fn build(hub_url: &str, options: &Options<'_>) -> ConformanceConnection {
         builder = builder.access_token(move || Some(token.clone()));
     }
     if options.reconnect {
-        builder = builder.with_automatic_reconnect();
+        builder = builder.automatic_reconnect();
     }
     ConformanceConnection::new(builder, options.name).unwrap()
 }
@@ -590,7 +590,7 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     let connection = client.connection.clone();
     client.stop().await;
     match next_event(&mut events).await {
-        HubConnectionEvent::Closed { error: None } => {}
+        HubConnectionEvent::Closed { error: None, .. } => {}
         other => panic!("expected a clean Closed, got {other:?}"),
     }
     assert_eq!(connection.transport(), None, "no transport once stopped");
@@ -717,33 +717,58 @@ impl BlocksEventStreams {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match client.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let event_stream = head.starts_with(b"GET ")
-                        && head.windows(17).any(|w| w == b"text/event-stream");
-                    if event_stream {
-                        let _ = client
-                            .write_all(
-                                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\
-                                  connection: close\r\n\r\n",
-                            )
-                            .await;
-                        return;
-                    }
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                    // Every request on the connection is looked at, not only
+                    // the first: the client reuses connections.
+                    let is_event_stream = |bytes: &[u8]| {
+                        bytes.starts_with(b"GET ")
+                            && bytes
+                                .windows(17)
+                                .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+                    };
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    if server.write_all(&head).await.is_ok() {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let (mut client_read, client_write) = client.into_split();
+                    let client_write = std::sync::Arc::new(tokio::sync::Mutex::new(client_write));
+                    let writer = client_write.clone();
+                    let back = tokio::spawn(async move {
+                        let mut chunk = [0u8; 16 * 1024];
+                        loop {
+                            match server_read.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if writer.lock().await.write_all(&chunk[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    let mut chunk = [0u8; 16 * 1024];
+                    loop {
+                        let n = match client_read.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if is_event_stream(&chunk[..n]) {
+                            back.abort();
+                            let _ = client_write
+                                .lock()
+                                .await
+                                .write_all(
+                                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\
+                                      connection: close\r\n\r\n",
+                                )
+                                .await;
+                            return;
+                        }
+                        if server_write.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
                     }
                 });
             }

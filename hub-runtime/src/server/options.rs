@@ -160,6 +160,12 @@ pub struct HubOptions {
     /// `StatefulReconnectBufferSize`). Beyond it, writes to that connection
     /// wait for the client's Ack.
     pub stateful_reconnect_buffer_size: usize,
+    /// Close a connection when its identity's expiry
+    /// ([`Identity::with_expiry`](crate::Identity::with_expiry)) passes,
+    /// so that an expired or revoked token does not live on in an open
+    /// connection (ASP.NET Core's `CloseOnAuthenticationExpiration`).
+    /// Default: `false`.
+    pub close_on_authentication_expiration: bool,
 
     /// The browser origins (`https://app.example.com`) whose pages may use
     /// the hub; `None` (the default) allows every origin. A request whose
@@ -245,6 +251,7 @@ impl Default for HubOptions {
             long_polling_poll_timeout: Duration::from_secs(90),
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
+            close_on_authentication_expiration: false,
             allowed_origins: None,
             maximum_connections: None,
             maximum_pending_negotiations: Some(10_000),

@@ -508,6 +508,27 @@ impl Backplane for RedisBackplane {
         self.group_action(connection, group, false)
     }
 
+    fn abort(&self, target: Target) -> BoxFuture<'static, Result<(), HubError>> {
+        let inner = &self.owner.inner;
+        let Some(channels) = inner.channels.get() else {
+            return Box::pin(std::future::ready(Err(HubError::with_kind(
+                HubErrorKind::Transport,
+                "the Redis backplane is not attached to a hub",
+            ))));
+        };
+        // On the target's channel: only the nodes holding it receive it.
+        let envelope = Envelope::Abort {
+            origin: inner.node_id.clone(),
+            target: target.clone(),
+        };
+        inner.enqueue(Outgoing {
+            channel: channels.for_target(&target),
+            payload: envelope.encode(),
+            reply: None,
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn subscribe(&self, subscription: Subscription) -> BoxFuture<'static, ()> {
         let inner = &self.owner.inner;
         let Some(channels) = inner.channels.get() else {
@@ -870,6 +891,12 @@ impl Inner {
                     };
                     inner.publish_to_node(&origin, &ack);
                 });
+            }
+            Envelope::Abort { origin, target } => {
+                // This node aborted its own connections when it sent.
+                if origin != self.node_id {
+                    node.abort(&target);
+                }
             }
             Envelope::Ack { request, .. } => {
                 if let Some(answer) = self.lock_pending().remove(&request) {
