@@ -708,6 +708,8 @@ type Answer = oneshot::Sender<Result<Payload, HubError>>;
 
 /// Where the backplane's Redis is.
 enum Endpoint {
+    /// One Redis server. Boxed: with TLS support the client holds its TLS
+    /// parameters (240 bytes), ten times the cluster's seed list.
     Single(Box<redis::Client>),
     /// Seed nodes of a Redis Cluster.
     Cluster(Vec<String>),
