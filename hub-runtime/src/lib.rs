@@ -7,10 +7,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod authorization;
 #[cfg(feature = "server")]
 pub mod backplane;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod filter;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
@@ -21,8 +23,10 @@ pub mod targets;
 #[cfg(feature = "typescript")]
 pub mod typescript;
 
+mod caller;
 mod context;
 mod error;
+mod identity;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 mod timestamp;
@@ -31,12 +35,13 @@ mod timestamp;
 #[path = "macro_support.rs"]
 pub mod __private;
 
-pub use hub_macros::{hub, hub_client, hub_server};
+pub use hub_macros::{authorize, hub, hub_client, hub_server};
 
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
+pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
 pub use shutdown::shutdown_signal;
@@ -47,8 +52,9 @@ pub use timestamp::Timestamp;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The README's Rust examples, compiled and run as doc tests so that they
-/// stay true.
-#[cfg(all(doctest, feature = "server"))]
+/// stay true. They use the server with TLS (`server-tls`): `cargo test
+/// --workspace` turns it on (through `hub-tests`).
+#[cfg(all(doctest, feature = "server", feature = "server-tls"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;
 

@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod station;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,15 +21,25 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `binary` with `--bind 127.0.0.1:0` and `args`, and waits for
-    /// the `listening on http://HOST:PORT` line it prints once it accepts
-    /// connections.
+    /// the `listening on http://HOST:PORT` line (`https://` with TLS) it
+    /// prints once it accepts connections.
     ///
     /// # Panics
     /// When the binary cannot start or prints no such line within 60 s.
     pub fn start(binary: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(binary, args, &[])
+    }
+
+    /// As [`ServerProcess::start`], with `env` added to the environment
+    /// (such as `SSL_CERT_FILE` for a `rediss://` backplane).
+    ///
+    /// # Panics
+    /// As [`ServerProcess::start`].
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let mut child = Command::new(binary)
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -59,7 +70,7 @@ impl ServerProcess {
         ServerProcess { child, base_url }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when started with TLS)
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -129,6 +140,66 @@ pub fn run_node_tests(file: &str, env: &[(&str, &str)]) -> bool {
     output.status.success()
 }
 
+/// Runs `tests/interop/scaleout.test.mjs`, the official JavaScript client
+/// with its connections split across two nodes of one hub (`hub_a`,
+/// `hub_b`: their `/hubs/test` URLs) joined over `redis`, with `protocol`
+/// (`json` | `messagepack`) and `env` besides (such as
+/// `NODE_EXTRA_CA_CERTS`); stops and restarts `redis` when the script asks
+/// (`#redis stop` / `#redis start`). Returns whether every scenario passed,
+/// and the script's report.
+///
+/// # Panics
+/// When node or the npm packages are missing.
+pub fn run_scaleout_js(
+    hub_a: &str,
+    hub_b: &str,
+    protocol: &str,
+    redis: &mut RedisProcess,
+    env: &[(&str, &str)],
+) -> (bool, String) {
+    use std::io::Write as _;
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@microsoft/signalr").exists(),
+        "run `npm ci` in {} first (scripts/test.sh does)",
+        dir.display()
+    );
+    // A plain script rather than `node --test`, so that it can ask this
+    // harness (over stdin/stdout) to stop and start Redis mid-run.
+    let mut node = Command::new("node")
+        .arg("scaleout.test.mjs")
+        .current_dir(&dir)
+        .env("HUB_URL_A", hub_a)
+        .env("HUB_URL_B", hub_b)
+        .env("HUB_PROTOCOL", protocol)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = node.stdin.take().expect("stdin is piped");
+    let stdout = BufReader::new(node.stdout.take().expect("stdout is piped"));
+    let mut report = String::new();
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "#redis stop" => redis.stop(),
+            "#redis start" => redis.restart(),
+            _ => {
+                report.push_str(&line);
+                report.push('\n');
+                continue;
+            }
+        }
+        let _ = writeln!(stdin, "ok");
+        let _ = stdin.flush();
+    }
+    drop(stdin);
+    let passed = node.wait().is_ok_and(|status| status.success());
+    (passed, report)
+}
+
 /// A private `redis-server` (Debian's package; `scripts/test.sh` installs
 /// it) on a free loopback port, with persistence off, stopped by PID when
 /// dropped.
@@ -136,6 +207,15 @@ pub struct RedisProcess {
     child: Option<Child>,
     port: u16,
     binary: PathBuf,
+    /// Set when it serves TLS only: the CA that signed its certificate.
+    tls: Option<RedisTls>,
+}
+
+/// The PEM files of a TLS-only `redis-server`.
+struct RedisTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl RedisProcess {
@@ -145,6 +225,25 @@ impl RedisProcess {
     /// # Panics
     /// When `redis-server` is not installed or does not answer within 30 s.
     pub fn start() -> RedisProcess {
+        RedisProcess::start_with(None)
+    }
+
+    /// Starts `redis-server` serving TLS only (`--port 0 --tls-port P`,
+    /// clients not asked for certificates), with a server certificate of
+    /// `ca` for 127.0.0.1; its URL is `rediss://127.0.0.1:P`. Clients trust
+    /// it with `SSL_CERT_FILE=`[`tls::TestCa::ca_cert_file`].
+    ///
+    /// # Panics
+    /// As [`RedisProcess::start`].
+    pub fn start_tls(ca: &tls::TestCa) -> RedisProcess {
+        RedisProcess::start_with(Some(RedisTls {
+            cert: ca.server_cert_file().to_owned(),
+            key: ca.server_key_file().to_owned(),
+            ca: ca.ca_cert_file().to_owned(),
+        }))
+    }
+
+    fn start_with(tls: Option<RedisTls>) -> RedisProcess {
         let binary = [
             "/usr/bin/redis-server",
             "/usr/sbin/redis-server",
@@ -169,14 +268,28 @@ impl RedisProcess {
             child: None,
             port,
             binary,
+            tls,
         };
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -201,14 +314,32 @@ impl RedisProcess {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        match &self.tls {
+            None => {
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            }
+            Some(tls) => {
+                let Some(mut session) = tls::client_session(&tls.ca, "127.0.0.1") else {
+                    return false;
+                };
+                let mut stream = rustls::Stream::new(&mut session, &mut stream);
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            }
+        }
     }
 
-    /// `redis://127.0.0.1:PORT`
+    /// `redis://127.0.0.1:PORT` (`rediss://` when it serves TLS)
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port it listens on.
@@ -234,6 +365,191 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The path of `redis-server`, as `scripts/test.sh` installs it.
+fn redis_server_binary() -> PathBuf {
+    [
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+        "/usr/local/bin/redis-server",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|path| path.exists())
+    .or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("redis-server"))
+                .find(|path| path.exists())
+        })
+    })
+    .expect("redis-server must be installed (scripts/test.sh installs it)")
+}
+
+/// A free loopback port whose cluster bus port (+10 000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().expect("a bound address").port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A private Redis Cluster on loopback: `masters` primaries with `replicas`
+/// replicas each, every one a `redis-server --cluster-enabled yes` on a
+/// free port, joined by `redis-cli --cluster create`. Nodes notice a dead
+/// peer within 5 s (`cluster-node-timeout 5000`, long enough that a loaded machine does not fail a shard over by itself). Every process is killed
+/// and its directory removed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every node
+    /// reports `cluster_state:ok`.
+    ///
+    /// # Panics
+    /// When `redis-server` or `redis-cli` is missing or the cluster is not
+    /// ready within 60 s.
+    pub fn start(masters: usize, replicas: usize) -> RedisCluster {
+        let binary = redis_server_binary();
+        let dir = std::env::temp_dir().join(format!("hub-tests-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for _ in 0..masters * (1 + replicas) {
+            let port = free_cluster_port();
+            let node_dir = cluster.dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("a node directory");
+            let child = Command::new(&binary)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            cluster.nodes.push((port, child));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for port in cluster.ports() {
+            while cluster.cli(port, &["PING"]).trim() != "PONG" {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "redis-server on port {port} did not answer"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addresses: Vec<String> = cluster
+            .ports()
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        cluster.wait_until_ok(deadline);
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and agrees on a
+    /// primary for every slot.
+    ///
+    /// # Panics
+    /// When that does not hold by `deadline`.
+    pub fn wait_until_ok(&self, deadline: std::time::Instant) {
+        for port in self.ports() {
+            while !self
+                .cli(port, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the Redis Cluster node on port {port} is not ready"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The ports of every node, primaries and replicas.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|(port, _)| *port).collect()
+    }
+
+    /// The current primaries' ports.
+    pub fn primaries(&self) -> Vec<u16> {
+        self.ports()
+            .into_iter()
+            .filter(|&port| self.cli(port, &["ROLE"]).starts_with("master"))
+            .collect()
+    }
+
+    /// The seed URLs to give a cluster client: every node.
+    pub fn seeds(&self) -> String {
+        self.ports()
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Runs `redis-cli -p PORT ARGS…` and returns what it prints.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Every sharded pub/sub channel of the cluster with its subscriber
+    /// count, asked of every primary (`PUBSUB SHARDCHANNELS`,
+    /// `PUBSUB SHARDNUMSUB`).
+    pub fn sharded_channels(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut channels = std::collections::BTreeMap::new();
+        for port in self.primaries() {
+            let names = self.cli(port, &["PUBSUB", "SHARDCHANNELS"]);
+            for name in names.lines().map(str::trim).filter(|name| !name.is_empty()) {
+                let counted = self.cli(port, &["PUBSUB", "SHARDNUMSUB", name]);
+                let count = counted
+                    .lines()
+                    .nth(1)
+                    .and_then(|count| count.trim().parse().ok())
+                    .unwrap_or(0);
+                *channels.entry(name.to_owned()).or_insert(0) += count;
+            }
+        }
+        channels
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP side: routes, negotiate, the transport request.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -8,20 +9,23 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
-use super::Shared;
-use super::negotiated::{random_id, remember, take_negotiated};
-use super::responses::{text, unauthorized};
-use super::transport_requests::{self, Lookup, TransportKind, user_of};
+use super::transport_requests::{self, Lookup, TransportKind};
 use super::users::{Unauthorized, query_parameter};
-use crate::Hub;
+use super::{Negotiated, Shared};
+use crate::authorization::AuthorizationRequest;
+use crate::hub::ConnectionContext;
 use crate::protocol::negotiate::{
     AvailableTransport, NegotiateConnection, NegotiateRequest, NegotiateResponse, TransportType,
 };
 use crate::server::connection::session::Resume;
 use crate::server::transport::websocket;
+use crate::targets::ConnectionId;
+use crate::{Hub, Identity};
 
 /// The transports `shared` serves, in the order clients should try them.
 fn transports<H: Hub>(shared: &Shared<H>) -> Vec<AvailableTransport> {
@@ -47,6 +51,15 @@ where
         .with_state(shared)
 }
 
+pub(super) fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        body,
+    )
+        .into_response()
+}
+
 fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     response
@@ -55,8 +68,54 @@ fn method_not_allowed(allow: &'static str) -> Response {
     response
 }
 
+/// 16 random bytes from the OS, base64url without padding (22 URL-safe
+/// characters), as ASP.NET Core makes connection ids and tokens.
+pub(super) fn random_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The identity behind a request, from the server's authenticator, if it
+/// passes the hub's `#[authorize]`; a refusal is answered with 401.
+pub(super) async fn identity_of<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+) -> Result<Identity, Unauthorized> {
+    let identity = shared.authenticator.authenticate_boxed(parts).await?;
+    if let Some(authorization) = H::AUTHORIZATION {
+        let request = AuthorizationRequest {
+            identity: &identity,
+            request: Some(parts),
+            method: None,
+            arguments: None,
+        };
+        if !shared.policies.allows(authorization, &request).await {
+            return Err(Unauthorized);
+        }
+    }
+    Ok(identity)
+}
+
+pub(super) fn unauthorized() -> Response {
+    text(StatusCode::UNAUTHORIZED, "Unauthorized")
+}
+
+/// The answer to a request from a browser origin not in
+/// [`super::HubOptions::allowed_origins`].
+fn origin_refused<H: Hub>(shared: &Shared<H>, parts: &Parts) -> Option<Response> {
+    if super::origins::allowed(shared.options.allowed_origins.as_deref(), parts) {
+        return None;
+    }
+    tracing::debug!(origin = ?parts.headers.get(header::ORIGIN), "request from an origin not allowed; refused");
+    Some(text(StatusCode::FORBIDDEN, "Origin not allowed"))
+}
+
 async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
+    if let Some(refused) = origin_refused(&shared, &parts) {
+        return refused;
+    }
     if parts.method != Method::POST {
         return method_not_allowed("POST");
     }
@@ -66,8 +125,12 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             "The server is shutting down.",
         );
     }
-    if user_of(&shared, &parts).is_err() {
+    let Ok(identity) = identity_of(&shared, &parts).await else {
         return unauthorized();
+    };
+    let user = identity.user_id_arc().cloned();
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
     }
     let body = match NegotiateRequest::from_query(parts.uri.query().unwrap_or_default()) {
         Err(error) => error.response(),
@@ -84,7 +147,19 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             };
             let stateful =
                 shared.options.allow_stateful_reconnects && request.use_stateful_reconnect;
-            remember(&shared, token.clone(), connection_id.clone(), stateful);
+            if let Err(refused) = remember(
+                &shared,
+                token.clone(),
+                Negotiated {
+                    connection_id: connection_id.clone(),
+                    created: Instant::now(),
+                    stateful,
+                    user,
+                    early_input: None,
+                },
+            ) {
+                return *refused;
+            }
             NegotiateResponse::Connection(NegotiateConnection {
                 negotiate_version: version,
                 connection_id,
@@ -103,6 +178,93 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
         body.to_vec(),
     )
         .into_response()
+}
+
+/// Stores a negotiated connection, forgetting those older than the
+/// disconnect timeout; refused when too many wait already.
+/// (The refusal is boxed: it is the rare path; clippy `result_large_err`.)
+fn remember<H: Hub>(
+    shared: &Shared<H>,
+    token: String,
+    entry: Negotiated,
+) -> Result<(), Box<Response>> {
+    let now = Instant::now();
+    let limit = shared.options.disconnect_timeout;
+    let mut negotiated = shared
+        .negotiated
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
+    if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
+        return Err(Box::new(refused));
+    }
+    negotiated.insert(token, entry);
+    Ok(())
+}
+
+/// Takes the negotiated connection of `token` for a transport request of
+/// `user`: 404 when it does not exist or is stale, 403 (and the token
+/// stays negotiated for its owner) when `user` is not the user who
+/// negotiated it — a token seen by someone else does not let them in.
+pub(super) fn take_negotiated<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    user: &Option<Arc<str>>,
+) -> Result<Negotiated, Box<Response>> {
+    let not_found = || Box::new(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+    let mut negotiated = shared
+        .negotiated
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let Some(entry) = negotiated.get(token) else {
+        return Err(not_found());
+    };
+    if entry.created.elapsed() >= shared.options.disconnect_timeout {
+        negotiated.remove(token);
+        return Err(not_found());
+    }
+    if entry.user != *user {
+        return Err(Box::new(text(StatusCode::FORBIDDEN, "Forbidden")));
+    }
+    negotiated.remove(token).ok_or_else(not_found)
+}
+
+/// Queues a POST body for a negotiated connection whose transport request
+/// has not come yet. Returns `None` when `token` is not negotiated, and
+/// `Some(false)` when too many bodies wait already. The caller has checked
+/// the user with [`negotiated_user_matches`].
+pub(super) fn queue_early_post<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    body: bytes::Bytes,
+) -> Option<bool> {
+    let mut negotiated = shared
+        .negotiated
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let entry = negotiated
+        .get_mut(token)
+        .filter(|entry| entry.created.elapsed() < shared.options.disconnect_timeout)?;
+    let (sender, _) = entry
+        .early_input
+        .get_or_insert_with(crate::server::transport::post_channel);
+    Some(sender.try_send(body).is_ok())
+}
+
+/// Whether a request of `user` may use the negotiated (not yet live)
+/// token `token`: `true` when the token is not negotiated (the caller then
+/// answers 404) or was negotiated by `user`.
+pub(super) fn negotiated_user_matches<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    user: &Option<Arc<str>>,
+) -> bool {
+    shared
+        .negotiated
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(token)
+        .is_none_or(|entry| entry.user == *user)
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {
@@ -124,6 +286,9 @@ fn accepts_event_stream(parts: &Parts) -> bool {
 
 async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
     let (mut parts, body): (Parts, Body) = request.into_parts();
+    if let Some(refused) = origin_refused(&shared, &parts) {
+        return refused;
+    }
     let id = parts
         .uri
         .query()
@@ -132,7 +297,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     match parts.method {
         Method::GET => {}
         Method::POST => return transport_requests::post(shared, &parts, body, id).await,
-        Method::DELETE => return transport_requests::delete(&shared, &parts, id),
+        Method::DELETE => return transport_requests::delete(&shared, &parts, id).await,
         _ => return method_not_allowed("GET, POST, DELETE"),
     }
     let enabled = shared.options.transports;
@@ -160,10 +325,11 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             "WebSockets transport not supported by this end point type",
         );
     }
-    let user = match user_of(&shared, &parts) {
-        Ok(user) => user,
+    let identity = match identity_of(&shared, &parts).await {
+        Ok(identity) => identity,
         Err(Unauthorized) => return unauthorized(),
     };
+    let user = identity.user_id_arc().cloned();
     // A stateful-reconnect connection whose WebSocket dropped: hand the
     // new socket to the running session.
     let live = match &id {
@@ -197,14 +363,17 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             "The server is shutting down.",
         );
     }
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
     let (connection_id, stateful) = match &id {
-        Some(token) => match take_negotiated(&shared, token) {
-            Some(negotiated) => (negotiated.connection_id, negotiated.stateful),
-            None => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        Some(token) => match take_negotiated(&shared, token, &user) {
+            Ok(negotiated) => (negotiated.connection_id, negotiated.stateful),
+            Err(refused) => return *refused,
         },
         None => match transport_requests::fresh_id() {
             Some(id) => (id, false),
@@ -233,19 +402,31 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         None,
         resume_sender,
     );
+    let context = Arc::new(ConnectionContext::new(
+        ConnectionId::from(connection_id),
+        identity,
+        Some(parts),
+    ));
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transport_requests::run_session(
-                shared,
-                source,
-                sink,
-                connection_id,
-                user,
-                resume,
-                live,
-            )
-            .await;
+            transport_requests::run_session(shared, source, sink, context, resume, live).await;
         },
     )
+}
+
+/// Counts a running session for [`super::HubServer::shutdown`].
+pub(super) struct SessionGuard(tokio::sync::watch::Sender<usize>);
+
+impl SessionGuard {
+    pub(super) fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
+        sessions.send_modify(|count| *count += 1);
+        SessionGuard(sessions.clone())
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
 }

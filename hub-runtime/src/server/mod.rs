@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use axum::Router;
-//! use hub_runtime::server::{HubOptions, HubServer};
+//! use hub_runtime::server::{HubOptions, HubServer, ServeOptions};
 //! # use hub_runtime::{Hub, targets::{BroadcastTarget, ClientContract, SingleTarget}};
 //! # use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
 //! # struct Clock;
@@ -32,14 +32,14 @@
 //! let app = Router::new().nest("/hubs/clock", hub.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
 //! let shutdown = hub.clone();
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         // Close every hub connection (Close with allowReconnect: true)
-//!         // before axum stops accepting and drains its HTTP connections.
-//!         shutdown.shutdown().await;
-//!     })
-//!     .await
+//! // Not `axum::serve`: it has no header-read timeout (see [`serve`]).
+//! hub_runtime::server::serve_with_shutdown(listener, app, ServeOptions::default(), async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     // Close every hub connection (Close with allowReconnect: true)
+//!     // before the server stops accepting and drains its HTTP connections.
+//!     shutdown.shutdown().await;
+//! })
+//! .await
 //! # }
 //! ```
 //!
@@ -60,8 +60,15 @@
 //!
 //! A transport that [`HubOptions::transports`] turns off answers 404
 //! `… transport not supported by this end point type`, and negotiate does
-//! not offer it. A token belongs to the transport and the user that first
-//! used it; any other request with it is refused.
+//! not offer it. A token belongs to the user who negotiated it (a
+//! transport request or POST from anyone else gets 403) and to the
+//! transport that first used it; any other request with it is refused.
+//! With [`HubOptions::allowed_origins`], a request from a browser origin
+//! not in the list gets 403 on every endpoint; beyond
+//! [`HubOptions::maximum_connections`] new connections get 503.
+//!
+//! Serve the router with [`serve`] or [`serve_with_shutdown`] (a
+//! header-read timeout, which `axum::serve` lacks).
 //!
 //! The router composes with the application's tower layers (CORS,
 //! tracing, authentication) like any other axum router.
@@ -103,13 +110,17 @@
 //!
 //! [`MethodKind::ServerStream`]: crate::hub::MethodKind::ServerStream
 
+mod authentication;
 pub(crate) mod connection;
 mod dispatch;
 mod http;
-mod negotiated;
+mod limits;
 mod options;
+mod origins;
 pub(crate) mod registry;
-mod responses;
+mod serve;
+#[cfg(feature = "server-tls")]
+pub mod tls;
 pub(crate) mod transport;
 mod transport_requests;
 mod users;
@@ -121,10 +132,14 @@ use std::time::Instant;
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::authorization::{Authorization, Policies, Policy, UnregisteredPolicy};
+use crate::filter::{Filters, HubFilter};
 use crate::server::connection::SessionConfig;
 use crate::{Hub, HubContext};
 
+pub use authentication::Authenticator;
 pub use options::{HttpTransports, HubOptions};
+pub use serve::{ServeOptions, serve, serve_with_shutdown};
 pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
 
 use dispatch::MethodTable;
@@ -154,6 +169,9 @@ struct Negotiated {
     created: Instant,
     /// Negotiate turned stateful reconnect on.
     stateful: bool,
+    /// The user who negotiated: the token is bound to them, and a
+    /// transport request (or POST) from anyone else is refused with 403.
+    user: Option<Arc<str>>,
     /// POST bodies that came before the transport request (some clients
     /// send the handshake before their first poll).
     early_input: Option<(
@@ -169,7 +187,13 @@ pub(crate) struct Shared<H: Hub> {
     session: Arc<SessionConfig>,
     registry: Arc<Registry>,
     methods: MethodTable,
-    users: Box<dyn UserIdProvider>,
+    authenticator: Box<dyn authentication::DynAuthenticator>,
+    /// The policies `#[authorize]` names, with their state.
+    policies: Arc<Policies>,
+    /// Each method's `#[authorize]`, by index into `H::METHODS`.
+    method_authorization: Box<[Option<&'static Authorization>]>,
+    /// Global filters, then the hub's own (see [`crate::filter`]).
+    filters: Arc<Filters>,
     negotiated: Mutex<HashMap<String, Negotiated>>,
     /// Connections whose transport request has come, by token.
     live: transport_requests::LiveConnections,
@@ -181,8 +205,11 @@ pub(crate) struct Shared<H: Hub> {
 pub struct HubServerBuilder<H: Hub> {
     hub: H,
     options: HubOptions,
-    users: Box<dyn UserIdProvider>,
+    authenticator: Box<dyn authentication::DynAuthenticator>,
     backplane: Option<Arc<dyn crate::backplane::Backplane>>,
+    policies: Policies,
+    global_filters: Filters,
+    filters: Filters,
 }
 
 impl<H: Hub> HubServerBuilder<H> {
@@ -193,9 +220,18 @@ impl<H: Hub> HubServerBuilder<H> {
     }
 
     /// Names the user of each connection from its HTTP request (default:
-    /// [`Anonymous`]). See [`UserIdProvider`].
+    /// [`Anonymous`]). See [`UserIdProvider`]; [`Self::authenticator`] is
+    /// its successor, with roles, claims, expiry and `async`. The last of
+    /// the two given wins.
     pub fn user_id_provider(mut self, provider: impl UserIdProvider) -> Self {
-        self.users = Box::new(provider);
+        self.authenticator = Box::new(authentication::UserIds(provider));
+        self
+    }
+
+    /// Makes each connection's [`Identity`](crate::Identity) from its HTTP
+    /// requests (default: everyone anonymous). See [`Authenticator`].
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Box::new(authenticator);
         self
     }
 
@@ -227,8 +263,72 @@ impl<H: Hub> HubServerBuilder<H> {
         self
     }
 
+    /// Registers `policy`, the instance of a [`Policy`] type that the
+    /// hub's `#[authorize(policy = …)]` names, with whatever state it
+    /// needs. Every policy the hub names must be registered
+    /// ([`Self::try_build`]).
+    pub fn policy(mut self, policy: impl Policy) -> Self {
+        self.policies.insert(policy);
+        self
+    }
+
+    /// Adds filters shared by every hub of the application (built once,
+    /// given to each hub's builder). They run before the hub's own filters
+    /// (see [`crate::filter`] for the order).
+    pub fn global_filters(mut self, filters: &Filters) -> Self {
+        self.global_filters.extend(filters);
+        self
+    }
+
+    /// Adds a filter of this hub, inside the global filters and the ones
+    /// added before it.
+    pub fn filter(mut self, filter: impl HubFilter) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
+    /// Builds the server, or says which policy named in `#[authorize]` is
+    /// not registered with [`Self::policy`]. No task is started until a
+    /// client connects.
+    pub fn try_build(mut self) -> Result<HubServer<H>, UnregisteredPolicy> {
+        let method_authorization: Box<[_]> =
+            (0..H::METHODS.len()).map(H::method_authorization).collect();
+        let named = H::AUTHORIZATION
+            .into_iter()
+            .chain(method_authorization.iter().flatten().copied())
+            .flat_map(|authorization| authorization.policies);
+        for policy in named {
+            if !self.policies.contains(policy) {
+                return Err(UnregisteredPolicy {
+                    hub: std::any::type_name::<H>(),
+                    policy: policy.name(),
+                });
+            }
+        }
+        let mut filters = std::mem::take(&mut self.global_filters);
+        filters.extend(&self.filters);
+        Ok(self.build_checked(method_authorization, filters))
+    }
+
     /// Builds the server. No task is started until a client connects.
+    ///
+    /// # Panics
+    ///
+    /// When a policy named in the hub's `#[authorize]` is not registered
+    /// ([`Self::try_build`] returns the error instead): a server that
+    /// would refuse those calls at run time is refused when it is built.
     pub fn build(self) -> HubServer<H> {
+        match self.try_build() {
+            Ok(server) => server,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn build_checked(
+        self,
+        method_authorization: Box<[Option<&'static Authorization>]>,
+        filters: Filters,
+    ) -> HubServer<H> {
         let options = self.options;
         let session = Arc::new(SessionConfig {
             handshake_timeout: options.handshake_timeout,
@@ -238,6 +338,8 @@ impl<H: Hub> HubServerBuilder<H> {
             max_parallel_invocations: options.maximum_parallel_invocations_per_client.max(1),
             max_queued_invocations: options.maximum_queued_invocations_per_client.max(1),
             outbound_capacity: options.outbound_queue_capacity.max(1),
+            outbound_pause_bytes: options.application_max_buffer_size.max(1),
+            outbound_max_bytes: options.maximum_outbound_buffer_size.max(1),
             send_timeout: options.transport_send_timeout,
             close_timeout: options
                 .transport_send_timeout
@@ -264,7 +366,10 @@ impl<H: Hub> HubServerBuilder<H> {
                 hub: Arc::new(self.hub),
                 registry,
                 methods: MethodTable::new::<H>(),
-                users: self.users,
+                authenticator: self.authenticator,
+                policies: Arc::new(self.policies),
+                method_authorization,
+                filters: Arc::new(filters),
                 negotiated: Mutex::new(HashMap::new()),
                 live: transport_requests::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
@@ -299,8 +404,11 @@ impl<H: Hub> HubServer<H> {
         HubServerBuilder {
             hub,
             options: HubOptions::default(),
-            users: Box::new(Anonymous),
+            authenticator: Box::new(authentication::UserIds(Anonymous)),
             backplane: None,
+            policies: Policies::default(),
+            global_filters: Filters::new(),
+            filters: Filters::new(),
         }
     }
 
@@ -366,9 +474,9 @@ impl<H: Hub> HubServer<H> {
     /// `allowReconnect: true` — clients with automatic reconnect come back
     /// to the next server — and its socket is closed.
     ///
-    /// With `axum::serve`, call it from the graceful-shutdown future (see
-    /// the [module docs](self)): upgraded WebSockets are not HTTP requests
-    /// that axum waits for.
+    /// With [`serve_with_shutdown`] (or `axum::serve`), call it from the
+    /// shutdown future (see the [module docs](self)): upgraded WebSockets
+    /// are not HTTP requests that the server waits for.
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
         let budget = self.shared.options.shutdown_timeout

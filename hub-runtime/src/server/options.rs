@@ -31,6 +31,9 @@ pub struct HubOptions {
     /// old ones never do and are never timed out — and reset by every
     /// message. The client gets a Close with
     /// `"Connection closed with an error."` and `allowReconnect: true`.
+    /// It is also the time the body of a Server-Sent Events or Long Polling
+    /// POST has to arrive whole (408 otherwise): a body trickled in byte by
+    /// byte does not hold its request for ever.
     pub client_timeout_interval: Duration,
 
     /// How long a client has to send its handshake request (default 15 s).
@@ -68,16 +71,44 @@ pub struct HubOptions {
     /// The bound of each connection's outbound queue, in queued writes
     /// (records, or pre-encoded broadcast messages) (default 1024).
     ///
-    /// Slow-consumer policy: sending never waits for a client. Broadcasts
-    /// and completions are pushed with `try_send`; a connection whose queue
-    /// is full — a client that has stopped reading, or reads far slower than
+    /// Slow-consumer policy: sending to other clients never waits for a
+    /// client. Broadcasts, group and single-client messages are pushed with
+    /// `try_send`; a connection whose queue is full (or holds
+    /// [`maximum_outbound_buffer_size`](Self::maximum_outbound_buffer_size)
+    /// bytes) — a client that has stopped reading, or reads far slower than
     /// it is sent to — is closed at once (a best-effort Close with
-    /// `"Connection closed with an error."` and `allowReconnect: true`, then
-    /// the socket is dropped). Other clients and the sender are never
-    /// slowed down by it. The writer task drains the queue as fast as the
-    /// socket accepts, coalescing queued messages into few frames, so the
-    /// bound is only reached by a client that is really behind.
+    /// `"Connection closed with an error."` and `allowReconnect: true`, a
+    /// WebSocket close code 1008, then the socket is dropped). Other clients
+    /// and the sender are never slowed down by it. The answers to a
+    /// connection's own invocations are the exception: they wait for room,
+    /// and the connection's read loop stops reading while its queue is a
+    /// quarter from full or above
+    /// [`application_max_buffer_size`](Self::application_max_buffer_size),
+    /// so a client that sends faster than it reads is slowed down, not
+    /// closed (except under stateful reconnect, whose writer may wait for
+    /// an Ack that only a reading loop sees). The writer task drains the
+    /// queue as fast as the socket accepts, coalescing queued messages into
+    /// few frames, so the bound is only reached by a client that is really
+    /// behind.
     pub outbound_queue_capacity: usize,
+
+    /// The bytes queued for one connection above which the server applies
+    /// backpressure to that connection (default 65 536, ASP.NET Core's
+    /// `ApplicationMaxBufferSize` of 65 KB): its read loop stops reading —
+    /// and answers to its own invocations wait — until the writer has
+    /// drained the queue. A client that sends faster than it reads is slowed
+    /// down, never closed for it.
+    pub application_max_buffer_size: usize,
+
+    /// The most bytes queued for one connection (default 1 MiB; ASP.NET
+    /// Core has no such bound: there a slow client slows its senders down).
+    /// A broadcast, group or single-client message that would queue more
+    /// closes the connection as a slow consumer (see
+    /// [`outbound_queue_capacity`](Self::outbound_queue_capacity)); a single
+    /// message always fits an empty queue, whatever its size. With the
+    /// message count bound, a slow consumer of 1 MiB messages pins about
+    /// 2 MiB, not a gigabyte.
+    pub maximum_outbound_buffer_size: usize,
 
     /// How long a client result (`invoke` on a single client) waits for
     /// the client's answer before failing with
@@ -142,6 +173,35 @@ pub struct HubOptions {
     /// `StatefulReconnectBufferSize`). Beyond it, writes to that connection
     /// wait for the client's Ack.
     pub stateful_reconnect_buffer_size: usize,
+    /// Close a connection when its identity's expiry
+    /// ([`Identity::with_expiry`](crate::Identity::with_expiry)) passes,
+    /// so that an expired or revoked token does not live on in an open
+    /// connection (ASP.NET Core's `CloseOnAuthenticationExpiration`).
+    /// Default: `false`.
+    pub close_on_authentication_expiration: bool,
+
+    /// The browser origins (`https://app.example.com`) whose pages may use
+    /// the hub; `None` (the default) allows every origin. A request whose
+    /// `Origin` header is not in the list — negotiate, the WebSocket
+    /// upgrade, Server-Sent Events, Long Polling, their POSTs and DELETEs —
+    /// is refused with 403 before anything else happens; requests without
+    /// `Origin` (non-browser clients) are served. ASP.NET Core leaves this
+    /// to its CORS policy and `WebSocketOptions.AllowedOrigins`; CORS does
+    /// not protect WebSockets, which is why the hub checks the upgrade
+    /// itself (cross-site WebSocket hijacking of cookie-authenticated hubs).
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// The most connections the hub runs at once; `None` (the default, as
+    /// Kestrel's `MaxConcurrentConnections`) for no limit. Beyond it,
+    /// negotiate and transport requests that would start a connection get
+    /// 503 and the server logs a warning (at most once a second).
+    pub maximum_connections: Option<usize>,
+
+    /// The most negotiated connections waiting for their transport request
+    /// (each for at most [`disconnect_timeout`](Self::disconnect_timeout));
+    /// beyond it negotiate answers 503 and the server logs a warning
+    /// (default `Some(10_000)`; ASP.NET Core has no such bound).
+    pub maximum_pending_negotiations: Option<usize>,
 }
 
 /// Which transports a hub serves.
@@ -192,6 +252,8 @@ impl Default for HubOptions {
             maximum_parallel_invocations_per_client: 1,
             maximum_queued_invocations_per_client: 32,
             outbound_queue_capacity: 1024,
+            application_max_buffer_size: 65_536,
+            maximum_outbound_buffer_size: 1024 * 1024,
             client_result_timeout: Some(Duration::from_secs(30)),
             stream_buffer_capacity: 10,
             supported_protocols: HubProtocol::ALL.to_vec(),
@@ -202,6 +264,10 @@ impl Default for HubOptions {
             long_polling_poll_timeout: Duration::from_secs(90),
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
+            close_on_authentication_expiration: false,
+            allowed_origins: None,
+            maximum_connections: None,
+            maximum_pending_negotiations: Some(10_000),
         }
     }
 }
