@@ -1,6 +1,6 @@
 //! The HTTP side: routes, negotiate, the transport request.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -9,15 +9,15 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
-use super::transport_requests::{self, Lookup, TransportKind};
+use super::negotiated::{random_id, remember, take_negotiated};
+use super::responses::{text, unauthorized};
+use super::transport_requests::{self, Lookup, TransportKind, identity_of};
 use super::users::{Unauthorized, query_parameter};
 use super::{Negotiated, Shared};
-use crate::authorization::AuthorizationRequest;
+use crate::Hub;
 use crate::hub::ConnectionContext;
 use crate::protocol::negotiate::{
     AvailableTransport, NegotiateConnection, NegotiateRequest, NegotiateResponse, TransportType,
@@ -25,7 +25,6 @@ use crate::protocol::negotiate::{
 use crate::server::connection::session::Resume;
 use crate::server::transport::websocket;
 use crate::targets::ConnectionId;
-use crate::{Hub, Identity};
 
 /// The transports `shared` serves, in the order clients should try them.
 fn transports<H: Hub>(shared: &Shared<H>) -> Vec<AvailableTransport> {
@@ -51,54 +50,12 @@ where
         .with_state(shared)
 }
 
-pub(super) fn text(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
-        body,
-    )
-        .into_response()
-}
-
 fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
-}
-
-/// 16 random bytes from the OS, base64url without padding (22 URL-safe
-/// characters), as ASP.NET Core makes connection ids and tokens.
-pub(super) fn random_id() -> Option<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The identity behind a request, from the server's authenticator, if it
-/// passes the hub's `#[authorize]`; a refusal is answered with 401.
-pub(super) async fn identity_of<H: Hub>(
-    shared: &Shared<H>,
-    parts: &Parts,
-) -> Result<Identity, Unauthorized> {
-    let identity = shared.authenticator.authenticate_boxed(parts).await?;
-    if let Some(authorization) = H::AUTHORIZATION {
-        let request = AuthorizationRequest {
-            identity: &identity,
-            request: Some(parts),
-            method: None,
-            arguments: None,
-        };
-        if !shared.policies.allows(authorization, &request).await {
-            return Err(Unauthorized);
-        }
-    }
-    Ok(identity)
-}
-
-pub(super) fn unauthorized() -> Response {
-    text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
 /// The answer to a request from a browser origin not in
@@ -178,93 +135,6 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
         body.to_vec(),
     )
         .into_response()
-}
-
-/// Stores a negotiated connection, forgetting those older than the
-/// disconnect timeout; refused when too many wait already.
-/// (The refusal is boxed: it is the rare path; clippy `result_large_err`.)
-fn remember<H: Hub>(
-    shared: &Shared<H>,
-    token: String,
-    entry: Negotiated,
-) -> Result<(), Box<Response>> {
-    let now = Instant::now();
-    let limit = shared.options.disconnect_timeout;
-    let mut negotiated = shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
-    if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
-        return Err(Box::new(refused));
-    }
-    negotiated.insert(token, entry);
-    Ok(())
-}
-
-/// Takes the negotiated connection of `token` for a transport request of
-/// `user`: 404 when it does not exist or is stale, 403 (and the token
-/// stays negotiated for its owner) when `user` is not the user who
-/// negotiated it — a token seen by someone else does not let them in.
-pub(super) fn take_negotiated<H: Hub>(
-    shared: &Shared<H>,
-    token: &str,
-    user: &Option<Arc<str>>,
-) -> Result<Negotiated, Box<Response>> {
-    let not_found = || Box::new(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
-    let mut negotiated = shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let Some(entry) = negotiated.get(token) else {
-        return Err(not_found());
-    };
-    if entry.created.elapsed() >= shared.options.disconnect_timeout {
-        negotiated.remove(token);
-        return Err(not_found());
-    }
-    if entry.user != *user {
-        return Err(Box::new(text(StatusCode::FORBIDDEN, "Forbidden")));
-    }
-    negotiated.remove(token).ok_or_else(not_found)
-}
-
-/// Queues a POST body for a negotiated connection whose transport request
-/// has not come yet. Returns `None` when `token` is not negotiated, and
-/// `Some(false)` when too many bodies wait already. The caller has checked
-/// the user with [`negotiated_user_matches`].
-pub(super) fn queue_early_post<H: Hub>(
-    shared: &Shared<H>,
-    token: &str,
-    body: bytes::Bytes,
-) -> Option<bool> {
-    let mut negotiated = shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let entry = negotiated
-        .get_mut(token)
-        .filter(|entry| entry.created.elapsed() < shared.options.disconnect_timeout)?;
-    let (sender, _) = entry
-        .early_input
-        .get_or_insert_with(crate::server::transport::post_channel);
-    Some(sender.try_send(body).is_ok())
-}
-
-/// Whether a request of `user` may use the negotiated (not yet live)
-/// token `token`: `true` when the token is not negotiated (the caller then
-/// answers 404) or was negotiated by `user`.
-pub(super) fn negotiated_user_matches<H: Hub>(
-    shared: &Shared<H>,
-    token: &str,
-    user: &Option<Arc<str>>,
-) -> bool {
-    shared
-        .negotiated
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(token)
-        .is_none_or(|entry| entry.user == *user)
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {
@@ -413,20 +283,4 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             transport_requests::run_session(shared, source, sink, context, resume, live).await;
         },
     )
-}
-
-/// Counts a running session for [`super::HubServer::shutdown`].
-pub(super) struct SessionGuard(tokio::sync::watch::Sender<usize>);
-
-impl SessionGuard {
-    pub(super) fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
-        sessions.send_modify(|count| *count += 1);
-        SessionGuard(sessions.clone())
-    }
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.0.send_modify(|count| *count = count.saturating_sub(1));
-    }
 }

@@ -13,7 +13,7 @@ use axum::response::Response;
 use http::StatusCode;
 
 use super::Shared;
-use super::http::text;
+use super::responses::text;
 use crate::Hub;
 
 /// The second of the last warning logged.

@@ -115,9 +115,11 @@ pub(crate) mod connection;
 mod dispatch;
 mod http;
 mod limits;
+mod negotiated;
 mod options;
 mod origins;
 pub(crate) mod registry;
+mod responses;
 mod serve;
 #[cfg(feature = "server-tls")]
 pub mod tls;

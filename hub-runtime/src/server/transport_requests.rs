@@ -21,7 +21,10 @@ use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::http::{SessionGuard, identity_of, random_id, text, unauthorized};
+use super::negotiated::{negotiated_user_matches, queue_early_post, random_id, take_negotiated};
+use super::responses::{text, unauthorized};
+use super::users::Unauthorized;
+use crate::authorization::AuthorizationRequest;
 use crate::hub::ConnectionContext;
 use crate::server::connection::{Dispatcher, session};
 use crate::server::transport::long_polling::Polls;
@@ -271,7 +274,7 @@ pub(super) async fn server_sent_events<H: Hub>(
     if let Some(refused) = super::limits::refuse_new_connection(&shared) {
         return refused;
     }
-    let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
+    let mut negotiated = match take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
         Err(refused) => return *refused,
     };
@@ -322,7 +325,7 @@ pub(super) async fn long_poll<H: Hub>(
     if let Some(refused) = super::limits::refuse_new_connection(&shared) {
         return refused;
     }
-    let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
+    let mut negotiated = match take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
         Err(refused) => return *refused,
     };
@@ -363,7 +366,7 @@ pub(super) async fn post<H: Hub>(
         Err(response) => return *response,
     };
     let live = shared.live.get(&token);
-    if live.is_none() && !super::http::negotiated_user_matches(&shared, &token, &user) {
+    if live.is_none() && !negotiated_user_matches(&shared, &token, &user) {
         return text(StatusCode::FORBIDDEN, "Forbidden");
     }
     if let Some(live) = &live {
@@ -401,7 +404,7 @@ pub(super) async fn post<H: Hub>(
             }
         }
         // Negotiated, transport not started yet: kept for the session.
-        None => match super::http::queue_early_post(&shared, &token, bytes) {
+        None => match queue_early_post(&shared, &token, bytes) {
             None => return no_connection(),
             Some(false) => {
                 return text(
@@ -450,4 +453,41 @@ pub(super) async fn delete<H: Hub>(
 /// A fresh connection id for a WebSocket that skipped negotiate.
 pub(super) fn fresh_id() -> Option<String> {
     random_id()
+}
+
+/// The identity behind a request, from the server's authenticator, if it
+/// passes the hub's `#[authorize]`; a refusal is answered with 401.
+pub(super) async fn identity_of<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+) -> Result<Identity, Unauthorized> {
+    let identity = shared.authenticator.authenticate_boxed(parts).await?;
+    if let Some(authorization) = H::AUTHORIZATION {
+        let request = AuthorizationRequest {
+            identity: &identity,
+            request: Some(parts),
+            method: None,
+            arguments: None,
+        };
+        if !shared.policies.allows(authorization, &request).await {
+            return Err(Unauthorized);
+        }
+    }
+    Ok(identity)
+}
+
+/// Counts a running session for [`super::HubServer::shutdown`].
+pub(super) struct SessionGuard(tokio::sync::watch::Sender<usize>);
+
+impl SessionGuard {
+    pub(super) fn new(sessions: &tokio::sync::watch::Sender<usize>) -> Self {
+        sessions.send_modify(|count| *count += 1);
+        SessionGuard(sessions.clone())
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
 }
