@@ -17,6 +17,25 @@ use crate::{BoxFuture, HubError, HubErrorKind};
 /// WebSocket connect.
 type AccessTokenProvider = Arc<dyn Fn() -> BoxFuture<'static, Option<String>> + Send + Sync>;
 
+/// Opens an in-memory transport to a hub in this process (the server's
+/// test client), given the access token and headers a request would carry.
+pub(crate) type InMemoryConnector = Arc<
+    dyn Fn(
+            Option<String>,
+            HeaderMap,
+        ) -> BoxFuture<
+            'static,
+            Result<
+                (
+                    super::http_transports::BoxSink,
+                    super::http_transports::BoxSource,
+                ),
+                HubError,
+            >,
+        > + Send
+        + Sync,
+>;
+
 /// The settled options of a connection.
 #[derive(Clone)]
 pub(crate) struct Config {
@@ -35,6 +54,8 @@ pub(crate) struct Config {
     pub(crate) max_message_size: Option<usize>,
     pub(crate) stream_buffer_capacity: usize,
     pub(crate) stream_buffer_timeout: Duration,
+    /// Connect in memory instead of over the network (no negotiate).
+    pub(crate) in_memory: Option<InMemoryConnector>,
 }
 
 impl Config {
@@ -74,6 +95,7 @@ pub struct HubConnectionBuilder {
     stream_buffer_capacity: usize,
     stream_buffer_timeout: Duration,
     handlers: ClientHandlers,
+    in_memory: Option<InMemoryConnector>,
 }
 
 impl std::fmt::Debug for HubConnectionBuilder {
@@ -108,7 +130,16 @@ impl HubConnectionBuilder {
             stream_buffer_capacity: 1024,
             stream_buffer_timeout: Duration::from_secs(5),
             handlers: ClientHandlers::new(),
+            in_memory: None,
         }
+    }
+
+    /// Connects through `connector` instead of the network: what
+    /// `HubServer::test_client` sets.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn in_memory(mut self, connector: InMemoryConnector) -> Self {
+        self.in_memory = Some(connector);
+        self
     }
 
     /// The hub protocol: [`HubProtocol::Json`] (the default) or
@@ -293,6 +324,7 @@ impl HubConnectionBuilder {
             max_message_size: self.max_message_size,
             stream_buffer_capacity: self.stream_buffer_capacity,
             stream_buffer_timeout: self.stream_buffer_timeout,
+            in_memory: self.in_memory,
         };
         Ok(HubConnection::new(config, self.handlers))
     }

@@ -1048,6 +1048,20 @@ struct Opened {
 async fn open_transport(config: &super::builder::Config) -> Result<Opened, HubError> {
     let protocol = config.protocol;
     let format = protocol.transfer_format();
+    if let Some(connector) = &config.in_memory {
+        // A hub in this process: no negotiate, a fresh in-memory
+        // connection each time, with the token a request would carry.
+        let token = config.access_token().await;
+        let (sink, source) = connector(token, config.headers.clone()).await?;
+        return Ok(Opened {
+            sink,
+            source,
+            // WebSocket semantics: whole frames both ways, full duplex.
+            transport: TransportType::WebSockets,
+            connection_id: None,
+            resume: None,
+        });
+    }
     if config.skip_negotiation {
         let token = config.access_token().await;
         let ws_url = config.url.websocket_url(None, token.as_deref());

@@ -131,8 +131,13 @@ pub use arguments::{
     CallArguments, IntoArgument, IntoArguments, Upload, encode_argument, try_upload, upload,
 };
 pub use builder::HubConnectionBuilder;
+// For the server's in-memory test client.
+#[cfg(feature = "server")]
+pub(crate) use builder::InMemoryConnector;
 pub use connection::{HubConnection, HubConnectionEvent, HubConnectionState};
 pub use http_transports::Transports;
+#[cfg(feature = "server")]
+pub(crate) use http_transports::{BoxSink, BoxSource};
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
 pub use stream::HubStream;
 

@@ -107,6 +107,8 @@ mod dispatch;
 mod http;
 mod options;
 pub(crate) mod registry;
+#[cfg(feature = "client")]
+mod test_client;
 mod transports;
 mod users;
 
