@@ -3,6 +3,10 @@
 //! This crate holds the protocol codecs ([`protocol`]), the hub and client
 //! contracts that the `#[hub]` and `#[hub_client]` macros plug into, and
 //! behind features the server (`server`) and the client (`client`).
+//!
+//! Start with the [`guide`]: contracts, hubs, targets, groups and users,
+//! streams, client results, the Rust client, transports, stateful
+//! reconnect, scale-out, options, errors, and testing a hub in memory.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +16,9 @@ pub mod backplane;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clients;
+#[cfg(all(feature = "server", feature = "client"))]
+#[doc = include_str!("guide.md")]
+pub mod guide {}
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
