@@ -8,15 +8,23 @@
 //! streams, client results, the Rust client, transports, stateful
 //! reconnect, scale-out, options, errors, and testing a hub in memory.
 
+
+// docs.rs builds with `--cfg docsrs` (see Cargo.toml): items say which
+// features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::future::Future;
 use std::pin::Pin;
 
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod backplane;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 pub mod clients;
 #[cfg(all(feature = "server", feature = "client"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "server", feature = "client"))))]
 #[doc = include_str!("guide.md")]
 pub mod guide {}
 pub mod handlers;
@@ -24,8 +32,10 @@ pub mod hub;
 pub mod protocol;
 pub mod proxy;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 #[cfg(feature = "typescript")]
+#[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
 pub mod typescript;
 
 #[cfg(feature = "server")]
@@ -51,6 +61,7 @@ pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "server", feature = "client"))))]
 pub use shutdown::shutdown_signal;
 pub use timestamp::Timestamp;
 

@@ -74,6 +74,7 @@ impl<H: Hub> HubServer<H> {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
     pub fn test_client(&self) -> HubConnectionBuilder {
         let shared = self.shared.clone();
         let connector: InMemoryConnector = Arc::new(move |token, headers| {
