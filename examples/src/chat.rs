@@ -9,9 +9,10 @@
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubError, Timestamp, hub, hub_client, hub_server};
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// One chat message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct ChatMessage {
     /// The room it was posted to.
     pub room: String,
@@ -24,7 +25,7 @@ pub struct ChatMessage {
 }
 
 /// What the chat hub calls on its clients.
-#[hub_client]
+#[hub_client(typescript)]
 pub trait IChatClient {
     /// A message was posted to a room this connection joined.
     async fn message_posted(&self, message: ChatMessage);
@@ -35,7 +36,7 @@ pub trait IChatClient {
 }
 
 /// What chat clients call on the hub.
-#[hub_server]
+#[hub_server(typescript)]
 pub trait IChatHub {
     /// Joins `room`; the room's members are told.
     async fn join(&self, ctx: &CallContext<Self>, room: String) -> Result<(), HubError>;
@@ -137,6 +138,19 @@ pub fn user_from_token(request: &http::request::Parts) -> Result<Option<String>,
     }
 }
 
+/// The TypeScript module of the chat contract, committed as
+/// `examples/web/chat/src/generated/chat.ts` (the page is written against
+/// it; `examples/tests/chat_page.rs` checks it is up to date).
+///
+/// # Errors
+/// When two types share a TypeScript name (not in this contract).
+pub fn typescript() -> Result<String, hub_runtime::typescript::TypeScriptError> {
+    hub_runtime::typescript::TypeScript::new()
+        .contract::<IChatHubContract>()
+        .contract::<IChatClientContract>()
+        .render()
+}
+
 /// Where the hub is mounted.
 pub const HUB_PATH: &str = "/hubs/chat";
 
@@ -147,7 +161,43 @@ pub fn server() -> HubServer<ChatHub> {
         .build()
 }
 
-/// The web app: the hub at [`HUB_PATH`].
+/// The chat page (`examples/web/chat/index.html`).
+pub const INDEX_HTML: &str = include_str!("../web/chat/index.html");
+
+/// The page's script, compiled by `tsc -p examples/web/chat` from
+/// `web/chat/src/main.ts` (a test checks it is up to date).
+pub const APP_SCRIPT: &str = include_str!("../web/chat/dist/main.js");
+
+/// The module generated from the contracts, compiled: `main.js` imports it
+/// as `./generated/chat.js`.
+pub const CONTRACT_SCRIPT: &str = include_str!("../web/chat/dist/generated/chat.js");
+
+/// The official browser client, `@microsoft/signalr`'s
+/// `dist/browser/signalr.min.js`: the copy the clock demo vendors (with its
+/// license), checked against the locked npm package by the clock tests.
+pub const SIGNALR_SCRIPT: &[u8] = include_bytes!("../../clock-demo/web/vendor/signalr.min.js");
+
+fn javascript(body: impl axum::response::IntoResponse) -> axum::response::Response {
+    axum::response::IntoResponse::into_response((
+        [(http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        body,
+    ))
+}
+
+/// The web app: the chat page at `/` (`?user=NAME&room=ROOM`), its
+/// scripts, and the hub at [`HUB_PATH`].
 pub fn app(hub: &HubServer<ChatHub>) -> axum::Router {
-    axum::Router::new().nest(HUB_PATH, hub.router())
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/", get(|| async { axum::response::Html(INDEX_HTML) }))
+        .route(
+            "/lib/signalr.min.js",
+            get(|| async { javascript(SIGNALR_SCRIPT) }),
+        )
+        .route("/app/main.js", get(|| async { javascript(APP_SCRIPT) }))
+        .route(
+            "/app/generated/chat.js",
+            get(|| async { javascript(CONTRACT_SCRIPT) }),
+        )
+        .nest(HUB_PATH, hub.router())
 }

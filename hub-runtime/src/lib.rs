@@ -8,7 +8,6 @@
 //! streams, client results, the Rust client, transports, stateful
 //! reconnect, scale-out, options, errors, and testing a hub in memory.
 
-
 // docs.rs builds with `--cfg docsrs` (see Cargo.toml): items say which
 // features they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
