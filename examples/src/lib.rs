@@ -41,12 +41,18 @@ where
         writeln!(stdout, "listening on http://{address}")?;
         stdout.flush()?;
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    // The library's server loop: a header-read timeout against clients
+    // that open connections and send nothing.
+    hub_runtime::server::serve_with_shutdown(
+        listener,
+        app,
+        hub_runtime::server::ServeOptions::default(),
+        async move {
             hub_runtime::shutdown_signal().await;
             on_shutdown.await;
-        })
-        .await
+        },
+    )
+    .await
 }
 
 /// Logs to stderr, at `default` unless `RUST_LOG` says otherwise.

@@ -317,13 +317,17 @@ impl<H: Hub> Dispatcher for Shared<H> {
                 Ok(_) => CompletionResult::Value(Payload::null()),
                 Err(error) => CompletionResult::Error(error_text(&target, &error, detailed)),
             };
-            match connection.send_message(&completion(id.clone(), result)) {
+            // An answer to the connection's own invocation waits for room
+            // (backpressure on the caller), see `send_reply`.
+            match connection.send_reply(&completion(id.clone(), result)).await {
                 Ok(_) => {}
                 Err(error) => {
                     // The result did not serialize: answer with an error.
                     let error = InvocationError::Result(error.to_string());
                     let text = error_text(&target, &error, detailed);
-                    let _ = connection.send_message(&completion(id, CompletionResult::Error(text)));
+                    let _ = connection
+                        .send_reply(&completion(id, CompletionResult::Error(text)))
+                        .await;
                 }
             }
         }))
@@ -427,7 +431,9 @@ impl<H: Hub> Dispatcher for Shared<H> {
                     CompletionResult::Error(error_text(&target, &error, detailed))
                 }
             };
-            let _ = connection.send_message(&completion(invocation_id, result));
+            let _ = connection
+                .send_reply(&completion(invocation_id, result))
+                .await;
         }))
     }
 

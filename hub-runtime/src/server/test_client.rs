@@ -157,7 +157,9 @@ fn client_halves(client: MemoryClientEnd) -> (BoxSink, BoxSource) {
         let frame = match message {
             Message::Text(text) => MemoryFrame::Data(Bytes::from(text), TransferFormat::Text),
             Message::Binary(bytes) => MemoryFrame::Data(bytes, TransferFormat::Binary),
-            Message::Close(_) => MemoryFrame::Close,
+            Message::Close(frame) => {
+                MemoryFrame::Close(frame.map_or(1000, |frame| u16::from(frame.code)))
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(to_server),
         };
         to_server.send(frame).await.map_err(|_| gone())?;
@@ -168,8 +170,8 @@ fn client_halves(client: MemoryClientEnd) -> (BoxSink, BoxSource) {
             .map(Message::Text)
             .map_err(|_| tungstenite::Error::Utf8(String::from("a text frame is not UTF-8"))),
         MemoryFrame::Data(bytes, TransferFormat::Binary) => Ok(Message::Binary(bytes)),
-        MemoryFrame::Close => Ok(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
+        MemoryFrame::Close(code) => Ok(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
             reason: Utf8Bytes::from_static(""),
         }))),
     });

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{FrameSink, FrameSource, TransportError};
+use super::{CloseCode, FrameSink, FrameSource, TransportError};
 use crate::protocol::TransferFormat;
 
 /// How many frames may wait in each direction before the sender waits: the
@@ -22,8 +22,9 @@ const FRAME_QUEUE: usize = 64;
 pub(crate) enum MemoryFrame {
     /// Hub protocol bytes, in a transfer format.
     Data(Bytes, TransferFormat),
-    /// The sender ends the connection on purpose (a WebSocket Close frame).
-    Close,
+    /// The sender ends the connection on purpose (a WebSocket Close frame
+    /// with this close code).
+    Close(u16),
 }
 
 /// The client's end of an in-memory connection.
@@ -66,7 +67,7 @@ impl FrameSource for MemorySource {
         // `recv` is cancel-safe: a dropped future loses no frame.
         match self.from_client.recv().await? {
             MemoryFrame::Data(bytes, _) => Some(Ok(bytes)),
-            MemoryFrame::Close => {
+            MemoryFrame::Close(_) => {
                 self.close_seen = true;
                 None
             }
@@ -102,9 +103,9 @@ impl FrameSink for MemorySink {
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<(), TransportError> {
+    async fn close(&mut self, code: CloseCode) -> Result<(), TransportError> {
         self.0
-            .send(MemoryFrame::Close)
+            .send(MemoryFrame::Close(code.websocket()))
             .await
             .map_err(|_| client_gone())
     }
