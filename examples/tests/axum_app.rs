@@ -40,7 +40,7 @@ async fn rest_and_hub_share_state_under_tower_layers() {
     let (sender, mut added) = mpsc::unbounded_channel();
     let connection = started(
         HubConnection::builder(format!("{base}/hubs/todos"))
-            .with_handlers(Added(sender).into_handlers()),
+            .handlers(Added(sender).into_handlers()),
     )
     .await;
 

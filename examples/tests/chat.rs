@@ -48,7 +48,7 @@ async fn member(
     let connection = started(
         hub.test_client()
             .access_token(move || token.clone())
-            .with_handlers(Inbox(sender).into_handlers()),
+            .handlers(Inbox(sender).into_handlers()),
     )
     .await;
     (connection, inbox)

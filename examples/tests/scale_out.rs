@@ -48,7 +48,7 @@ async fn a_room_spans_both_nodes() {
     let bob = started(
         HubConnection::builder(urls[1].as_str())
             .access_token(|| Some("user-bob".to_owned()))
-            .with_handlers(Inbox(sender).into_handlers()),
+            .handlers(Inbox(sender).into_handlers()),
     )
     .await;
     bob.hub::<IChatHubProxy>()

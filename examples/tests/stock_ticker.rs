@@ -24,7 +24,7 @@ impl IStockClient for Prices {
 /// Streams three changes, cancels the stream, and sees broadcasts.
 async fn watch_the_market(builder: HubConnectionBuilder) {
     let (sender, mut broadcasts) = mpsc::unbounded_channel();
-    let connection = started(builder.with_handlers(Prices(sender).into_handlers())).await;
+    let connection = started(builder.handlers(Prices(sender).into_handlers())).await;
     let ticker = connection.hub::<IStockTickerProxy>();
     let all = ticker.get_all_stocks().await.unwrap();
     assert_eq!(all.len(), 3);

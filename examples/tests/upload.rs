@@ -24,11 +24,7 @@ impl IUploadClient for Progress {
 async fn chunks_arrive_with_progress_in_memory() {
     let hub = HubServer::new(UploadHub);
     let (sender, mut progress) = mpsc::unbounded_channel();
-    let connection = started(
-        hub.test_client()
-            .with_handlers(Progress(sender).into_handlers()),
-    )
-    .await;
+    let connection = started(hub.test_client().handlers(Progress(sender).into_handlers())).await;
     let chunks = vec![vec![1_u8; 1000], vec![2_u8; 1000], vec![3_u8; 500]];
     let all: Vec<u8> = chunks.concat();
     let received = connection

@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod authorization;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod backplane;
@@ -22,6 +23,7 @@ pub mod backplane;
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 pub mod clients;
+pub mod filter;
 #[cfg(all(feature = "server", feature = "client"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "server", feature = "client"))))]
 #[doc = include_str!("guide.md")]
@@ -37,10 +39,12 @@ pub mod server;
 #[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
 pub mod typescript;
 
+mod caller;
 #[cfg(feature = "server")]
 mod connection;
 mod context;
 mod error;
+mod identity;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 mod timestamp;
@@ -51,13 +55,14 @@ mod transport;
 #[path = "macro_support.rs"]
 pub mod __private;
 
-pub use hub_macros::{hub, hub_client, hub_server};
+pub use hub_macros::{authorize, hub, hub_client, hub_server};
 
 pub use clients::{ClientContract, ConnectionId, HubClients};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
+pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "server", feature = "client"))))]

@@ -71,7 +71,7 @@ async fn every_kind_of_call(protocol: HubProtocol, over: Over) {
     let client = Client::default();
     let connection = builder
         .protocol(protocol)
-        .with_handlers(client.clone().into_handlers())
+        .handlers(client.clone().into_handlers())
         .build()
         .unwrap();
     tokio::time::timeout(PATIENCE, connection.start())

@@ -97,14 +97,14 @@ async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
     let token = args.user.as_ref().map(|user| format!("user-{user}"));
     let mut builder = HubConnection::builder(args.url.as_str())
         .access_token(move || token.clone())
-        .with_automatic_reconnect()
-        .with_handlers(Terminal.into_handlers());
+        .automatic_reconnect()
+        .handlers(Terminal.into_handlers());
     if args.messagepack {
         builder = builder.protocol(HubProtocol::MessagePack);
     }
     if args.stateful_reconnect {
         // The official clients' default buffer: 100 000 bytes.
-        builder = builder.with_stateful_reconnect(100_000);
+        builder = builder.stateful_reconnect(100_000);
     }
     let connection = builder.build()?;
     let mut events = connection.events();
@@ -140,7 +140,7 @@ async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
                     }
                     eprintln!("rust-client: reconnected");
                 }
-                Ok(HubConnectionEvent::Closed { error }) => {
+                Ok(HubConnectionEvent::Closed { error, .. }) => {
                     return Err(error.unwrap_or_else(|| hub_runtime::HubError::new("the connection closed")));
                 }
                 Err(_) => {}

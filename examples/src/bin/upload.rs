@@ -104,7 +104,7 @@ async fn send(file: &std::path::Path, url: &str) -> Result<(), Box<dyn std::erro
         |name| name.to_string_lossy().into_owned(),
     );
     let connection = HubConnection::builder(url)
-        .with_handlers(Progress.into_handlers())
+        .handlers(Progress.into_handlers())
         .build()?;
     connection.start().await?;
     let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();

@@ -3,18 +3,17 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::http::user_of;
+use super::http::identity_of;
 use super::transports::{self, TransportKind};
 use super::{HubServer, Shared};
-use crate::client::{BoxSink, BoxSource, HubConnectionBuilder, InMemoryConnector};
-use crate::protocol::TransferFormat;
+use crate::client::{
+    CloseReason, Frame, FrameSink, FrameSource, HubConnectionBuilder, InMemoryConnector,
+};
+use crate::clients::ConnectionId;
+use crate::hub::ConnectionContext;
 use crate::transport::in_memory::{self, MemoryClientEnd, MemoryFrame};
 use crate::{Hub, HubError, HubErrorKind};
 
@@ -79,7 +78,7 @@ impl<H: Hub> HubServer<H> {
         let shared = self.shared.clone();
         let connector: InMemoryConnector = Arc::new(move |token, headers| {
             let shared = shared.clone();
-            Box::pin(async move { open(&shared, token, headers) })
+            Box::pin(async move { open(&shared, token, headers).await })
         });
         HubConnectionBuilder::new(TEST_CLIENT_URL).in_memory(connector)
     }
@@ -91,11 +90,11 @@ fn refused(message: &str) -> HubError {
 
 /// Starts a session on a new in-memory connection, as the WebSocket
 /// endpoint does for an upgraded socket.
-fn open<H: Hub>(
+async fn open<H: Hub>(
     shared: &Arc<Shared<H>>,
     token: Option<String>,
     headers: HeaderMap,
-) -> Result<(BoxSink, BoxSource), HubError> {
+) -> Result<(FrameSink, FrameSource), HubError> {
     if *shared.shutdown.borrow() {
         return Err(refused("The server is shutting down."));
     }
@@ -113,74 +112,75 @@ fn open<H: Hub>(
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
     let (parts, ()) = request.into_parts();
-    let user =
-        user_of(shared, &parts).map_err(|_| refused("The server answered 401 Unauthorized."))?;
+    let identity = identity_of(shared, &parts)
+        .await
+        .map_err(|_| refused("The server answered 401 Unauthorized."))?;
+    let user = identity.user_id_arc().cloned();
     let connection_id =
         transports::fresh_id().ok_or_else(|| refused("The OS random number generator failed."))?;
     let live = transports::register(
         shared,
         None,
         TransportKind::WebSockets,
-        user.clone(),
+        user,
         None,
         None,
         None,
     );
+    let context = Arc::new(ConnectionContext::new(
+        ConnectionId::from(connection_id),
+        identity,
+        Some(parts),
+    ));
     let (source, sink, client) = in_memory::pair();
     tokio::spawn(transports::run_session(
         shared.clone(),
         source,
         sink,
-        connection_id,
-        user,
+        context,
         None,
         live,
     ));
     Ok(client_halves(client))
 }
 
-fn gone() -> tungstenite::Error {
-    tungstenite::Error::Io(std::io::Error::new(
-        std::io::ErrorKind::BrokenPipe,
+fn gone() -> HubError {
+    HubError::with_kind(
+        HubErrorKind::Transport,
         "the in-memory hub connection is closed",
-    ))
+    )
 }
 
-/// The client's end as the Rust client's transport halves: tungstenite
-/// messages, as over a WebSocket.
-fn client_halves(client: MemoryClientEnd) -> (BoxSink, BoxSource) {
+/// The client's end as the Rust client's transport halves.
+fn client_halves(client: MemoryClientEnd) -> (FrameSink, FrameSource) {
     let MemoryClientEnd {
         to_server,
         from_server,
     } = client;
-    let sink = futures_util::sink::unfold(to_server, |to_server, message: Message| async move {
-        let frame = match message {
-            Message::Text(text) => MemoryFrame::Data(Bytes::from(text), TransferFormat::Text),
-            Message::Binary(bytes) => MemoryFrame::Data(bytes, TransferFormat::Binary),
-            Message::Close(frame) => {
-                MemoryFrame::Close(frame.map_or(1000, |frame| u16::from(frame.code)))
-            }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(to_server),
+    let sink = futures_util::sink::unfold(to_server, |to_server, frame: Frame| async move {
+        let frame = match frame {
+            Frame::Data(bytes) => MemoryFrame::Data(bytes),
+            Frame::Close(reason) => MemoryFrame::Close(reason.map_or(1000, |reason| reason.code)),
         };
         to_server.send(frame).await.map_err(|_| gone())?;
-        Ok::<_, tungstenite::Error>(to_server)
+        Ok::<_, HubError>(to_server)
     });
-    let source = tokio_stream_of(from_server).map(|frame| match frame {
-        MemoryFrame::Data(bytes, TransferFormat::Text) => Utf8Bytes::try_from(bytes)
-            .map(Message::Text)
-            .map_err(|_| tungstenite::Error::Utf8(String::from("a text frame is not UTF-8"))),
-        MemoryFrame::Data(bytes, TransferFormat::Binary) => Ok(Message::Binary(bytes)),
-        MemoryFrame::Close(code) => Ok(Message::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: Utf8Bytes::from_static(""),
-        }))),
+    let source = stream_of(from_server).map(|frame| {
+        Ok(match frame {
+            MemoryFrame::Data(bytes) => Frame::Data(bytes),
+            MemoryFrame::Close(1000) => Frame::Close(None),
+            MemoryFrame::Close(code) => Frame::Close(Some(CloseReason {
+                code,
+                reason: String::new(),
+            })),
+        })
     });
     (Box::pin(sink), Box::pin(source))
 }
 
 /// The receiver as a stream (what `tokio_stream::wrappers` would give,
 /// without the dependency).
-fn tokio_stream_of(
+fn stream_of(
     mut receiver: tokio::sync::mpsc::Receiver<MemoryFrame>,
 ) -> impl futures_util::Stream<Item = MemoryFrame> + Send {
     futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))

@@ -20,8 +20,9 @@ const FRAME_QUEUE: usize = 64;
 /// One unit on an in-memory connection, as a WebSocket message would be.
 #[derive(Debug)]
 pub(crate) enum MemoryFrame {
-    /// Hub protocol bytes, in a transfer format.
-    Data(Bytes, TransferFormat),
+    /// Hub protocol bytes (the protocol's transfer format needs no
+    /// marking in memory).
+    Data(Bytes),
     /// The sender ends the connection on purpose (a WebSocket Close frame
     /// with this close code).
     Close(u16),
@@ -66,7 +67,7 @@ impl FrameSource for MemorySource {
         }
         // `recv` is cancel-safe: a dropped future loses no frame.
         match self.from_client.recv().await? {
-            MemoryFrame::Data(bytes, _) => Some(Ok(bytes)),
+            MemoryFrame::Data(bytes) => Some(Ok(bytes)),
             MemoryFrame::Close(_) => {
                 self.close_seen = true;
                 None
@@ -91,9 +92,9 @@ impl FrameSink for MemorySink {
         &[TransferFormat::Text, TransferFormat::Binary]
     }
 
-    async fn feed(&mut self, frame: Bytes, format: TransferFormat) -> Result<(), TransportError> {
+    async fn feed(&mut self, frame: Bytes, _format: TransferFormat) -> Result<(), TransportError> {
         self.0
-            .send(MemoryFrame::Data(frame, format))
+            .send(MemoryFrame::Data(frame))
             .await
             .map_err(|_| client_gone())
     }
