@@ -37,6 +37,10 @@ fi
 step "packaging: hub-macros and hub-runtime as .crate files, each built from its package"
 # Packaged together, hub-runtime's build resolves hub-macros from the
 # freshly packaged crate (cargo's temporary local registry), not crates.io.
+# Cargo reuses a crate it unpacked from that registry before, even when the
+# package changed under the same version: forget earlier unpacks (the
+# temporary registries' source directories are the ones named "-HASH").
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/hub-macros-*
 cargo package -p hub-macros -p hub-runtime --allow-dirty
 
 if [ -f tests/interop/package-lock.json ]; then
