@@ -30,6 +30,8 @@ mod shutdown;
 mod timestamp;
 #[cfg(feature = "server")]
 mod transport;
+#[cfg(any(feature = "server", feature = "client"))]
+mod telemetry;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]

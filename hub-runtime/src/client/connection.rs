@@ -624,16 +624,18 @@ impl Inner {
             CallKind::Send => (None, after_streams),
             _ => (Some(after_streams.to_string()), after_streams + 1),
         };
+        // With the `opentelemetry` feature: the current span's trace context.
+        let headers = crate::telemetry::invocation_headers();
         let message = match &kind {
             CallKind::Stream { .. } => HubMessage::StreamInvocation(StreamInvocation {
-                headers: Vec::new(),
+                headers,
                 invocation_id: invocation_id.clone().unwrap_or_default(),
                 target: method.to_owned(),
                 arguments: payloads,
                 stream_ids: stream_ids.clone(),
             }),
             _ => HubMessage::Invocation(Invocation {
-                headers: Vec::new(),
+                headers,
                 invocation_id: invocation_id.clone(),
                 target: method.to_owned(),
                 arguments: payloads,

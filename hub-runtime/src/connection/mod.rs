@@ -32,6 +32,7 @@ use crate::protocol::{
     Close, Completion, CompletionResult, EncodeError, HubMessage, HubProtocol, Invocation, Payload,
     StreamInvocation,
 };
+use crate::telemetry::hub_metrics::HubMetrics;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 /// The Close error text of the .NET server for any connection that ended
@@ -252,6 +253,10 @@ pub(crate) struct ConnectionHandle {
     next_invocation_id: AtomicU64,
     finished: AtomicBool,
     streams: streams::ConnectionStreams,
+    /// The connection's span: events about it from other tasks (a
+    /// broadcast that finds its queue full) go there.
+    span: tracing::Span,
+    metrics: Arc<HubMetrics>,
 }
 
 impl std::fmt::Debug for ConnectionHandle {
@@ -270,8 +275,11 @@ impl ConnectionHandle {
         user: Option<Arc<str>>,
         protocol: HubProtocol,
         outbound: mpsc::Sender<Outbound>,
+        metrics: Arc<HubMetrics>,
     ) -> Self {
         ConnectionHandle {
+            span: tracing::Span::current(),
+            metrics,
             id,
             user,
             protocol,
@@ -302,6 +310,16 @@ impl ConnectionHandle {
         self.user.as_ref()
     }
 
+    /// The connection's span (the current one when the handle was made).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// The metric handles of the connection's hub.
+    pub(crate) fn metrics(&self) -> &HubMetrics {
+        &self.metrics
+    }
+
     /// The hub protocol chosen in the handshake.
     pub(crate) fn protocol(&self) -> HubProtocol {
         self.protocol
@@ -312,11 +330,17 @@ impl ConnectionHandle {
     /// ([`CloseReason::SlowConsumer`]). Returns whether the records were
     /// queued.
     pub(crate) fn push(&self, records: Bytes) -> bool {
+        let len = records.len();
         match self.outbound.try_send(Outbound::Records(records)) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.metrics.sent(self.protocol, len);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.abort(CloseReason::SlowConsumer) {
-                    tracing::warn!(connection = %self.id, "outbound queue full; closing the slow connection");
+                    self.metrics.slow_consumer_closed();
+                    tracing::warn!(parent: &self.span, connection = %self.id,
+                        "outbound queue full; closing the slow connection");
                 }
                 false
             }

@@ -52,13 +52,27 @@ pub(crate) struct Stateful<S> {
 }
 
 /// Runs until the queue delivers [`Outbound::Close`], the queue closes,
-/// a write fails, or the connection is aborted as a slow consumer.
+/// a write fails, or the connection is aborted as a slow consumer; then
+/// records the deepest the queue got.
 pub(crate) async fn run<S: FrameSink>(
-    mut sink: S,
-    mut queue: mpsc::Receiver<Outbound>,
+    sink: S,
+    queue: mpsc::Receiver<Outbound>,
     handle: Arc<ConnectionHandle>,
     config: WriterConfig,
+    stateful: Option<Stateful<S>>,
+) {
+    let mut high_water = 0;
+    drive(sink, queue, &handle, config, stateful, &mut high_water).await;
+    handle.metrics().queue_high_water(high_water);
+}
+
+async fn drive<S: FrameSink>(
+    mut sink: S,
+    mut queue: mpsc::Receiver<Outbound>,
+    handle: &Arc<ConnectionHandle>,
+    config: WriterConfig,
     mut stateful: Option<Stateful<S>>,
+    high_water: &mut usize,
 ) {
     let format = handle.protocol().transfer_format();
     let mut ping = BytesMut::new();
@@ -138,6 +152,7 @@ pub(crate) async fn run<S: FrameSink>(
                     let received = state.sequencing.received();
                     match Box::pin(replay(&mut sink, &state.buffer, received, handle.protocol(), format, &config)).await {
                         Ok(()) => {
+                            handle.metrics().replayed(state.buffer.records().count());
                             connected = true;
                             last_write = Instant::now();
                             last_ack_sent = received;
@@ -174,6 +189,8 @@ pub(crate) async fn run<S: FrameSink>(
                     let _ = timeout(config.close_timeout, sink.close()).await;
                     return;
                 };
+                // What waited behind this item: one atomic load per batch.
+                *high_water = (*high_water).max(queue.len() + 1);
                 if let Some(state) = &mut stateful {
                     if !connected {
                         // Keep it for the replay; the reader ends the

@@ -80,6 +80,19 @@ pub(super) fn user_of<H: Hub>(
     shared.users.user_id(parts).map(|user| user.map(Arc::from))
 }
 
+/// The path the hub is served at (`/hubs/chat`), from a transport request
+/// to it: the `hub` label of its metrics.
+pub(super) fn hub_path(parts: &Parts) -> String {
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |original| original.path());
+    match path.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
 pub(super) fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
@@ -303,6 +316,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     } else {
         (None, None)
     };
+    let hub_path = hub_path(&parts);
     let live = transports::register(
         &shared,
         id,
@@ -315,7 +329,18 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transports::run_session(shared, source, sink, connection_id, user, resume, live).await;
+            transports::run_session(
+                shared,
+                source,
+                sink,
+                connection_id,
+                user,
+                resume,
+                live,
+                TransportKind::WebSockets,
+                hub_path,
+            )
+            .await;
         },
     )
 }

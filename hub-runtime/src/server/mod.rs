@@ -105,6 +105,7 @@
 
 mod dispatch;
 mod http;
+pub mod metrics;
 mod options;
 pub(crate) mod registry;
 mod transports;
@@ -168,6 +169,10 @@ pub(crate) struct Shared<H: Hub> {
     live: transports::LiveConnections,
     shutdown: watch::Sender<bool>,
     sessions: watch::Sender<usize>,
+    /// Metric handles per hub path, registered at its first connection.
+    metrics: crate::telemetry::hub_metrics::HubMetricsByPath,
+    /// The hub's short type name: `rpc.service` on spans.
+    service: &'static str,
 }
 
 /// Configures a [`HubServer`]; from [`HubServer::builder`].
@@ -248,6 +253,8 @@ impl<H: Hub> HubServerBuilder<H> {
                 live: transports::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
                 sessions: watch::Sender::new(0),
+                metrics: Default::default(),
+                service: crate::telemetry::service_name(std::any::type_name::<H>()),
                 session,
                 options,
             }),

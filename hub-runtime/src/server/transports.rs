@@ -19,12 +19,14 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::Shared;
 use super::http::{SessionGuard, random_id, text, unauthorized, user_of};
 use crate::Hub;
 use crate::clients::ConnectionId;
-use crate::connection::{Dispatcher, session};
+use crate::connection::{CloseReason, Dispatcher, session};
+use crate::telemetry::hub_metrics::{ConnectionStatus, TransportLabel};
 use crate::transport::long_polling::Polls;
 use crate::transport::websocket::{WebSocketSink, WebSocketSource};
 use crate::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
@@ -111,8 +113,18 @@ pub(super) fn register<H: Hub>(
     }
 }
 
-/// Runs a session to its end, counted for shutdown, its live entry
-/// removed afterwards.
+impl TransportKind {
+    fn label(self) -> TransportLabel {
+        match self {
+            TransportKind::WebSockets => TransportLabel::WebSockets,
+            TransportKind::ServerSentEvents => TransportLabel::ServerSentEvents,
+            TransportKind::LongPolling => TransportLabel::LongPolling,
+        }
+    }
+}
+
+/// Runs a session to its end, counted for shutdown and in the metrics,
+/// inside its connection span, its live entry removed afterwards.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     shared: Arc<Shared<H>>,
@@ -122,12 +134,29 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     user: Option<Arc<str>>,
     resume: Option<session::Resume<Src, Snk>>,
     live: LiveGuard<H>,
+    kind: TransportKind,
+    hub_path: String,
 ) {
     let _session = SessionGuard::new(&shared.sessions);
+    let metrics = shared
+        .metrics
+        .get(&hub_path, || H::METHODS.iter().map(|method| method.name).collect());
+    let mut connection_metrics = metrics.connection_started(kind.label());
+    let span = tracing::info_span!(
+        "signalr.connection",
+        rpc.system = "signalr",
+        rpc.service = shared.service,
+        signalr.hub.path = %hub_path,
+        signalr.connection.id = %connection_id,
+        signalr.transport = kind.label().as_str(),
+        signalr.protocol = tracing::field::Empty,
+        enduser.id = user.as_deref(),
+        signalr.connection.status = tracing::field::Empty,
+    );
     let shutdown = shared.shutdown.subscribe();
     let config = shared.session.clone();
     let dispatcher: Arc<dyn Dispatcher> = shared;
-    session::run(
+    let reason = session::run(
         source,
         sink,
         ConnectionId::from(connection_id),
@@ -136,8 +165,20 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         dispatcher,
         shutdown,
         resume,
+        metrics,
     )
+    .instrument(span.clone())
     .await;
+    let status = match reason {
+        Some(CloseReason::ClientTimeout) => ConnectionStatus::Timeout,
+        Some(CloseReason::TransportError(error)) if error == session::DISCONNECT_TIMEOUT => {
+            ConnectionStatus::Timeout
+        }
+        Some(CloseReason::Shutdown) => ConnectionStatus::AppShutdown,
+        _ => ConnectionStatus::NormalClosure,
+    };
+    span.record("signalr.connection.status", status.as_str());
+    connection_metrics.set_status(status);
     drop(live);
 }
 
@@ -219,6 +260,8 @@ struct HttpSession {
     /// Where its POST bodies go.
     input: PostSender,
     polls: Option<Arc<Polls>>,
+    /// The hub's path: the `hub` label of its metrics.
+    hub_path: String,
 }
 
 /// Makes the connection live under its token and runs its session.
@@ -245,6 +288,8 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         session.user,
         None,
         live,
+        session.kind,
+        session.hub_path,
     ));
 }
 
@@ -280,6 +325,7 @@ pub(super) async fn server_sent_events<H: Hub>(
             user,
             input: input_sender,
             polls: None,
+            hub_path: super::http::hub_path(parts),
         },
         source,
         sink,
@@ -329,6 +375,7 @@ pub(super) async fn long_poll<H: Hub>(
             user,
             input: input_sender,
             polls: Some(polls),
+            hub_path: super::http::hub_path(parts),
         },
         source,
         sink,
