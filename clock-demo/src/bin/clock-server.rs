@@ -2,8 +2,10 @@
 //! the time to every client each second, and the clock page at `/`.
 //!
 //! ```text
-//! clock-server [--bind ADDR]      (default 127.0.0.1:5000)
+//! clock-server [--bind ADDR] [--metrics]     (default 127.0.0.1:5000)
 //! ```
+//!
+//! `--metrics` serves `GET /metrics` in the Prometheus text format.
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections;
 //! stops cleanly on SIGINT/SIGTERM: the worker stops, every client gets a
@@ -17,10 +19,11 @@ use clock_demo::{ClockHub, app, worker};
 use hub_runtime::server::HubServer;
 use tokio::sync::oneshot;
 
-const USAGE: &str = "usage: clock-server [--bind ADDR]   (default 127.0.0.1:5000)";
+const USAGE: &str = "usage: clock-server [--bind ADDR] [--metrics]   (default 127.0.0.1:5000)";
 
-fn parse_args() -> Result<SocketAddr, String> {
+fn parse_args() -> Result<(SocketAddr, bool), String> {
     let mut bind = SocketAddr::from(([127, 0, 0, 1], 5000));
+    let mut metrics = false;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         match flag.as_str() {
@@ -30,11 +33,12 @@ fn parse_args() -> Result<SocketAddr, String> {
                     .parse()
                     .map_err(|e| format!("--bind {value}: {e} (expected HOST:PORT)"))?;
             }
+            "--metrics" => metrics = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    Ok(bind)
+    Ok((bind, metrics))
 }
 
 #[tokio::main]
@@ -46,8 +50,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let bind = match parse_args() {
-        Ok(bind) => bind,
+    let (bind, metrics) = match parse_args() {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("clock-server: {message}");
             return ExitCode::from(2);
@@ -79,7 +83,17 @@ async fn main() -> ExitCode {
     tracing::info!("open http://{address}/ for the clock page; the hub is at /hubs/clock");
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app(&hub))
+    let mut app = app(&hub);
+    if metrics {
+        match hub_runtime::server::metrics::prometheus_router() {
+            Ok(metrics) => app = app.merge(metrics),
+            Err(e) => {
+                eprintln!("clock-server: --metrics: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             hub_runtime::shutdown_signal().await;
             tracing::info!("shutting down");

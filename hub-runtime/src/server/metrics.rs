@@ -40,3 +40,59 @@ pub use crate::telemetry::hub_metrics::{
     OUTBOUND_QUEUE_HIGH_WATER, OUTBOUND_QUEUE_HIGH_WATER_BUCKETS, SENT_BYTES, SENT_MESSAGES,
     SLOW_CONSUMER_CLOSES, STATEFUL_REPLAYED, STATEFUL_RESUMES, describe_metrics,
 };
+
+/// Installs a Prometheus recorder (from `metrics-exporter-prometheus`) as
+/// the global `metrics` recorder, with every histogram's buckets and
+/// Prometheus' recommended naming, and returns a router that answers
+/// `GET /metrics` with the text exposition format. Call it once, before
+/// the first connection (feature `prometheus`).
+///
+/// ```no_run
+/// # async fn run(hub: hub_runtime::server::HubServer<impl hub_runtime::Hub>) -> Result<(), Box<dyn std::error::Error>> {
+/// let app = axum::Router::new()
+///     .nest("/hubs/chat", hub.router())
+///     .merge(hub_runtime::server::metrics::prometheus_router()?);
+/// # let _: axum::Router = app; Ok(())
+/// # }
+/// ```
+#[cfg(feature = "prometheus")]
+pub fn prometheus_router<S>() -> Result<axum::Router<S>, metrics_exporter_prometheus::BuildError>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let mut builder = PrometheusBuilder::new().with_recommended_naming(true);
+    for (name, buckets) in HISTOGRAM_BUCKETS {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)?;
+    }
+    let handle = builder.install_recorder()?;
+    describe_metrics();
+    // The exporter keeps histograms' samples until rendered: render on
+    // every scrape, and upkeep (which also drains them) now and then in
+    // between so that an unscraped process does not grow.
+    let upkeep = handle.clone();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+    }
+    Ok(axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = handle.render();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    ))
+}

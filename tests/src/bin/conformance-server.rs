@@ -213,6 +213,9 @@ struct Args {
     /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
     #[arg(long)]
     refuse_event_streams: bool,
+    /// Serve `GET /metrics` in the Prometheus text format.
+    #[arg(long)]
+    metrics: bool,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -297,6 +300,15 @@ async fn main() -> std::process::ExitCode {
     }
     let hub = builder.build();
     let mut app = axum::Router::new().nest("/hubs/test", hub.router());
+    if args.metrics {
+        match hub_runtime::server::metrics::prometheus_router() {
+            Ok(metrics) => app = app.merge(metrics),
+            Err(e) => {
+                eprintln!("conformance-server: --metrics: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     if args.refuse_event_streams {
         app = app.layer(axum::middleware::from_fn(refuse_event_streams));
     }
