@@ -253,9 +253,11 @@ pub(crate) struct ConnectionHandle {
     next_invocation_id: AtomicU64,
     finished: AtomicBool,
     streams: streams::ConnectionStreams,
-    /// The connection's span: events about it from other tasks (a
-    /// broadcast that finds its queue full) go there.
-    span: tracing::Span,
+    /// The id of the connection's span: events about it from other tasks
+    /// (a broadcast that finds its queue full) go there. An id, not the
+    /// span: a handle may outlive its session (the registry's snapshot of
+    /// all connections), and the span must close when the session ends.
+    span: Option<tracing::Id>,
     metrics: Arc<HubMetrics>,
 }
 
@@ -278,7 +280,7 @@ impl ConnectionHandle {
         metrics: Arc<HubMetrics>,
     ) -> Self {
         ConnectionHandle {
-            span: tracing::Span::current(),
+            span: tracing::Span::current().id(),
             metrics,
             id,
             user,
@@ -310,9 +312,10 @@ impl ConnectionHandle {
         self.user.as_ref()
     }
 
-    /// The connection's span (the current one when the handle was made).
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
+    /// The id of the connection's span (the current one when the handle
+    /// was made), while the session runs.
+    pub(crate) fn span_id(&self) -> Option<tracing::Id> {
+        self.span.clone()
     }
 
     /// The metric handles of the connection's hub.
@@ -339,7 +342,7 @@ impl ConnectionHandle {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.abort(CloseReason::SlowConsumer) {
                     self.metrics.slow_consumer_closed();
-                    tracing::warn!(parent: &self.span, connection = %self.id,
+                    tracing::warn!(parent: self.span.clone(), connection = %self.id,
                         "outbound queue full; closing the slow connection");
                 }
                 false

@@ -69,7 +69,7 @@ fn invocation_span(
     headers: &crate::protocol::Headers,
 ) -> tracing::Span {
     let span = if streaming {
-        tracing::info_span!(parent: connection.span(), "signalr.stream",
+        tracing::info_span!(parent: connection.span_id(), "signalr.stream",
             otel.name = %format_args!("{service}/{target}"),
             otel.kind = "server",
             rpc.system = "signalr",
@@ -82,7 +82,7 @@ fn invocation_span(
             error.type = Empty,
         )
     } else {
-        tracing::info_span!(parent: connection.span(), "signalr.invocation",
+        tracing::info_span!(parent: connection.span_id(), "signalr.invocation",
             otel.name = %format_args!("{service}/{target}"),
             otel.kind = "server",
             rpc.system = "signalr",
