@@ -228,6 +228,7 @@ impl RedisBackplaneBuilder {
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            metrics: crate::telemetry::hub_metrics::BackplaneMetrics::new(),
         });
         let task = runtime.spawn(supervise(inner.clone()));
         Ok(RedisBackplane {
@@ -621,6 +622,7 @@ struct Inner {
     received: AtomicU64,
     dropped: AtomicU64,
     reconnects: AtomicU64,
+    metrics: crate::telemetry::hub_metrics::BackplaneMetrics,
 }
 
 // Every map and queue stays consistent whatever panicked while holding it
@@ -646,6 +648,7 @@ impl Inner {
         queue.bytes += outgoing.payload.len();
         queue.items.push_back(outgoing);
         self.enforce_bounds(&mut queue);
+        self.metrics.buffered(queue.items.len());
         drop(queue);
         self.queued.notify_one();
     }
@@ -662,6 +665,7 @@ impl Inner {
         }
         if dropped > 0 {
             let total = self.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+            self.metrics.dropped(dropped);
             tracing::warn!(
                 dropped,
                 total,
@@ -710,6 +714,7 @@ impl Inner {
     /// Acts on one message from Redis.
     fn handle(self: &Arc<Self>, payload: Bytes) {
         self.received.fetch_add(1, Ordering::Relaxed);
+        self.metrics.received();
         let Some(node) = self.node.get() else { return };
         let Some(envelope) = Envelope::decode(payload) else {
             tracing::warn!("ignored a malformed message from the Redis backplane");
@@ -861,6 +866,7 @@ async fn supervise(inner: Arc<Inner>) {
     loop {
         let error = session(&inner).await;
         let was_connected = inner.connected.swap(false, Ordering::AcqRel);
+        inner.metrics.error();
         inner.lock_subscriptions().session = None;
         if was_connected {
             inner.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -1045,6 +1051,7 @@ async fn publish_loop(
             let count = queue.items.len().min(MAX_BATCH);
             let batch: Vec<_> = queue.items.drain(..count).collect();
             queue.bytes -= batch.iter().map(|item| item.payload.len()).sum::<usize>();
+            inner.metrics.buffered(queue.items.len());
             batch
         };
         if batch.is_empty() {
@@ -1072,6 +1079,7 @@ async fn publish_loop(
         inner
             .published
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        inner.metrics.published(batch.len());
         let all = inner.channels.get().map(|channels| channels.all.as_str());
         for (item, count) in batch.into_iter().zip(counts) {
             // Every node listens on `all`: what received a broadcast is a

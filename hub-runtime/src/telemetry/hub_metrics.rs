@@ -380,6 +380,57 @@ impl HubMetrics {
     }
 }
 
+#[cfg(feature = "redis")]
+/// A backplane's metric handles, registered when it is made.
+pub(crate) struct BackplaneMetrics {
+    published: Counter,
+    received: Counter,
+    errors: Counter,
+    buffered: Gauge,
+    dropped: Counter,
+}
+
+#[cfg(feature = "redis")]
+impl std::fmt::Debug for BackplaneMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackplaneMetrics").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl BackplaneMetrics {
+    pub(crate) fn new() -> BackplaneMetrics {
+        describe_metrics();
+        BackplaneMetrics {
+            published: metrics::counter!(BACKPLANE_PUBLISHED),
+            received: metrics::counter!(BACKPLANE_RECEIVED),
+            errors: metrics::counter!(BACKPLANE_ERRORS),
+            buffered: metrics::gauge!(BACKPLANE_BUFFERED),
+            dropped: metrics::counter!(BACKPLANE_DROPPED),
+        }
+    }
+
+    pub(crate) fn published(&self, messages: usize) {
+        self.published.increment(messages as u64);
+    }
+
+    pub(crate) fn received(&self) {
+        self.received.increment(1);
+    }
+
+    pub(crate) fn error(&self) {
+        self.errors.increment(1);
+    }
+
+    pub(crate) fn buffered(&self, messages: usize) {
+        self.buffered.set(messages as f64);
+    }
+
+    pub(crate) fn dropped(&self, messages: u64) {
+        self.dropped.increment(messages);
+    }
+}
+
 /// An active connection's metrics: ends it (gauge down, duration recorded)
 /// when dropped, however the connection's task ends.
 #[derive(Debug)]

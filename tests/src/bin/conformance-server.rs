@@ -286,6 +286,19 @@ async fn main() -> std::process::ExitCode {
         options.transports = transports;
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
+    // The recorder comes first: the backplane registers its metrics when
+    // it connects.
+    let metrics = if args.metrics {
+        match hub_runtime::server::metrics::prometheus_router() {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                eprintln!("conformance-server: --metrics: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let mut builder = HubServer::builder(TestHub)
         .options(options)
         .user_id_provider(user_from_token);
@@ -300,14 +313,8 @@ async fn main() -> std::process::ExitCode {
     }
     let hub = builder.build();
     let mut app = axum::Router::new().nest("/hubs/test", hub.router());
-    if args.metrics {
-        match hub_runtime::server::metrics::prometheus_router() {
-            Ok(metrics) => app = app.merge(metrics),
-            Err(e) => {
-                eprintln!("conformance-server: --metrics: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        }
+    if let Some(metrics) = metrics {
+        app = app.merge(metrics);
     }
     if args.refuse_event_streams {
         app = app.layer(axum::middleware::from_fn(refuse_event_streams));
