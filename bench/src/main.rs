@@ -5,6 +5,7 @@
 //! hubbench run [--quick] [--out FILE.jsonl] [--only ours-json,raw,...] [--filter 'echo {"connections":100']
 //! hubbench render [--md bench/RESULTS.md] [--png bench/results/chart.png] FILE.jsonl...
 //! hubbench serve hub|raw|sio [--bind 127.0.0.1:0]
+//! hubbench --help
 //! ```
 //!
 //! `run` starts a fresh `hubbench serve` process per job, drives it from
@@ -21,26 +22,66 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: hubbench run [--quick] [--out FILE] [--only NAMES] [--filter TEXT]\n       \
-         hubbench render [--md FILE] [--png FILE] FILE.jsonl...\n       \
-         hubbench serve hub|raw|sio [--bind ADDR]"
-    );
-    ExitCode::from(2)
+/// `hubbench`'s commands.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "Our hub side by side with a raw WebSocket baseline and socketioxide, measured by one load generator."
+)]
+enum Command {
+    /// Run the benchmark plan: a fresh `hubbench serve` per job, one JSON line per result.
+    Run {
+        /// The short plan (seconds, for smoke tests) instead of the full one.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the results (default: bench/results/MODE-UNIXTIME.jsonl).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Only these servers (comma-separated: ours-json, ours-msgpack, raw, socketioxide).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Only the jobs whose `workload params` text contains TEXT.
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+    },
+    /// Render results into a Markdown table and a chart.
+    Render {
+        /// The Markdown file to write.
+        #[arg(long, value_name = "FILE", default_value = "bench/RESULTS.md")]
+        md: PathBuf,
+        /// The chart to write.
+        #[arg(long, value_name = "FILE", default_value = "bench/results/chart.png")]
+        png: PathBuf,
+        /// Result files written by `hubbench run`.
+        #[arg(required = true, value_name = "FILE.jsonl")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Serve one benchmark server until killed (what `run` starts per job).
+    Serve {
+        /// Which server.
+        #[arg(value_parser = parse_kind, value_name = "hub|raw|sio")]
+        kind: servers::ServerKind,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+    },
+}
+
+fn parse_kind(name: &str) -> Result<servers::ServerKind, String> {
+    servers::ServerKind::from_name(name)
+        .ok_or_else(|| format!("unknown server {name} (hub, raw or sio)"))
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        return usage();
-    };
-    let rest = &args[1..];
-    match command.as_str() {
-        "serve" => serve(rest),
-        "run" => run(rest),
-        "render" => render(rest),
-        _ => usage(),
+    match <Command as clap::Parser>::parse() {
+        Command::Serve { kind, bind } => serve(kind, bind),
+        Command::Run {
+            quick,
+            out,
+            only,
+            filter,
+        } => run(quick, out, only, filter),
+        Command::Render { md, png, inputs } => render(&inputs, &md, &png),
     }
 }
 
@@ -50,21 +91,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn serve(args: &[String]) -> ExitCode {
-    let Some(kind) = args
-        .first()
-        .and_then(|name| servers::ServerKind::from_name(name))
-    else {
-        return usage();
-    };
-    let mut bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut words = args[1..].iter();
-    while let Some(flag) = words.next() {
-        match (flag.as_str(), words.next().map(|value| value.parse())) {
-            ("--bind", Some(Ok(address))) => bind = address,
-            _ => return usage(),
-        }
-    }
+fn serve(kind: servers::ServerKind, bind: SocketAddr) -> ExitCode {
     let result = runtime().and_then(|runtime| runtime.block_on(servers::serve(kind, bind)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,30 +102,7 @@ fn serve(args: &[String]) -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> ExitCode {
-    let mut quick = false;
-    let mut out = None;
-    let mut only = Vec::new();
-    let mut filter = None;
-    let mut words = args.iter();
-    while let Some(flag) = words.next() {
-        match flag.as_str() {
-            "--quick" => quick = true,
-            "--out" => match words.next() {
-                Some(path) => out = Some(PathBuf::from(path)),
-                None => return usage(),
-            },
-            "--filter" => match words.next() {
-                Some(text) => filter = Some(text.clone()),
-                None => return usage(),
-            },
-            "--only" => match words.next() {
-                Some(names) => only = names.split(',').map(str::to_owned).collect(),
-                None => return usage(),
-            },
-            _ => return usage(),
-        }
-    }
+fn run(quick: bool, out: Option<PathBuf>, only: Vec<String>, filter: Option<String>) -> ExitCode {
     let mode = if quick { "quick" } else { "full" };
     let mut plan = if quick {
         runner::Plan::quick()
@@ -132,28 +136,8 @@ fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn render(args: &[String]) -> ExitCode {
-    let mut markdown = PathBuf::from("bench/RESULTS.md");
-    let mut png = PathBuf::from("bench/results/chart.png");
-    let mut inputs = Vec::new();
-    let mut words = args.iter();
-    while let Some(word) = words.next() {
-        match word.as_str() {
-            "--md" => match words.next() {
-                Some(path) => markdown = PathBuf::from(path),
-                None => return usage(),
-            },
-            "--png" => match words.next() {
-                Some(path) => png = PathBuf::from(path),
-                None => return usage(),
-            },
-            input => inputs.push(PathBuf::from(input)),
-        }
-    }
-    if inputs.is_empty() {
-        return usage();
-    }
-    match report::render(&inputs, &markdown, &png) {
+fn render(inputs: &[PathBuf], markdown: &std::path::Path, png: &std::path::Path) -> ExitCode {
+    match report::render(inputs, markdown, png) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("hubbench render: {error}");

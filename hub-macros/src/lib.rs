@@ -3,7 +3,7 @@
 //! A Rust trait is the contract between a hub and its clients, as `IClock`
 //! is in ASP.NET Core's "SignalR in background services" sample:
 //!
-//! ```ignore
+//! ```
 //! use hub_runtime::{hub, hub_client, CallContext, HubError, Timestamp};
 //!
 //! #[hub_client]
@@ -100,7 +100,9 @@ use parse::Errors;
 ///
 /// # Example
 ///
-/// ```ignore
+/// ```
+/// use hub_runtime::{Timestamp, hub_client};
+///
 /// #[hub_client]
 /// pub trait IClock {
 ///     async fn show_time(&self, now: Timestamp);
@@ -111,7 +113,7 @@ use parse::Errors;
 /// generates (paths shortened; everything is named through
 /// `::hub_runtime::__private` in reality):
 ///
-/// ```ignore
+/// ```text
 /// pub trait IClock {
 ///     fn show_time(&self, now: Timestamp) -> impl Future<Output = ()> + Send;
 ///     fn confirm(&self, question: String) -> impl Future<Output = bool> + Send;
@@ -200,8 +202,10 @@ pub fn hub_client(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// invoke, shared by the hub and its Rust clients (the counterpart of
 /// `#[hub_client]`).
 ///
-/// ```ignore
-/// use hub_runtime::{CallContext, HubError, Timestamp, UploadStream, hub_server};
+/// ```
+/// use futures_util::Stream;
+/// use hub_runtime::hub::UploadStream;
+/// use hub_runtime::{CallContext, HubError, Timestamp, hub_server};
 ///
 /// #[hub_server]
 /// pub trait IClockHub {
@@ -324,11 +328,22 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///   bound in order. It yields `Result<T, HubError>` items and ends when the
 ///   client completes the stream.
 ///
-/// ```ignore
+/// ```
+/// use futures_util::{Stream, StreamExt as _};
+/// use hub_runtime::hub::UploadStream;
+/// use hub_runtime::{HubError, hub, hub_client};
+///
+/// #[hub_client]
+/// pub trait IClock {
+///     async fn show_time(&self, now: hub_runtime::Timestamp);
+/// }
+///
+/// pub struct ClockHub;
+///
 /// #[hub(client = IClock)]
 /// impl ClockHub {
 ///     async fn counter(&self, count: i64) -> impl Stream<Item = i64> {
-///         futures::stream::iter(0..count)
+///         futures_util::stream::iter(0..count)
 ///     }
 ///     async fn sum(&self, mut numbers: UploadStream<i64>) -> Result<i64, HubError> {
 ///         let mut total = 0;
@@ -357,7 +372,7 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// The block is kept as written (minus the `#[hub_method]` attributes), and
 /// `impl Hub` is added:
 ///
-/// ```ignore
+/// ```text
 /// pub struct ClockHub;
 ///
 /// #[hub(client = IClock)]
@@ -369,7 +384,7 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// generates (paths shortened, as above):
 ///
-/// ```ignore
+/// ```text
 /// impl Hub for ClockHub {
 ///     type Client = IClockContract;
 ///

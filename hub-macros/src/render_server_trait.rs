@@ -177,15 +177,38 @@ fn render_proxy_method(method: &ServerMethod, private: &TokenStream) -> TokenStr
     let wire_name = &method.hub.wire_name;
     let docs = &method.docs;
     let arguments = format_ident!("__hub_arguments");
-    let params = method.params.iter().map(|param| {
-        let name = &param.ident;
-        let ty = &param.ty;
-        if param.upload {
-            quote!(#name: impl #private::Stream<Item = #ty> + #private::Send + 'static)
-        } else {
-            quote!(#name: #ty)
-        }
+    // Upload streams are named type parameters (not `impl Stream`
+    // arguments) so that the result can list what it captures: `use<…>`
+    // keeps the future from borrowing `&self` (edition 2024 captures every
+    // lifetime by default), so a call may outlive the proxy borrow.
+    let uploads: Vec<_> = method
+        .params
+        .iter()
+        .filter(|param| param.upload)
+        .enumerate()
+        .map(|(index, param)| (format_ident!("__HubUpload{index}"), &param.ty))
+        .collect();
+    let upload_names: Vec<_> = uploads.iter().map(|(name, _)| name).collect();
+    let generics = (!uploads.is_empty()).then(|| {
+        let bounds = uploads.iter().map(
+            |(name, ty)| quote!(#name: #private::Stream<Item = #ty> + #private::Send + 'static),
+        );
+        quote!(<#(#bounds),*>)
     });
+    let captures = quote!(use<#(#upload_names),*>);
+    let mut next_upload = upload_names.iter();
+    let params: Vec<_> = method
+        .params
+        .iter()
+        .map(|param| {
+            let name = &param.ident;
+            let ty = &param.ty;
+            match param.upload.then(|| next_upload.next()).flatten() {
+                Some(generic) => quote!(#name: #generic),
+                None => quote!(#name: #ty),
+            }
+        })
+        .collect();
     let pushes = method.params.iter().map(|param| {
         let name = &param.ident;
         let ty = &param.ty;
@@ -225,6 +248,7 @@ fn render_proxy_method(method: &ServerMethod, private: &TokenStream) -> TokenStr
                     impl #private::Future<Output = #private::Result<#output, #private::HubError>>
                         + #private::Send
                         + 'static
+                        + #captures
                 },
                 quote! {
                     let __hub_call = #private::Invoker::invoke(&*self.invoker, #wire_name, #arguments);
@@ -241,6 +265,7 @@ fn render_proxy_method(method: &ServerMethod, private: &TokenStream) -> TokenStr
                 impl #private::Future<Output = #private::Result<(), #private::HubError>>
                     + #private::Send
                     + 'static
+                    + #captures
             },
             quote! {
                 let __hub_call = #private::Invoker::invoke(&*self.invoker, #wire_name, #arguments);
@@ -253,6 +278,7 @@ fn render_proxy_method(method: &ServerMethod, private: &TokenStream) -> TokenStr
                 impl #private::Future<Output = #private::Result<(), #private::HubError>>
                     + #private::Send
                     + 'static
+                    + #captures
             },
             quote! {
                 #private::Invoker::send(&*self.invoker, #wire_name, #arguments)
@@ -281,7 +307,7 @@ fn render_proxy_method(method: &ServerMethod, private: &TokenStream) -> TokenStr
         #[doc = ""]
         #[doc = #how]
         #[doc = #wire_doc]
-        pub fn #ident(&self, #(#params),*) -> #signature_output {
+        pub fn #ident #generics(&self, #(#params),*) -> #signature_output {
             #build
             #body
         }

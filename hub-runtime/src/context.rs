@@ -11,9 +11,31 @@ use crate::hub::Hub;
 ///
 /// Cheap to clone, `Send + Sync`.
 ///
-/// ```ignore
-/// // in a worker task
-/// ctx.clients().all().show_time(Timestamp::now()).await?;
+/// ```
+/// use hub_runtime::server::HubServer;
+/// use hub_runtime::{Timestamp, hub, hub_client};
+///
+/// #[hub_client]
+/// pub trait IClock {
+///     async fn show_time(&self, now: Timestamp);
+/// }
+///
+/// pub struct ClockHub;
+///
+/// #[hub(client = IClock)]
+/// impl ClockHub {}
+///
+/// # async fn run() {
+/// let hub = HubServer::new(ClockHub);
+/// let context = hub.context();
+/// // A worker task: every second, the time to every client.
+/// tokio::spawn(async move {
+///     loop {
+///         let _ = context.clients().all().show_time(Timestamp::now()).await;
+///         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+///     }
+/// });
+/// # }
 /// ```
 pub struct HubContext<H> {
     manager: Arc<dyn HubLifetimeManager>,

@@ -1,7 +1,9 @@
 //! [`HubError`]: what hub methods, proxies and connections fail with.
 
 use std::borrow::Cow;
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 /// An error from a hub call, a typed proxy or a connection.
 ///
@@ -17,11 +19,53 @@ use std::fmt;
 /// assert_eq!(error.kind(), HubErrorKind::Hub);
 /// assert_eq!(error.to_string(), "the room is full");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// An error caused by another keeps it: [`Error::source`] returns the
+/// cause (a serde error, an I/O error…), while the message, which may
+/// travel to the other side, stays a plain text.
+///
+/// ```
+/// use std::error::Error as _;
+/// use hub_runtime::{HubError, HubErrorKind};
+///
+/// let parse = "x".parse::<i32>().unwrap_err();
+/// let error = HubError::with_kind(HubErrorKind::Serialization, "bad number")
+///     .with_source(parse.clone());
+/// assert_eq!(error.to_string(), "bad number");
+/// assert_eq!(error.source().unwrap().to_string(), parse.to_string());
+/// ```
+///
+/// Two errors are equal when their kinds and messages are: the cause is
+/// not compared.
+#[derive(Clone)]
 pub struct HubError {
     kind: HubErrorKind,
     message: Cow<'static, str>,
+    /// Shared so that `HubError` stays `Clone` (an error travels to every
+    /// caller waiting on the same call).
+    source: Option<Arc<dyn Error + Send + Sync + 'static>>,
 }
+
+impl fmt::Debug for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("HubError");
+        debug
+            .field("kind", &self.kind)
+            .field("message", &self.message);
+        if let Some(source) = &self.source {
+            debug.field("source", source);
+        }
+        debug.finish()
+    }
+}
+
+impl PartialEq for HubError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for HubError {}
 
 /// What kind of failure a [`HubError`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,7 +102,15 @@ impl HubError {
         HubError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source` (what [`Error::source`] returns).
+    #[must_use]
+    pub fn with_source(mut self, source: impl Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The kind of failure.
@@ -78,10 +130,16 @@ impl fmt::Display for HubError {
     }
 }
 
-impl std::error::Error for HubError {}
+impl Error for HubError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
 
 impl From<crate::protocol::PayloadError> for HubError {
     fn from(error: crate::protocol::PayloadError) -> Self {
-        HubError::with_kind(HubErrorKind::Serialization, error.to_string())
+        HubError::with_kind(HubErrorKind::Serialization, error.to_string()).with_source(error)
     }
 }

@@ -27,11 +27,11 @@ mod context;
 mod error;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
+#[cfg(any(feature = "server", feature = "client"))]
+mod telemetry;
 mod timestamp;
 #[cfg(feature = "server")]
 mod transport;
-#[cfg(any(feature = "server", feature = "client"))]
-mod telemetry;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]

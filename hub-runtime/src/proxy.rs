@@ -13,17 +13,24 @@
 //! defines the traits can depend on `hub-runtime` with
 //! `default-features = false`.
 //!
-//! ```ignore
-//! use hub_runtime::{Timestamp, hub_server};
+//! ```no_run
+//! use hub_runtime::{HubError, Timestamp, hub_server};
 //!
 //! #[hub_server]
 //! pub trait IClockHub {
 //!     async fn get_time(&self) -> Timestamp;
 //! }
 //!
-//! // In the client, `connection` a started `HubConnection`:
+//! # #[cfg(feature = "client")]
+//! # async fn run() -> Result<(), HubError> {
+//! let connection = hub_runtime::client::HubConnection::builder("http://127.0.0.1:5000/hubs/clock")
+//!     .build()?;
+//! connection.start().await?;
 //! let hub = connection.hub::<IClockHubProxy>();
 //! let now: Timestamp = hub.get_time().await?;
+//! # let _ = now;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::fmt;
@@ -134,6 +141,7 @@ pub fn decode_result<T: DeserializeOwned>(method: &str, payload: &Payload) -> Re
             HubErrorKind::Serialization,
             format!("Failed to deserialize the result of '{method}': {e}"),
         )
+        .with_source(e)
     })
 }
 
@@ -183,6 +191,7 @@ impl<T: DeserializeOwned> Stream for ItemStream<T> {
                         HubErrorKind::Serialization,
                         format!("Failed to deserialize an item of the stream '{method}': {e}"),
                     )
+                    .with_source(e)
                 })))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),

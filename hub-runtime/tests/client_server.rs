@@ -1,84 +1,24 @@
 //! `HubConnection` against this crate's own server (`HubServer` + axum),
-//! with a hand-written `Hub` implementation.
+//! with the hand-written `Hub` implementation of `server_support`: the
+//! untyped client API against the untyped server API.
 
 #![cfg(all(feature = "client", feature = "server"))]
 #![allow(clippy::unwrap_used)]
 
+mod server_support;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use hub_runtime::HubErrorKind;
 use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
-use hub_runtime::clients::{BroadcastTarget, ClientContract, SingleTarget};
-use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
 use hub_runtime::protocol::{HubProtocol, Payload};
 use hub_runtime::server::HubServer;
-use hub_runtime::{BoxFuture, Hub, HubError, HubErrorKind};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-struct TestHub;
-
-struct TestClient;
-
-impl ClientContract for TestClient {
-    type Broadcast = BroadcastTarget;
-    type Single = SingleTarget;
-}
-
-fn value<T: serde::Serialize + Send + Sync + 'static>(value: T) -> MethodOutput {
-    MethodOutput::Value(Payload::from_value(value))
-}
-
-impl Hub for TestHub {
-    type Client = TestClient;
-
-    const METHODS: &'static [MethodDescriptor] = &[
-        MethodDescriptor::unary("Echo", 1),
-        MethodDescriptor::unary("Add", 2),
-        MethodDescriptor::unary("GetConnectionId", 0),
-        MethodDescriptor::unary("Broadcast", 1),
-        MethodDescriptor::unary("AskClient", 1),
-        MethodDescriptor::unary("Fail", 1),
-    ];
-
-    fn invoke(
-        self: Arc<Self>,
-        method: usize,
-        call: HubCall<Self>,
-    ) -> BoxFuture<'static, Result<MethodOutput, InvocationError>> {
-        Box::pin(async move {
-            let args = call.arguments();
-            let context = call.context();
-            match method {
-                0 => Ok(value(args.bind::<String>(0)?)),
-                1 => Ok(value(args.bind::<i64>(0)? + args.bind::<i64>(1)?)),
-                2 => Ok(value(context.connection_id().to_string())),
-                3 => {
-                    let message: String = args.bind(0)?;
-                    context
-                        .clients()
-                        .all()
-                        .send("Receive", vec![Payload::from_value(message)])
-                        .await?;
-                    Ok(value(()))
-                }
-                4 => {
-                    let question: String = args.bind(0)?;
-                    let answer: String = context
-                        .clients()
-                        .caller()
-                        .invoke("Question", vec![Payload::from_value(question)])
-                        .await?;
-                    Ok(value(answer))
-                }
-                5 => Err(HubError::new(args.bind::<String>(0)?).into()),
-                _ => Err(InvocationError::UnknownMethod),
-            }
-        })
-    }
-}
+use server_support::TestHub;
 
 struct Running {
     hub: HubServer<TestHub>,
@@ -103,7 +43,7 @@ impl Running {
 async fn serve(addr: SocketAddr) -> Running {
     let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let hub = HubServer::new(TestHub);
+    let hub = HubServer::new(TestHub::default());
     let app = axum::Router::new().nest("/hubs/test", hub.router());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

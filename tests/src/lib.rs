@@ -2,6 +2,7 @@
 //! project's server binaries on a free loopback port and running the
 //! official clients against them.
 
+pub mod conformance;
 pub mod station;
 
 use std::io::{BufRead, BufReader};

@@ -52,8 +52,10 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").replace('"', ""));
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").replace('"', ""),
+        );
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -65,7 +67,10 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
     fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: Context<'_, S>) {
         let mut span = SeenSpan {
             name: attributes.metadata().name().to_owned(),
-            parent: context.span(id).and_then(|span| span.parent()).map(|parent| parent.id().into_u64()),
+            parent: context
+                .span(id)
+                .and_then(|span| span.parent())
+                .map(|parent| parent.id().into_u64()),
             ..SeenSpan::default()
         };
         attributes.record(&mut Fields(&mut span.fields));
@@ -85,7 +90,8 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
         if let Some(span) = self.0.lock().unwrap().get_mut(&parent.id().into_u64()) {
-            span.events.push(fields.remove("message").unwrap_or_default());
+            span.events
+                .push(fields.remove("message").unwrap_or_default());
         }
     }
 
@@ -113,9 +119,9 @@ impl Capture {
             .into_iter()
             .filter(|(_, span)| {
                 span.name == name
-                    && fields
-                        .iter()
-                        .all(|(key, value)| span.fields.get(*key).map(String::as_str) == Some(*value))
+                    && fields.iter().all(|(key, value)| {
+                        span.fields.get(*key).map(String::as_str) == Some(*value)
+                    })
             })
             .collect();
         assert_eq!(
@@ -203,9 +209,8 @@ async fn connect(url: &str) -> HubConnection {
 #[tokio::test]
 async fn spans_have_the_documented_names_fields_and_parents() {
     let capture = Capture::default();
-    let _default = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(capture.clone()),
-    );
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
     let url = serve(HubOptions::default()).await;
     let connection = connect(&url).await;
     let hub = connection.hub::<IStationHubProxy>();
@@ -247,7 +252,11 @@ async fn spans_have_the_documented_names_fields_and_parents() {
             ("rpc.method", method),
         ]
     };
-    let ok = [rpc("AddReading").as_slice(), &[("signalr.invocation.outcome", "ok")]].concat();
+    let ok = [
+        rpc("AddReading").as_slice(),
+        &[("signalr.invocation.outcome", "ok")],
+    ]
+    .concat();
     let (_, added) = capture
         .closed("signalr.invocation", &ok, "signalr.invocation.duration")
         .await;
@@ -255,20 +264,36 @@ async fn spans_have_the_documented_names_fields_and_parents() {
     assert_eq!(added.fields["otel.kind"], "server");
     assert_eq!(added.fields["otel.name"], "StationHub/AddReading");
     assert!(!added.fields["signalr.invocation.id"].is_empty());
-    assert!(added.fields["signalr.invocation.duration"].parse::<f64>().unwrap() >= 0.0);
+    assert!(
+        added.fields["signalr.invocation.duration"]
+            .parse::<f64>()
+            .unwrap()
+            >= 0.0
+    );
 
-    let failed = [rpc("AddReading").as_slice(), &[("signalr.invocation.outcome", "error")]].concat();
+    let failed = [
+        rpc("AddReading").as_slice(),
+        &[("signalr.invocation.outcome", "error")],
+    ]
+    .concat();
     let (_, failed) = capture
         .closed("signalr.invocation", &failed, "signalr.invocation.duration")
         .await;
     assert_eq!(failed.parent, Some(connection_id));
     assert_eq!(failed.fields["otel.status_code"], "error");
     assert!(
-        failed.events.iter().any(|event| event == "invocation failed"),
+        failed
+            .events
+            .iter()
+            .any(|event| event == "invocation failed"),
         "the error is an event inside the invocation span: {failed:?}"
     );
 
-    let streamed = [rpc("Readings").as_slice(), &[("signalr.invocation.outcome", "ok")]].concat();
+    let streamed = [
+        rpc("Readings").as_slice(),
+        &[("signalr.invocation.outcome", "ok")],
+    ]
+    .concat();
     let (_, stream_span) = capture
         .closed("signalr.stream", &streamed, "signalr.invocation.duration")
         .await;
@@ -280,13 +305,22 @@ async fn spans_have_the_documented_names_fields_and_parents() {
     ]
     .concat();
     let (upload_invocation, _) = capture
-        .closed("signalr.invocation", &uploaded, "signalr.invocation.duration")
+        .closed(
+            "signalr.invocation",
+            &uploaded,
+            "signalr.invocation.duration",
+        )
         .await;
-    let (_, upload) = capture.closed("signalr.upload", &[], "signalr.stream.ids").await;
+    let (_, upload) = capture
+        .closed("signalr.upload", &[], "signalr.stream.ids")
+        .await;
     assert_eq!(upload.parent, Some(upload_invocation));
     // One stream id (the client numbers them with its invocation ids).
     let ids = &upload.fields["signalr.stream.ids"];
-    assert!(ids.starts_with('[') && ids.ends_with(']') && !ids.contains(','), "{ids}");
+    assert!(
+        ids.starts_with('[') && ids.ends_with(']') && !ids.contains(','),
+        "{ids}"
+    );
 }
 
 /// What the flood hub calls on its clients.
@@ -328,9 +362,8 @@ impl IFloodClient for FloodClient {
 #[tokio::test]
 async fn a_slow_consumer_close_is_an_event_in_the_slow_connections_span() {
     let capture = Capture::default();
-    let _default = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(capture.clone()),
-    );
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
     let hub = HubServer::builder(FloodHub)
         .options(HubOptions {
             outbound_queue_capacity: 1,
@@ -372,7 +405,13 @@ async fn a_slow_consumer_close_is_an_event_in_the_slow_connections_span() {
             .any(|event| event == "outbound queue full; closing the slow connection"),
         "{slow_span:?}"
     );
-    let (_, flood) = capture.closed("signalr.invocation", &[("rpc.method", "Flood")], "signalr.invocation.outcome").await;
+    let (_, flood) = capture
+        .closed(
+            "signalr.invocation",
+            &[("rpc.method", "Flood")],
+            "signalr.invocation.outcome",
+        )
+        .await;
     assert!(flood.events.is_empty(), "{flood:?}");
     flooder.stop().await;
 }
@@ -410,7 +449,10 @@ async fn the_servers_invocation_span_is_a_child_of_the_clients_span() {
     let (client, server) = loop {
         provider.force_flush().unwrap();
         let spans = exporter.get_finished_spans().unwrap();
-        let client = spans.iter().find(|span| span.name == "client.add_reading").cloned();
+        let client = spans
+            .iter()
+            .find(|span| span.name == "client.add_reading")
+            .cloned();
         let server = spans
             .iter()
             .find(|span| span.name == "StationHub/AddReading")

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hub_tests::conformance::ConformanceConnection;
 use hub_tests::{ServerProcess, interop_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -279,23 +280,14 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
 
     let server = ServerProcess::start(SERVER, &["--stateful-reconnect"]);
     let proxy = CuttingProxy::start(server_addr(&server)).await;
-    let (received_tx, mut received_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-    let connection = HubConnection::builder(format!("http://{}/hubs/test", proxy.addr))
+    let builder = HubConnection::builder(format!("http://{}/hubs/test", proxy.addr))
         .protocol(protocol)
         .with_stateful_reconnect(100_000)
-        .server_timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
-    connection.on("Receive", 1, move |args| {
-        let received = received_tx.clone();
-        async move {
-            let message: String = args.bind(0)?;
-            let _ = received.send(message.parse().unwrap());
-            Ok(None)
-        }
-    });
-    connection.start().await.unwrap();
-    let id: String = connection.invoke("GetConnectionId", ()).await.unwrap();
+        .server_timeout(Duration::from_secs(120));
+    let mut client = ConformanceConnection::new(builder, "rusty").unwrap();
+    let connection = client.connection.clone();
+    client.start().await.unwrap();
+    let id = client.hub.get_connection_id().await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
@@ -304,6 +296,9 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
         tokio::spawn(async move {
             let mut sent = 0_u64;
             while !stop.load(Ordering::Relaxed) {
+                // The untyped `send`: fire-and-forget, as `reconnect.mjs`
+                // does (the typed proxy invokes `SendToConnection`, waiting
+                // for each completion).
                 connection
                     .send("SendToConnection", (&id, (sent + 1).to_string()))
                     .await
@@ -332,9 +327,11 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
     let mut last = 0_u64;
     let (mut duplicated, mut reordered, mut received) = (0_u64, 0_u64, 0_u64);
     while last < sent {
-        let n = tokio::time::timeout(Duration::from_secs(60), received_rx.recv())
+        let n: u64 = tokio::time::timeout(Duration::from_secs(60), client.inbox.recv())
             .await
             .unwrap_or_else(|_| panic!("only {last} of {sent} came back"))
+            .unwrap()
+            .parse()
             .unwrap();
         received += 1;
         if n == last + 1 {
@@ -352,7 +349,7 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
     );
     assert_eq!((duplicated, reordered, received), (0, 0, sent));
     assert!(sent > CUTS);
-    connection.stop().await;
+    client.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

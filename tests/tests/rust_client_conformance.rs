@@ -18,49 +18,13 @@ use hub_runtime::client::{
     HubConnection, HubConnectionEvent, HubConnectionState, TransportType, Transports,
 };
 use hub_runtime::protocol::HubProtocol;
-use hub_runtime::{HubError, HubErrorKind, hub_client};
+use hub_runtime::{HubError, HubErrorKind};
 use hub_tests::ServerProcess;
+use hub_tests::conformance::{ConformanceConnection, ConformanceHubProxy, within};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
-
-/// Generous: the machine running the tests may be busy.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The client methods the conformance hub calls back (declared as in
-/// `tests/src/bin/conformance-server.rs`).
-#[hub_client]
-pub trait ConformanceClient {
-    /// A message from `Broadcast`, `SendToOthers`, `SendToConnection`,
-    /// `SendToGroup` or `SendToUser`.
-    async fn receive(&self, message: String);
-
-    /// A client result: the client answers the server's question.
-    async fn question(&self, question: String) -> String;
-}
-
-/// What a test connection does when the hub calls it.
-struct Callbacks {
-    name: String,
-    inbox: mpsc::UnboundedSender<String>,
-}
-
-impl ConformanceClient for Callbacks {
-    async fn receive(&self, message: String) {
-        let _ = self.inbox.send(message);
-    }
-
-    async fn question(&self, question: String) -> String {
-        format!("{} answers {question}", self.name)
-    }
-}
-
-/// A started connection and what its `Receive` got.
-struct Client {
-    connection: HubConnection,
-    inbox: mpsc::UnboundedReceiver<String>,
-}
 
 struct Options<'a> {
     protocol: HubProtocol,
@@ -69,15 +33,9 @@ struct Options<'a> {
     reconnect: bool,
 }
 
-fn build(hub_url: &str, options: &Options<'_>) -> (HubConnection, mpsc::UnboundedReceiver<String>) {
-    let (inbox_tx, inbox) = mpsc::unbounded_channel();
-    let callbacks = Callbacks {
-        name: options.name.to_owned(),
-        inbox: inbox_tx,
-    };
-    let mut builder = HubConnection::builder(hub_url)
-        .protocol(options.protocol)
-        .with_handlers(callbacks.into_handlers());
+/// A connection to `hub_url` with `options`, not started.
+fn build(hub_url: &str, options: &Options<'_>) -> ConformanceConnection {
+    let mut builder = HubConnection::builder(hub_url).protocol(options.protocol);
     if let Some(token) = options.token {
         let token = token.to_owned();
         builder = builder.access_token(move || Some(token.clone()));
@@ -85,19 +43,20 @@ fn build(hub_url: &str, options: &Options<'_>) -> (HubConnection, mpsc::Unbounde
     if options.reconnect {
         builder = builder.with_automatic_reconnect();
     }
-    (builder.build().unwrap(), inbox)
+    ConformanceConnection::new(builder, options.name).unwrap()
 }
 
-async fn try_connect(hub_url: &str, options: &Options<'_>) -> Result<Client, HubError> {
-    let (connection, inbox) = build(hub_url, options);
-    tokio::time::timeout(PATIENCE, connection.start())
-        .await
-        .expect("start() timed out")?;
-    assert_route(&connection);
-    Ok(Client { connection, inbox })
+async fn try_connect(
+    hub_url: &str,
+    options: &Options<'_>,
+) -> Result<ConformanceConnection, HubError> {
+    let client = build(hub_url, options);
+    client.start().await?;
+    assert_route(&client.connection);
+    Ok(client)
 }
 
-async fn connect(hub_url: &str, protocol: HubProtocol, name: &str) -> Client {
+async fn connect(hub_url: &str, protocol: HubProtocol, name: &str) -> ConformanceConnection {
     let options = Options {
         protocol,
         name,
@@ -105,43 +64,6 @@ async fn connect(hub_url: &str, protocol: HubProtocol, name: &str) -> Client {
         reconnect: false,
     };
     try_connect(hub_url, &options).await.unwrap()
-}
-
-impl Client {
-    async fn invoke<T: serde::de::DeserializeOwned>(
-        &self,
-        method: &str,
-        args: impl hub_runtime::client::IntoArguments,
-    ) -> Result<T, HubError> {
-        tokio::time::timeout(PATIENCE, self.connection.invoke(method, args))
-            .await
-            .unwrap_or_else(|_| panic!("{method} got no result"))
-    }
-
-    /// The next message `Receive` got.
-    async fn next(&mut self) -> String {
-        tokio::time::timeout(PATIENCE, self.inbox.recv())
-            .await
-            .expect("no message arrived")
-            .expect("the handlers were dropped")
-    }
-
-    /// Asserts that nothing was received so far: asks the server to send
-    /// this connection a marker, which arrives after anything sent to it
-    /// before (one connection's messages stay in order, and handlers start
-    /// in arrival order), and checks that the marker comes first.
-    async fn assert_nothing_received(&mut self) {
-        let id = self.connection.connection_id().unwrap();
-        let marker = format!("marker for {id}");
-        self.invoke::<()>("SendToConnection", (&id, &marker))
-            .await
-            .unwrap();
-        assert_eq!(self.next().await, marker, "an unexpected message arrived");
-    }
-
-    async fn stop(self) {
-        self.connection.stop().await;
-    }
 }
 
 /// Which transports the servers of a scenario serve, and the one the
@@ -203,29 +125,31 @@ fn hub_url(server: &ServerProcess) -> String {
 async fn echo(protocol: HubProtocol) {
     let server = start_server(&["--max-message-size", "4000000"]);
     let client = connect(&hub_url(&server), protocol, "a").await;
+    let hub = &client.hub;
 
-    let echoed: String = client.invoke("Echo", ("hello",)).await.unwrap();
-    assert_eq!(echoed, "hello");
-    let unicode = "héllo wörld — 你好 🎉 \u{0} \"quoted\" \\ \n\t";
-    let echoed: String = client.invoke("Echo", (unicode,)).await.unwrap();
-    assert_eq!(echoed, unicode);
-    let big = "x".repeat(1024 * 1024);
-    let echoed: String = client.invoke("Echo", (&big,)).await.unwrap();
-    assert_eq!(echoed, big);
+    for message in [
+        "hello".to_owned(),
+        "héllo wörld — 你好 🎉 \u{0} \"quoted\" \\ \n\t".to_owned(),
+        "x".repeat(1024 * 1024),
+    ] {
+        let echoed = within("Echo", hub.echo(message.clone())).await.unwrap();
+        assert_eq!(echoed, message);
+    }
 
-    let nested = json!({
-        "a": [1, 2, {"b": null, "c": "x"}],
-        "d": {"e": {"f": [true, false]}},
-        "g": 1.5,
-        "h": -42,
-        "ünï": "cödé ✓",
-    });
-    let echoed: serde_json::Value = client.invoke("Echo2", (&nested,)).await.unwrap();
-    assert_eq!(echoed, nested);
-    let echoed: serde_json::Value = client.invoke("Echo2", (json!(null),)).await.unwrap();
-    assert_eq!(echoed, json!(null));
-    let echoed: Vec<String> = client.invoke("Echo2", (["x", "ÿ"],)).await.unwrap();
-    assert_eq!(echoed, ["x", "ÿ"]);
+    for value in [
+        json!({
+            "a": [1, 2, {"b": null, "c": "x"}],
+            "d": {"e": {"f": [true, false]}},
+            "g": 1.5,
+            "h": -42,
+            "ünï": "cödé ✓",
+        }),
+        json!(null),
+        json!(["x", "ÿ"]),
+    ] {
+        let echoed = within("Echo2", hub.echo2(value.clone())).await.unwrap();
+        assert_eq!(echoed, value);
+    }
 
     client.stop().await;
 }
@@ -234,29 +158,26 @@ async fn echo(protocol: HubProtocol) {
 async fn add(protocol: HubProtocol) {
     let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "a").await;
+    let hub = &client.hub;
 
-    assert_eq!(client.invoke::<i64>("Add", (2, 3)).await.unwrap(), 5);
-    assert_eq!(client.invoke::<i64>("Add", (-7, 3)).await.unwrap(), -4);
     let big = 1_i64 << 40;
-    assert_eq!(
-        client.invoke::<i64>("Add", (big, big)).await.unwrap(),
-        big * 2
-    );
-    assert_eq!(
-        client
-            .invoke::<i64>("Add", (i64::MAX - 1, 1))
-            .await
-            .unwrap(),
-        i64::MAX
-    );
+    for (a, b, sum) in [
+        (2, 3, 5),
+        (-7, 3, -4),
+        (big, big, big * 2),
+        (i64::MAX - 1, 1, i64::MAX),
+    ] {
+        assert_eq!(within("Add", hub.add(a, b)).await.unwrap(), sum);
+    }
 
+    // The proxy's futures are `'static`: calls can be spawned.
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..200_i64 {
-        let connection = client.connection.clone();
-        calls.spawn(async move { (i, connection.invoke::<i64>("Add", (i, 1000)).await) });
+        let call = hub.add(i, 1000);
+        calls.spawn(async move { (i, call.await) });
     }
     let mut completed = 0;
-    while let Some(joined) = calls.join_next().await {
+    while let Some(joined) = within("200 Adds", calls.join_next()).await {
         let (i, sum) = joined.unwrap();
         assert_eq!(sum.unwrap(), i + 1000);
         completed += 1;
@@ -270,7 +191,9 @@ async fn add(protocol: HubProtocol) {
 async fn get_connection_id(protocol: HubProtocol) {
     let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "a").await;
-    let id: String = client.invoke("GetConnectionId", ()).await.unwrap();
+    let id = within("GetConnectionId", client.hub.get_connection_id())
+        .await
+        .unwrap();
     assert!(!id.is_empty());
     assert_eq!(Some(id), client.connection.connection_id());
     client.stop().await;
@@ -285,19 +208,21 @@ async fn broadcast_and_send_to_others(protocol: HubProtocol) {
     let mut b = connect(&url, protocol, "b").await;
     let mut c = connect(&url, protocol, "c").await;
 
-    a.invoke::<()>("Broadcast", ("to all",)).await.unwrap();
+    within("Broadcast", a.hub.broadcast("to all".to_owned()))
+        .await
+        .unwrap();
     for client in [&mut a, &mut b, &mut c] {
         assert_eq!(client.next().await, "to all");
     }
 
-    b.invoke::<()>("SendToOthers", ("to others",))
+    within("SendToOthers", b.hub.send_to_others("to others".to_owned()))
         .await
         .unwrap();
     assert_eq!(a.next().await, "to others");
     assert_eq!(c.next().await, "to others");
     b.assert_nothing_received().await;
 
-    // `send` (fire and forget) reaches the hub as well.
+    // The untyped `send` (fire and forget) reaches the hub as well.
     c.connection
         .send("Broadcast", ("sent, not invoked",))
         .await
@@ -320,17 +245,24 @@ async fn send_to_connection(protocol: HubProtocol) {
     let mut c = connect(&url, protocol, "c").await;
 
     let id_b = b.connection.connection_id().unwrap();
-    a.invoke::<()>("SendToConnection", (&id_b, "just you"))
-        .await
-        .unwrap();
+    within(
+        "SendToConnection",
+        a.hub.send_to_connection(id_b, "just you".to_owned()),
+    )
+    .await
+    .unwrap();
     assert_eq!(b.next().await, "just you");
     a.assert_nothing_received().await;
     c.assert_nothing_received().await;
 
     // An id nobody has: nothing happens, and no error.
-    a.invoke::<()>("SendToConnection", ("no-such-connection", "lost"))
-        .await
-        .unwrap();
+    within(
+        "SendToConnection",
+        a.hub
+            .send_to_connection("no-such-connection".to_owned(), "lost".to_owned()),
+    )
+    .await
+    .unwrap();
     a.assert_nothing_received().await;
     b.assert_nothing_received().await;
 
@@ -348,24 +280,26 @@ async fn groups(protocol: HubProtocol) {
     let mut other_member = connect(&url, protocol, "other").await;
     let mut outsider = connect(&url, protocol, "outsider").await;
     let sender = connect(&url, protocol, "sender").await;
+    let send_to_group = |message: &str| {
+        within(
+            "SendToGroup",
+            sender.hub.send_to_group("g".to_owned(), message.to_owned()),
+        )
+    };
 
-    member.invoke::<()>("JoinGroup", ("g",)).await.unwrap();
-    other_member
-        .invoke::<()>("JoinGroup", ("g",))
-        .await
-        .unwrap();
-    sender
-        .invoke::<()>("SendToGroup", ("g", "first"))
-        .await
-        .unwrap();
+    for joining in [&member, &other_member] {
+        within("JoinGroup", joining.hub.join_group("g".to_owned()))
+            .await
+            .unwrap();
+    }
+    send_to_group("first").await.unwrap();
     assert_eq!(member.next().await, "first");
     assert_eq!(other_member.next().await, "first");
 
-    member.invoke::<()>("LeaveGroup", ("g",)).await.unwrap();
-    sender
-        .invoke::<()>("SendToGroup", ("g", "second"))
+    within("LeaveGroup", member.hub.leave_group("g".to_owned()))
         .await
         .unwrap();
+    send_to_group("second").await.unwrap();
     assert_eq!(other_member.next().await, "second");
     member.assert_nothing_received().await;
     outsider.assert_nothing_received().await;
@@ -373,6 +307,11 @@ async fn groups(protocol: HubProtocol) {
     for client in [member, other_member, outsider, sender] {
         client.stop().await;
     }
+}
+
+/// The caller's user as `Whoami` answers it.
+async fn whoami(hub: &ConformanceHubProxy) -> Option<String> {
+    within("Whoami", hub.whoami()).await.unwrap()
 }
 
 /// Users from the access token (`user-NAME`): `Whoami`, and `SendToUser`
@@ -397,26 +336,18 @@ async fn users(protocol: HubProtocol) {
         .unwrap();
     let anonymous = connect(&url, protocol, "anonymous").await;
 
-    assert_eq!(
-        ann1.invoke::<Option<String>>("Whoami", ()).await.unwrap(),
-        Some("ann".to_owned())
-    );
-    assert_eq!(
-        bob.invoke::<Option<String>>("Whoami", ()).await.unwrap(),
-        Some("bob".to_owned())
-    );
-    assert_eq!(
-        anonymous
-            .invoke::<Option<String>>("Whoami", ())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(whoami(&ann1.hub).await.as_deref(), Some("ann"));
+    assert_eq!(whoami(&bob.hub).await.as_deref(), Some("bob"));
+    assert_eq!(whoami(&anonymous.hub).await, None);
 
-    anonymous
-        .invoke::<()>("SendToUser", ("ann", "for ann"))
-        .await
-        .unwrap();
+    within(
+        "SendToUser",
+        anonymous
+            .hub
+            .send_to_user("ann".to_owned(), "for ann".to_owned()),
+    )
+    .await
+    .unwrap();
     assert_eq!(ann1.next().await, "for ann");
     assert_eq!(ann2.next().await, "for ann");
     bob.assert_nothing_received().await;
@@ -436,38 +367,39 @@ async fn bad_token_is_refused(protocol: HubProtocol) {
         token: Some("not-a-user-token"),
         reconnect: true,
     };
-    let (connection, _inbox) = build(&hub_url(&server), &options);
-    let error = tokio::time::timeout(PATIENCE, connection.start())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let client = build(&hub_url(&server), &options);
+    let error = client.start().await.unwrap_err();
     assert!(error.message().contains("401"), "{error}");
-    assert_eq!(connection.state(), HubConnectionState::Disconnected);
-    assert_eq!(connection.transport(), None);
+    assert_eq!(client.connection.state(), HubConnectionState::Disconnected);
+    assert_eq!(client.connection.transport(), None);
 }
 
 /// `Fail`: its message reaches the caller as a remote error; an unknown
-/// method and a wrong argument count give the .NET texts; the connection
-/// stays up through all three.
+/// method and a wrong argument count (only the untyped API can make these
+/// mistakes) give the .NET texts; the connection stays up through all
+/// three.
 async fn errors(protocol: HubProtocol) {
     let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "a").await;
 
-    let error = client
-        .invoke::<()>("Fail", ("boom-123",))
+    let error = within("Fail", client.hub.fail("boom-123".to_owned()))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
     assert!(error.message().contains("boom-123"), "{error}");
 
-    let error = client.invoke::<()>("Nope", ()).await.unwrap_err();
+    let error = within("Nope", client.connection.invoke::<()>("Nope", ()))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
     assert_eq!(
         error.message(),
         "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist."
     );
 
-    let error = client.invoke::<i64>("Add", (1,)).await.unwrap_err();
+    let error = within("Add(1)", client.connection.invoke::<i64>("Add", (1,)))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
     assert_eq!(
         error.message(),
@@ -475,7 +407,7 @@ async fn errors(protocol: HubProtocol) {
     );
 
     assert_eq!(client.connection.state(), HubConnectionState::Connected);
-    assert_eq!(client.invoke::<i64>("Add", (1, 1)).await.unwrap(), 2);
+    assert_eq!(within("Add", client.hub.add(1, 1)).await.unwrap(), 2);
     client.stop().await;
 }
 
@@ -484,16 +416,20 @@ async fn errors(protocol: HubProtocol) {
 async fn ask_client(protocol: HubProtocol) {
     let server = start_server(&[]);
     let client = connect(&hub_url(&server), protocol, "rusty").await;
-    let answer: String = client
-        .invoke("AskClient", ("what time is it?",))
+    let hub = &client.hub;
+    let answer = within("AskClient", hub.ask_client("what time is it?".to_owned()))
         .await
         .unwrap();
     assert_eq!(answer, "rusty answers what time is it?");
     // Concurrent client results on one connection each get their own answer.
-    let (first, second) = tokio::join!(
-        client.invoke::<String>("AskClient", ("one",)),
-        client.invoke::<String>("AskClient", ("two",)),
-    );
+    let (first, second) = within(
+        "two AskClients",
+        futures_util::future::join(
+            hub.ask_client("one".to_owned()),
+            hub.ask_client("two".to_owned()),
+        ),
+    )
+    .await;
     assert_eq!(first.unwrap(), "rusty answers one");
     assert_eq!(second.unwrap(), "rusty answers two");
     client.stop().await;
@@ -506,16 +442,22 @@ async fn ask_connection(protocol: HubProtocol) {
     let asker = connect(&url, protocol, "asker").await;
     let answerer = connect(&url, protocol, "answerer").await;
     let id = answerer.connection.connection_id().unwrap();
-    let answer: String = asker
-        .invoke("AskConnection", (&id, "are you there?"))
-        .await
-        .unwrap();
+    let answer = within(
+        "AskConnection",
+        asker.hub.ask_connection(id, "are you there?".to_owned()),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer, "answerer answers are you there?");
 
-    let error = asker
-        .invoke::<String>("AskConnection", ("no-such-connection", "hello?"))
-        .await
-        .unwrap_err();
+    let error = within(
+        "AskConnection",
+        asker
+            .hub
+            .ask_connection("no-such-connection".to_owned(), "hello?".to_owned()),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
 
     asker.stop().await;
@@ -526,24 +468,24 @@ async fn ask_connection(protocol: HubProtocol) {
 /// timeout is 3 s stays connected well past it.
 async fn keep_alive(protocol: HubProtocol) {
     let server = start_server(&["--keep-alive-ms", "1000"]);
-    let connection = HubConnection::builder(hub_url(&server))
+    let builder = HubConnection::builder(hub_url(&server))
         .protocol(protocol)
-        .server_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
+        .server_timeout(Duration::from_secs(3));
+    let client = ConformanceConnection::new(builder, "a").unwrap();
+    let connection = &client.connection;
     let mut events = connection.events();
-    connection.start().await.unwrap();
-    assert_route(&connection);
+    client.start().await.unwrap();
+    assert_route(connection);
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(connection.state(), HubConnectionState::Connected);
-    assert_route(&connection);
+    assert_route(connection);
     assert!(
         events.try_recv().is_err(),
         "no event: the connection stayed up"
     );
-    let echoed: String = connection.invoke("Echo", ("alive",)).await.unwrap();
-    assert_eq!(echoed, "alive");
-    connection.stop().await;
+    let echoed = within("Echo", client.hub.echo("alive".to_owned())).await;
+    assert_eq!(echoed.unwrap(), "alive");
+    client.stop().await;
 }
 
 /// How the server goes away in [`reconnect_after_server_restart`].
@@ -589,10 +531,9 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         token: None,
         reconnect: true,
     };
-    let (connection, inbox) = build(&url, &options);
-    let mut events = connection.events();
-    connection.start().await.unwrap();
-    let mut client = Client { connection, inbox };
+    let mut client = build(&url, &options);
+    let mut events = client.connection.events();
+    client.start().await.unwrap();
     let first_id = client.connection.connection_id().unwrap();
     assert_route(&client.connection);
 
@@ -617,9 +558,7 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         None,
         "no transport while reconnecting"
     );
-    let error = client
-        .connection
-        .invoke::<String>("Echo", ("too early",))
+    let error = within("Echo", client.hub.echo("too early".to_owned()))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::ConnectionClosed);
@@ -636,17 +575,17 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     // The new connection chose its transport again, among the same ones.
     assert_route(&client.connection);
 
-    let id_seen_by_server: String = client.invoke("GetConnectionId", ()).await.unwrap();
-    assert_eq!(id_seen_by_server, new_id);
-    let echoed: String = client.invoke("Echo", ("back",)).await.unwrap();
-    assert_eq!(echoed, "back");
-    client
-        .invoke::<()>("Broadcast", ("after the restart",))
+    let hub = client.hub.clone();
+    let id_seen_by_server = within("GetConnectionId", hub.get_connection_id()).await;
+    assert_eq!(id_seen_by_server.unwrap(), new_id);
+    let echoed = within("Echo", hub.echo("back".to_owned())).await;
+    assert_eq!(echoed.unwrap(), "back");
+    within("Broadcast", hub.broadcast("after the restart".to_owned()))
         .await
         .unwrap();
     assert_eq!(client.next().await, "after the restart");
-    let answer: String = client.invoke("AskClient", ("still you?",)).await.unwrap();
-    assert_eq!(answer, "phoenix answers still you?");
+    let answer = within("AskClient", hub.ask_client("still you?".to_owned())).await;
+    assert_eq!(answer.unwrap(), "phoenix answers still you?");
 
     let connection = client.connection.clone();
     client.stop().await;
@@ -712,24 +651,21 @@ async fn transport_is_the_one_in_use() {
         ),
     ];
     for (transports, protocol, expected) in cases {
-        let connection = HubConnection::builder(url.as_str())
+        let builder = HubConnection::builder(url.as_str())
             .protocol(protocol)
-            .transports(transports)
-            .build()
-            .unwrap();
+            .transports(transports);
+        let client = ConformanceConnection::new(builder, "a").unwrap();
+        let connection = client.connection.clone();
         assert_eq!(connection.transport(), None, "not started yet");
-        tokio::time::timeout(PATIENCE, connection.start())
-            .await
-            .unwrap()
-            .unwrap();
+        client.start().await.unwrap();
         assert_eq!(
             connection.transport(),
             Some(expected),
             "{transports:?} with {protocol:?}"
         );
-        let echoed: String = connection.invoke("Echo", ("over it",)).await.unwrap();
-        assert_eq!(echoed, "over it");
-        connection.stop().await;
+        let echoed = within("Echo", client.hub.echo("over it".to_owned())).await;
+        assert_eq!(echoed.unwrap(), "over it");
+        client.stop().await;
         assert_eq!(connection.transport(), None, "stopped");
     }
 
@@ -828,15 +764,15 @@ impl BlocksEventStreams {
 async fn transport_reports_the_fallback() {
     let server = ServerProcess::start(SERVER, &["--transports", "serversentevents,longpolling"]);
     let proxy = BlocksEventStreams::start(&server).await;
-    let connection = HubConnection::builder(proxy.hub_url()).build().unwrap();
-    tokio::time::timeout(PATIENCE, connection.start())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(connection.transport(), Some(TransportType::LongPolling));
-    let echoed: String = connection.invoke("Echo", ("fell back",)).await.unwrap();
-    assert_eq!(echoed, "fell back");
-    connection.stop().await;
+    let client = ConformanceConnection::new(HubConnection::builder(proxy.hub_url()), "a").unwrap();
+    client.start().await.unwrap();
+    assert_eq!(
+        client.connection.transport(),
+        Some(TransportType::LongPolling)
+    );
+    let echoed = within("Echo", client.hub.echo("fell back".to_owned())).await;
+    assert_eq!(echoed.unwrap(), "fell back");
+    client.stop().await;
 
     // Without the proxy, the same client is on Server-Sent Events.
     let connection = HubConnection::builder(hub_url(&server)).build().unwrap();

@@ -15,45 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
-use hub_runtime::client::{HubConnection, HubStream, TransportType, try_upload, upload};
+use hub_runtime::HubErrorKind;
+use hub_runtime::client::{HubConnection, HubStream, TransportType, try_upload};
 use hub_runtime::protocol::HubProtocol;
-use hub_runtime::{HubErrorKind, hub_client};
+use hub_runtime::proxy::ItemStream;
 use hub_tests::ServerProcess;
+use hub_tests::conformance::{ConformanceConnection, PATIENCE, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
-
-/// Generous: the machine running the tests may be busy.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The client methods the conformance hub calls back (as declared in
-/// `tests/src/bin/conformance-server.rs`).
-#[hub_client]
-pub trait ConformanceClient {
-    /// A message from the `Send…`/`Broadcast` methods.
-    async fn receive(&self, message: String);
-
-    /// A client result: the client answers the server's question.
-    async fn question(&self, question: String) -> String;
-}
-
-/// Answers questions; "wait" is answered only once `release` is notified.
-struct Callbacks {
-    release: Arc<Notify>,
-}
-
-impl ConformanceClient for Callbacks {
-    async fn receive(&self, _message: String) {}
-
-    async fn question(&self, question: String) -> String {
-        if question == "wait" {
-            self.release.notified().await;
-        }
-        format!("answer to {question}")
-    }
-}
 
 /// The protocol and transport a scenario runs with.
 #[derive(Clone, Copy)]
@@ -77,28 +47,23 @@ impl Over {
     }
 }
 
-async fn connect(url: &str, over: Over) -> (HubConnection, Arc<Notify>) {
-    let release = Arc::new(Notify::new());
-    let connection = HubConnection::builder(url)
-        .protocol(over.protocol)
-        .with_handlers(
-            Callbacks {
-                release: release.clone(),
-            }
-            .into_handlers(),
-        )
-        .build()
-        .unwrap();
-    tokio::time::timeout(PATIENCE, connection.start())
-        .await
-        .expect("start() timed out")
-        .unwrap();
+async fn connect(url: &str, over: Over) -> ConformanceConnection {
+    let builder = HubConnection::builder(url).protocol(over.protocol);
+    let client = ConformanceConnection::new(builder, "rusty").unwrap();
+    client.start().await.unwrap();
     assert_eq!(
-        connection.transport(),
+        client.connection.transport(),
         Some(over.expected),
         "connected over the wrong transport"
     );
-    (connection, release)
+    client
+}
+
+/// The next item of a typed stream, within [`PATIENCE`].
+async fn next_item<T: serde::de::DeserializeOwned>(
+    stream: &mut ItemStream<T>,
+) -> Option<Result<T, hub_runtime::HubError>> {
+    within("a stream item", stream.next()).await
 }
 
 async fn next<T: serde::de::DeserializeOwned>(
@@ -208,42 +173,46 @@ fn stream_item_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
 async fn counter_to_the_end(over: Over) {
     let server = over.start_server();
     let url = format!("{}/hubs/test", server.base_url());
-    let (connection, _) = connect(&url, over).await;
+    let client = connect(&url, over).await;
 
-    let mut counter = connection.stream::<i64>("Counter", (5, 10)).unwrap();
+    let mut counter = client.hub.counter(5, 10).unwrap();
     let mut seen = Vec::new();
-    while let Some(item) = next(&mut counter).await {
+    while let Some(item) = next_item(&mut counter).await {
         seen.push(item.unwrap());
     }
     assert_eq!(seen, vec![0, 1, 2, 3, 4]);
 
     // Many items without delay: all of them, in order, through the
     // per-stream buffers of both sides (more than the client's 1024).
-    let mut fast = connection.stream::<i64>("Counter", (3_000, 0)).unwrap();
+    let mut fast = client.hub.counter(3_000, 0).unwrap();
     let mut expected = 0;
-    while let Some(item) = next(&mut fast).await {
+    while let Some(item) = next_item(&mut fast).await {
         assert_eq!(item.unwrap(), expected);
         expected += 1;
     }
     assert_eq!(expected, 3_000);
 
     // An empty stream ends at once.
-    let mut empty = connection.stream::<i64>("Counter", (0, 0)).unwrap();
-    assert!(next(&mut empty).await.is_none());
+    let mut empty = client.hub.counter(0, 0).unwrap();
+    assert!(next_item(&mut empty).await.is_none());
 
-    // The wrong kind of call: the server's error ends the stream.
-    let mut wrong = connection.stream::<String>("Echo", ("x",)).unwrap();
+    // The wrong kind of call, which only the untyped API can make: the
+    // server's error ends the stream.
+    let mut wrong = client.connection.stream::<String>("Echo", ("x",)).unwrap();
     let error = next(&mut wrong).await.unwrap().unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
     assert!(next(&mut wrong).await.is_none());
-    connection.stop().await;
+    client.stop().await;
 }
 
 async fn counter_canceled_early(over: Over) {
     let server = over.start_server();
     let tap = Tap::start(server.base_url()).await;
-    let (connection, _) = connect(&tap.hub_url(), over).await;
+    let client = connect(&tap.hub_url(), over).await;
+    let connection = &client.connection;
 
+    // The untyped `stream`, for `HubStream`'s `invocation_id()` (which the
+    // wire check needs) and `cancel()`.
     let mut counter = connection.stream::<i64>("Counter", (10_000, 20)).unwrap();
     let id = counter.invocation_id().unwrap().to_owned();
     for expected in 0..3 {
@@ -268,124 +237,95 @@ async fn counter_canceled_early(over: Over) {
     );
 
     // The connection is fine, and so is the next stream.
-    let echoed: String = connection.invoke("Echo", ("after",)).await.unwrap();
-    assert_eq!(echoed, "after");
+    let echoed = within("Echo", client.hub.echo("after".to_owned())).await;
+    assert_eq!(echoed.unwrap(), "after");
     let mut again = connection.stream::<i64>("Counter", (2, 0)).unwrap();
     assert_eq!(next(&mut again).await.unwrap().unwrap(), 0);
     again.cancel();
     assert!(next(&mut again).await.is_none());
-    connection.stop().await;
+    client.stop().await;
 }
 
 async fn sum(over: Over) {
     let server = over.start_server();
     let url = format!("{}/hubs/test", server.base_url());
-    let (connection, _) = connect(&url, over).await;
+    let client = connect(&url, over).await;
+    let hub = &client.hub;
 
-    let total: i64 = tokio::time::timeout(
-        PATIENCE,
-        connection.invoke("Sum", (upload(stream::iter(1..=100_i64)),)),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(total, 5050);
+    let total = within("Sum", hub.sum(stream::iter(1..=100_i64))).await;
+    assert_eq!(total.unwrap(), 5050);
 
     // An empty upload, and a large one (more than any per-stream buffer).
-    let empty: i64 = connection
-        .invoke("Sum", (upload(stream::iter(Vec::<i64>::new())),))
-        .await
-        .unwrap();
-    assert_eq!(empty, 0);
-    let large: i64 = tokio::time::timeout(
-        PATIENCE,
-        connection.invoke("Sum", (upload(stream::iter(0..10_000_i64)),)),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(large, 49_995_000);
+    let empty = within("Sum", hub.sum(stream::iter(Vec::<i64>::new()))).await;
+    assert_eq!(empty.unwrap(), 0);
+    let large = within("Sum", hub.sum(stream::iter(0..10_000_i64))).await;
+    assert_eq!(large.unwrap(), 49_995_000);
 
     // Two uploads at once on one connection at the default parallel-invocation
     // limit of 1: upload calls take no invocation slot, as in ASP.NET Core,
     // so the second cannot stall the first.
-    let (first, second) = tokio::time::timeout(PATIENCE, async {
-        tokio::join!(
-            connection.invoke::<i64>("Sum", (upload(stream::iter(0..1000_i64)),)),
-            connection.invoke::<i64>("Sum", (upload(stream::iter(0..2000_i64)),)),
-        )
-    })
-    .await
-    .unwrap();
+    let (first, second) = within(
+        "two Sums",
+        futures_util::future::join(
+            hub.sum(stream::iter(0..1000_i64)),
+            hub.sum(stream::iter(0..2000_i64)),
+        ),
+    )
+    .await;
     assert_eq!(first.unwrap(), 499_500);
     assert_eq!(second.unwrap(), 1_999_000);
 
     // 64-bit values.
-    let big: i64 = connection
-        .invoke("Sum", (upload(stream::iter([i64::MAX - 1, 1, -5, 5])),))
-        .await
-        .unwrap();
-    assert_eq!(big, i64::MAX);
+    let big = within("Sum", hub.sum(stream::iter([i64::MAX - 1, 1, -5, 5]))).await;
+    assert_eq!(big.unwrap(), i64::MAX);
 
     // Items arriving over time.
     let slow = stream::iter(1..=5_i64).then(|n| async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
         n
     });
-    let total: i64 = connection.invoke("Sum", (upload(slow),)).await.unwrap();
-    assert_eq!(total, 15);
+    let total = within("Sum", hub.sum(slow)).await;
+    assert_eq!(total.unwrap(), 15);
 
-    // An upload that fails: the server's Sum fails with it.
-    let error = connection
-        .invoke::<i64>(
-            "Sum",
-            (try_upload(stream::iter([
-                Ok(1_i64),
-                Err("the sensor broke"),
-            ])),),
-        )
+    // An upload that fails, which only the untyped `try_upload` can send:
+    // the server's Sum fails with it.
+    let failing = try_upload(stream::iter([Ok(1_i64), Err("the sensor broke")]));
+    let error = within("Sum", client.connection.invoke::<i64>("Sum", (failing,)))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Remote);
 
     // The connection is fine afterwards.
-    let sum: i64 = connection.invoke("Add", (2, 3)).await.unwrap();
-    assert_eq!(sum, 5);
-    connection.stop().await;
+    assert_eq!(within("Add", hub.add(2, 3)).await.unwrap(), 5);
+    client.stop().await;
 }
 
 async fn ask_client_during_a_stream(over: Over) {
     let server = over.start_server();
     let url = format!("{}/hubs/test", server.base_url());
-    let (connection, release) = connect(&url, over).await;
+    let client = connect(&url, over).await;
+    let hub = &client.hub;
 
-    let answer: String = connection.invoke("AskClient", ("ready?",)).await.unwrap();
-    assert_eq!(answer, "answer to ready?");
+    let answer = within("AskClient", hub.ask_client("ready?".to_owned())).await;
+    assert_eq!(answer.unwrap(), "rusty answers ready?");
 
     // A question whose handler waits: a stream still flows (streams do not
     // count against the server's one-invocation-at-a-time limit, which the
     // waiting AskClient holds).
-    let waiting = tokio::spawn({
-        let connection = connection.clone();
-        async move { connection.invoke::<String>("AskClient", ("wait",)).await }
-    });
-    let mut counter = connection.stream::<i64>("Counter", (5, 10)).unwrap();
+    let waiting = tokio::spawn(hub.ask_client("wait".to_owned()));
+    let mut counter = hub.counter(5, 10).unwrap();
     let mut seen = Vec::new();
-    while let Some(item) = next(&mut counter).await {
+    while let Some(item) = next_item(&mut counter).await {
         seen.push(item.unwrap());
     }
     assert_eq!(seen, vec![0, 1, 2, 3, 4]);
     assert!(!waiting.is_finished());
-    release.notify_one();
-    let answer = tokio::time::timeout(PATIENCE, waiting)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(answer, "answer to wait");
-    let other: String = connection.invoke("AskClient", ("other",)).await.unwrap();
-    assert_eq!(other, "answer to other");
-    connection.stop().await;
+    client.release.notify_one();
+    let answer = within("the waiting AskClient", waiting).await.unwrap();
+    assert_eq!(answer.unwrap(), "rusty answers wait");
+    let other = within("AskClient", hub.ask_client("other".to_owned())).await;
+    assert_eq!(other.unwrap(), "rusty answers other");
+    client.stop().await;
 }
 
 macro_rules! scenarios_over {

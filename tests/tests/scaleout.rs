@@ -19,7 +19,8 @@ use std::time::Duration;
 use hub_runtime::backplane::{RedisBackplane, RedisBackplaneBuilder, RedisBackplaneError};
 use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
-use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_client};
+use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_server};
+use hub_tests::conformance::{self, Callbacks, ConformanceClient as _};
 use hub_tests::{RedisProcess, ServerProcess, interop_dir};
 use tokio::sync::mpsc;
 
@@ -97,26 +98,32 @@ fn official_js_client_across_two_servers_messagepack() {
 // ---------------------------------------------------------------------------
 // Two in-process nodes and our Rust client.
 
-/// What the test hub calls on its clients.
-#[hub_client]
+/// The test hub's methods; it calls back the conformance hub's clients
+/// ([`ConformanceClient`]).
+#[hub_server]
 pub trait Room {
-    /// A message.
-    async fn receive(&self, message: String);
-    /// A client result: the question with `!` appended.
-    async fn question(&self, question: String) -> String;
+    /// The caller's connection id.
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String;
+    /// `Receive(message)` on every member of `group` but the caller.
+    async fn send_to_others_in_group(
+        &self,
+        ctx: &CallContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<(), HubError>;
 }
 
 struct RoomHub;
 
-#[hub(client = Room)]
-impl RoomHub {
-    async fn get_connection_id(&self, ctx: CallContext<Self>) -> String {
+#[hub(client = conformance::ConformanceClient)]
+impl Room for RoomHub {
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String {
         ctx.connection_id().to_string()
     }
 
     async fn send_to_others_in_group(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         group: String,
         message: String,
     ) -> Result<(), HubError> {
@@ -169,39 +176,29 @@ fn fast(redis: &RedisProcess) -> RedisBackplaneBuilder {
         .health_check_interval(Duration::from_millis(200))
 }
 
-struct Answers {
-    received: mpsc::UnboundedSender<String>,
-}
-
-impl Room for Answers {
-    async fn receive(&self, message: String) {
-        let _ = self.received.send(message);
-    }
-
-    async fn question(&self, question: String) -> String {
-        format!("{question}!")
-    }
-}
-
 struct Peer {
     connection: HubConnection,
+    hub: RoomProxy,
     inbox: mpsc::UnboundedReceiver<String>,
     id: String,
 }
 
 impl Peer {
+    /// A connection answering questions as `"peer"`.
     async fn connect(node: &Node, user: Option<&str>) -> Peer {
-        let (received, inbox) = mpsc::unbounded_channel();
+        let (callbacks, inbox, _) = Callbacks::new("peer");
         let token = user.map(|user| format!("user-{user}"));
         let connection = HubConnection::builder(&node.url)
             .access_token(move || token.clone())
-            .with_handlers(Answers { received }.into_handlers())
+            .with_handlers(callbacks.into_handlers())
             .build()
             .unwrap();
         connection.start().await.unwrap();
-        let id = connection.invoke("GetConnectionId", ()).await.unwrap();
+        let hub = connection.hub::<RoomProxy>();
+        let id = hub.get_connection_id().await.unwrap();
         Peer {
             connection,
+            hub,
             inbox,
             id,
         }
@@ -327,7 +324,7 @@ async fn every_target_of_one_node_reaches_the_other() {
         .question("remote".into())
         .await
         .unwrap();
-    assert_eq!(answer, "remote!");
+    assert_eq!(answer, "peer answers remote");
     let error = clients
         .client("nobody")
         .question("?".into())
@@ -376,8 +373,8 @@ async fn others_in_group_reaches_the_group_on_both_nodes_but_the_sender() {
     groups.add(&outsider_b.id, "h").await.unwrap();
 
     sender
-        .connection
-        .invoke::<()>("SendToOthersInGroup", ("g", "to the others in g"))
+        .hub
+        .send_to_others_in_group("g".into(), "to the others in g".into())
         .await
         .unwrap();
     assert_eq!(member_a.next().await, "to the others in g");
@@ -394,8 +391,8 @@ async fn others_in_group_reaches_the_group_on_both_nodes_but_the_sender() {
 
     // The same from node B's side: the sender there is left out too.
     member_b
-        .connection
-        .invoke::<()>("SendToOthersInGroup", ("g", "from b"))
+        .hub
+        .send_to_others_in_group("g".into(), "from b".into())
         .await
         .unwrap();
     assert_eq!(sender.next().await, "from b");
@@ -509,7 +506,7 @@ async fn while_redis_is_away_a_bounded_buffer_is_replayed_and_drops_counted() {
     let error = a.context().groups().add(&b1.id, "x").await.unwrap_err();
     assert_eq!(error.kind(), HubErrorKind::Transport);
     // And a hub without Redis keeps serving its own clients' calls.
-    let id: String = a1.connection.invoke("GetConnectionId", ()).await.unwrap();
+    let id = a1.hub.get_connection_id().await.unwrap();
     assert_eq!(id, a1.id);
 
     redis.restart();

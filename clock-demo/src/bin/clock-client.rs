@@ -1,7 +1,8 @@
 //! The clock console client: the sample's `ClockHubClient`.
 //!
 //! ```text
-//! clock-client [--url URL]      (default http://127.0.0.1:5000/hubs/clock)
+//! clock-client --help
+//! clock-client [--url URL]      (or HUB_URL; default http://127.0.0.1:5000/hubs/clock)
 //! ```
 //!
 //! Implements [`IClock`] and registers it with the connection, asks the
@@ -21,8 +22,6 @@ use hub_runtime::Timestamp;
 use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
 use tokio::sync::broadcast::{self, error::RecvError};
 
-const USAGE: &str = "usage: clock-client [--url URL]   (default http://127.0.0.1:5000/hubs/clock)";
-
 /// How long to wait between two attempts to start the connection.
 const START_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -40,17 +39,20 @@ impl IClock for ClockHubClient {
     }
 }
 
-fn parse_args() -> Result<String, String> {
-    let mut url = "http://127.0.0.1:5000/hubs/clock".to_owned();
-    let mut words = std::env::args().skip(1);
-    while let Some(flag) = words.next() {
-        match flag.as_str() {
-            "--url" => url = words.next().ok_or("--url needs a value")?,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
-    }
-    Ok(url)
+/// The clock client's flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "The clock sample's console client: prints every time the clock hub pushes, reconnecting by itself."
+)]
+struct Args {
+    /// The clock hub's URL.
+    #[arg(
+        long,
+        env = "HUB_URL",
+        default_value = "http://127.0.0.1:5000/hubs/clock"
+    )]
+    url: String,
 }
 
 #[tokio::main]
@@ -62,13 +64,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .init();
-    let url = match parse_args() {
-        Ok(url) => url,
-        Err(message) => {
-            eprintln!("clock-client: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let Args { url } = <Args as clap::Parser>::parse();
     let connection = match HubConnection::builder(url.as_str())
         .with_automatic_reconnect()
         .with_handlers(ClockHubClient.into_handlers())

@@ -2,7 +2,8 @@
 //! the time to every client each second, and the clock page at `/`.
 //!
 //! ```text
-//! clock-server [--bind ADDR] [--metrics]     (default 127.0.0.1:5000)
+//! clock-server --help
+//! clock-server [--bind ADDR] [--metrics]     (or HUB_BIND; default 127.0.0.1:5000)
 //! ```
 //!
 //! `--metrics` serves `GET /metrics` in the Prometheus text format.
@@ -19,26 +20,19 @@ use clock_demo::{ClockHub, app, worker};
 use hub_runtime::server::HubServer;
 use tokio::sync::oneshot;
 
-const USAGE: &str = "usage: clock-server [--bind ADDR] [--metrics]   (default 127.0.0.1:5000)";
-
-fn parse_args() -> Result<(SocketAddr, bool), String> {
-    let mut bind = SocketAddr::from(([127, 0, 0, 1], 5000));
-    let mut metrics = false;
-    let mut words = std::env::args().skip(1);
-    while let Some(flag) = words.next() {
-        match flag.as_str() {
-            "--bind" => {
-                let value = words.next().ok_or("--bind needs a value")?;
-                bind = value
-                    .parse()
-                    .map_err(|e| format!("--bind {value}: {e} (expected HOST:PORT)"))?;
-            }
-            "--metrics" => metrics = true,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
-    }
-    Ok((bind, metrics))
+/// The clock server's flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "The clock sample: a hub at /hubs/clock that a background worker pushes the time through each second, and the clock page at /."
+)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:5000")]
+    bind: SocketAddr,
+    /// Serve `GET /metrics` in the Prometheus text format.
+    #[arg(long)]
+    metrics: bool,
 }
 
 #[tokio::main]
@@ -50,13 +44,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let (bind, metrics) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("clock-server: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let Args { bind, metrics } = <Args as clap::Parser>::parse();
 
     let hub = HubServer::new(ClockHub);
     let listener = match tokio::net::TcpListener::bind(bind).await {
@@ -93,19 +81,24 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    // Not `axum::serve`: hub_runtime's adds a header-read timeout.
+    let served = hub_runtime::server::serve_with_shutdown(
+        listener,
+        app,
+        hub_runtime::server::ServeOptions::default(),
+        async move {
             hub_runtime::shutdown_signal().await;
             tracing::info!("shutting down");
             let _ = stop_worker.send(());
             if let Err(e) = worker.await {
                 tracing::warn!("the worker ended abnormally: {e}");
             }
-            // Upgraded WebSockets are not requests axum waits for: close
-            // them (clients are told they may reconnect).
+            // Upgraded WebSockets are not requests the server waits for:
+            // close them (clients are told they may reconnect).
             shutdown_hub.shutdown().await;
-        })
-        .await;
+        },
+    )
+    .await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

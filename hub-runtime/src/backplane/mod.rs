@@ -38,6 +38,15 @@
 //! ships; any other transport (NATS, a message bus) can implement
 //! [`Backplane`] the same way.
 //!
+//! # Two traits, one direction
+//!
+//! The server holds the backplane ([`Backplane`], implemented here); the
+//! backplane reaches the server only through [`LocalConnections`], a
+//! trait defined here and implemented by the server's connection
+//! registry. This module therefore imports nothing of the server, and a
+//! backplane can be written and tested without it (socketioxide splits
+//! its `CoreAdapter` and `SocketEmitter` the same way).
+//!
 //! [`HubContext`]: crate::HubContext
 
 #[cfg(feature = "redis")]
@@ -52,7 +61,6 @@ use bytes::{Bytes, BytesMut};
 
 use crate::clients::{ConnectionId, Target};
 use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload};
-use crate::server::registry::Registry;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 #[cfg(feature = "redis")]
@@ -192,13 +200,51 @@ impl EncodedMessage {
     }
 }
 
+/// What a [`Backplane`] may do with the connections of its node.
+///
+/// Implemented by the server (its connection registry); a backplane only
+/// sees it behind a [`LocalNode`]. Every method acts on this node's
+/// connections alone and returns at once (or returns a future).
+pub trait LocalConnections: Send + Sync + 'static {
+    /// Queues `message` to this node's recipients of `target`, each in its
+    /// own protocol, without encoding it again. Returns how many
+    /// recipients it was queued to.
+    fn deliver_remote(&self, target: &Target, message: &EncodedMessage) -> usize;
+
+    /// Whether this node holds `connection`.
+    fn holds(&self, connection: &ConnectionId) -> bool;
+
+    /// Invokes a client method on a connection of this node for another
+    /// node (a client result). `invocation` is the Invocation without id,
+    /// encoded in the hub's protocols. `None` when this node does not hold
+    /// the connection.
+    fn invoke_remote(
+        &self,
+        connection: &ConnectionId,
+        invocation: &EncodedMessage,
+    ) -> Option<BoxFuture<'static, Result<Payload, HubError>>>;
+
+    /// Adds a connection of this node to a group for another node. `None`
+    /// when this node does not hold the connection; otherwise the future
+    /// completes once this node receives the group's messages.
+    fn add_local_to_group(
+        &self,
+        connection: &ConnectionId,
+        group: &str,
+    ) -> Option<BoxFuture<'static, ()>>;
+
+    /// Removes a connection of this node from a group for another node.
+    /// Returns whether this node holds the connection.
+    fn remove_local_from_group(&self, connection: &ConnectionId, group: &str) -> bool;
+}
+
 /// The connections of this node, as a [`Backplane`] reaches them.
 ///
 /// Cheap to clone. It does not keep the server alive: once the server is
 /// dropped, every method does nothing.
 #[derive(Clone)]
 pub struct LocalNode {
-    registry: Weak<Registry>,
+    connections: Weak<dyn LocalConnections>,
     hub_name: &'static str,
 }
 
@@ -211,9 +257,12 @@ impl std::fmt::Debug for LocalNode {
 }
 
 impl LocalNode {
-    pub(crate) fn new(registry: &Arc<Registry>, hub_name: &'static str) -> Self {
+    /// The node whose connections are `connections`, serving the hub
+    /// named `hub_name`. Holds `connections` weakly.
+    pub fn new<C: LocalConnections>(connections: &Arc<C>, hub_name: &'static str) -> Self {
+        let connections: Weak<C> = Arc::downgrade(connections);
         LocalNode {
-            registry: Arc::downgrade(registry),
+            connections,
             hub_name,
         }
     }
@@ -228,17 +277,17 @@ impl LocalNode {
     /// own protocol, without encoding it again. Returns how many
     /// recipients it was queued to.
     pub fn deliver(&self, target: &Target, message: &EncodedMessage) -> usize {
-        match self.registry.upgrade() {
-            Some(registry) => registry.deliver_remote(target, message),
+        match self.connections.upgrade() {
+            Some(connections) => connections.deliver_remote(target, message),
             None => 0,
         }
     }
 
     /// Whether this node holds `connection`.
     pub fn holds(&self, connection: &ConnectionId) -> bool {
-        self.registry
+        self.connections
             .upgrade()
-            .is_some_and(|registry| registry.holds(connection))
+            .is_some_and(|connections| connections.holds(connection))
     }
 
     /// Invokes a client method on a connection of this node (a client
@@ -251,8 +300,9 @@ impl LocalNode {
         connection: &ConnectionId,
         invocation: &EncodedMessage,
     ) -> Option<BoxFuture<'static, Result<Payload, HubError>>> {
-        let registry = self.registry.upgrade()?;
-        registry.invoke_remote(connection, invocation)
+        self.connections
+            .upgrade()?
+            .invoke_remote(connection, invocation)
     }
 
     /// Adds a connection of this node to a group, as asked by another
@@ -263,15 +313,16 @@ impl LocalNode {
         connection: &ConnectionId,
         group: &str,
     ) -> Option<BoxFuture<'static, ()>> {
-        let registry = self.registry.upgrade()?;
-        registry.add_local_to_group(connection, group)
+        self.connections
+            .upgrade()?
+            .add_local_to_group(connection, group)
     }
 
     /// Removes a connection of this node from a group. Returns whether this
     /// node holds the connection.
     pub fn remove_from_group(&self, connection: &ConnectionId, group: &str) -> bool {
-        match self.registry.upgrade() {
-            Some(registry) => registry.remove_local_from_group(connection, group),
+        match self.connections.upgrade() {
+            Some(connections) => connections.remove_local_from_group(connection, group),
             None => false,
         }
     }

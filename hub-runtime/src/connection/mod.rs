@@ -33,6 +33,7 @@ use crate::protocol::{
     StreamInvocation,
 };
 use crate::telemetry::hub_metrics::HubMetrics;
+use crate::transport::CloseCode;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 /// The Close error text of the .NET server for any connection that ended
@@ -67,6 +68,9 @@ pub(crate) enum CloseReason {
     TransportError(String),
     /// The client sent something that is not the hub protocol.
     ProtocolError(String),
+    /// The client sent a message larger than the receive limit (a
+    /// protocol error that WebSockets name with their own close code).
+    MessageTooLarge(String),
     /// The client was silent for longer than the client timeout.
     ClientTimeout,
     /// The outbound queue overflowed: the client does not read fast enough.
@@ -93,10 +97,9 @@ impl CloseReason {
             CloseReason::TransportError(error) => {
                 Some(with_error(Some(format!("IOException: {error}")), true))
             }
-            CloseReason::ProtocolError(error) => Some(with_error(
-                Some(format!("InvalidDataException: {error}")),
-                true,
-            )),
+            CloseReason::ProtocolError(error) | CloseReason::MessageTooLarge(error) => Some(
+                with_error(Some(format!("InvalidDataException: {error}")), true),
+            ),
             CloseReason::ClientTimeout => Some(with_error(
                 Some("OperationCanceledException: Client timeout elapsed.".into()),
                 true,
@@ -127,6 +130,17 @@ impl CloseReason {
         }
     }
 
+    /// How the transport is closed for this reason: violations get their
+    /// WebSocket close code, everything else a normal close.
+    pub(crate) fn close_code(&self) -> CloseCode {
+        match self {
+            CloseReason::ProtocolError(_) => CloseCode::ProtocolError,
+            CloseReason::MessageTooLarge(_) => CloseCode::MessageTooBig,
+            CloseReason::SlowConsumer => CloseCode::PolicyViolation,
+            _ => CloseCode::Normal,
+        }
+    }
+
     /// The error `on_disconnected` sees.
     pub(crate) fn disconnect_error(&self) -> Option<HubError> {
         match self {
@@ -137,7 +151,7 @@ impl CloseReason {
             CloseReason::TransportError(error) => {
                 Some(HubError::with_kind(HubErrorKind::Transport, error.clone()))
             }
-            CloseReason::ProtocolError(error) => {
+            CloseReason::ProtocolError(error) | CloseReason::MessageTooLarge(error) => {
                 Some(HubError::with_kind(HubErrorKind::Protocol, error.clone()))
             }
             CloseReason::ClientTimeout => Some(HubError::with_kind(
@@ -183,6 +197,10 @@ pub(crate) struct SessionConfig {
     pub(crate) max_parallel_invocations: usize,
     pub(crate) max_queued_invocations: usize,
     pub(crate) outbound_capacity: usize,
+    /// Queued bytes above which reading pauses (`ApplicationMaxBufferSize`).
+    pub(crate) outbound_pause_bytes: usize,
+    /// Queued bytes beyond which a push closes the connection.
+    pub(crate) outbound_max_bytes: usize,
     pub(crate) send_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) drain_timeout: Duration,
@@ -259,6 +277,22 @@ pub(crate) struct ConnectionHandle {
     /// all connections), and the span must close when the session ends.
     span: Option<tracing::Id>,
     metrics: Arc<HubMetrics>,
+    /// Set by a read loop that paused because the outbound queue is low
+    /// on room; the writer then wakes it through `drained`.
+    read_paused: AtomicBool,
+    drained: tokio::sync::Notify,
+    /// Bytes of records in the outbound queue (taken off by the writer).
+    queued_bytes: AtomicUsize,
+    /// Above this many queued bytes the read loop pauses
+    /// (`application_max_buffer_size`).
+    pause_bytes: usize,
+    /// A push that would queue more than this many bytes closes the
+    /// connection as a slow consumer (`maximum_outbound_buffer_size`).
+    max_bytes: usize,
+    /// Whether replies wait for room ([`ConnectionHandle::send_reply`]).
+    /// Off under stateful reconnect: there the writer may be waiting for
+    /// the client's Ack, which only a read loop that keeps reading sees.
+    replies_wait: bool,
 }
 
 impl std::fmt::Debug for ConnectionHandle {
@@ -292,6 +326,12 @@ impl ConnectionHandle {
             next_invocation_id: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             streams: streams::ConnectionStreams::new(DEFAULT_STREAM_BUFFER_CAPACITY),
+            read_paused: AtomicBool::new(false),
+            drained: tokio::sync::Notify::new(),
+            replies_wait: true,
+            queued_bytes: AtomicUsize::new(0),
+            pause_bytes: usize::MAX,
+            max_bytes: usize::MAX,
         }
     }
 
@@ -299,6 +339,29 @@ impl ConnectionHandle {
     /// directions); before the handle is shared.
     pub(crate) fn with_stream_buffer_capacity(mut self, capacity: usize) -> Self {
         self.streams = streams::ConnectionStreams::new(capacity);
+        self
+    }
+
+    /// Bounds the outbound queue in bytes: reading pauses above `pause`
+    /// queued bytes, a push beyond `max` closes the connection as a slow
+    /// consumer; before the handle is shared.
+    pub(crate) fn with_buffer_limits(mut self, pause: usize, max: usize) -> Self {
+        self.pause_bytes = pause.max(1);
+        self.max_bytes = max.max(1);
+        self
+    }
+
+    /// The writer took `records` off the queue.
+    pub(crate) fn dequeued(&self, item: &Outbound) {
+        if let Outbound::Records(records) = item {
+            self.queued_bytes.fetch_sub(records.len(), Ordering::AcqRel);
+        }
+    }
+
+    /// Keeps the slow-consumer policy for replies too (stateful
+    /// reconnect, see `replies_wait`); before the handle is shared.
+    pub(crate) fn without_reply_backpressure(mut self) -> Self {
+        self.replies_wait = false;
         self
     }
 
@@ -334,20 +397,100 @@ impl ConnectionHandle {
     /// queued.
     pub(crate) fn push(&self, records: Bytes) -> bool {
         let len = records.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        // One record always fits an empty queue, however large.
+        if before > 0 && before.saturating_add(len) > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            if self.abort(CloseReason::SlowConsumer) {
+                self.metrics.slow_consumer_closed();
+                tracing::warn!(parent: self.span.clone(), connection = %self.id, queued_bytes = before,
+                    "outbound buffer full (bytes); closing the slow connection");
+            }
+            return false;
+        }
         match self.outbound.try_send(Outbound::Records(records)) {
             Ok(()) => {
                 self.metrics.sent(self.protocol, len);
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.abort(CloseReason::SlowConsumer) {
-                    self.metrics.slow_consumer_closed();
-                    tracing::warn!(parent: self.span.clone(), connection = %self.id,
-                        "outbound queue full; closing the slow connection");
+            Err(error) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                if let mpsc::error::TrySendError::Full(_) = error {
+                    if self.abort(CloseReason::SlowConsumer) {
+                        self.metrics.slow_consumer_closed();
+                        tracing::warn!(parent: self.span.clone(), connection = %self.id,
+                            "outbound queue full; closing the slow connection");
+                    }
                 }
                 false
             }
+        }
+    }
+
+    /// Queues the answer to one of this connection's own invocations (a
+    /// Completion), waiting for room in the outbound queue instead of
+    /// closing the connection: a client that sends faster than it reads
+    /// its answers is slowed down (its invocation slot stays taken, so its
+    /// read loop stops reading), never closed while it reads. A client that
+    /// does not read at all is closed by the transport send timeout, which
+    /// ends the wait. Returns whether the answer was queued.
+    pub(crate) async fn send_reply(&self, message: &HubMessage) -> Result<bool, EncodeError> {
+        if !self.replies_wait {
+            return self.send_message(message);
+        }
+        let mut buffer = BytesMut::with_capacity(SEND_BUFFER_CAPACITY);
+        self.protocol.encode(message, &mut buffer)?;
+        // Counted, not capped: the read pause bounds what replies queue.
+        let len = buffer.len();
+        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        let queued = match self.outbound.try_send(Outbound::Records(buffer.freeze())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => self.outbound.send(item).await.is_ok(),
             Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if queued {
+            self.metrics.sent(self.protocol, len);
+        } else {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        }
+        Ok(queued)
+    }
+
+    /// How much room the read loop keeps in the outbound queue for what its
+    /// reads produce (answers to invocations refused at once, pushes to the
+    /// caller) and for broadcasts: a quarter of the queue.
+    fn read_reserve(&self) -> usize {
+        (self.outbound.max_capacity() / 4).max(1)
+    }
+
+    /// Whether the read loop should stop reading until the writer drains
+    /// the outbound queue (see [`ConnectionHandle::outbound_drained`]).
+    pub(crate) fn outbound_low(&self) -> bool {
+        self.replies_wait
+            && (self.outbound.capacity() < self.read_reserve()
+                || self.queued_bytes.load(Ordering::Acquire) > self.pause_bytes)
+    }
+
+    /// Completes once the outbound queue has its read reserve free again
+    /// (or at once if it has). The writer wakes it after every batch.
+    pub(crate) async fn outbound_drained(&self) {
+        loop {
+            let drained = self.drained.notified();
+            self.read_paused.store(true, Ordering::SeqCst);
+            if !self.outbound_low() || self.outbound.is_closed() {
+                self.read_paused.store(false, Ordering::SeqCst);
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Called by the writer after it took records from the queue: wakes a
+    /// paused read loop (an atomic load when none waits).
+    pub(crate) fn notify_drained(&self) {
+        if self.read_paused.load(Ordering::SeqCst) && self.read_paused.swap(false, Ordering::SeqCst)
+        {
+            self.drained.notify_waiters();
         }
     }
 
@@ -418,7 +561,9 @@ impl ConnectionHandle {
 
         let queued = self
             .send_message(&HubMessage::Invocation(invocation))
-            .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))?;
+            .map_err(|e| {
+                HubError::with_kind(HubErrorKind::Serialization, e.to_string()).with_source(e)
+            })?;
         if !queued {
             return Err(closed());
         }

@@ -18,10 +18,10 @@ use super::{
 };
 use crate::BoxFuture;
 use crate::clients::ConnectionId;
-use crate::telemetry::hub_metrics::HubMetrics;
 use crate::protocol::handshake::{HandshakeRejection, HandshakeRequest, HandshakeResponse};
-use crate::protocol::{HubMessage, HubProtocol, TransferFormat};
-use crate::transport::{FrameSink, FrameSource};
+use crate::protocol::{HubMessage, HubProtocol, ProtocolError, TransferFormat};
+use crate::telemetry::hub_metrics::HubMetrics;
+use crate::transport::{CloseCode, FrameSink, FrameSource};
 
 /// Read buffers that grew beyond this are replaced once empty, so one large
 /// message does not pin memory for the rest of the connection.
@@ -76,7 +76,14 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     let (protocol, version) = match handshaken {
         Some(outcome) => outcome,
         None => {
-            let _ = Box::pin(timeout(config.close_timeout, sink.close())).await;
+            // A refused handshake is a protocol error (1002); the error
+            // response was written first.
+            let _ = Box::pin(timeout(
+                config.close_timeout,
+                sink.close(CloseCode::ProtocolError),
+            ))
+            .await;
+            linger_detached(source, config.close_timeout);
             return None;
         }
     };
@@ -112,10 +119,13 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let handle = Arc::new(
-        ConnectionHandle::new(id, user, protocol, outbound.clone(), metrics)
-            .with_stream_buffer_capacity(config.stream_buffer_capacity),
-    );
+    let mut handle = ConnectionHandle::new(id, user, protocol, outbound.clone(), metrics)
+        .with_stream_buffer_capacity(config.stream_buffer_capacity)
+        .with_buffer_limits(config.outbound_pause_bytes, config.outbound_max_bytes);
+    if writer_stateful.is_some() {
+        handle = handle.without_reply_backpressure();
+    }
+    let handle = Arc::new(handle);
     let writer = tokio::spawn(tracing::Instrument::in_current_span(writer::run(
         sink,
         queue,
@@ -194,10 +204,21 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             .await;
         let writer_budget = config.close_timeout + config.send_timeout;
         let _ = timeout(writer_budget, writer).await;
-        drop(source);
+        linger_detached(source, config.close_timeout);
     })
     .await;
     Some(ended)
+}
+
+/// Reads what the client still sends until it closes too (at most
+/// `limit`), so that the socket is not dropped with unread bytes: the TCP
+/// reset that would cause can destroy the Close message and close frame
+/// before the client reads them. Detached: the session (and a server
+/// shutdown waiting for it) is over; only the socket lives on that long.
+fn linger_detached<Src: FrameSource>(mut source: Src, limit: std::time::Duration) {
+    tokio::spawn(async move {
+        let _ = timeout(limit, source.linger()).await;
+    });
 }
 
 /// Reads the handshake request and answers it. Returns the protocol and
@@ -353,8 +374,13 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
             // Likewise while upload streams hold all the items they may
             // (see `super::streams`), until a hub method takes some.
             let uploads_blocked = self.handle.uploads_blocked();
-            let can_read =
-                self.queue.len() < self.config.max_queued_invocations.max(1) && !uploads_blocked;
+            // And while the outbound queue is low on room, until the writer
+            // drains it: a client that sends faster than it reads is slowed
+            // down, not closed as a slow consumer.
+            let outbound_low = self.handle.outbound_low();
+            let can_read = self.queue.len() < self.config.max_queued_invocations.max(1)
+                && !uploads_blocked
+                && !outbound_low;
             let lost_deadline = self.resume.as_ref().and_then(|r| r.lost_deadline);
             let connected = lost_deadline.is_none();
             let deadline = self.client_deadline.filter(|_| connected);
@@ -382,6 +408,7 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 }
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
                 () = async { handle.upload_room().wait().await }, if uploads_blocked => {}
+                () = handle.outbound_drained(), if outbound_low => {}
                 permit = async { semaphore.clone().acquire_owned().await }, if !self.queue.is_empty() => {
                     if let Ok(permit) = permit {
                         self.start_invocations(permit);
@@ -502,6 +529,7 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     fn decode_buffered(&mut self, decoded: &mut bool) {
         while self.queue.len() < self.config.max_queued_invocations.max(1)
             && !self.handle.uploads_blocked()
+            && !self.handle.outbound_low()
         {
             if self.handle.is_closing() {
                 return;
@@ -527,8 +555,13 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 Ok(None) => return,
                 Err(error) => {
                     tracing::debug!(connection = %self.handle.id(), %error, "protocol error");
-                    self.handle
-                        .abort(CloseReason::ProtocolError(error.to_string()));
+                    let reason = match error {
+                        ProtocolError::MessageTooLarge { .. } => {
+                            CloseReason::MessageTooLarge(error.to_string())
+                        }
+                        _ => CloseReason::ProtocolError(error.to_string()),
+                    };
+                    self.handle.abort(reason);
                     return;
                 }
             }

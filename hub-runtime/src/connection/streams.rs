@@ -283,6 +283,7 @@ impl ItemSink for StreamSender {
                 .encode(&message, &mut buffer)
                 .map_err(|error| {
                     HubError::with_kind(HubErrorKind::Serialization, error.to_string())
+                        .with_source(error)
                 })?;
             let record = Bytes::from_owner(WindowedRecord {
                 bytes: buffer.freeze(),

@@ -26,7 +26,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::stateful::{ReplayBuffer, Sequencing};
 use super::{CloseReason, ConnectionHandle, Outbound, poll_rare_signal};
 use crate::protocol::{Ack, HubMessage, HubProtocol, Sequence, TransferFormat};
-use crate::transport::{FrameSink, TransportError};
+use crate::transport::{CloseCode, FrameSink, TransportError};
 
 /// Coalescing stops adding records to a frame once it is this large.
 pub(crate) const MAX_FRAME: usize = 64 * 1024;
@@ -132,7 +132,7 @@ async fn drive<S: FrameSink>(
                         if handle.protocol().encode(&HubMessage::Close(close), &mut record).is_ok() {
                             let _ = Box::pin(timeout(config.close_timeout, async {
                                 sink.feed(record.freeze(), format).await?;
-                                sink.close().await
+                                sink.close(CloseCode::PolicyViolation).await
                             })).await;
                         }
                     }
@@ -186,11 +186,12 @@ async fn drive<S: FrameSink>(
             }
             item = queue.recv(), if has_room => {
                 let Some(item) = item else {
-                    let _ = timeout(config.close_timeout, sink.close()).await;
+                    let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
                     return;
                 };
                 // What waited behind this item: one atomic load per batch.
                 *high_water = (*high_water).max(queue.len() + 1);
+                handle.dequeued(&item);
                 if let Some(state) = &mut stateful {
                     if !connected {
                         // Keep it for the replay; the reader ends the
@@ -199,14 +200,19 @@ async fn drive<S: FrameSink>(
                             Outbound::Records(records) => state.buffer.push(records),
                             Outbound::Close(_) => return,
                         }
+                        handle.notify_drained();
                         continue;
                     }
                 }
                 let buffer = stateful.as_mut().map(|s| &mut s.buffer);
-                match write_batch(&mut sink, &mut queue, item, format, &config, buffer).await {
+                let written = write_batch(&mut sink, &mut queue, handle, item, format, &config, buffer).await;
+                // The batch emptied the queue: a read loop paused for room
+                // may go on.
+                handle.notify_drained();
+                match written {
                     Ok(false) => last_write = Instant::now(),
                     Ok(true) => {
-                        let _ = timeout(config.close_timeout, sink.close()).await;
+                        let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
                         return;
                     }
                     Err(error) if stateful.is_some() => {
@@ -249,6 +255,13 @@ async fn drive<S: FrameSink>(
             }
         }
     }
+}
+
+/// The close code for the connection's close reason.
+fn close_code(handle: &ConnectionHandle) -> CloseCode {
+    handle
+        .close_reason()
+        .map_or(CloseCode::Normal, |reason| reason.close_code())
 }
 
 /// The next acknowledgement tick, if the connection is stateful.
@@ -335,6 +348,7 @@ async fn replay<S: FrameSink>(
 async fn write_batch<S: FrameSink>(
     sink: &mut S,
     queue: &mut mpsc::Receiver<Outbound>,
+    handle: &ConnectionHandle,
     first: Outbound,
     format: TransferFormat,
     config: &WriterConfig,
@@ -355,7 +369,11 @@ async fn write_batch<S: FrameSink>(
     };
     let mut batch: Option<BytesMut> = None;
     while !closing && replay.as_ref().is_none_or(|r| r.has_room(true)) {
-        let next = match queue.try_recv() {
+        let taken = queue.try_recv();
+        if let Ok(item) = &taken {
+            handle.dequeued(item);
+        }
+        let next = match taken {
             Ok(Outbound::Records(records)) => {
                 if let Some(replay) = replay.as_deref_mut() {
                     replay.push(records.clone());

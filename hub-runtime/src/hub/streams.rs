@@ -337,8 +337,19 @@ impl UploadChannel {
 /// the client. When the hub method returns, its upload streams are closed:
 /// later items from the client are ignored.
 ///
-/// ```ignore
-/// #[hub(client = Client)]
+/// ```
+/// use futures_util::StreamExt as _;
+/// use hub_runtime::hub::UploadStream;
+/// use hub_runtime::{HubError, hub, hub_client};
+///
+/// #[hub_client]
+/// pub trait ICalculatorClient {
+///     async fn show(&self, total: i64);
+/// }
+///
+/// pub struct Calculator;
+///
+/// #[hub(client = ICalculatorClient)]
 /// impl Calculator {
 ///     async fn sum(&self, mut numbers: UploadStream<i64>) -> Result<i64, HubError> {
 ///         let mut total = 0;
@@ -408,7 +419,8 @@ impl<T: DeserializeOwned> Stream for UploadStream<T> {
                     Err(HubError::with_kind(
                         HubErrorKind::Serialization,
                         format!("Failed to bind Stream message. {error}"),
-                    ))
+                    )
+                    .with_source(error))
                 }
             }));
         }

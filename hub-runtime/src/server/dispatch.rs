@@ -432,15 +432,18 @@ impl<H: Hub> Dispatcher for Shared<H> {
                             CompletionResult::Error(error_text(&target, &error, detailed))
                         }
                     };
-                    if let Err(error) = connection.send_message(&completion(id.clone(), result)) {
+                    // An answer to the connection's own invocation waits for room
+                    // (backpressure on the caller), see `send_reply`.
+                    if let Err(error) = connection.send_reply(&completion(id.clone(), result)).await {
                         // The result did not serialize: answer with an error.
                         tracing::debug!(connection = %connection.id(), target, %error,
                             "result not serializable");
                         kind = Outcome::Error;
                         let error = InvocationError::Result(error.to_string());
                         let text = error_text(&target, &error, detailed);
-                        let _ =
-                            connection.send_message(&completion(id, CompletionResult::Error(text)));
+                        let _ = connection
+                            .send_reply(&completion(id, CompletionResult::Error(text)))
+                            .await;
                     }
                 }
                 finish_invocation(&connection, &job_span, Some(index), kind, Some(elapsed));
@@ -578,7 +581,9 @@ impl<H: Hub> Dispatcher for Shared<H> {
                     CompletionResult::Error(error_text(&target, &error, detailed))
                 }
             };
-            let _ = connection.send_message(&completion(invocation_id, result));
+            let _ = connection
+                .send_reply(&completion(invocation_id, result))
+                .await;
         }.instrument(span)))
     }
 

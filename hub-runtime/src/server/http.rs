@@ -97,8 +97,21 @@ pub(super) fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
+/// The answer to a request from a browser origin not in
+/// [`super::HubOptions::allowed_origins`].
+fn origin_refused<H: Hub>(shared: &Shared<H>, parts: &Parts) -> Option<Response> {
+    if super::origins::allowed(shared.options.allowed_origins.as_deref(), parts) {
+        return None;
+    }
+    tracing::debug!(origin = ?parts.headers.get(header::ORIGIN), "request from an origin not allowed; refused");
+    Some(text(StatusCode::FORBIDDEN, "Origin not allowed"))
+}
+
 async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
+    if let Some(refused) = origin_refused(&shared, &parts) {
+        return refused;
+    }
     if parts.method != Method::POST {
         return method_not_allowed("POST");
     }
@@ -108,8 +121,11 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             "The server is shutting down.",
         );
     }
-    if user_of(&shared, &parts).is_err() {
+    let Ok(user) = user_of(&shared, &parts) else {
         return unauthorized();
+    };
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
     }
     let body = match NegotiateRequest::from_query(parts.uri.query().unwrap_or_default()) {
         Err(error) => error.response(),
@@ -126,7 +142,19 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             };
             let stateful =
                 shared.options.allow_stateful_reconnects && request.use_stateful_reconnect;
-            remember(&shared, token.clone(), connection_id.clone(), stateful);
+            if let Err(refused) = remember(
+                &shared,
+                token.clone(),
+                Negotiated {
+                    connection_id: connection_id.clone(),
+                    created: Instant::now(),
+                    stateful,
+                    user,
+                    early_input: None,
+                },
+            ) {
+                return refused;
+            }
             NegotiateResponse::Connection(NegotiateConnection {
                 negotiate_version: version,
                 connection_id,
@@ -148,8 +176,10 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
 }
 
 /// Stores a negotiated connection, forgetting those older than the
-/// disconnect timeout.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String, stateful: bool) {
+/// disconnect timeout; refused when too many wait already.
+// The refusal is the rare path and is answered at once: not boxed.
+#[allow(clippy::result_large_err)]
+fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Result<(), Response> {
     let now = Instant::now();
     let limit = shared.options.disconnect_timeout;
     let mut negotiated = shared
@@ -157,30 +187,46 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, connection_id: String, st
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
-    negotiated.insert(
-        token,
-        Negotiated {
-            connection_id,
-            created: now,
-            stateful,
-            early_input: None,
-        },
-    );
+    if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
+        return Err(refused);
+    }
+    negotiated.insert(token, entry);
+    Ok(())
 }
 
-/// Takes the negotiated connection of `token`, if it exists and is fresh.
-pub(super) fn take_negotiated<H: Hub>(shared: &Shared<H>, token: &str) -> Option<Negotiated> {
-    let entry = shared
+/// Takes the negotiated connection of `token` for a transport request of
+/// `user`: 404 when it does not exist or is stale, 403 (and the token
+/// stays negotiated for its owner) when `user` is not the user who
+/// negotiated it — a token seen by someone else does not let them in.
+#[allow(clippy::result_large_err)]
+pub(super) fn take_negotiated<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    user: &Option<Arc<str>>,
+) -> Result<Negotiated, Response> {
+    let mut negotiated = shared
         .negotiated
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(token)?;
-    (entry.created.elapsed() < shared.options.disconnect_timeout).then_some(entry)
+        .unwrap_or_else(PoisonError::into_inner);
+    let Some(entry) = negotiated.get(token) else {
+        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+    };
+    if entry.created.elapsed() >= shared.options.disconnect_timeout {
+        negotiated.remove(token);
+        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+    }
+    if entry.user != *user {
+        return Err(text(StatusCode::FORBIDDEN, "Forbidden"));
+    }
+    negotiated
+        .remove(token)
+        .ok_or_else(|| text(StatusCode::NOT_FOUND, "No Connection with that ID"))
 }
 
 /// Queues a POST body for a negotiated connection whose transport request
 /// has not come yet. Returns `None` when `token` is not negotiated, and
-/// `Some(false)` when too many bodies wait already.
+/// `Some(false)` when too many bodies wait already. The caller has checked
+/// the user with [`negotiated_user_matches`].
 pub(super) fn queue_early_post<H: Hub>(
     shared: &Shared<H>,
     token: &str,
@@ -197,6 +243,22 @@ pub(super) fn queue_early_post<H: Hub>(
         .early_input
         .get_or_insert_with(crate::transport::post_channel);
     Some(sender.try_send(body).is_ok())
+}
+
+/// Whether a request of `user` may use the negotiated (not yet live)
+/// token `token`: `true` when the token is not negotiated (the caller then
+/// answers 404) or was negotiated by `user`.
+pub(super) fn negotiated_user_matches<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    user: &Option<Arc<str>>,
+) -> bool {
+    shared
+        .negotiated
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(token)
+        .is_none_or(|entry| entry.user == *user)
 }
 
 fn is_websocket_upgrade(parts: &Parts) -> bool {
@@ -218,6 +280,9 @@ fn accepts_event_stream(parts: &Parts) -> bool {
 
 async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request) -> Response {
     let (mut parts, body): (Parts, Body) = request.into_parts();
+    if let Some(refused) = origin_refused(&shared, &parts) {
+        return refused;
+    }
     let id = parts
         .uri
         .query()
@@ -289,14 +354,17 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             "The server is shutting down.",
         );
     }
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
     let (connection_id, stateful) = match &id {
-        Some(token) => match take_negotiated(&shared, token) {
-            Some(negotiated) => (negotiated.connection_id, negotiated.stateful),
-            None => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        Some(token) => match take_negotiated(&shared, token, &user) {
+            Ok(negotiated) => (negotiated.connection_id, negotiated.stateful),
+            Err(refused) => return refused,
         },
         None => match transports::fresh_id() {
             Some(id) => (id, false),

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use axum::Router;
-//! use hub_runtime::server::{HubOptions, HubServer};
+//! use hub_runtime::server::{HubOptions, HubServer, ServeOptions};
 //! # use hub_runtime::{Hub, clients::{BroadcastTarget, ClientContract, SingleTarget}};
 //! # use hub_runtime::hub::{HubCall, InvocationError, MethodDescriptor, MethodOutput};
 //! # struct Clock;
@@ -32,14 +32,14 @@
 //! let app = Router::new().nest("/hubs/clock", hub.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
 //! let shutdown = hub.clone();
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         // Close every hub connection (Close with allowReconnect: true)
-//!         // before axum stops accepting and drains its HTTP connections.
-//!         shutdown.shutdown().await;
-//!     })
-//!     .await
+//! // Not `axum::serve`: it has no header-read timeout (see [`serve`]).
+//! hub_runtime::server::serve_with_shutdown(listener, app, ServeOptions::default(), async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     // Close every hub connection (Close with allowReconnect: true)
+//!     // before the server stops accepting and drains its HTTP connections.
+//!     shutdown.shutdown().await;
+//! })
+//! .await
 //! # }
 //! ```
 //!
@@ -60,8 +60,15 @@
 //!
 //! A transport that [`HubOptions::transports`] turns off answers 404
 //! `… transport not supported by this end point type`, and negotiate does
-//! not offer it. A token belongs to the transport and the user that first
-//! used it; any other request with it is refused.
+//! not offer it. A token belongs to the user who negotiated it (a
+//! transport request or POST from anyone else gets 403) and to the
+//! transport that first used it; any other request with it is refused.
+//! With [`HubOptions::allowed_origins`], a request from a browser origin
+//! not in the list gets 403 on every endpoint; beyond
+//! [`HubOptions::maximum_connections`] new connections get 503.
+//!
+//! Serve the router with [`serve`] or [`serve_with_shutdown`] (a
+//! header-read timeout, which `axum::serve` lacks).
 //!
 //! The router composes with the application's tower layers (CORS,
 //! tracing, authentication) like any other axum router.
@@ -105,9 +112,12 @@
 
 mod dispatch;
 mod http;
+mod limits;
 pub mod metrics;
 mod options;
+mod origins;
 pub(crate) mod registry;
+mod serve;
 mod transports;
 mod users;
 
@@ -122,6 +132,7 @@ use crate::connection::SessionConfig;
 use crate::{Hub, HubContext};
 
 pub use options::{HttpTransports, HubOptions};
+pub use serve::{ServeOptions, serve, serve_with_shutdown};
 pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
 
 use dispatch::MethodTable;
@@ -151,6 +162,9 @@ struct Negotiated {
     created: Instant,
     /// Negotiate turned stateful reconnect on.
     stateful: bool,
+    /// The user who negotiated: the token is bound to them, and a
+    /// transport request (or POST) from anyone else is refused with 403.
+    user: Option<Arc<str>>,
     /// POST bodies that came before the transport request (some clients
     /// send the handshake before their first poll).
     early_input: Option<(crate::transport::PostSender, crate::transport::PostInput)>,
@@ -201,10 +215,24 @@ impl<H: Hub> HubServerBuilder<H> {
     /// nodes' connections must receive (see [`crate::backplane`]). Without
     /// it (the default) the hub delivers in-process only.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # use hub_runtime::{hub, hub_client};
+    /// # #[hub_client]
+    /// # pub trait IChat { async fn receive(&self, message: String); }
+    /// # pub struct MyHub;
+    /// # #[hub(client = IChat)]
+    /// # impl MyHub { async fn ping(&self) {} }
+    /// # #[cfg(feature = "redis")]
+    /// # async fn run() -> Result<(), hub_runtime::backplane::RedisBackplaneError> {
+    /// use hub_runtime::backplane::RedisBackplane;
+    /// use hub_runtime::server::HubServer;
+    ///
     /// let hub = HubServer::builder(MyHub)
     ///     .backplane(RedisBackplane::connect("redis://127.0.0.1:6379").await?)
     ///     .build();
+    /// # let _ = hub;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn backplane(mut self, backplane: impl crate::backplane::Backplane) -> Self {
         self.backplane = Some(Arc::new(backplane));
@@ -222,6 +250,8 @@ impl<H: Hub> HubServerBuilder<H> {
             max_parallel_invocations: options.maximum_parallel_invocations_per_client.max(1),
             max_queued_invocations: options.maximum_queued_invocations_per_client.max(1),
             outbound_capacity: options.outbound_queue_capacity.max(1),
+            outbound_pause_bytes: options.application_max_buffer_size.max(1),
+            outbound_max_bytes: options.maximum_outbound_buffer_size.max(1),
             send_timeout: options.transport_send_timeout,
             close_timeout: options
                 .transport_send_timeout
@@ -265,11 +295,21 @@ impl<H: Hub> HubServerBuilder<H> {
 impl<H: Hub> HubServer<H> {
     /// Starts configuring a server for `hub`.
     ///
-    /// ```ignore
-    /// let hub = HubServer::builder(MyHub::new())
+    /// ```
+    /// # use hub_runtime::{hub, hub_client};
+    /// # #[hub_client]
+    /// # pub trait IChat { async fn receive(&self, message: String); }
+    /// # pub struct MyHub;
+    /// # #[hub(client = IChat)]
+    /// # impl MyHub { async fn ping(&self) {} }
+    /// use hub_runtime::server::{HubOptions, HubServer, bearer_token};
+    ///
+    /// let hub = HubServer::builder(MyHub)
     ///     .options(HubOptions::default())
+    ///     // The bearer token is the user's id (a real server checks it).
     ///     .user_id_provider(|request: &http::request::Parts| Ok(bearer_token(request)))
     ///     .build();
+    /// # let _ = hub;
     /// ```
     pub fn builder(hub: H) -> HubServerBuilder<H> {
         HubServerBuilder {
@@ -288,10 +328,22 @@ impl<H: Hub> HubServer<H> {
     /// The axum router serving this hub: `/negotiate` and the transport
     /// endpoint at its root. Mount it under any path:
     ///
-    /// ```ignore
-    /// let app = axum::Router::new()
-    ///     .nest("/hubs/clock", hub.router())
-    ///     .layer(cors);
+    /// ```
+    /// # use hub_runtime::{hub, hub_client};
+    /// # #[hub_client]
+    /// # pub trait IChat { async fn receive(&self, message: String); }
+    /// # pub struct MyHub;
+    /// # #[hub(client = IChat)]
+    /// # impl MyHub { async fn ping(&self) {} }
+    /// use hub_runtime::server::HubServer;
+    ///
+    /// let hub = HubServer::new(MyHub);
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest("/hubs/chat", hub.router())
+    ///     // Layers (CORS, authentication, extensions) wrap the hub's
+    ///     // endpoints too.
+    ///     .layer(axum::Extension("shared state"));
+    /// # let _ = app;
     /// ```
     ///
     /// Under `nest`, axum routes `{base}` and `{base}/negotiate` but not
@@ -330,9 +382,9 @@ impl<H: Hub> HubServer<H> {
     /// `allowReconnect: true` — clients with automatic reconnect come back
     /// to the next server — and its socket is closed.
     ///
-    /// With `axum::serve`, call it from the graceful-shutdown future (see
-    /// the [module docs](self)): upgraded WebSockets are not HTTP requests
-    /// that axum waits for.
+    /// With [`serve_with_shutdown`] (or `axum::serve`), call it from the
+    /// shutdown future (see the [module docs](self)): upgraded WebSockets
+    /// are not HTTP requests that the server waits for.
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
         let budget = self.shared.options.shutdown_timeout

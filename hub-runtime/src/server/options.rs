@@ -79,6 +79,24 @@ pub struct HubOptions {
     /// bound is only reached by a client that is really behind.
     pub outbound_queue_capacity: usize,
 
+    /// The bytes queued for one connection above which the server applies
+    /// backpressure to that connection (default 65 536, ASP.NET Core's
+    /// `ApplicationMaxBufferSize` of 65 KB): its read loop stops reading —
+    /// and answers to its own invocations wait — until the writer has
+    /// drained the queue. A client that sends faster than it reads is slowed
+    /// down, never closed for it.
+    pub application_max_buffer_size: usize,
+
+    /// The most bytes queued for one connection (default 1 MiB; ASP.NET
+    /// Core has no such bound: there a slow client slows its senders down).
+    /// A broadcast, group or single-client message that would queue more
+    /// closes the connection as a slow consumer (see
+    /// [`outbound_queue_capacity`](Self::outbound_queue_capacity)); a single
+    /// message always fits an empty queue, whatever its size. With the
+    /// message count bound, a slow consumer of 1 MiB messages pins about
+    /// 2 MiB, not a gigabyte.
+    pub maximum_outbound_buffer_size: usize,
+
     /// How long a client result (`invoke` on a single client) waits for
     /// the client's answer before failing with
     /// [`HubErrorKind::Timeout`](crate::HubErrorKind::Timeout) (default
@@ -142,6 +160,29 @@ pub struct HubOptions {
     /// `StatefulReconnectBufferSize`). Beyond it, writes to that connection
     /// wait for the client's Ack.
     pub stateful_reconnect_buffer_size: usize,
+
+    /// The browser origins (`https://app.example.com`) whose pages may use
+    /// the hub; `None` (the default) allows every origin. A request whose
+    /// `Origin` header is not in the list — negotiate, the WebSocket
+    /// upgrade, Server-Sent Events, Long Polling, their POSTs and DELETEs —
+    /// is refused with 403 before anything else happens; requests without
+    /// `Origin` (non-browser clients) are served. ASP.NET Core leaves this
+    /// to its CORS policy and `WebSocketOptions.AllowedOrigins`; CORS does
+    /// not protect WebSockets, which is why the hub checks the upgrade
+    /// itself (cross-site WebSocket hijacking of cookie-authenticated hubs).
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// The most connections the hub runs at once; `None` (the default, as
+    /// Kestrel's `MaxConcurrentConnections`) for no limit. Beyond it,
+    /// negotiate and transport requests that would start a connection get
+    /// 503 and the server logs a warning (at most once a second).
+    pub maximum_connections: Option<usize>,
+
+    /// The most negotiated connections waiting for their transport request
+    /// (each for at most [`disconnect_timeout`](Self::disconnect_timeout));
+    /// beyond it negotiate answers 503 and the server logs a warning
+    /// (default `Some(10_000)`; ASP.NET Core has no such bound).
+    pub maximum_pending_negotiations: Option<usize>,
 }
 
 /// Which transports a hub serves.
@@ -192,6 +233,8 @@ impl Default for HubOptions {
             maximum_parallel_invocations_per_client: 1,
             maximum_queued_invocations_per_client: 32,
             outbound_queue_capacity: 1024,
+            application_max_buffer_size: 65_536,
+            maximum_outbound_buffer_size: 1024 * 1024,
             client_result_timeout: Some(Duration::from_secs(30)),
             stream_buffer_capacity: 10,
             supported_protocols: HubProtocol::ALL.to_vec(),
@@ -202,6 +245,9 @@ impl Default for HubOptions {
             long_polling_poll_timeout: Duration::from_secs(90),
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
+            allowed_origins: None,
+            maximum_connections: None,
+            maximum_pending_negotiations: Some(10_000),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::backplane::{self, Backplane, EncodedMessage, Subscription};
+use crate::backplane::{self, Backplane, EncodedMessage, LocalConnections, Subscription};
 use crate::clients::{ConnectionId, HubLifetimeManager, Target};
 use crate::connection::ConnectionHandle;
 use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload};
@@ -422,6 +422,7 @@ impl Registry {
                     let mut buffer = BytesMut::new();
                     protocol.encode(message, &mut buffer).map_err(|error| {
                         HubError::with_kind(HubErrorKind::Serialization, error.to_string())
+                            .with_source(error)
                     })?;
                     slot.insert(buffer.freeze()).clone()
                 }
@@ -436,6 +437,39 @@ fn protocol_index(protocol: HubProtocol) -> usize {
     match protocol {
         HubProtocol::Json => 0,
         HubProtocol::MessagePack => 1,
+    }
+}
+
+/// How the backplane reaches this node's connections: the backplane
+/// defines the trait and the registry serves it, so that the backplane
+/// imports nothing of the server.
+impl LocalConnections for Registry {
+    fn deliver_remote(&self, target: &Target, message: &EncodedMessage) -> usize {
+        Registry::deliver_remote(self, target, message)
+    }
+
+    fn holds(&self, connection: &ConnectionId) -> bool {
+        Registry::holds(self, connection)
+    }
+
+    fn invoke_remote(
+        &self,
+        connection: &ConnectionId,
+        invocation: &EncodedMessage,
+    ) -> Option<BoxFuture<'static, Result<Payload, HubError>>> {
+        Registry::invoke_remote(self, connection, invocation)
+    }
+
+    fn add_local_to_group(
+        &self,
+        connection: &ConnectionId,
+        group: &str,
+    ) -> Option<BoxFuture<'static, ()>> {
+        Registry::add_local_to_group(self, connection, group)
+    }
+
+    fn remove_local_from_group(&self, connection: &ConnectionId, group: &str) -> bool {
+        Registry::remove_local_from_group(self, connection, group)
     }
 }
 

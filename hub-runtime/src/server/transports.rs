@@ -138,9 +138,9 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     hub_path: String,
 ) {
     let _session = SessionGuard::new(&shared.sessions);
-    let metrics = shared
-        .metrics
-        .get(&hub_path, || H::METHODS.iter().map(|method| method.name).collect());
+    let metrics = shared.metrics.get(&hub_path, || {
+        H::METHODS.iter().map(|method| method.name).collect()
+    });
     let mut connection_metrics = metrics.connection_started(kind.label());
     let span = tracing::info_span!(
         "signalr.connection",
@@ -311,8 +311,12 @@ pub(super) async fn server_sent_events<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
-    let Some(mut negotiated) = super::http::take_negotiated(&shared, &token) else {
-        return no_connection();
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
+    }
+    let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
+        Ok(negotiated) => negotiated,
+        Err(refused) => return refused,
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink, response) = sse::open(input);
@@ -357,8 +361,12 @@ pub(super) async fn long_poll<H: Hub>(
     if *shared.shutdown.borrow() {
         return shutting_down();
     }
-    let Some(mut negotiated) = super::http::take_negotiated(&shared, &token) else {
-        return no_connection();
+    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
+        return refused;
+    }
+    let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
+        Ok(negotiated) => negotiated,
+        Err(refused) => return refused,
     };
     let polls = Polls::new(
         shared.options.long_polling_poll_timeout,
@@ -397,6 +405,9 @@ pub(super) async fn post<H: Hub>(
         Err(response) => return *response,
     };
     let live = shared.live.get(&token);
+    if live.is_none() && !super::http::negotiated_user_matches(&shared, &token, &user) {
+        return text(StatusCode::FORBIDDEN, "Forbidden");
+    }
     if let Some(live) = &live {
         if live.user != user {
             return text(StatusCode::FORBIDDEN, "Forbidden");

@@ -119,10 +119,7 @@ pub fn describe_metrics() {
         SLOW_CONSUMER_CLOSES,
         "Connections closed because they did not read fast enough."
     );
-    describe_counter!(
-        STATEFUL_RESUMES,
-        "Stateful-reconnect connections resumed."
-    );
+    describe_counter!(STATEFUL_RESUMES, "Stateful-reconnect connections resumed.");
     describe_counter!(
         STATEFUL_REPLAYED,
         "Messages replayed to resumed connections."
@@ -297,11 +294,14 @@ impl HubMetrics {
         let mut invocation_duration = Vec::with_capacity(methods.len() + 1);
         for method in methods.iter().copied().chain([UNKNOWN_METHOD]) {
             invocations.push(Outcome::ALL.map(|outcome| {
-                metrics::counter!(INVOCATIONS, vec![
-                    hub_label(),
-                    metrics::Label::new("method", method),
-                    metrics::Label::new("outcome", outcome.as_str()),
-                ])
+                metrics::counter!(
+                    INVOCATIONS,
+                    vec![
+                        hub_label(),
+                        metrics::Label::new("method", method),
+                        metrics::Label::new("outcome", outcome.as_str()),
+                    ]
+                )
             }));
             invocation_duration.push(metrics::histogram!(
                 INVOCATION_DURATION,
@@ -466,7 +466,11 @@ pub(crate) struct HubMetricsByPath {
 
 impl HubMetricsByPath {
     /// The handles for `path`, registered on first use.
-    pub(crate) fn get(&self, path: &str, methods: impl FnOnce() -> Vec<&'static str>) -> Arc<HubMetrics> {
+    pub(crate) fn get(
+        &self,
+        path: &str,
+        methods: impl FnOnce() -> Vec<&'static str>,
+    ) -> Arc<HubMetrics> {
         let mut by_path = self.by_path.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, metrics)) = by_path.iter().find(|(known, _)| &**known == path) {
             return metrics.clone();
@@ -476,4 +480,3 @@ impl HubMetricsByPath {
         metrics
     }
 }
-

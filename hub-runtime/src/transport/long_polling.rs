@@ -274,7 +274,7 @@ impl FrameSink for PollSink {
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<(), TransportError> {
+    async fn close(&mut self, _code: super::CloseCode) -> Result<(), TransportError> {
         self.polls.lock().closed = true;
         self.polls.bump();
         Ok(())

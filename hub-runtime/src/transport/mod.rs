@@ -56,6 +56,42 @@ pub(crate) trait FrameSource: Send + 'static {
     fn closed_gracefully(&self) -> bool {
         true
     }
+
+    /// After the server closed the transport: reads and discards what the
+    /// client still sends until it closes its side (a WebSocket's Close
+    /// frame). Dropping a socket with unread bytes makes the kernel send a
+    /// TCP reset, which can destroy the Close message and close frame just
+    /// sent before the client reads them. The caller bounds the wait.
+    /// Transports whose input is not a socket of their own do nothing.
+    fn linger(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+/// Why the server closes a transport, for transports that can say it:
+/// WebSocket close codes (RFC 6455 §7.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseCode {
+    /// 1000: a normal end (also shutdown, client close, timeouts).
+    Normal,
+    /// 1002: the client broke the protocol (handshake or hub messages).
+    ProtocolError,
+    /// 1008: the client broke a policy (did not read its messages).
+    PolicyViolation,
+    /// 1009: the client sent a message larger than the limit.
+    MessageTooBig,
+}
+
+impl CloseCode {
+    /// The WebSocket close code.
+    pub(crate) fn websocket(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::PolicyViolation => 1008,
+            CloseCode::MessageTooBig => 1009,
+        }
+    }
 }
 
 /// How many POST bodies may wait for the session to read them before a
@@ -92,6 +128,7 @@ pub(crate) trait FrameSink: Send + 'static {
     /// Writes out every queued frame.
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
 
-    /// Ends the transport normally (a WebSocket Close frame with 1000).
-    fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Ends the transport (a WebSocket Close frame with `code`).
+    fn close(&mut self, code: CloseCode)
+    -> impl Future<Output = Result<(), TransportError>> + Send;
 }

@@ -127,7 +127,7 @@ impl FrameSink for SseSink {
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<(), TransportError> {
+    async fn close(&mut self, _code: super::CloseCode) -> Result<(), TransportError> {
         // Dropping the sender ends the response body once it is drained.
         self.events = None;
         Ok(())

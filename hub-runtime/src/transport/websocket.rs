@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 
-use super::{FrameSink, FrameSource, TransportError};
+use super::{CloseCode, FrameSink, FrameSource, TransportError};
 use crate::protocol::TransferFormat;
 
 /// The read buffer of each WebSocket (tungstenite's default of 128 KiB
@@ -85,6 +85,11 @@ impl FrameSource for WebSocketSource {
     fn closed_gracefully(&self) -> bool {
         self.close_frame_seen
     }
+
+    async fn linger(&mut self) {
+        // Until the client's Close frame (the end of the stream) or an error.
+        while let Some(Ok(_)) = self.stream.next().await {}
+    }
 }
 
 /// The sending half of a WebSocket.
@@ -116,9 +121,9 @@ impl FrameSink for WebSocketSink {
             .map_err(|e| TransportError(e.to_string()))
     }
 
-    async fn close(&mut self) -> Result<(), TransportError> {
+    async fn close(&mut self, code: CloseCode) -> Result<(), TransportError> {
         let frame = CloseFrame {
-            code: 1000,
+            code: code.websocket(),
             reason: Utf8Bytes::from_static(""),
         };
         self.0

@@ -34,6 +34,12 @@
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
+//!
+//! `--allowed-origins ORIGIN[,ORIGIN…]` refuses requests from other browser
+//! origins with 403 (requests without `Origin` are served);
+//! `--header-read-timeout-ms MS` (default 30 000) disconnects clients that
+//! take longer to send a request's line and headers; `--max-connections N`
+//! refuses connections beyond N with 503.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -41,25 +47,19 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use hub_runtime::hub::{Stream, UploadStream};
-use hub_runtime::server::{HttpTransports, HubOptions, HubServer, Unauthorized, bearer_token};
-use hub_runtime::{CallContext, HubError, hub, hub_client};
+use hub_runtime::server::{
+    HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
+    serve_with_shutdown,
+};
+use hub_runtime::{CallContext, HubError, hub};
+use hub_tests::conformance::{self, ConformanceHub, ConformanceHubContract};
 
-/// The client methods the conformance hub calls back.
-#[hub_client]
-pub trait ConformanceClient {
-    /// A message from `Broadcast`, `SendToOthers`, `SendToConnection`,
-    /// `SendToGroup` or `SendToUser`.
-    async fn receive(&self, message: String);
-
-    /// A client result: the client answers the server's question.
-    async fn question(&self, question: String) -> String;
-}
-
-/// The conformance hub, at `/hubs/test`.
+/// The conformance hub, at `/hubs/test`: implements the contract
+/// [`ConformanceHub`] of the hub-tests library.
 struct TestHub;
 
-#[hub(client = ConformanceClient)]
-impl TestHub {
+#[hub(client = conformance::ConformanceClient)]
+impl ConformanceHub for TestHub {
     async fn echo(&self, message: String) -> String {
         message
     }
@@ -68,17 +68,17 @@ impl TestHub {
         a.wrapping_add(b)
     }
 
-    async fn get_connection_id(&self, ctx: CallContext<Self>) -> String {
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String {
         ctx.connection_id().to_string()
     }
 
-    async fn broadcast(&self, ctx: CallContext<Self>, message: String) -> Result<(), HubError> {
+    async fn broadcast(&self, ctx: &CallContext<Self>, message: String) -> Result<(), HubError> {
         ctx.clients().all().receive(message).await
     }
 
     async fn send_to_others(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().others().receive(message).await
@@ -86,24 +86,24 @@ impl TestHub {
 
     async fn send_to_connection(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         connection_id: String,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().client(connection_id).receive(message).await
     }
 
-    async fn join_group(&self, ctx: CallContext<Self>, group: String) -> Result<(), HubError> {
+    async fn join_group(&self, ctx: &CallContext<Self>, group: String) -> Result<(), HubError> {
         ctx.groups().add(ctx.connection_id(), group).await
     }
 
-    async fn leave_group(&self, ctx: CallContext<Self>, group: String) -> Result<(), HubError> {
+    async fn leave_group(&self, ctx: &CallContext<Self>, group: String) -> Result<(), HubError> {
         ctx.groups().remove(ctx.connection_id(), group).await
     }
 
     async fn send_to_group(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         group: String,
         message: String,
     ) -> Result<(), HubError> {
@@ -112,14 +112,14 @@ impl TestHub {
 
     async fn send_to_user(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         user: String,
         message: String,
     ) -> Result<(), HubError> {
         ctx.clients().user(user).receive(message).await
     }
 
-    async fn whoami(&self, ctx: CallContext<Self>) -> Option<String> {
+    async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String> {
         ctx.user_id().map(str::to_owned)
     }
 
@@ -129,7 +129,7 @@ impl TestHub {
 
     async fn ask_client(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         question: String,
     ) -> Result<String, HubError> {
         ctx.clients().caller().question(question).await
@@ -137,7 +137,7 @@ impl TestHub {
 
     async fn ask_connection(
         &self,
-        ctx: CallContext<Self>,
+        ctx: &CallContext<Self>,
         connection_id: String,
         question: String,
     ) -> Result<String, HubError> {
@@ -150,7 +150,7 @@ impl TestHub {
 
     /// Streams `0, 1, …, count-1`, `delay_ms` apart; a CancelInvocation
     /// drops the stream, which stops it.
-    async fn counter(&self, count: i64, delay_ms: u64) -> impl Stream<Item = i64> + use<> {
+    async fn counter(&self, count: i64, delay_ms: u64) -> impl Stream<Item = i64> {
         let delay = Duration::from_millis(delay_ms);
         futures_util::stream::unfold(0_i64, move |next| async move {
             if next >= count {
@@ -187,8 +187,11 @@ fn user_from_token(request: &http::request::Parts) -> Result<Option<String>, Una
 
 /// The conformance server's flags (see `../shared/conformance-hub.md`).
 #[derive(Debug, clap::Parser)]
+// A flag given twice takes its last value: the tests start the server with
+// `--bind 127.0.0.1:0` and may name a fixed port after it.
 #[command(
     version,
+    args_override_self = true,
     about = "The conformance hub every client is tested against, at /hubs/test."
 )]
 struct Args {
@@ -213,6 +216,17 @@ struct Args {
     /// Answer every Server-Sent Events request with 403 (negotiate still offers them).
     #[arg(long)]
     refuse_event_streams: bool,
+    /// Disconnect a client that takes longer than this to send a request's
+    /// line and headers, in milliseconds (default: Kestrel's 30 s).
+    #[arg(long = "header-read-timeout-ms", value_name = "MS", value_parser = parse_millis, default_value = "30000")]
+    header_read_timeout: Duration,
+    /// Browser origins allowed to use the hub (comma-separated); a request
+    /// with another `Origin` gets 403, one without `Origin` is served.
+    #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
+    /// The most hub connections at once; more get 503 (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Serve `GET /metrics` in the Prometheus text format.
     #[arg(long)]
     metrics: bool,
@@ -286,6 +300,8 @@ async fn main() -> std::process::ExitCode {
         options.transports = transports;
     }
     options.allow_stateful_reconnects = args.stateful_reconnect;
+    options.allowed_origins = args.allowed_origins.clone();
+    options.maximum_connections = args.max_connections;
     // The recorder comes first: the backplane registers its metrics when
     // it connects.
     let metrics = if args.metrics {
@@ -335,12 +351,15 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            hub_runtime::shutdown_signal().await;
-            shutdown_hub.shutdown().await;
-        })
-        .await;
+    let serve_options = ServeOptions {
+        header_read_timeout: Some(args.header_read_timeout),
+        ..ServeOptions::default()
+    };
+    let served = serve_with_shutdown(listener, app, serve_options, async move {
+        hub_runtime::shutdown_signal().await;
+        shutdown_hub.shutdown().await;
+    })
+    .await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! Writes the TypeScript modules generated from the Rust contract traits.
 //!
 //! ```text
+//! hub-typescript --help
 //! hub-typescript            write every module into the workspace
 //! hub-typescript --check    exit with 1 if a committed module is stale
 //! hub-typescript --out DIR  write them under DIR instead (same relative paths)
@@ -13,32 +14,25 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: hub-typescript [--check] [--out DIR]";
+/// The generator's flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "Writes the TypeScript modules generated from the Rust contract traits into the workspace."
+)]
+struct Args {
+    /// Write nothing: exit with 1 if a committed module is not up to date.
+    #[arg(long)]
+    check: bool,
+    /// Write the modules under DIR instead of the workspace (same relative paths).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
 
 fn main() -> ExitCode {
-    let mut check = false;
-    let mut out = hub_tests::workspace_root();
-    let mut words = std::env::args().skip(1);
-    while let Some(word) = words.next() {
-        match word.as_str() {
-            "--check" => check = true,
-            "--out" => match words.next() {
-                Some(dir) => out = PathBuf::from(dir),
-                None => {
-                    eprintln!("hub-typescript: --out needs a directory\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "-h" | "--help" => {
-                eprintln!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("hub-typescript: unknown argument {other}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let args = <Args as clap::Parser>::parse();
+    let check = args.check;
+    let out = args.out.unwrap_or_else(hub_tests::workspace_root);
     let modules = match hub_tests::typescript_modules() {
         Ok(modules) => modules,
         Err(error) => {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p hub-tests --bin scaleout-bench -- [--messages N] [--receivers R]
+//! cargo run --release -p hub-tests --bin scaleout-bench -- --help
 //! ```
 //!
 //! Starts a private `redis-server` (as the tests do) and three in-process
@@ -184,33 +185,27 @@ async fn measure(
     }
 }
 
-fn parse_args() -> Result<(usize, usize), String> {
-    let mut messages = 2000;
-    let mut receivers = 10;
-    let mut words = std::env::args().skip(1);
-    while let Some(flag) = words.next() {
-        let value = words
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = value.parse().map_err(|e| format!("{flag}: {e}"))?;
-        match flag.as_str() {
-            "--messages" => messages = number,
-            "--receivers" => receivers = number,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok((messages.max(1), receivers.max(1)))
+/// The benchmark's flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "What scale-out costs: broadcast latency on one node vs two nodes sharing a private Redis."
+)]
+struct Args {
+    /// Broadcasts to measure per setup (one at a time).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    /// Receiving clients per setup.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    receivers: u64,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let (messages, receivers) = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("scaleout-bench: {message}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
+    // Both were checked to be at least 1; a count beyond memory is the user's call.
+    let messages = usize::try_from(args.messages).unwrap_or(usize::MAX);
+    let receivers = usize::try_from(args.receivers).unwrap_or(usize::MAX);
     let redis = Arc::new(RedisProcess::start());
     let connect = |redis: &RedisProcess| RedisBackplane::connect(redis.url());
     let single = serve(None).await;
