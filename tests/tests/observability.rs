@@ -481,3 +481,77 @@ async fn the_servers_invocation_span_is_a_child_of_the_clients_span() {
             .any(|kv| kv.key.as_str() == "rpc.system" && kv.value.as_str() == "signalr")
     );
 }
+
+/// `GET /metrics` of a server at `base` (`http://HOST:PORT`): the value of
+/// the sample line `name` (no labels), 0 when absent.
+async fn scrape(base: &str, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    socket
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// Two `conformance-server --redis … --metrics` processes: a broadcast from
+/// a client of the first is published by it and received by both (each
+/// node subscribes to `all`), and the counters say so.
+#[tokio::test]
+async fn backplane_metrics_count_publishes_and_receives() {
+    use hub_tests::conformance::ConformanceConnection;
+    use hub_tests::{RedisProcess, ServerProcess};
+    const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
+
+    let redis = RedisProcess::start();
+    let url = redis.url();
+    let a = ServerProcess::start(SERVER, &["--redis", &url, "--metrics"]);
+    let b = ServerProcess::start(SERVER, &["--redis", &url, "--metrics"]);
+    let mut receiver = ConformanceConnection::new(
+        HubConnection::builder(format!("{}/hubs/test", b.base_url()).as_str()),
+        "receiver",
+    )
+    .unwrap();
+    receiver.start().await.unwrap();
+    let sender = ConformanceConnection::new(
+        HubConnection::builder(format!("{}/hubs/test", a.base_url()).as_str()),
+        "sender",
+    )
+    .unwrap();
+    sender.start().await.unwrap();
+    let published = "signalr_server_backplane_published_total";
+    let received = "signalr_server_backplane_received_total";
+    let before = (
+        scrape(a.base_url(), published).await,
+        scrape(b.base_url(), received).await,
+    );
+    sender.hub.broadcast("across".to_owned()).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, receiver.next())
+            .await
+            .unwrap(),
+        "across"
+    );
+    assert!(scrape(a.base_url(), published).await >= before.0 + 1.0);
+    assert!(scrape(b.base_url(), received).await >= before.1 + 1.0);
+    assert_eq!(
+        scrape(a.base_url(), "signalr_server_backplane_dropped_total").await,
+        0.0
+    );
+    assert_eq!(
+        scrape(a.base_url(), "signalr_server_backplane_buffered").await,
+        0.0
+    );
+    sender.connection.stop().await;
+    receiver.connection.stop().await;
+}
