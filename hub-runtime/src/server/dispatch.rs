@@ -33,6 +33,13 @@ fn outcome_of<T>(outcome: &Result<T, InvocationError>) -> Outcome {
     }
 }
 
+/// The start of an invocation, when something will use its duration (a
+/// metrics recorder, or a subscriber that records the span): a clock read
+/// is a measurable part of an echo call.
+fn timer(connection: &ConnectionHandle, span: &tracing::Span) -> Option<std::time::Instant> {
+    (connection.metrics().recording() || !span.is_disabled()).then(std::time::Instant::now)
+}
+
 /// Records how an invocation ended on its span and in the metrics;
 /// `elapsed` is `None` for one refused before its method ran.
 fn finish_invocation(
@@ -407,7 +414,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
         let job_span = span.clone();
         Some(Box::pin(
             async move {
-                let started = std::time::Instant::now();
+                let started = timer(&connection, &job_span);
                 let outcome = AssertUnwindSafe(hub.invoke(index, call))
                     .catch_unwind()
                     .await
@@ -415,7 +422,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
                         tracing::error!(connection = %connection.id(), target, "hub method panicked");
                         Err(InvocationError::Result("the hub method panicked".into()))
                     });
-                let elapsed = started.elapsed();
+                let elapsed = started.map(|started| started.elapsed());
                 // The method is done: its upload streams take no more items.
                 drop(uploads);
                 let mut kind = outcome_of(&outcome);
@@ -446,7 +453,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
                             .await;
                     }
                 }
-                finish_invocation(&connection, &job_span, Some(index), kind, Some(elapsed));
+                finish_invocation(&connection, &job_span, Some(index), kind, elapsed);
             }
             .instrument(span),
         ))
@@ -539,7 +546,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
         let detailed = self.options.enable_detailed_errors;
         let job_span = span.clone();
         Some(Box::pin(async move {
-            let started = std::time::Instant::now();
+            let started = timer(&connection, &job_span);
             let mut closing = connection.close_signal();
             let running = AssertUnwindSafe(hub.invoke(index, call)).catch_unwind();
             // Cancelling drops the method's future, and with it its stream:
@@ -550,11 +557,12 @@ impl<H: Hub> Dispatcher for Shared<H> {
                 _ = closing.wait_for(|reason| reason.is_some()) => {
                     // Nobody to answer: the connection is closing.
                     connection.end_stream(&invocation_id, stream.generation);
-                    finish_invocation(&connection, &job_span, Some(index), Outcome::Ok, Some(started.elapsed()));
+                    let elapsed = started.map(|started| started.elapsed());
+                    finish_invocation(&connection, &job_span, Some(index), Outcome::Ok, elapsed);
                     return;
                 }
             };
-            let elapsed = started.elapsed();
+            let elapsed = started.map(|started| started.elapsed());
             drop(uploads);
             connection.end_stream(&invocation_id, stream.generation);
             let kind = match &outcome {
@@ -562,7 +570,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
                 Some(Ok(result)) => outcome_of(result),
                 Some(Err(_)) => Outcome::Error,
             };
-            finish_invocation(&connection, &job_span, Some(index), kind, Some(elapsed));
+            finish_invocation(&connection, &job_span, Some(index), kind, elapsed);
             let result = match outcome {
                 // As ASP.NET Core: a cancelled stream still gets its
                 // Completion, without an error.

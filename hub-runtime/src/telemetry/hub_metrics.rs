@@ -265,6 +265,19 @@ pub(crate) struct HubMetrics {
     slow_consumer_closes: Counter,
     resumes: Counter,
     replayed: Counter,
+    /// Whether a recorder was installed when the handles were registered:
+    /// only then are invocations timed (two clock reads, a measurable part
+    /// of an echo call's cost).
+    recording: bool,
+}
+
+/// Whether a `metrics` recorder is installed. The facade does not say; its
+/// no-op recorder is zero-sized and real ones hold state, so the size of
+/// the current recorder tells. (A zero-sized recorder of one's own is taken
+/// for none: invocation durations are then recorded only for invocations
+/// whose span is enabled; everything else is recorded.)
+fn recorder_installed() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
 }
 
 impl std::fmt::Debug for HubMetrics {
@@ -322,7 +335,13 @@ impl HubMetrics {
             replayed: metrics::counter!(STATEFUL_REPLAYED, vec![hub_label()]),
             invocations,
             invocation_duration,
+            recording: recorder_installed(),
         }
+    }
+
+    /// Whether invocations should be timed for the metrics.
+    pub(crate) fn recording(&self) -> bool {
+        self.recording
     }
 
     /// Counts a connection as active until the guard ends it.
