@@ -53,7 +53,8 @@ pub use timestamp::Timestamp;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The README's Rust examples, compiled and run as doc tests so that they
-/// stay true.
-#[cfg(all(doctest, feature = "server"))]
+/// stay true. They use the server with TLS (`server-tls`): `cargo test
+/// --workspace` turns it on (through `hub-tests`).
+#[cfg(all(doctest, feature = "server", feature = "server-tls"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;

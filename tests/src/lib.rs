@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod station;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,15 +21,25 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `binary` with `--bind 127.0.0.1:0` and `args`, and waits for
-    /// the `listening on http://HOST:PORT` line it prints once it accepts
-    /// connections.
+    /// the `listening on http://HOST:PORT` line (`https://` with TLS) it
+    /// prints once it accepts connections.
     ///
     /// # Panics
     /// When the binary cannot start or prints no such line within 60 s.
     pub fn start(binary: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(binary, args, &[])
+    }
+
+    /// As [`ServerProcess::start`], with `env` added to the environment
+    /// (such as `SSL_CERT_FILE` for a `rediss://` backplane).
+    ///
+    /// # Panics
+    /// As [`ServerProcess::start`].
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let mut child = Command::new(binary)
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -59,7 +70,7 @@ impl ServerProcess {
         ServerProcess { child, base_url }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when started with TLS)
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -129,6 +140,66 @@ pub fn run_node_tests(file: &str, env: &[(&str, &str)]) -> bool {
     output.status.success()
 }
 
+/// Runs `tests/interop/scaleout.test.mjs`, the official JavaScript client
+/// with its connections split across two nodes of one hub (`hub_a`,
+/// `hub_b`: their `/hubs/test` URLs) joined over `redis`, with `protocol`
+/// (`json` | `messagepack`) and `env` besides (such as
+/// `NODE_EXTRA_CA_CERTS`); stops and restarts `redis` when the script asks
+/// (`#redis stop` / `#redis start`). Returns whether every scenario passed,
+/// and the script's report.
+///
+/// # Panics
+/// When node or the npm packages are missing.
+pub fn run_scaleout_js(
+    hub_a: &str,
+    hub_b: &str,
+    protocol: &str,
+    redis: &mut RedisProcess,
+    env: &[(&str, &str)],
+) -> (bool, String) {
+    use std::io::Write as _;
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@microsoft/signalr").exists(),
+        "run `npm ci` in {} first (scripts/test.sh does)",
+        dir.display()
+    );
+    // A plain script rather than `node --test`, so that it can ask this
+    // harness (over stdin/stdout) to stop and start Redis mid-run.
+    let mut node = Command::new("node")
+        .arg("scaleout.test.mjs")
+        .current_dir(&dir)
+        .env("HUB_URL_A", hub_a)
+        .env("HUB_URL_B", hub_b)
+        .env("HUB_PROTOCOL", protocol)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = node.stdin.take().expect("stdin is piped");
+    let stdout = BufReader::new(node.stdout.take().expect("stdout is piped"));
+    let mut report = String::new();
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "#redis stop" => redis.stop(),
+            "#redis start" => redis.restart(),
+            _ => {
+                report.push_str(&line);
+                report.push('\n');
+                continue;
+            }
+        }
+        let _ = writeln!(stdin, "ok");
+        let _ = stdin.flush();
+    }
+    drop(stdin);
+    let passed = node.wait().is_ok_and(|status| status.success());
+    (passed, report)
+}
+
 /// A private `redis-server` (Debian's package; `scripts/test.sh` installs
 /// it) on a free loopback port, with persistence off, stopped by PID when
 /// dropped.
@@ -136,6 +207,15 @@ pub struct RedisProcess {
     child: Option<Child>,
     port: u16,
     binary: PathBuf,
+    /// Set when it serves TLS only: the CA that signed its certificate.
+    tls: Option<RedisTls>,
+}
+
+/// The PEM files of a TLS-only `redis-server`.
+struct RedisTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl RedisProcess {
@@ -145,6 +225,25 @@ impl RedisProcess {
     /// # Panics
     /// When `redis-server` is not installed or does not answer within 30 s.
     pub fn start() -> RedisProcess {
+        RedisProcess::start_with(None)
+    }
+
+    /// Starts `redis-server` serving TLS only (`--port 0 --tls-port P`,
+    /// clients not asked for certificates), with a server certificate of
+    /// `ca` for 127.0.0.1; its URL is `rediss://127.0.0.1:P`. Clients trust
+    /// it with `SSL_CERT_FILE=`[`tls::TestCa::ca_cert_file`].
+    ///
+    /// # Panics
+    /// As [`RedisProcess::start`].
+    pub fn start_tls(ca: &tls::TestCa) -> RedisProcess {
+        RedisProcess::start_with(Some(RedisTls {
+            cert: ca.server_cert_file().to_owned(),
+            key: ca.server_key_file().to_owned(),
+            ca: ca.ca_cert_file().to_owned(),
+        }))
+    }
+
+    fn start_with(tls: Option<RedisTls>) -> RedisProcess {
         let binary = [
             "/usr/bin/redis-server",
             "/usr/sbin/redis-server",
@@ -169,14 +268,28 @@ impl RedisProcess {
             child: None,
             port,
             binary,
+            tls,
         };
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -201,14 +314,32 @@ impl RedisProcess {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        match &self.tls {
+            None => {
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            }
+            Some(tls) => {
+                let Some(mut session) = tls::client_session(&tls.ca, "127.0.0.1") else {
+                    return false;
+                };
+                let mut stream = rustls::Stream::new(&mut session, &mut stream);
+                stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+            }
+        }
     }
 
-    /// `redis://127.0.0.1:PORT`
+    /// `redis://127.0.0.1:PORT` (`rediss://` when it serves TLS)
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port it listens on.

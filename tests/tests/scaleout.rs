@@ -12,8 +12,6 @@
 //!   away (bounded, replayed in order, drops counted).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hub_runtime::backplane::{RedisBackplane, RedisBackplaneBuilder, RedisBackplaneError};
@@ -21,7 +19,7 @@ use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_server};
 use hub_tests::conformance::{self, Callbacks, ConformanceClient as _};
-use hub_tests::{RedisProcess, ServerProcess, interop_dir};
+use hub_tests::{RedisProcess, ServerProcess, run_scaleout_js};
 use tokio::sync::mpsc;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
@@ -35,51 +33,20 @@ fn run_js(protocol: &str) {
     let url = redis.url();
     let a = ServerProcess::start(SERVER, &["--redis", &url]);
     let b = ServerProcess::start(SERVER, &["--redis", &url]);
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/@microsoft/signalr").exists(),
-        "run `npm ci` in {} first (scripts/test.sh does)",
-        dir.display()
+    let (passed, report) = run_scaleout_js(
+        &format!("{}/hubs/test", a.base_url()),
+        &format!("{}/hubs/test", b.base_url()),
+        protocol,
+        &mut redis,
+        &[],
     );
-    // A plain script rather than `node --test`, so that it can ask this
-    // harness (over stdin/stdout) to stop and start Redis mid-run.
-    let mut node = Command::new("node")
-        .arg("scaleout.test.mjs")
-        .current_dir(&dir)
-        .env("HUB_URL_A", format!("{}/hubs/test", a.base_url()))
-        .env("HUB_URL_B", format!("{}/hubs/test", b.base_url()))
-        .env("HUB_PROTOCOL", protocol)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed for the interop tests");
-    let mut stdin = node.stdin.take().unwrap();
-    let stdout = BufReader::new(node.stdout.take().unwrap());
-    let mut report = String::new();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        match line.trim() {
-            "#redis stop" => redis.stop(),
-            "#redis start" => redis.restart(),
-            _ => {
-                report.push_str(&line);
-                report.push('\n');
-                continue;
-            }
-        }
-        writeln!(stdin, "ok").unwrap();
-        stdin.flush().unwrap();
-    }
-    drop(stdin);
-    let status = node.wait().unwrap();
     // Shown by the test harness when the test fails.
     #[allow(clippy::print_stdout)]
     {
         println!("{report}");
     }
     assert!(
-        status.success(),
+        passed,
         "the JS client failed scale-out scenarios over {protocol}"
     );
     assert!(report.contains("# pass 8"), "expected 8 passing scenarios");

@@ -3,17 +3,22 @@
 //!
 //! ```text
 //! clock-server --help
-//! clock-server [--bind ADDR] [--metrics]     (or HUB_BIND; default 127.0.0.1:5000)
+//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE] [--metrics]   (or HUB_BIND; default 127.0.0.1:5000)
 //! ```
+//!
+//! `--bind` defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
+//! (PEM) everything is served over https and wss only.
 //!
 //! `--metrics` serves `GET /metrics` in the Prometheus text format.
 //!
-//! Prints `listening on http://HOST:PORT` once it accepts connections;
+//! Prints `listening on http://HOST:PORT` (`https://` with TLS) once it
+//! accepts connections;
 //! stops cleanly on SIGINT/SIGTERM: the worker stops, every client gets a
 //! Close message (with `allowReconnect`), and the process exits with 0.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clock_demo::{ClockHub, app, worker};
@@ -33,6 +38,12 @@ struct Args {
     /// Serve `GET /metrics` in the Prometheus text format.
     #[arg(long)]
     metrics: bool,
+    /// Serve https and wss only, with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -44,7 +55,23 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let Args { bind, metrics } = <Args as clap::Parser>::parse();
+    let Args {
+        bind,
+        tls_cert,
+        tls_key,
+        metrics,
+    } = <Args as clap::Parser>::parse();
+    let tls = match tls_cert.zip(tls_key) {
+        Some((cert, key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("clock-server: --tls-cert/--tls-key: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
 
     let hub = HubServer::new(ClockHub);
     let listener = match tokio::net::TcpListener::bind(bind).await {
@@ -65,10 +92,10 @@ async fn main() -> ExitCode {
     {
         // The one line scripts and tests wait for.
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "listening on http://{address}");
+        let _ = writeln!(stdout, "listening on {scheme}://{address}");
         let _ = stdout.flush();
     }
-    tracing::info!("open http://{address}/ for the clock page; the hub is at /hubs/clock");
+    tracing::info!("open {scheme}://{address}/ for the clock page; the hub is at /hubs/clock");
 
     let shutdown_hub = hub.clone();
     let mut app = app(&hub);
@@ -81,24 +108,30 @@ async fn main() -> ExitCode {
             }
         }
     }
-    // Not `axum::serve`: hub_runtime's adds a header-read timeout.
-    let served = hub_runtime::server::serve_with_shutdown(
-        listener,
-        app,
-        hub_runtime::server::ServeOptions::default(),
-        async move {
-            hub_runtime::shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop_worker.send(());
-            if let Err(e) = worker.await {
-                tracing::warn!("the worker ended abnormally: {e}");
-            }
-            // Upgraded WebSockets are not requests the server waits for:
-            // close them (clients are told they may reconnect).
-            shutdown_hub.shutdown().await;
-        },
-    )
-    .await;
+    let shutdown = async move {
+        hub_runtime::shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_worker.send(());
+        if let Err(e) = worker.await {
+            tracing::warn!("the worker ended abnormally: {e}");
+        }
+        // Upgraded WebSockets are not requests the server waits for:
+        // close them (clients are told they may reconnect).
+        shutdown_hub.shutdown().await;
+    };
+    let served = match tls {
+        Some(config) => hub_runtime::server::tls::serve_tls(listener, app, config, shutdown).await,
+        // Not `axum::serve`: hub_runtime's adds a header-read timeout.
+        None => {
+            hub_runtime::server::serve_with_shutdown(
+                listener,
+                app,
+                hub_runtime::server::ServeOptions::default(),
+                shutdown,
+            )
+            .await
+        }
+    };
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -202,6 +202,7 @@ impl RedisBackplaneBuilder {
     }
 
     fn client(&self) -> Result<redis::Client, RedisBackplaneError> {
+        ensure_rustls_provider();
         redis::Client::open(self.url.as_str())
             .map_err(|e| RedisBackplaneError::InvalidUrl(e.to_string()))
     }
@@ -237,6 +238,19 @@ impl RedisBackplaneBuilder {
                 task: task.abort_handle(),
             }),
         })
+    }
+}
+
+/// `rediss://` connections are made by `redis` with
+/// `rustls::ClientConfig::builder()`, which needs a process-wide crypto
+/// provider: it finds one by itself only when exactly one provider feature
+/// of rustls is on in the whole build. So that another crate turning on a
+/// second one cannot make it panic, install aws-lc-rs (the provider this
+/// crate is built with) unless the application installed one already.
+fn ensure_rustls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: one is installed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     }
 }
 
@@ -297,7 +311,9 @@ impl RedisBackplane {
     }
 
     /// Configures a backplane for the Redis at `url`
-    /// (`redis://[user:password@]host:port[/db]`).
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://…` over TLS,
+    /// trusting the PEM certificates of the file named by `SSL_CERT_FILE`
+    /// when it is set, the system's roots otherwise).
     pub fn builder(url: impl Into<String>) -> RedisBackplaneBuilder {
         RedisBackplaneBuilder {
             url: url.into(),

@@ -118,6 +118,8 @@ mod options;
 mod origins;
 pub(crate) mod registry;
 mod serve;
+#[cfg(feature = "server-tls")]
+pub mod tls;
 mod transports;
 mod users;
 

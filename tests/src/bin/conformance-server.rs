@@ -31,6 +31,8 @@
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
+//! `--tls-cert FILE --tls-key FILE` (PEM) serves every endpoint over https
+//! and wss instead, and prints `listening on https://HOST:PORT`.
 //!
 //! `--redis URL` joins the Redis backplane: processes sharing the URL are
 //! one hub.
@@ -204,7 +206,8 @@ struct Args {
     /// The hub's receive limit in bytes (default: ASP.NET Core's 32 KB).
     #[arg(long, value_name = "BYTES")]
     max_message_size: Option<usize>,
-    /// Join the Redis backplane at this URL: processes sharing it are one hub.
+    /// Join the Redis backplane at this URL: processes sharing it are one hub
+    /// (rediss://… over TLS, trusting SSL_CERT_FILE or the system's roots).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
     /// Serve only these transports: websockets, sse, longpolling (comma-separated).
@@ -227,6 +230,12 @@ struct Args {
     /// The most hub connections at once; more get 503 (default: no limit).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Serve https and wss only, with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Serve `GET /metrics` in the Prometheus text format.
     #[arg(long)]
     metrics: bool,
@@ -288,6 +297,17 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = <Args as clap::Parser>::parse();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("conformance-server: --tls-cert/--tls-key: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        // clap requires both or neither.
+        _ => None,
+    };
 
     let mut options = HubOptions::default();
     if let Some(interval) = args.keep_alive {
@@ -346,20 +366,27 @@ async fn main() -> std::process::ExitCode {
     let address = listener.local_addr().unwrap_or(args.bind);
     let mut stdout = std::io::stdout().lock();
     // The one line the test harness waits for.
-    let _ = writeln!(stdout, "listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let _ = writeln!(stdout, "listening on {scheme}://{address}");
     let _ = stdout.flush();
     drop(stdout);
 
     let shutdown_hub = hub.clone();
-    let serve_options = ServeOptions {
-        header_read_timeout: Some(args.header_read_timeout),
-        ..ServeOptions::default()
-    };
-    let served = serve_with_shutdown(listener, app, serve_options, async move {
+    let shutdown = async move {
         hub_runtime::shutdown_signal().await;
         shutdown_hub.shutdown().await;
-    })
-    .await;
+    };
+    let served = match tls {
+        // axum-server's TLS accept loop has its own handshake timeout.
+        Some(config) => hub_runtime::server::tls::serve_tls(listener, app, config, shutdown).await,
+        None => {
+            let serve_options = ServeOptions {
+                header_read_timeout: Some(args.header_read_timeout),
+                ..ServeOptions::default()
+            };
+            serve_with_shutdown(listener, app, serve_options, shutdown).await
+        }
+    };
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
