@@ -5,9 +5,14 @@
 // Run by tests/tests/scaleout.rs as a plain script (`node scaleout.test.mjs`,
 // node:test reporting), which starts Redis and the servers and passes:
 //   HUB_URL_A, HUB_URL_B   the conformance hub on each server
+//   HUB_URL_C              (optional) a third server: broadcasts, ordering and,
+//                          on a cluster, the SIGKILL scenario use it
 //   HUB_PROTOCOL           json | messagepack
-// The Redis restart scenario asks the harness to stop and start Redis by
-// printing `#redis stop` / `#redis start` and waiting for `ok` on stdin.
+//   HUB_CLUSTER            1 when the servers share a Redis Cluster: the
+//                          single-Redis restart scenario is skipped, the
+//                          cluster scenarios run
+// Scenarios that need the harness to act (stop/start Redis, kill a server,
+// fail a shard over) print `#COMMAND` and wait for `ok …` on stdin.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createInterface } from "node:readline";
@@ -17,6 +22,8 @@ import { inbox as collect } from "./inbox.mjs";
 
 const urlA = process.env.HUB_URL_A;
 const urlB = process.env.HUB_URL_B;
+const urlC = process.env.HUB_URL_C;
+const onCluster = process.env.HUB_CLUSTER === "1";
 const protocolName = process.env.HUB_PROTOCOL ?? "json";
 assert.ok(urlA && urlB, "HUB_URL_A and HUB_URL_B must be set");
 
@@ -24,11 +31,18 @@ const harness = createInterface({ input: process.stdin });
 const harnessLines = harness[Symbol.asyncIterator]();
 after(() => harness.close());
 
+// Asks the Rust harness to act and waits until it has; returns what it
+// said after `ok`.
+async function askHarness(command) {
+  process.stdout.write(`#${command}\n`);
+  const { value, done } = await harnessLines.next();
+  assert.ok(!done && value.startsWith("ok"), `harness answered ${value} to ${command}`);
+  return value.slice(2).trim();
+}
+
 // Asks the Rust harness to act on Redis and waits until it has.
 async function redis(action) {
-  process.stdout.write(`#redis ${action}\n`);
-  const { value, done } = await harnessLines.next();
-  assert.ok(!done && value.trim() === "ok", `harness answered ${value} to ${action}`);
+  await askHarness(`redis ${action}`);
 }
 
 // Straight to WebSockets, as behind a load balancer without sticky sessions.
@@ -66,14 +80,19 @@ async function flush(from, to, box) {
   box.messages.splice(box.messages.indexOf(marker), 1);
 }
 
-test("broadcast reaches the clients of both servers", async () => {
-  const clients = await Promise.all([started(urlA), started(urlA), started(urlB), started(urlB)]);
+test("broadcast reaches the clients of every server", async () => {
+  const urls = [urlA, urlA, urlB, urlB, ...(urlC ? [urlC] : [])];
+  const clients = await Promise.all(urls.map((url) => started(url)));
   try {
     const boxes = clients.map(inbox);
     await clients[0].invoke("Broadcast", "from A");
     for (const box of boxes) assert.deepEqual(await box.next(1), ["from A"]);
     await clients[3].invoke("Broadcast", "from B");
     for (const box of boxes) assert.deepEqual(await box.next(2), ["from A", "from B"]);
+    if (urlC) {
+      await clients[4].invoke("Broadcast", "from C");
+      for (const box of boxes) assert.deepEqual(await box.next(3), ["from A", "from B", "from C"]);
+    }
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
   }
@@ -163,19 +182,17 @@ test("SendToUser reaches the user's connections on both servers", async () => {
 });
 
 test("200 messages from one sender arrive in order on the other server", async () => {
-  const [sender, receiverA, receiverB] = await Promise.all([
-    started(urlA),
-    started(urlA),
-    started(urlB),
-  ]);
+  const [sender, ...receivers] = await Promise.all(
+    [urlA, urlA, urlB, ...(urlC ? [urlC] : [])].map((url) => started(url)),
+  );
   try {
-    const boxes = [receiverA, receiverB].map(inbox);
+    const boxes = receivers.map(inbox);
     const expected = Array.from({ length: 200 }, (_, i) => `message ${i}`);
     // Fire-and-forget, back to back: nothing waits between two sends.
     await Promise.all(expected.map((message) => sender.send("Broadcast", message)));
     for (const box of boxes) assert.deepEqual(await box.next(200, 30000), expected);
   } finally {
-    await Promise.all([sender.stop(), receiverA.stop(), receiverB.stop()]);
+    await Promise.all([sender, ...receivers].map((c) => c.stop()));
   }
 });
 
@@ -211,7 +228,7 @@ test("AskConnection: a client result from a connection on the other server", asy
   }
 });
 
-test("a Redis restart: local delivery goes on, buffered messages and delivery resume", async () => {
+test("a Redis restart: local delivery goes on, buffered messages and delivery resume", { skip: onCluster }, async () => {
   const [a1, b1] = await Promise.all([started(urlA), started(urlB)]);
   try {
     const [boxA1, boxB1] = [a1, b1].map(inbox);
@@ -235,8 +252,97 @@ test("a Redis restart: local delivery goes on, buffered messages and delivery re
     await boxB1.until("after restart", 30000);
     await b1.invoke("Broadcast", "from B after restart");
     await boxA1.until("from B after restart", 30000);
-    assert.deepEqual(boxB1.messages, ["before", "while down", "after restart", "from B after restart"]);
+    // A message whose PUBLISH was in flight when Redis went away is
+    // published again (its answer may have been lost with the connection):
+    // it may arrive twice, never out of order.
+    const once = boxB1.messages.filter((message, index, all) => all.indexOf(message) === index);
+    assert.deepEqual(once, ["before", "while down", "after restart", "from B after restart"]);
   } finally {
     await Promise.all([a1.stop(), b1.stop()]);
+  }
+});
+
+test("cluster: a server killed with SIGKILL leaves no membership and no channel behind", { skip: !(onCluster && urlC) }, async () => {
+  const a1 = await started(urlA);
+  const [c1, c2] = [connect(urlC, { token: "user-doomed" }), connect(urlC)];
+  try {
+    const boxA1 = inbox(a1);
+    await a1.invoke("JoinGroup", "shared");
+    await askHarness("snapshot");
+    await Promise.all([c1.start(), c2.start()]);
+    const boxC1 = inbox(c1);
+    await c1.invoke("JoinGroup", "shared");
+    await c1.invoke("JoinGroup", "doomed");
+    await c2.invoke("JoinGroup", "doomed");
+    // The doomed server's memberships work across servers before the kill.
+    await a1.invoke("SendToGroup", "doomed", "reach C");
+    await boxC1.until("reach C");
+    await a1.invoke("SendToUser", "doomed", "reach user");
+    await boxC1.until("reach user");
+    const c1Id = await c1.invoke("GetConnectionId");
+
+    // The harness kills C and waits until the cluster has no subscription of
+    // it left (it answers how long that took).
+    const tookMs = await askHarness("kill-c");
+    process.stdout.write(`# the killed server's channels were gone after ${tookMs} ms\n`);
+
+    // No node holds the dead connection any more: a client result for it
+    // fails at once (no node answers), not after a timeout.
+    const started_ = Date.now();
+    await assert.rejects(a1.invoke("AskConnection", c1Id, "?"));
+    assert.ok(Date.now() - started_ < 2000, "a client result for a dead node's connection must fail at once");
+    // Its groups and user are gone from the others: sends to them are no
+    // error and reach nobody; the surviving member of a shared group still
+    // gets its messages.
+    await a1.invoke("SendToGroup", "doomed", "nobody");
+    await a1.invoke("SendToUser", "doomed", "nobody");
+    await a1.invoke("SendToGroup", "shared", "still here");
+    await boxA1.until("still here");
+    assert.deepEqual(boxA1.messages, ["still here"]);
+  } finally {
+    await Promise.allSettled([a1.stop(), c1.stop(), c2.stop()]);
+  }
+});
+
+test("cluster: a shard failover while broadcasts flow loses nothing sent before or after it", { skip: !onCluster || !process.env.HUB_FAILOVER }, async () => {
+  const [sender, receiver] = await Promise.all([started(urlA), started(urlB)]);
+  try {
+    const box = inbox(receiver);
+    const before = Array.from({ length: 50 }, (_, i) => `before ${i}`);
+    await Promise.all(before.map((m) => sender.send("Broadcast", m)));
+    assert.deepEqual(await box.next(50, 10000), before, "every message sent before the failover arrives, in order");
+
+    const during = [];
+    let pumping = true;
+    const pump = (async () => {
+      for (let i = 0; pumping; i++) {
+        const message = `during ${i}`;
+        during.push(message);
+        await sender.send("Broadcast", message);
+        await sleep(10);
+      }
+    })();
+    const tookMs = await askHarness("failover");
+    await sleep(500);
+    pumping = false;
+    await pump;
+
+    const after = Array.from({ length: 50 }, (_, i) => `after ${i}`);
+    for (const m of after) await sender.send("Broadcast", m);
+    await box.until("after 49", 20000);
+    const got = box.messages;
+    const gotDuring = got.filter((m) => m.startsWith("during "));
+    const unique = [...new Set(gotDuring)];
+    const lost = during.filter((m) => !unique.includes(m));
+    process.stdout.write(
+      `# failover took ${tookMs} ms; during it ${during.length} sent, ${unique.length} arrived, ` +
+        `${gotDuring.length - unique.length} twice, lost: ${JSON.stringify(lost)}\n`,
+    );
+    assert.deepEqual(got.filter((m) => m.startsWith("after ")), after,
+      "every message sent after the failover arrives exactly once, in order");
+    assert.deepEqual(unique, during.filter((m) => unique.includes(m)),
+      "what arrives of the messages sent during the failover arrives in the order sent");
+  } finally {
+    await Promise.all([sender.stop(), receiver.stop()]);
   }
 });

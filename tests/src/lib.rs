@@ -368,6 +368,191 @@ impl Drop for RedisProcess {
     }
 }
 
+/// The path of `redis-server`, as `scripts/test.sh` installs it.
+fn redis_server_binary() -> PathBuf {
+    [
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+        "/usr/local/bin/redis-server",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|path| path.exists())
+    .or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("redis-server"))
+                .find(|path| path.exists())
+        })
+    })
+    .expect("redis-server must be installed (scripts/test.sh installs it)")
+}
+
+/// A free loopback port whose cluster bus port (+10 000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().expect("a bound address").port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A private Redis Cluster on loopback: `masters` primaries with `replicas`
+/// replicas each, every one a `redis-server --cluster-enabled yes` on a
+/// free port, joined by `redis-cli --cluster create`. Nodes notice a dead
+/// peer within 5 s (`cluster-node-timeout 5000`, long enough that a loaded machine does not fail a shard over by itself). Every process is killed
+/// and its directory removed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every node
+    /// reports `cluster_state:ok`.
+    ///
+    /// # Panics
+    /// When `redis-server` or `redis-cli` is missing or the cluster is not
+    /// ready within 60 s.
+    pub fn start(masters: usize, replicas: usize) -> RedisCluster {
+        let binary = redis_server_binary();
+        let dir = std::env::temp_dir().join(format!("hub-tests-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for _ in 0..masters * (1 + replicas) {
+            let port = free_cluster_port();
+            let node_dir = cluster.dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("a node directory");
+            let child = Command::new(&binary)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            cluster.nodes.push((port, child));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for port in cluster.ports() {
+            while cluster.cli(port, &["PING"]).trim() != "PONG" {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "redis-server on port {port} did not answer"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addresses: Vec<String> = cluster
+            .ports()
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        cluster.wait_until_ok(deadline);
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and agrees on a
+    /// primary for every slot.
+    ///
+    /// # Panics
+    /// When that does not hold by `deadline`.
+    pub fn wait_until_ok(&self, deadline: std::time::Instant) {
+        for port in self.ports() {
+            while !self
+                .cli(port, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the Redis Cluster node on port {port} is not ready"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The ports of every node, primaries and replicas.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|(port, _)| *port).collect()
+    }
+
+    /// The current primaries' ports.
+    pub fn primaries(&self) -> Vec<u16> {
+        self.ports()
+            .into_iter()
+            .filter(|&port| self.cli(port, &["ROLE"]).starts_with("master"))
+            .collect()
+    }
+
+    /// The seed URLs to give a cluster client: every node.
+    pub fn seeds(&self) -> String {
+        self.ports()
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Runs `redis-cli -p PORT ARGS…` and returns what it prints.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Every sharded pub/sub channel of the cluster with its subscriber
+    /// count, asked of every primary (`PUBSUB SHARDCHANNELS`,
+    /// `PUBSUB SHARDNUMSUB`).
+    pub fn sharded_channels(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut channels = std::collections::BTreeMap::new();
+        for port in self.primaries() {
+            let names = self.cli(port, &["PUBSUB", "SHARDCHANNELS"]);
+            for name in names.lines().map(str::trim).filter(|name| !name.is_empty()) {
+                let counted = self.cli(port, &["PUBSUB", "SHARDNUMSUB", name]);
+                let count = counted
+                    .lines()
+                    .nth(1)
+                    .and_then(|count| count.trim().parse().ok())
+                    .unwrap_or(0);
+                *channels.entry(name.to_owned()).or_insert(0) += count;
+            }
+        }
+        channels
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The path of a `clock-demo` binary (`clock-server`, `clock-client`),
 /// built or brought up to date first, once per test process: Cargo sets
 /// `CARGO_BIN_EXE_*` only for a binary's own package. It is built into the

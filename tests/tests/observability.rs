@@ -194,7 +194,7 @@ async fn serve(options: HubOptions) -> String {
 
 async fn connect(url: &str) -> HubConnection {
     let connection = HubConnection::builder(url)
-        .with_handlers(Client.into_handlers())
+        .handlers(Client.into_handlers())
         .build()
         .unwrap();
     tokio::time::timeout(PATIENCE, connection.start())
@@ -377,7 +377,7 @@ async fn a_slow_consumer_close_is_an_event_in_the_slow_connections_span() {
     let url = format!("http://{address}/hubs/flood");
     let connect = |url: String| async move {
         let connection = HubConnection::builder(url.as_str())
-            .with_handlers(FloodClient.into_handlers())
+            .handlers(FloodClient.into_handlers())
             .build()
             .unwrap();
         tokio::time::timeout(PATIENCE, connection.start())

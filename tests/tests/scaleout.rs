@@ -12,14 +12,17 @@
 //!   away (bounded, replayed in order, drops counted).
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use hub_runtime::backplane::{RedisBackplane, RedisBackplaneBuilder, RedisBackplaneError};
 use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_server};
 use hub_tests::conformance::{self, Callbacks, ConformanceClient as _};
-use hub_tests::{RedisProcess, ServerProcess, run_scaleout_js};
+use hub_tests::{RedisCluster, RedisProcess, ServerProcess, interop_dir, run_scaleout_js};
 use tokio::sync::mpsc;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
@@ -52,6 +55,171 @@ fn run_js(protocol: &str) {
     assert!(report.contains("# pass 8"), "expected 8 passing scenarios");
 }
 
+/// What the cluster scenarios may ask the harness to act on.
+struct Harness<'a> {
+    cluster: Option<&'a RedisCluster>,
+    /// The server the SIGKILL scenario kills.
+    killable: Option<ServerProcess>,
+    /// The cluster's sharded channels before the doomed server's clients came.
+    snapshot: Option<BTreeMap<String, u64>>,
+}
+
+impl Harness<'_> {
+    /// Acts on one `#COMMAND` line; returns the answer line.
+    fn act(&mut self, command: &str) -> String {
+        match command {
+            "snapshot" => self.cluster.map(|cluster| {
+                self.snapshot = Some(cluster.sharded_channels());
+                "ok"
+            }),
+            "kill-c" => return self.kill_c(),
+            "failover" => return self.failover(),
+            _ => None,
+        }
+        .unwrap_or("unknown command")
+        .to_owned()
+    }
+
+    /// SIGKILLs the third server, then waits until no sharded channel of
+    /// the cluster has more subscribers than before its clients came.
+    fn kill_c(&mut self) -> String {
+        let (Some(cluster), Some(before)) = (self.cluster, self.snapshot.as_ref()) else {
+            return "no cluster snapshot".to_owned();
+        };
+        let with_c = cluster.sharded_channels();
+        let added = |now: &BTreeMap<String, u64>| -> Vec<String> {
+            now.iter()
+                .filter(|(name, count)| **count > before.get(*name).copied().unwrap_or(0))
+                .map(|(name, count)| format!("{name}={count}"))
+                .collect()
+        };
+        if added(&with_c).is_empty() {
+            return "the doomed server subscribed to nothing: the test would prove nothing"
+                .to_owned();
+        }
+        let Some(server) = self.killable.take() else {
+            return "no server to kill".to_owned();
+        };
+        let killed_at = Instant::now();
+        drop(server); // SIGKILL, then wait for the exit
+        loop {
+            let left = added(&cluster.sharded_channels());
+            if left.is_empty() {
+                return format!("ok {}", killed_at.elapsed().as_millis());
+            }
+            if killed_at.elapsed() > KILLED_NODE_BOUND {
+                return format!(
+                    "fail: {KILLED_NODE_BOUND:?} after the SIGKILL the cluster still has its subscriptions {left:?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `CLUSTER FAILOVER` on the replica of the primary that owns the
+    /// hub's broadcast channel; answers once the replica is primary and
+    /// the cluster is ok again.
+    fn failover(&mut self) -> String {
+        let Some(cluster) = self.cluster else {
+            return "no cluster".to_owned();
+        };
+        let all = format!("{CONFORMANCE_HUB}:all");
+        let Some(owner) = cluster.primaries().into_iter().find(|&port| {
+            cluster
+                .cli(port, &["PUBSUB", "SHARDNUMSUB", &all])
+                .lines()
+                .nth(1)
+                .is_some_and(|count| count.trim() != "0")
+        }) else {
+            return format!("no primary serves {all}");
+        };
+        let Some(replica) = cluster.ports().into_iter().find(|&port| {
+            let role = cluster.cli(port, &["ROLE"]);
+            role.starts_with("slave") && role.lines().nth(2) == Some(&owner.to_string())
+        }) else {
+            return format!("no replica of {owner}");
+        };
+        let started = Instant::now();
+        let answer = cluster.cli(replica, &["CLUSTER", "FAILOVER"]);
+        if answer.trim() != "OK" {
+            return format!("CLUSTER FAILOVER answered {answer}");
+        }
+        while !cluster.cli(replica, &["ROLE"]).starts_with("master") {
+            if started.elapsed() > Duration::from_secs(20) {
+                return "the replica did not take over".to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cluster.wait_until_ok(Instant::now() + Duration::from_secs(20));
+        format!("ok {}", started.elapsed().as_millis())
+    }
+}
+
+/// Runs `tests/interop/scaleout.test.mjs` against `servers` (A, B and
+/// maybe C), answering its `#COMMAND` lines; returns its report. Its lines
+/// are printed as they come: the test harness shows them when a test fails.
+#[allow(clippy::print_stdout)]
+fn run_scaleout_script(
+    harness: &mut Harness<'_>,
+    servers: &[&ServerProcess],
+    protocol: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/@microsoft/signalr").exists(),
+        "run `npm ci` in {} first (scripts/test.sh does)",
+        dir.display()
+    );
+    // A plain script rather than `node --test`, so that it can ask this
+    // harness (over stdin/stdout) to act mid-run.
+    let mut command = Command::new("node");
+    command
+        .arg("scaleout.test.mjs")
+        .current_dir(&dir)
+        .env("HUB_PROTOCOL", protocol)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (server, name) in servers.iter().zip(["HUB_URL_A", "HUB_URL_B"]) {
+        command.env(name, format!("{}/hubs/test", server.base_url()));
+    }
+    if let Some(c) = &harness.killable {
+        command.env("HUB_URL_C", format!("{}/hubs/test", c.base_url()));
+    }
+    let mut node = command
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = node.stdin.take().unwrap();
+    let stdout = BufReader::new(node.stdout.take().unwrap());
+    let mut report = String::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        match line.trim().strip_prefix('#') {
+            Some(command) if !command.starts_with(' ') && !command.is_empty() => {
+                let answer = harness.act(command);
+                println!("harness: {command} -> {answer}");
+                report.push_str(&format!("harness: {command} -> {answer}\n"));
+                writeln!(stdin, "{answer}").unwrap();
+                stdin.flush().unwrap();
+            }
+            _ => {
+                println!("{line}");
+                report.push_str(&line);
+                report.push('\n');
+            }
+        }
+    }
+    drop(stdin);
+    let status = node.wait().unwrap();
+    assert!(
+        status.success(),
+        "the JS client failed scale-out scenarios over {protocol}"
+    );
+    report
+}
+
 #[test]
 fn official_js_client_across_two_servers_json() {
     run_js("json");
@@ -60,6 +228,176 @@ fn official_js_client_across_two_servers_json() {
 #[test]
 fn official_js_client_across_two_servers_messagepack() {
     run_js("messagepack");
+}
+
+// ---------------------------------------------------------------------------
+// A Redis Cluster: three shards with a replica each, one per test binary.
+
+/// The hub's channel prefix in the conformance server: its type name.
+const CONFORMANCE_HUB: &str = "conformance_server::TestHub";
+
+/// How soon after a node's SIGKILL the cluster has none of its
+/// subscriptions left: the kernel closes a dead process's sockets at once,
+/// and Redis drops a closed client's subscriptions as it reads the close.
+const KILLED_NODE_BOUND: Duration = Duration::from_secs(5);
+
+/// One cluster for every cluster scenario (starting one costs seconds), in
+/// one test so that it is stopped at the end: the official JS client across
+/// two servers (JSON) and three (MessagePack, ending with the SIGKILL of the
+/// third), then a shard failover while broadcasts flow.
+#[test]
+fn on_a_redis_cluster_scale_out_survives_a_killed_server_and_a_failover() {
+    let cluster = RedisCluster::start(3, 1);
+    let seeds = cluster.seeds();
+    let args = ["--redis-cluster", seeds.as_str()];
+    let a = ServerProcess::start(SERVER, &args);
+    let b = ServerProcess::start(SERVER, &args);
+
+    let mut harness = Harness {
+        cluster: Some(&cluster),
+        killable: None,
+        snapshot: None,
+    };
+    let report = run_scaleout_script(&mut harness, &[&a, &b], "json", &[("HUB_CLUSTER", "1")]);
+    assert!(
+        report.contains("# pass 7"),
+        "two servers on a Redis Cluster: the 7 scenarios of a single Redis but its restart pass"
+    );
+
+    harness.killable = Some(ServerProcess::start(SERVER, &args));
+    let report = run_scaleout_script(
+        &mut harness,
+        &[&a, &b],
+        "messagepack",
+        &[("HUB_CLUSTER", "1")],
+    );
+    assert!(
+        report.contains("# pass 8"),
+        "three servers on a Redis Cluster: the 7 scenarios, then a server killed with SIGKILL \
+         leaves no subscription on the cluster within {KILLED_NODE_BOUND:?} and its connections, \
+         groups and user are gone from the others"
+    );
+
+    let report = run_scaleout_script(
+        &mut harness,
+        &[&a, &b],
+        "json",
+        &[("HUB_CLUSTER", "1"), ("HUB_FAILOVER", "1")],
+    );
+    assert!(
+        report.contains("# pass 8"),
+        "a failover of the shard that carries broadcasts: nothing sent before or after it is lost"
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(every_target_costs_one_publish_on_the_cluster(
+        &cluster, true,
+    ));
+    runtime.block_on(every_target_costs_one_publish_on_the_cluster(
+        &cluster, false,
+    ));
+}
+
+/// `SPUBLISH` (or `PUBLISH`) calls the cluster's primaries have served.
+fn cluster_publishes(cluster: &RedisCluster, sharded: bool) -> u64 {
+    let name = if sharded {
+        "cmdstat_spublish:calls="
+    } else {
+        "cmdstat_publish:calls="
+    };
+    cluster
+        .primaries()
+        .into_iter()
+        .filter_map(|port| {
+            let stats = cluster.cli(port, &["INFO", "commandstats"]);
+            stats
+                .split(name)
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Two in-process nodes on the cluster (sharded pub/sub, or plain when
+/// `sharded` is false): every target of one node reaches the other for one
+/// publish per hub message, on the flavor of pub/sub asked for.
+async fn every_target_costs_one_publish_on_the_cluster(cluster: &RedisCluster, sharded: bool) {
+    let prefix = if sharded {
+        "sharded-test"
+    } else {
+        "plain-test"
+    };
+    let builder = || {
+        RedisBackplane::cluster_builder(cluster.seeds().split(','))
+            .sharded_pubsub(sharded)
+            .channel_prefix(prefix)
+            .health_check_interval(Duration::from_millis(200))
+    };
+    let a = Node::start(builder()).await;
+    let b = Node::start(builder()).await;
+    let mut a1 = Peer::connect(&a, Some("alice")).await;
+    let mut b1 = Peer::connect(&b, Some("alice")).await;
+    let mut b2 = Peer::connect(&b, Some("bob")).await;
+    let clients = a.context().clients();
+    let groups = a.context().groups();
+    a.context().groups().add(&a1.id, "room").await.unwrap();
+    groups.add(&b1.id, "room").await.unwrap();
+    groups.add(&b2.id, "room").await.unwrap();
+
+    let before = cluster_publishes(cluster, sharded);
+    clients.all().receive("all".into()).await.unwrap();
+    clients.group("room").receive("room".into()).await.unwrap();
+    clients.user("alice").receive("alice".into()).await.unwrap();
+    clients.client(&b2.id).receive("b2".into()).await.unwrap();
+    for (peer, expected) in [
+        (&mut a1, vec!["all", "room", "alice"]),
+        (&mut b1, vec!["all", "room", "alice"]),
+        (&mut b2, vec!["all", "room", "b2"]),
+    ] {
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            got.push(peer.next().await);
+        }
+        got.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+        expected.sort();
+        assert_eq!(
+            got, expected,
+            "every target of node A reaches node B's connections"
+        );
+    }
+    let answer = clients
+        .client(&b1.id)
+        .question("remote".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer, "peer answers remote",
+        "a client result crosses the cluster"
+    );
+    // The four sends, the client result's request and its reply.
+    let published = cluster_publishes(cluster, sharded) - before;
+    assert_eq!(
+        published,
+        6,
+        "one {} per hub message whatever the fan-out (all, group, user, connection), \
+         plus the client result's request and reply",
+        if sharded { "SPUBLISH" } else { "PUBLISH" }
+    );
+    let sharded_channels = cluster.sharded_channels();
+    assert_eq!(
+        sharded_channels.keys().any(|name| name.starts_with(prefix)),
+        sharded,
+        "sharded pub/sub is used exactly when asked for: {sharded_channels:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -157,7 +495,7 @@ impl Peer {
         let token = user.map(|user| format!("user-{user}"));
         let connection = HubConnection::builder(&node.url)
             .access_token(move || token.clone())
-            .with_handlers(callbacks.into_handlers())
+            .handlers(callbacks.into_handlers())
             .build()
             .unwrap();
         connection.start().await.unwrap();
@@ -528,4 +866,62 @@ async fn unreachable_redis_is_an_error_at_connect_and_no_harm_after_start() {
     assert_eq!(peer.next().await, "local");
     assert!(!node.backplane.stats().connected);
     assert_eq!(node.backplane.stats().buffered, 1);
+}
+
+/// Waits until `peer`'s connection has been closed by the server.
+async fn closed_by_server(peer: &Peer) {
+    let mut states = peer.connection.state_changes();
+    tokio::time::timeout(
+        WAIT,
+        states.wait_for(|state| *state == hub_runtime::client::HubConnectionState::Disconnected),
+    )
+    .await
+    .expect("the connection was not aborted in time")
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_reaches_connections_and_users_on_the_other_node() {
+    let redis = RedisProcess::start();
+    let a = Node::start(fast(&redis)).await;
+    let b = Node::start(fast(&redis)).await;
+    let local = Peer::connect(&a, None).await;
+    let remote = Peer::connect(&b, None).await;
+    let ada_a = Peer::connect(&a, Some("ada")).await;
+    let ada_b = Peer::connect(&b, Some("ada")).await;
+    let mut bob = Peer::connect(&b, Some("bob")).await;
+
+    // A connection of this node: aborted here, `true`.
+    assert!(
+        a.context()
+            .abort_connection(local.id.clone())
+            .await
+            .unwrap()
+    );
+    closed_by_server(&local).await;
+    // A connection of the other node: aborted there, `false` here.
+    assert!(
+        !a.context()
+            .abort_connection(remote.id.clone())
+            .await
+            .unwrap()
+    );
+    closed_by_server(&remote).await;
+    // Every connection of a user, on both nodes.
+    assert_eq!(a.context().abort_user("ada").await.unwrap(), 1);
+    closed_by_server(&ada_a).await;
+    closed_by_server(&ada_b).await;
+    // Nobody else.
+    a.context()
+        .clients()
+        .user("bob")
+        .receive("still here".into())
+        .await
+        .unwrap();
+    assert_eq!(bob.next().await, "still here");
+    assert_eq!(
+        bob.connection.state(),
+        hub_runtime::client::HubConnectionState::Connected
+    );
+    bob.connection.stop().await;
 }

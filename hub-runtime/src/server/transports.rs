@@ -22,14 +22,15 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use super::Shared;
-use super::http::{SessionGuard, random_id, text, unauthorized, user_of};
-use crate::Hub;
+use super::http::{SessionGuard, identity_of, random_id, text, unauthorized};
 use crate::clients::ConnectionId;
 use crate::connection::{CloseReason, Dispatcher, session};
+use crate::hub::ConnectionContext;
 use crate::telemetry::hub_metrics::{ConnectionStatus, TransportLabel};
 use crate::transport::long_polling::Polls;
 use crate::transport::websocket::{WebSocketSink, WebSocketSource};
 use crate::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
+use crate::{Hub, Identity};
 
 /// The transport a live connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,8 +131,7 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     shared: Arc<Shared<H>>,
     source: Src,
     sink: Snk,
-    connection_id: String,
-    user: Option<Arc<str>>,
+    context: Arc<ConnectionContext>,
     resume: Option<session::Resume<Src, Snk>>,
     live: LiveGuard<H>,
     kind: TransportKind,
@@ -147,25 +147,17 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         rpc.system = "signalr",
         rpc.service = shared.service,
         signalr.hub.path = %hub_path,
-        signalr.connection.id = %connection_id,
+        signalr.connection.id = %context.connection_id(),
         signalr.transport = kind.label().as_str(),
         signalr.protocol = tracing::field::Empty,
-        enduser.id = user.as_deref(),
+        enduser.id = context.identity().user_id(),
         signalr.connection.status = tracing::field::Empty,
     );
     let shutdown = shared.shutdown.subscribe();
     let config = shared.session.clone();
     let dispatcher: Arc<dyn Dispatcher> = shared;
     let reason = session::run(
-        source,
-        sink,
-        ConnectionId::from(connection_id),
-        user,
-        config,
-        dispatcher,
-        shutdown,
-        resume,
-        metrics,
+        source, sink, context, config, dispatcher, shutdown, resume, metrics,
     )
     .instrument(span.clone())
     .await;
@@ -237,17 +229,29 @@ fn shutting_down() -> Response {
     )
 }
 
-/// The token an HTTP transport request names and the user it comes from,
-/// or the answer that refuses it (no token: 400; refused user: 401),
-/// boxed: a refusal is the rare path.
-fn token_and_user<H: Hub>(
+/// The token an HTTP transport request names and the identity it comes
+/// from, or the answer that refuses it (no token: 400; refused identity:
+/// 401), boxed: a refusal is the rare path.
+async fn token_and_identity<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Result<(String, Identity), Box<Response>> {
+    let token = id.ok_or_else(|| Box::new(id_required()))?;
+    let identity = identity_of(shared, parts)
+        .await
+        .map_err(|_| Box::new(unauthorized()))?;
+    Ok((token, identity))
+}
+
+/// [`token_and_identity`], with the identity's user id.
+async fn token_and_user<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,
     id: Option<String>,
 ) -> Result<(String, Option<Arc<str>>), Box<Response>> {
-    let token = id.ok_or_else(|| Box::new(id_required()))?;
-    let user = user_of(shared, parts).map_err(|_| Box::new(unauthorized()))?;
-    Ok((token, user))
+    let (token, identity) = token_and_identity(shared, parts, id).await?;
+    Ok((token, identity.user_id_arc().cloned()))
 }
 
 /// A negotiated connection that an HTTP transport (SSE, Long Polling)
@@ -256,7 +260,9 @@ struct HttpSession {
     token: String,
     kind: TransportKind,
     connection_id: String,
-    user: Option<Arc<str>>,
+    identity: Identity,
+    /// The transport's first request: the connection's request.
+    request: Parts,
     /// Where its POST bodies go.
     input: PostSender,
     polls: Option<Arc<Polls>>,
@@ -275,17 +281,21 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         &shared,
         Some(session.token),
         session.kind,
-        session.user.clone(),
+        session.identity.user_id_arc().cloned(),
         Some(session.input),
         session.polls,
         None,
     );
+    let context = Arc::new(ConnectionContext::new(
+        ConnectionId::from(session.connection_id),
+        session.identity,
+        Some(session.request),
+    ));
     tokio::spawn(run_session(
         shared,
         source,
         sink,
-        session.connection_id,
-        session.user,
+        context,
         None,
         live,
         session.kind,
@@ -299,10 +309,11 @@ pub(super) async fn server_sent_events<H: Hub>(
     parts: &Parts,
     id: Option<String>,
 ) -> Response {
-    let (token, user) = match token_and_user(&shared, parts, id) {
+    let (token, identity) = match token_and_identity(&shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
+    let user = identity.user_id_arc().cloned();
     match lookup(&shared, &token, TransportKind::ServerSentEvents, &user) {
         Lookup::NotLive => {}
         Lookup::Same(_) => return text(StatusCode::CONFLICT, "Conflict"),
@@ -316,7 +327,7 @@ pub(super) async fn server_sent_events<H: Hub>(
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink, response) = sse::open(input);
@@ -326,7 +337,8 @@ pub(super) async fn server_sent_events<H: Hub>(
             token,
             kind: TransportKind::ServerSentEvents,
             connection_id: negotiated.connection_id,
-            user,
+            identity,
+            request: parts.clone(),
             input: input_sender,
             polls: None,
             hub_path: super::http::hub_path(parts),
@@ -344,10 +356,11 @@ pub(super) async fn long_poll<H: Hub>(
     parts: &Parts,
     id: Option<String>,
 ) -> Response {
-    let (token, user) = match token_and_user(&shared, parts, id) {
+    let (token, identity) = match token_and_identity(&shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
+    let user = identity.user_id_arc().cloned();
     match lookup(&shared, &token, TransportKind::LongPolling, &user) {
         Lookup::NotLive => {}
         Lookup::Same(live) => {
@@ -366,7 +379,7 @@ pub(super) async fn long_poll<H: Hub>(
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let polls = Polls::new(
         shared.options.long_polling_poll_timeout,
@@ -380,7 +393,8 @@ pub(super) async fn long_poll<H: Hub>(
             token,
             kind: TransportKind::LongPolling,
             connection_id: negotiated.connection_id,
-            user,
+            identity,
+            request: parts.clone(),
             input: input_sender,
             polls: Some(polls),
             hub_path: super::http::hub_path(parts),
@@ -400,7 +414,7 @@ pub(super) async fn post<H: Hub>(
     body: Body,
     id: Option<String>,
 ) -> Response {
-    let (token, user) = match token_and_user(&shared, parts, id) {
+    let (token, user) = match token_and_user(&shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
@@ -425,9 +439,16 @@ pub(super) async fn post<H: Hub>(
         shared.options.maximum_receive_message_size,
     )
     .unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+    // A body trickled in byte by byte (slowloris) must not hold the
+    // request for ever: it has the client timeout to arrive whole.
+    let read = tokio::time::timeout(
+        shared.options.client_timeout_interval,
+        axum::body::to_bytes(body, limit),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
     };
     match live.and_then(|live| live.input) {
         Some(input) => {
@@ -455,8 +476,12 @@ pub(super) async fn post<H: Hub>(
 }
 
 /// `DELETE {base}?id=…`: the client ends its Long Polling connection.
-pub(super) fn delete<H: Hub>(shared: &Shared<H>, parts: &Parts, id: Option<String>) -> Response {
-    let (token, user) = match token_and_user(shared, parts, id) {
+pub(super) async fn delete<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Response {
+    let (token, user) = match token_and_user(shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };

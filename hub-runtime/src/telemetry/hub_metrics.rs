@@ -223,12 +223,10 @@ impl Outcome {
         }
     }
 
-    /// The outcome of an invocation that failed with `error`.
-    ///
-    /// The mapping point for authorization and hub filters: once a hub
-    /// error says "refused by an authorization policy" or "stopped by a
-    /// filter" (an error kind), it maps to `Unauthorized` or `Blocked`
-    /// here. Until then every failure is `Error`.
+    /// The outcome of an invocation whose method failed with `error`.
+    /// Authorization refusals and filter blocks are `InvocationError`s of
+    /// their own (`Unauthorized`, `Blocked`), mapped in the dispatcher's
+    /// `outcome_of`; a hub error is always `Error`.
     pub(crate) fn of_error(_error: &crate::HubError) -> Outcome {
         Outcome::Error
     }

@@ -1,53 +1,51 @@
-//! What scale-out costs: one node vs two nodes + Redis.
+//! What scale-out costs: one hub process vs 2 and 3 processes joined by one
+//! Redis, and by a Redis Cluster (three shards, sharded pub/sub).
 //!
 //! ```text
-//! cargo run --release -p hub-tests --bin scaleout-bench -- [--messages N] [--receivers R]
-//! cargo run --release -p hub-tests --bin scaleout-bench -- --help
+//! cargo build --release -p hub-tests --bin conformance-server --bin scaleout-bench
+//! target/release/scaleout-bench [--messages N] [--burst N] [--receivers R]
+//! target/release/scaleout-bench --help
 //! ```
+//! (`scripts/scaleout-bench.sh` does both.)
 //!
-//! Starts a private `redis-server` (as the tests do) and three in-process
-//! hubs on loopback: one without a backplane, two sharing the Redis
-//! backplane. A client sends `Broadcast(stamp)`, one message at a time;
-//! the receiving clients note when it arrives. Reported per setup: the
-//! latency from send to arrival (p50, p99, max) and the Redis `PUBLISH`es
-//! per hub message (from Redis's own `INFO commandstats`).
+//! Starts a private `redis-server` and a private three-shard Redis Cluster
+//! (as the tests do) and `conformance-server` processes on loopback. The
+//! receivers (R in all) are spread evenly over the processes; the sender is
+//! on the first. Two workloads, each measured on every setup:
+//!
+//! - **broadcast** (`Broadcast`): every receiver gets every message;
+//! - **group** (`SendToGroup`): the receivers have joined one group, the
+//!   sender has not.
+//!
+//! Reported per setup and workload: the latency from send to arrival at the
+//! last receiver, one message at a time (p50, p99); the deliveries per
+//! second of a burst of messages sent back to back; and the Redis publishes
+//! per hub message (from Redis's `INFO commandstats`: `PUBLISH` on one
+//! Redis, `SPUBLISH` summed over the cluster's primaries).
 
-use std::io::{Read, Write};
-use std::sync::Arc;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use hub_runtime::backplane::RedisBackplane;
 use hub_runtime::client::HubConnection;
-use hub_runtime::server::HubServer;
-use hub_runtime::{CallContext, HubError, hub, hub_client};
-use hub_tests::RedisProcess;
+use hub_tests::conformance::{ConformanceClient, ConformanceHubProxy};
+use hub_tests::{RedisCluster, RedisProcess, ServerProcess};
 use tokio::sync::mpsc;
-
-/// The receiving side.
-#[hub_client]
-pub trait Receiver {
-    /// A broadcast: the sender's stamp, in microseconds since the start.
-    async fn receive(&self, stamp: u64);
-}
-
-struct BenchHub;
-
-#[hub(client = Receiver)]
-impl BenchHub {
-    async fn broadcast(&self, ctx: CallContext<Self>, stamp: u64) -> Result<(), HubError> {
-        ctx.clients().all().receive(stamp).await
-    }
-}
 
 struct Arrivals {
     start: Instant,
     arrived: mpsc::UnboundedSender<(u64, u64)>,
 }
 
-impl Receiver for Arrivals {
-    async fn receive(&self, stamp: u64) {
+/// A receiver notes when each message (the sender's stamp, in microseconds
+/// since the start) arrives.
+impl ConformanceClient for Arrivals {
+    async fn receive(&self, message: String) {
         let now = micros(self.start);
-        let _ = self.arrived.send((stamp, now));
+        let _ = self.arrived.send((message.parse().unwrap_or(0), now));
+    }
+
+    async fn question(&self, question: String) -> String {
+        question
     }
 }
 
@@ -55,69 +53,76 @@ fn micros(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-async fn serve(backplane: Option<RedisBackplane>) -> String {
-    let mut builder = HubServer::builder(BenchHub);
-    if let Some(backplane) = backplane {
-        builder = builder.backplane(backplane);
-    }
-    let server = builder.build();
-    let app = axum::Router::new().nest("/hub", server.router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let url = format!("http://{}/hub", listener.local_addr().expect("bound"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
+/// Where the publishes are counted.
+enum Backplane<'a> {
+    None,
+    Redis(&'a RedisProcess),
+    Cluster(&'a RedisCluster),
 }
 
-async fn client(url: &str, arrivals: Option<Arrivals>) -> HubConnection {
-    let mut builder = HubConnection::builder(url);
-    if let Some(arrivals) = arrivals {
-        builder = builder.with_handlers(arrivals.into_handlers());
-    }
-    let connection = builder.build().expect("a valid URL");
-    connection.start().await.expect("the hub accepts");
-    connection
-}
-
-/// `cmdstat_publish:calls=N` from Redis.
-fn redis_publishes(port: u16) -> u64 {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("Redis is up");
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    stream
-        .write_all(b"INFO commandstats\r\n")
-        .expect("Redis takes INFO");
-    let mut reply = Vec::new();
-    let mut buffer = [0u8; 4096];
-    // A bulk string: `$LEN\r\n…\r\n`; read until the whole length is in.
-    loop {
-        let read = stream.read(&mut buffer).unwrap_or(0);
-        reply.extend_from_slice(&buffer[..read]);
-        let text = String::from_utf8_lossy(&reply);
-        let complete = text.split_once("\r\n").is_some_and(|(header, body)| {
-            header
-                .trim_start_matches('$')
-                .parse::<usize>()
-                .is_ok_and(|len| body.len() >= len)
-        });
-        if read == 0 || complete {
-            break;
+impl Backplane<'_> {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Backplane::None => Vec::new(),
+            Backplane::Redis(redis) => vec!["--redis".into(), redis.url()],
+            Backplane::Cluster(cluster) => vec!["--redis-cluster".into(), cluster.seeds()],
         }
     }
-    let text = String::from_utf8_lossy(&reply);
-    text.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_publish:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
+
+    fn publishes(&self) -> u64 {
+        fn calls(stats: &str, name: &str) -> u64 {
+            stats
+                .split(name)
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|calls| calls.trim().parse().ok())
+                .unwrap_or(0)
+        }
+        match self {
+            Backplane::None => 0,
+            Backplane::Redis(redis) => {
+                let output = std::process::Command::new("redis-cli")
+                    .args(["-p", &redis.port().to_string(), "INFO", "commandstats"])
+                    .output()
+                    .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+                    .unwrap_or_default();
+                calls(&output, "cmdstat_publish:calls=")
+            }
+            Backplane::Cluster(cluster) => cluster
+                .primaries()
+                .into_iter()
+                .map(|port| {
+                    calls(
+                        &cluster.cli(port, &["INFO", "commandstats"]),
+                        "cmdstat_spublish:calls=",
+                    )
+                })
+                .sum(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    Broadcast,
+    Group,
 }
 
 struct Report {
-    name: &'static str,
-    latencies: Vec<u64>,
+    setup: String,
+    workload: &'static str,
+    p50: u64,
+    p99: u64,
+    deliveries_per_second: f64,
     publishes: f64,
+}
+
+/// The next delivery; a lost one ends the run.
+async fn wait(arrivals: &mut mpsc::UnboundedReceiver<(u64, u64)>) -> (u64, u64) {
+    tokio::time::timeout(Duration::from_secs(30), arrivals.recv())
+        .await
+        .expect("a delivery within 30 s")
+        .expect("an arrival")
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -128,142 +133,198 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// Sends `messages` broadcasts from `sender`, one at a time, and records
-/// when the *last* of `receivers` receivers got each.
-async fn measure(
-    name: &'static str,
-    sender_url: &str,
-    receiver_url: &str,
-    receivers: usize,
-    messages: usize,
-    redis_port: u16,
-) -> Report {
-    let start = Instant::now();
-    let (arrived, mut arrivals) = mpsc::unbounded_channel();
-    let sender = client(sender_url, None).await;
-    let mut listening = Vec::new();
-    for _ in 0..receivers {
-        let arrivals = Arrivals {
-            start,
-            arrived: arrived.clone(),
-        };
-        listening.push(client(receiver_url, Some(arrivals)).await);
-    }
-    // Warm up (connections, allocations, Redis pipelines).
-    for _ in 0..50 {
-        let _: () = sender
-            .invoke("Broadcast", (micros(start),))
-            .await
-            .expect("Broadcast");
-        for _ in 0..receivers {
-            arrivals.recv().await.expect("an arrival");
-        }
-    }
-    let publishes_before = redis_publishes(redis_port);
-    let mut latencies = Vec::with_capacity(messages);
-    for _ in 0..messages {
-        let stamp = micros(start);
-        sender.send("Broadcast", (stamp,)).await.expect("Broadcast");
-        let mut last = 0;
-        for _ in 0..receivers {
-            let (got, at) = arrivals.recv().await.expect("an arrival");
-            debug_assert_eq!(got, stamp);
-            last = last.max(at);
-        }
-        latencies.push(last.saturating_sub(stamp));
-    }
-    let publishes = redis_publishes(redis_port).saturating_sub(publishes_before);
-    sender.stop().await;
-    for connection in listening {
-        connection.stop().await;
-    }
-    latencies.sort_unstable();
-    Report {
-        name,
-        latencies,
-        publishes: publishes as f64 / messages as f64,
-    }
-}
-
 /// The benchmark's flags.
 #[derive(Debug, clap::Parser)]
 #[command(
     version,
-    about = "What scale-out costs: broadcast latency on one node vs two nodes sharing a private Redis."
+    about = "What scale-out costs: 1 hub process vs 2 and 3 over one Redis and over a Redis Cluster."
 )]
-struct Args {
-    /// Broadcasts to measure per setup (one at a time).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
-    messages: u64,
-    /// Receiving clients per setup.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    receivers: u64,
+struct Options {
+    /// Messages measured one at a time per setup and workload.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    messages: u32,
+    /// Messages sent back to back for the throughput figure.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+    /// Receiving clients, spread evenly over the processes.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    receivers: u32,
+}
+
+async fn client(url: &str, arrivals: Option<Arrivals>) -> HubConnection {
+    let mut builder = HubConnection::builder(url);
+    if let Some(arrivals) = arrivals {
+        builder = builder.handlers(arrivals.into_handlers());
+    }
+    let connection = builder.build().expect("a valid URL");
+    connection.start().await.expect("the hub accepts");
+    connection
+}
+
+async fn send(sender: &ConformanceHubProxy, workload: Workload, stamp: u64) {
+    let result = match workload {
+        Workload::Broadcast => sender.broadcast(stamp.to_string()).await,
+        Workload::Group => {
+            sender
+                .send_to_group("bench".into(), stamp.to_string())
+                .await
+        }
+    };
+    result.expect("the hub takes the send");
+}
+
+/// Runs one workload on `urls` (the sender on the first; the receivers
+/// spread evenly).
+async fn measure(
+    setup: &str,
+    urls: &[String],
+    workload: Workload,
+    backplane: &Backplane<'_>,
+    options: &Options,
+) -> Report {
+    let start = Instant::now();
+    let (arrived, mut arrivals) = mpsc::unbounded_channel();
+    let sender_connection = client(&urls[0], None).await;
+    let sender = sender_connection.hub::<ConformanceHubProxy>();
+    let count = options.receivers as usize;
+    let mut receivers = Vec::new();
+    for index in 0..count {
+        let arrivals = Arrivals {
+            start,
+            arrived: arrived.clone(),
+        };
+        let receiver = client(&urls[index % urls.len()], Some(arrivals)).await;
+        if workload == Workload::Group {
+            receiver
+                .hub::<ConformanceHubProxy>()
+                .join_group("bench".into())
+                .await
+                .expect("JoinGroup");
+        }
+        receivers.push(receiver);
+    }
+    // Warm up: connections, allocations, subscriptions.
+    for _ in 0..50 {
+        send(&sender, workload, micros(start)).await;
+        for _ in 0..count {
+            wait(&mut arrivals).await;
+        }
+    }
+    let publishes_before = backplane.publishes();
+    let mut latencies = Vec::with_capacity(options.messages as usize);
+    for _ in 0..options.messages {
+        let stamp = micros(start);
+        send(&sender, workload, stamp).await;
+        let mut last = 0;
+        for _ in 0..count {
+            let (_, at) = wait(&mut arrivals).await;
+            last = last.max(at);
+        }
+        latencies.push(last.saturating_sub(stamp));
+    }
+    let publishes = backplane.publishes().saturating_sub(publishes_before);
+    // Throughput: a burst of calls in flight at once (pipelined on the
+    // sender's connection), until every delivery is in.
+    let burst = options.burst as usize;
+    let burst_start = Instant::now();
+    let sends = (0..burst).map(|_| send(&sender, workload, micros(start)));
+    let delivered = async {
+        for _ in 0..burst * count {
+            wait(&mut arrivals).await;
+        }
+    };
+    tokio::join!(futures_util::future::join_all(sends), delivered);
+    let burst_seconds = burst_start.elapsed().as_secs_f64();
+    sender_connection.stop().await;
+    for receiver in receivers {
+        receiver.stop().await;
+    }
+    latencies.sort_unstable();
+    Report {
+        setup: setup.to_owned(),
+        workload: match workload {
+            Workload::Broadcast => "broadcast",
+            Workload::Group => "group",
+        },
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+        deliveries_per_second: (burst * count) as f64 / burst_seconds,
+        publishes: publishes as f64 / f64::from(options.messages),
+    }
+}
+
+/// `conformance-server`, built beside this binary.
+fn conformance_server() -> String {
+    let path = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("conformance-server")))
+        .filter(|path| path.exists())
+        .expect("build conformance-server first (scripts/scaleout-bench.sh does)");
+    path.display().to_string()
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = <Args as clap::Parser>::parse();
-    // Both were checked to be at least 1; a count beyond memory is the user's call.
-    let messages = usize::try_from(args.messages).unwrap_or(usize::MAX);
-    let receivers = usize::try_from(args.receivers).unwrap_or(usize::MAX);
-    let redis = Arc::new(RedisProcess::start());
-    let connect = |redis: &RedisProcess| RedisBackplane::connect(redis.url());
-    let single = serve(None).await;
-    let (Ok(first), Ok(second)) = (connect(&redis).await, connect(&redis).await) else {
-        eprintln!("scaleout-bench: cannot connect to Redis");
-        return std::process::ExitCode::FAILURE;
-    };
-    let node_a = serve(Some(first)).await;
-    let node_b = serve(Some(second)).await;
-
-    let reports = [
-        measure(
-            "1 node, no backplane",
-            &single,
-            &single,
-            receivers,
-            messages,
-            redis.port(),
-        )
-        .await,
-        measure(
-            "2 nodes + Redis, receivers on the sender's node",
-            &node_a,
-            &node_a,
-            receivers,
-            messages,
-            redis.port(),
-        )
-        .await,
-        measure(
-            "2 nodes + Redis, receivers on the other node",
-            &node_a,
-            &node_b,
-            receivers,
-            messages,
-            redis.port(),
-        )
-        .await,
+    let options = <Options as clap::Parser>::parse();
+    let server = conformance_server();
+    let redis = RedisProcess::start();
+    let cluster = RedisCluster::start(3, 0);
+    let setups: Vec<(String, usize, Backplane<'_>)> = vec![
+        ("1 process".into(), 1, Backplane::None),
+        ("2 processes + Redis".into(), 2, Backplane::Redis(&redis)),
+        ("3 processes + Redis".into(), 3, Backplane::Redis(&redis)),
+        (
+            "2 processes + Redis Cluster (3 shards)".into(),
+            2,
+            Backplane::Cluster(&cluster),
+        ),
+        (
+            "3 processes + Redis Cluster (3 shards)".into(),
+            3,
+            Backplane::Cluster(&cluster),
+        ),
     ];
+    let mut reports = Vec::new();
+    for (setup, processes, backplane) in &setups {
+        let args = backplane.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let servers: Vec<ServerProcess> = (0..*processes)
+            .map(|_| ServerProcess::start(&server, &args))
+            .collect();
+        let urls: Vec<String> = servers
+            .iter()
+            .map(|server| format!("{}/hubs/test", server.base_url()))
+            .collect();
+        for workload in [Workload::Broadcast, Workload::Group] {
+            reports.push(measure(setup, &urls, workload, backplane, &options).await);
+        }
+    }
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{messages} broadcasts, one at a time, each to {receivers} receivers (latency: send to arrival at the last receiver)\n"
+        "{} messages one at a time (latency: send to arrival at the last of {} receivers, spread over the processes; the sender on the first), then a burst of {} back to back (deliveries per second)\n",
+        options.messages, options.receivers, options.burst
     );
     let _ = writeln!(
         out,
-        "| setup | p50 µs | p99 µs | max µs | Redis PUBLISH per hub message |"
+        "| setup | workload | p50 µs | p99 µs | added p50 µs | deliveries/s | publishes per hub message |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for report in &reports {
+        let single = reports
+            .iter()
+            .find(|single| single.setup == "1 process" && single.workload == report.workload)
+            .map_or(0, |single| single.p50);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} |",
-            report.name,
-            percentile(&report.latencies, 50.0),
-            percentile(&report.latencies, 99.0),
-            report.latencies.last().copied().unwrap_or(0),
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} |",
+            report.setup,
+            report.workload,
+            report.p50,
+            report.p99,
+            i128::from(report.p50) - i128::from(single),
+            report.deliveries_per_second,
             report.publishes
         );
     }

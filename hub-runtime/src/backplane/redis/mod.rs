@@ -20,6 +20,23 @@
 //! each node picks its recipients, each once — where one publish per group
 //! would deliver twice to a connection in two of them.
 //!
+//! # Redis Cluster
+//!
+//! [`RedisBackplane::cluster_builder`] (or several comma-separated URLs)
+//! runs on a Redis Cluster with the same channels. On Redis 7 and later it
+//! uses sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`): a message goes only to
+//! the shard that owns its channel's slot, and each node subscribes there.
+//! A channel's slot is the hash of its whole name, so groups, users,
+//! connections and nodes spread over the shards, while `{prefix}:all` is
+//! one channel on one shard: a broadcast is still one publish. Older
+//! clusters (or [`RedisBackplaneBuilder::sharded_pubsub`]`(false)`) get
+//! plain pub/sub, sent to the slot's owner so that a request still learns
+//! whether any node holds its connection. Order holds per channel, not
+//! across channels. When a shard drops a sharded subscription (its slots
+//! moved, or it failed over), the node subscribes again where the slot now
+//! lives; a command that fails meanwhile ends the session, which reconnects
+//! and replays as below.
+//!
 //! # Faults and the delivery policy
 //!
 //! Local delivery never waits for Redis: the publishing node queues its own
@@ -65,6 +82,8 @@ use redis::AsyncConnectionConfig;
 use redis::aio::{MultiplexedConnection, PubSubSink};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
+
+mod cluster;
 
 use super::wire::{self, Envelope};
 use super::{Backplane, EncodedMessage, LocalNode, Subscription};
@@ -117,6 +136,10 @@ pub struct BackplaneStats {
 pub struct RedisBackplaneBuilder {
     url: String,
     prefix: Option<String>,
+    /// The seed nodes of a Redis Cluster; `None` for one Redis server.
+    cluster_seeds: Option<Vec<String>>,
+    /// Sharded pub/sub on a cluster: `None` asks the cluster.
+    sharded: Option<bool>,
     max_buffered_messages: usize,
     max_buffered_bytes: usize,
     reconnect_min: Duration,
@@ -131,6 +154,16 @@ impl RedisBackplaneBuilder {
     /// hub must share it; hubs sharing one Redis must not.
     pub fn channel_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// On a Redis Cluster, whether to use sharded pub/sub (`SPUBLISH`,
+    /// `SSUBSCRIBE`; Redis 7 and later): by default the backplane asks the
+    /// cluster's version and uses it when it can. `false` forces plain
+    /// pub/sub, whose every `PUBLISH` the cluster copies to all its nodes.
+    /// Ignored on one Redis server.
+    pub fn sharded_pubsub(mut self, sharded: bool) -> Self {
+        self.sharded = Some(sharded);
         self
     }
 
@@ -179,6 +212,11 @@ impl RedisBackplaneBuilder {
     /// Connects: fails unless Redis answers now. Later outages are handled
     /// in the background (see the [module docs](self)).
     pub async fn connect(self) -> Result<RedisBackplane, RedisBackplaneError> {
+        if let Some(seeds) = &self.cluster_seeds {
+            let seeds = seeds.clone();
+            cluster::check_reachable(&seeds, self.operation_timeout).await?;
+            return self.spawn(Endpoint::Cluster(seeds));
+        }
         let client = self.client()?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.operation_timeout))
@@ -191,14 +229,19 @@ impl RedisBackplaneBuilder {
             .query_async::<()>(&mut connection)
             .await
             .map_err(|e| RedisBackplaneError::Unreachable(e.to_string()))?;
-        self.spawn(client)
+        self.spawn(Endpoint::Single(Box::new(client)))
     }
 
     /// Starts without waiting for Redis: the node connects in the
     /// background and buffers meanwhile. Needs a Tokio runtime.
     pub fn start(self) -> Result<RedisBackplane, RedisBackplaneError> {
+        if let Some(seeds) = &self.cluster_seeds {
+            let seeds = seeds.clone();
+            cluster::check_seeds(&seeds)?;
+            return self.spawn(Endpoint::Cluster(seeds));
+        }
         let client = self.client()?;
-        self.spawn(client)
+        self.spawn(Endpoint::Single(Box::new(client)))
     }
 
     fn client(&self) -> Result<redis::Client, RedisBackplaneError> {
@@ -207,11 +250,11 @@ impl RedisBackplaneBuilder {
             .map_err(|e| RedisBackplaneError::InvalidUrl(e.to_string()))
     }
 
-    fn spawn(self, client: redis::Client) -> Result<RedisBackplane, RedisBackplaneError> {
+    fn spawn(self, endpoint: Endpoint) -> Result<RedisBackplane, RedisBackplaneError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RedisBackplaneError::NoRuntime)?;
         let inner = Arc::new(Inner {
-            client,
+            endpoint,
             node_id: node_id(),
             config: self,
             node: OnceLock::new(),
@@ -313,10 +356,38 @@ impl RedisBackplane {
     /// Configures a backplane for the Redis at `url`
     /// (`redis://[user:password@]host:port[/db]`, or `rediss://…` over TLS,
     /// trusting the PEM certificates of the file named by `SSL_CERT_FILE`
-    /// when it is set, the system's roots otherwise).
+    /// when it is set, the system's roots otherwise). Several URLs separated
+    /// by commas name seed nodes of a Redis Cluster, as
+    /// [`cluster_builder`](Self::cluster_builder) does.
     pub fn builder(url: impl Into<String>) -> RedisBackplaneBuilder {
+        let url = url.into();
+        if url.contains(',') {
+            return Self::cluster_builder(url.split(',').map(str::trim));
+        }
+        Self::configure(url, None)
+    }
+
+    /// Configures a backplane for the Redis Cluster that `seeds` (some of
+    /// its nodes, `redis://host:port`) belong to. Messages go over sharded
+    /// pub/sub where the cluster has it (Redis 7 and later; see
+    /// [`RedisBackplaneBuilder::sharded_pubsub`]); the module docs say which
+    /// shard each target lands on.
+    pub fn cluster_builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisBackplaneBuilder {
+        let seeds: Vec<String> = seeds
+            .into_iter()
+            .map(Into::into)
+            .filter(|seed| !seed.is_empty())
+            .collect();
+        Self::configure(seeds.join(","), Some(seeds))
+    }
+
+    fn configure(url: String, cluster_seeds: Option<Vec<String>>) -> RedisBackplaneBuilder {
         RedisBackplaneBuilder {
-            url: url.into(),
+            url,
+            cluster_seeds,
+            sharded: None,
             prefix: None,
             max_buffered_messages: 10_000,
             max_buffered_bytes: 64 << 20,
@@ -436,6 +507,27 @@ impl Backplane for RedisBackplane {
         group: String,
     ) -> BoxFuture<'static, Result<(), HubError>> {
         self.group_action(connection, group, false)
+    }
+
+    fn abort(&self, target: Target) -> BoxFuture<'static, Result<(), HubError>> {
+        let inner = &self.owner.inner;
+        let Some(channels) = inner.channels.get() else {
+            return Box::pin(std::future::ready(Err(HubError::with_kind(
+                HubErrorKind::Transport,
+                "the Redis backplane is not attached to a hub",
+            ))));
+        };
+        // On the target's channel: only the nodes holding it receive it.
+        let envelope = Envelope::Abort {
+            origin: inner.node_id.clone(),
+            target: target.clone(),
+        };
+        inner.enqueue(Outgoing {
+            channel: channels.for_target(&target),
+            payload: envelope.encode(),
+            reply: None,
+        });
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn subscribe(&self, subscription: Subscription) -> BoxFuture<'static, ()> {
@@ -615,8 +707,17 @@ struct Subscriptions {
 
 type Answer = oneshot::Sender<Result<Payload, HubError>>;
 
+/// Where the backplane's Redis is.
+enum Endpoint {
+    /// One Redis server. Boxed: with TLS support the client holds its TLS
+    /// parameters (240 bytes), ten times the cluster's seed list.
+    Single(Box<redis::Client>),
+    /// Seed nodes of a Redis Cluster.
+    Cluster(Vec<String>),
+}
+
 struct Inner {
-    client: redis::Client,
+    endpoint: Endpoint,
     node_id: String,
     config: RedisBackplaneBuilder,
     node: OnceLock<LocalNode>,
@@ -796,6 +897,12 @@ impl Inner {
                     inner.publish_to_node(&origin, &ack);
                 });
             }
+            Envelope::Abort { origin, target } => {
+                // This node aborted its own connections when it sent.
+                if origin != self.node_id {
+                    node.abort(&target);
+                }
+            }
             Envelope::Ack { request, .. } => {
                 if let Some(answer) = self.lock_pending().remove(&request) {
                     let _ = answer.send(Ok(Payload::null()));
@@ -908,17 +1015,25 @@ async fn session(inner: &Arc<Inner>) -> String {
 enum Never {}
 
 async fn run_session(inner: &Arc<Inner>) -> Result<Never, String> {
+    match &inner.endpoint {
+        Endpoint::Single(client) => run_single_session(inner, client).await,
+        Endpoint::Cluster(seeds) => cluster::run_session(inner, seeds).await,
+    }
+}
+
+/// A session on one Redis server: a multiplexed connection publishes, a
+/// pub/sub connection subscribes.
+async fn run_single_session(inner: &Arc<Inner>, client: &redis::Client) -> Result<Never, String> {
     let channels = inner.channels.get().ok_or("not attached")?;
     let limit = inner.config.operation_timeout;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(limit))
         .set_response_timeout(Some(limit));
-    let publisher = inner
-        .client
+    let publisher = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| format!("publisher: {e}"))?;
-    let pubsub = timeout(limit, inner.client.get_async_pubsub())
+    let pubsub = timeout(limit, client.get_async_pubsub())
         .await
         .map_err(|_| "subscriber: connection timed out".to_owned())?
         .map_err(|e| format!("subscriber: {e}"))?;
@@ -949,7 +1064,9 @@ async fn run_session(inner: &Arc<Inner>) -> Result<Never, String> {
         // Only a wait that ran to its end resets the count: a session that
         // fails while waiting keeps it for the next one, and a node that
         // stayed away past the grace is forgotten here.
-        if let Some(seen) = wait_for_peers(inner, &mut publisher.clone(), peers_before).await {
+        if let Some(seen) =
+            wait_for_peers(inner, &mut publisher.clone(), "NUMSUB", peers_before).await
+        {
             inner.peers.store(seen, Ordering::Relaxed);
         }
     }
@@ -1016,31 +1133,93 @@ async fn run_commands(
     Ok(())
 }
 
-/// How many nodes listen on the hub's `all` channel.
+/// How many nodes listen on the hub's `all` channel: `PUBSUB NUMSUB` (or
+/// `SHARDNUMSUB` for a sharded channel) where that channel is served.
 async fn subscribed_nodes(
     inner: &Inner,
-    publisher: &mut MultiplexedConnection,
+    connection: &mut impl CountSubscribers,
+    numsub: &str,
 ) -> Result<usize, String> {
     let channels = inner.channels.get().ok_or("not attached")?;
-    let (_, count): (String, i64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(&channels.all)
-        .query_async(publisher)
-        .await
-        .map_err(|e| format!("publisher: {e}"))?;
-    Ok(usize::try_from(count).unwrap_or(0))
+    connection.count_subscribers(numsub, &channels.all).await
+}
+
+/// The subscriber count in a `PUBSUB NUMSUB`-style reply (pairs of channel
+/// and count, as an array or, in RESP3, a map).
+fn subscriber_count(reply: &redis::Value) -> usize {
+    let count = match reply {
+        redis::Value::Array(items) => items.iter().find_map(|item| match item {
+            redis::Value::Int(count) => Some(*count),
+            _ => None,
+        }),
+        redis::Value::Map(pairs) => pairs.iter().find_map(|(_, value)| match value {
+            redis::Value::Int(count) => Some(*count),
+            _ => None,
+        }),
+        _ => None,
+    };
+    usize::try_from(count.unwrap_or(0)).unwrap_or(0)
+}
+
+/// A connection that can count a channel's subscribers.
+trait CountSubscribers {
+    /// Sends `PUBSUB {numsub} {channel}` where the channel is served.
+    fn count_subscribers(
+        &mut self,
+        numsub: &str,
+        channel: &str,
+    ) -> impl std::future::Future<Output = Result<usize, String>> + Send;
+}
+
+impl CountSubscribers for MultiplexedConnection {
+    async fn count_subscribers(&mut self, numsub: &str, channel: &str) -> Result<usize, String> {
+        let reply: redis::Value = redis::cmd("PUBSUB")
+            .arg(numsub)
+            .arg(channel)
+            .query_async(self)
+            .await
+            .map_err(|e| format!("publisher: {e}"))?;
+        Ok(subscriber_count(&reply))
+    }
+}
+
+/// Publishes one batch of the queue, in order, and returns how many
+/// subscribers received each message.
+trait PublishBatch {
+    fn publish_batch(
+        &mut self,
+        batch: &[Outgoing],
+    ) -> impl std::future::Future<Output = Result<Vec<i64>, String>> + Send;
+}
+
+impl PublishBatch for MultiplexedConnection {
+    /// One pipeline of `PUBLISH`es: one round trip, in order.
+    async fn publish_batch(&mut self, batch: &[Outgoing]) -> Result<Vec<i64>, String> {
+        let mut pipeline = redis::pipe();
+        for item in batch {
+            pipeline
+                .cmd("PUBLISH")
+                .arg(&item.channel)
+                .arg(item.payload.as_ref());
+        }
+        pipeline
+            .query_async(self)
+            .await
+            .map_err(|e| format!("publisher: {e}"))
+    }
 }
 
 /// Waits (bounded) until as many nodes as before the outage listen again;
 /// returns how many listen at the end, or `None` when Redis failed meanwhile.
 async fn wait_for_peers(
     inner: &Inner,
-    publisher: &mut MultiplexedConnection,
+    connection: &mut impl CountSubscribers,
+    numsub: &str,
     peers: usize,
 ) -> Option<usize> {
     let deadline = Instant::now() + inner.config.replay_grace;
     loop {
-        let count = subscribed_nodes(inner, publisher).await.ok()?;
+        let count = subscribed_nodes(inner, connection, numsub).await.ok()?;
         if count >= peers {
             return Some(count);
         }
@@ -1059,7 +1238,7 @@ async fn wait_for_peers(
 /// Publishes the queue in pipelined batches, in order.
 async fn publish_loop(
     inner: &Arc<Inner>,
-    mut publisher: MultiplexedConnection,
+    mut publisher: impl PublishBatch,
 ) -> Result<Never, String> {
     loop {
         let batch: Vec<Outgoing> = {
@@ -1080,17 +1259,9 @@ async fn publish_loop(
             inner,
             batch: Some(batch),
         };
-        let mut pipeline = redis::pipe();
-        for item in in_flight.batch.iter().flatten() {
-            pipeline
-                .cmd("PUBLISH")
-                .arg(&item.channel)
-                .arg(item.payload.as_ref());
-        }
-        let counts: Vec<i64> = pipeline
-            .query_async(&mut publisher)
-            .await
-            .map_err(|e| format!("publisher: {e}"))?;
+        let counts = publisher
+            .publish_batch(in_flight.batch.as_deref().unwrap_or_default())
+            .await?;
         let batch = in_flight.batch.take().unwrap_or_default();
         inner
             .published
@@ -1140,7 +1311,7 @@ async fn health_loop(
 ) -> Result<Never, String> {
     let limit = inner.config.operation_timeout;
     loop {
-        let nodes = subscribed_nodes(inner, &mut publisher).await?;
+        let nodes = subscribed_nodes(inner, &mut publisher, "NUMSUB").await?;
         inner.nodes.store(nodes, Ordering::Relaxed);
         inner.peers.fetch_max(nodes, Ordering::Relaxed);
         timeout(limit, sink.clone().ping::<redis::Value>())
