@@ -1,5 +1,6 @@
 // The server's Prometheus metrics move as the official JavaScript client
-// connects, invokes, fails and disconnects, over every transport.
+// connects, invokes, fails (error, unauthorized, blocked) and disconnects,
+// over every transport.
 //
 // Run by tests/tests/interop_js.rs, which starts `conformance-server
 // --metrics` and passes:
@@ -93,7 +94,16 @@ for (const [name, transport, label] of transports) {
       assert.equal(await connection.invoke("Echo", "two"), "two");
       await assert.rejects(connection.invoke("Fail", "on purpose"), /on purpose/);
       await assert.rejects(connection.invoke("NoSuchMethod"), /Method does not exist/);
+      // Authorization (anonymous caller of an admin-only method) and the hub filter.
+      await assert.rejects(connection.invoke("AdminOnly"), /unauthorized/);
+      await assert.rejects(connection.invoke("Echo", "blocked-by-filter"), /blocked by filter/);
       const invoked = await scrape();
+      const adminUnauthorized = { hub: hubPath, method: "AdminOnly", outcome: "unauthorized" };
+      const echoBlocked = { hub: hubPath, method: "Echo", outcome: "blocked" };
+      assert.equal(value(invoked, "signalr_server_invocations_total", adminUnauthorized),
+        value(before, "signalr_server_invocations_total", adminUnauthorized) + 1);
+      assert.equal(value(invoked, "signalr_server_invocations_total", echoBlocked),
+        value(before, "signalr_server_invocations_total", echoBlocked) + 1);
       assert.equal(value(invoked, "signalr_server_invocations_total", echoOk),
         value(before, "signalr_server_invocations_total", echoOk) + 2);
       assert.equal(value(invoked, "signalr_server_invocations_total", failError),

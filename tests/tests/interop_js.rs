@@ -121,7 +121,8 @@ fn official_js_client_gets_the_clocks_dates_over_json_and_messagepack() {
 }
 
 /// `conformance-server --metrics`: the official client connects, invokes
-/// (`ok`), fails (`error`) and disconnects over each transport, and the
+/// (`ok`), fails (`error`), is refused by authorization (`unauthorized`) and
+/// by the hub filter (`blocked`), and disconnects over each transport, and the
 /// scraped gauges, counters and histograms move accordingly.
 #[test]
 fn official_js_client_moves_the_prometheus_metrics_on_every_transport() {
