@@ -25,8 +25,11 @@ use tokio::sync::oneshot;
 
 /// The clock server's flags.
 #[derive(Debug, clap::Parser)]
+// A flag given twice: the last one wins (scripts and the test harness
+// append their own `--bind` to a default one).
 #[command(
     version,
+    args_override_self = true,
     about = "The clock sample: a hub at /hubs/clock that a background worker pushes the time through each second, and the clock page at /."
 )]
 struct Args {

@@ -229,7 +229,7 @@ impl RedisBackplaneBuilder {
             .query_async::<()>(&mut connection)
             .await
             .map_err(|e| RedisBackplaneError::Unreachable(e.to_string()))?;
-        self.spawn(Endpoint::Single(client))
+        self.spawn(Endpoint::Single(Box::new(client)))
     }
 
     /// Starts without waiting for Redis: the node connects in the
@@ -241,7 +241,7 @@ impl RedisBackplaneBuilder {
             return self.spawn(Endpoint::Cluster(seeds));
         }
         let client = self.client()?;
-        self.spawn(Endpoint::Single(client))
+        self.spawn(Endpoint::Single(Box::new(client)))
     }
 
     fn client(&self) -> Result<redis::Client, RedisBackplaneError> {
@@ -708,7 +708,9 @@ type Answer = oneshot::Sender<Result<Payload, HubError>>;
 
 /// Where the backplane's Redis is.
 enum Endpoint {
-    Single(redis::Client),
+    /// One Redis server. Boxed: with TLS support the client holds its TLS
+    /// parameters (240 bytes), ten times the cluster's seed list.
+    Single(Box<redis::Client>),
     /// Seed nodes of a Redis Cluster.
     Cluster(Vec<String>),
 }
