@@ -371,11 +371,8 @@ fn parse_token(token: &str, now: SystemTime) -> Option<Identity> {
 #[derive(Debug, clap::Parser)]
 // A flag given twice takes its last value: the tests start the server with
 // `--bind 127.0.0.1:0` and may name a fixed port after it.
-// A flag given twice: the last one wins (scripts and the test harness
-// append their own `--bind` to a default one).
 #[command(
     version,
-    args_override_self = true,
     args_override_self = true,
     about = "The conformance hub every client is tested against, at /hubs/test."
 )]
