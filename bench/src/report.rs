@@ -619,6 +619,15 @@ pub fn render(inputs: &[PathBuf], markdown: &Path, png: &Path) -> Result<(), Err
          Reproduce: `scripts/bench.sh` (all workloads, ~15 min) or `scripts/bench.sh --quick` (~1 min); \
          raw records are in `bench/results/*.jsonl`."
     );
+    // The scale-out benchmark (scripts/scaleout-bench.sh) is a separate run:
+    // its latest table, kept in results/scaleout.md, goes at the end.
+    if let Some(scaleout) = markdown
+        .parent()
+        .and_then(|dir| std::fs::read_to_string(dir.join("results/scaleout.md")).ok())
+    {
+        out.push('\n');
+        out.push_str(&scaleout);
+    }
     std::fs::write(markdown, out)?;
     chart(&results, png)?;
     Ok(())

@@ -383,9 +383,16 @@ pub(super) async fn post<H: Hub>(
         shared.options.maximum_receive_message_size,
     )
     .unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+    // A body trickled in byte by byte (slowloris) must not hold the
+    // request for ever: it has the client timeout to arrive whole.
+    let read = tokio::time::timeout(
+        shared.options.client_timeout_interval,
+        axum::body::to_bytes(body, limit),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
     };
     match live.and_then(|live| live.input) {
         Some(input) => {

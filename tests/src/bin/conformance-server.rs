@@ -369,8 +369,8 @@ fn parse_token(token: &str, now: SystemTime) -> Option<Identity> {
 
 /// The conformance server's flags (see `../shared/conformance-hub.md`).
 #[derive(Debug, clap::Parser)]
-// A flag given twice takes its last value: the tests start the server with
-// `--bind 127.0.0.1:0` and may name a fixed port after it.
+// A flag given twice: the last one wins (scripts and the test harness
+// append their own `--bind` to a default one).
 #[command(
     version,
     args_override_self = true,
@@ -411,6 +411,10 @@ struct Args {
     /// with another `Origin` gets 403, one without `Origin` is served.
     #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Client timeout in milliseconds (default: ASP.NET Core's 30 s); also
+    /// the time a POST body has to arrive whole.
+    #[arg(long = "client-timeout-ms", value_name = "MS", value_parser = parse_millis)]
+    client_timeout: Option<Duration>,
     /// The most hub connections at once; more get 503 (default: no limit).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -503,6 +507,9 @@ async fn main() -> std::process::ExitCode {
     options.allow_stateful_reconnects = args.stateful_reconnect;
     options.allowed_origins = args.allowed_origins.clone();
     options.maximum_connections = args.max_connections;
+    if let Some(timeout) = args.client_timeout {
+        options.client_timeout_interval = timeout;
+    }
     // Tokens with `exp-SECONDS` close their connections when they expire.
     options.close_on_authentication_expiration = true;
     let secure = HubServer::builder(SecureHub)
