@@ -38,7 +38,7 @@ async fn worker_ticks_reach_a_typed_client_and_stop_on_request() {
 
     let (shown_tx, mut shown) = mpsc::unbounded_channel();
     let connection = HubConnection::builder(format!("http://{address}{HUB_PATH}"))
-        .with_handlers(Clock { shown: shown_tx }.into_handlers())
+        .handlers(Clock { shown: shown_tx }.into_handlers())
         .build()
         .unwrap();
     connection.start().await.unwrap();

@@ -43,7 +43,9 @@ use syn::{Item, Path};
 
 mod names;
 mod parse;
+mod parse_authorize;
 mod parse_server;
+mod render_authorize;
 mod render_client;
 mod render_hub;
 mod render_proxy;
@@ -444,6 +446,49 @@ pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let private = private_path(options.krate);
     render_hub::render_hub(&model, &client, &private).into()
+}
+
+/// Authorization of a hub or of one of its methods, declared and checked
+/// by the compiler (ASP.NET Core's `[Authorize]`). Only inside a `#[hub]`:
+/// on the `#[hub(client = …)]` impl block (after `#[hub]`) for the whole
+/// hub, or on one of its methods.
+///
+/// * `#[authorize]` — authenticated users only;
+/// * `#[authorize(roles("admin", "editor"))]` — a user with one of these
+///   roles;
+/// * `#[authorize(policy = path::ToPolicy)]` — a type implementing
+///   `hub_runtime::authorization::Policy` (or `SyncPolicy`), registered on
+///   the server with `HubServerBuilder::policy`; a misspelt path or a type
+///   that is no policy does not compile.
+///
+/// Options combine (`#[authorize(roles("admin"), policy = Owner)]`) and
+/// several attributes must all hold. A refused method is answered with
+/// `Failed to invoke 'X' because user is unauthorized` (the connection
+/// stays open); a refused hub with 401 at negotiate. See
+/// `hub_runtime::authorization`.
+#[proc_macro_attribute]
+pub fn authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    if parse_authorize::is_checked_marker(&attr) {
+        return item;
+    }
+    let item2 = TokenStream2::from(item.clone());
+    let above_hub = syn::parse::<Item>(item).is_ok_and(|item| match item {
+        Item::Impl(item) => item.attrs.iter().any(|attr| {
+            attr.path()
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "hub")
+        }),
+        _ => false,
+    });
+    let span = attr
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let error = parse_authorize::misplaced(span, above_hub);
+    quote!(#error #item2).into()
 }
 
 /// `#[hub(client = …)]` on `impl ServerTrait for MyHub`.

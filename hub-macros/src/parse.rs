@@ -14,6 +14,7 @@ use syn::{
 };
 
 use crate::names::pascal_case;
+use crate::parse_authorize::{AuthorizeSpec, take_authorize};
 
 /// The helper attribute on methods of both macros.
 pub(crate) const METHOD_ATTR: &str = "hub_method";
@@ -513,6 +514,10 @@ pub(crate) struct HubImpl {
     pub(crate) methods: Vec<HubMethod>,
     pub(crate) on_connected: Option<Hook>,
     pub(crate) on_disconnected: Option<Hook>,
+    /// `#[authorize]` on the block: the whole hub.
+    pub(crate) authorize: Option<AuthorizeSpec>,
+    /// `#[authorize]` on methods, by index into `methods`.
+    pub(crate) method_authorize: Vec<(usize, AuthorizeSpec)>,
 }
 
 pub(crate) const ON_CONNECTED: &str = "on_connected";
@@ -525,6 +530,8 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
             "`#[hub]` goes on an inherent impl block (`impl MyHub { … }`), not on a trait impl",
         );
     }
+    let authorize = take_authorize(&mut item.attrs, errors);
+    let mut method_authorize = Vec::new();
     let mut methods = Vec::new();
     let mut names = Vec::new();
     let mut on_connected = None;
@@ -534,6 +541,14 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
             continue;
         };
         let options = take_method_options(&mut method.attrs, &["name", "skip", "stream"], errors);
+        let method_spec = take_authorize(&mut method.attrs, errors);
+        if method_spec.is_some() && options.skip.is_some() {
+            errors.at(
+                method.sig.ident.span(),
+                "`#[authorize]` on a skipped method: it is not a hub method, so no client can \
+                 call it; remove `#[authorize]` or `#[hub_method(skip)]`",
+            );
+        }
         if options.skip.is_some() {
             continue;
         }
@@ -546,6 +561,16 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
                 ),
             );
             continue;
+        }
+        let ident = method.sig.ident.to_string();
+        if method_spec.is_some() && (ident == ON_CONNECTED || ident == ON_DISCONNECTED) {
+            errors.at(
+                method.sig.ident.span(),
+                format!(
+                    "`#[authorize]` on `{ident}`, a lifecycle hook: put it on the `#[hub]` \
+                     block to authorize the whole hub"
+                ),
+            );
         }
         let ident = method.sig.ident.to_string();
         if ident == ON_CONNECTED || ident == ON_DISCONNECTED {
@@ -575,6 +600,9 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
         }
         if let Some(parsed) = parse_hub_method(&method.sig, options, errors) {
             names.push((parsed.wire_name.clone(), name_span));
+            if let Some(spec) = method_spec {
+                method_authorize.push((methods.len(), spec));
+            }
             methods.push(parsed);
         }
     }
@@ -587,6 +615,8 @@ pub(crate) fn parse_hub_impl(mut item: ItemImpl, errors: &mut Errors) -> HubImpl
         methods,
         on_connected,
         on_disconnected,
+        authorize,
+        method_authorize,
     }
 }
 

@@ -291,9 +291,15 @@ pub(crate) struct HubTraitImpl {
     /// The hooks as the `impl`-block form parses them.
     pub(crate) on_connected: Option<crate::parse::Hook>,
     pub(crate) on_disconnected: Option<crate::parse::Hook>,
+    /// `#[authorize]` on the block: the whole hub.
+    pub(crate) authorize: Option<crate::parse_authorize::AuthorizeSpec>,
+    /// `#[authorize]` on methods, by Rust name.
+    pub(crate) method_authorize: Vec<(String, crate::parse_authorize::AuthorizeSpec)>,
 }
 
 pub(crate) fn parse_hub_trait_impl(mut item: ItemImpl, errors: &mut Errors) -> HubTraitImpl {
+    let authorize = crate::parse_authorize::take_authorize(&mut item.attrs, errors);
+    let mut method_authorize = Vec::new();
     let mut hooks = Vec::new();
     let mut kept = Vec::new();
     for impl_item in item.items.drain(..) {
@@ -304,6 +310,11 @@ pub(crate) fn parse_hub_trait_impl(mut item: ItemImpl, errors: &mut Errors) -> H
                 hooks.push(method);
             }
             ImplItem::Fn(mut method) => {
+                if let Some(spec) =
+                    crate::parse_authorize::take_authorize(&mut method.attrs, errors)
+                {
+                    method_authorize.push((method.sig.ident.to_string(), spec));
+                }
                 if let Some(attr) = method
                     .attrs
                     .iter()
@@ -344,6 +355,8 @@ pub(crate) fn parse_hub_trait_impl(mut item: ItemImpl, errors: &mut Errors) -> H
         hooks,
         on_connected: parsed.on_connected,
         on_disconnected: parsed.on_disconnected,
+        authorize,
+        method_authorize,
     }
 }
 

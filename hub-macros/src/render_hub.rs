@@ -7,6 +7,7 @@ use syn::Path;
 use syn::spanned::Spanned;
 
 use crate::parse::{Hook, HubImpl, HubMethod, HubParam, MethodKind, Receiver};
+use crate::render_authorize::{render_hub_authorization, render_method_authorization_by_index};
 
 /// `contracts::IClock` → `contracts::IClockContract`.
 pub(crate) fn contract_path(client: &Path) -> Path {
@@ -42,6 +43,14 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
         model.on_disconnected.as_ref(),
         private,
     );
+    let hub_authorization = render_hub_authorization(model.authorize.as_ref(), private);
+    let method_authorization = render_method_authorization_by_index(
+        model
+            .method_authorize
+            .iter()
+            .map(|(index, spec)| (*index, spec)),
+        private,
+    );
     quote! {
         #item
 
@@ -67,6 +76,8 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
             }
 
             #hooks
+            #hub_authorization
+            #method_authorization
         }
     }
 }

@@ -96,6 +96,10 @@ fn render_contract(model: &ServerTrait, private: &TokenStream) -> TokenStream {
         );
         quote!(#index => #body,)
     });
+    let rust_names = model
+        .methods
+        .iter()
+        .map(|method| method.hub.ident.to_string());
     let (hub_pattern, call_pattern) = if model.methods.is_empty() {
         (format_ident!("_"), format_ident!("_"))
     } else {
@@ -112,6 +116,8 @@ fn render_contract(model: &ServerTrait, private: &TokenStream) -> TokenStream {
 
         impl<H: #trait_ident + #private::Hub> #private::ServerContract<H> for #contract {
             const METHODS: &'static [#private::MethodDescriptor] = &[#(#descriptors),*];
+
+            const RUST_NAMES: &'static [&'static str] = &[#(#rust_names),*];
 
             fn invoke(
                 #hub_pattern: #private::Arc<H>,
@@ -343,6 +349,16 @@ pub(crate) fn render_hub_trait_impl(
         model.on_disconnected.as_ref(),
         private,
     );
+    let hub_authorization =
+        crate::render_authorize::render_hub_authorization(model.authorize.as_ref(), private);
+    let method_authorization = crate::render_authorize::render_method_authorization_by_name(
+        model
+            .method_authorize
+            .iter()
+            .map(|(name, spec)| (name.clone(), spec)),
+        &server_contract,
+        private,
+    );
     quote! {
         #item
         #inherent
@@ -365,6 +381,8 @@ pub(crate) fn render_hub_trait_impl(
             }
 
             #hook_impls
+            #hub_authorization
+            #method_authorization
         }
     }
 }

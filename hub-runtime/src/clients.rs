@@ -149,6 +149,22 @@ pub trait HubLifetimeManager: Send + Sync + 'static {
         connection: ConnectionId,
         group: String,
     ) -> BoxFuture<'_, Result<(), HubError>>;
+
+    /// Aborts the connections of `target` (a [`Target::Connection`] or a
+    /// [`Target::User`]; other targets abort nothing): each gets a Close
+    /// message with an error and its transport ends. With a backplane,
+    /// connections on other nodes are aborted too. Returns how many were
+    /// connected to this node.
+    ///
+    /// The default aborts nothing and fails: a manager that cannot reach
+    /// connections says so rather than pretending.
+    fn abort(&self, target: Target) -> BoxFuture<'_, Result<usize, HubError>> {
+        let _ = target;
+        Box::pin(std::future::ready(Err(HubError::with_kind(
+            crate::HubErrorKind::ConnectionNotFound,
+            "this lifetime manager cannot abort connections",
+        ))))
+    }
 }
 
 /// The two typed proxy types of a `#[hub_client]` trait.

@@ -3,7 +3,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::clients::{GroupManager, HubClients, HubLifetimeManager};
+use crate::HubError;
+use crate::clients::{ConnectionId, GroupManager, HubClients, HubLifetimeManager, Target};
 use crate::hub::Hub;
 
 /// A hub's clients and groups, reachable from outside hub methods — above
@@ -68,6 +69,26 @@ impl<H: Hub> HubContext<H> {
     /// Group membership.
     pub fn groups(&self) -> GroupManager {
         GroupManager::new(self.manager.clone())
+    }
+
+    /// Aborts connection `connection_id` wherever it is (on another node
+    /// too, with a backplane): it gets a Close message with an error and
+    /// its transport ends. Returns whether it was connected to this node.
+    pub async fn abort_connection(
+        &self,
+        connection_id: impl Into<ConnectionId>,
+    ) -> Result<bool, HubError> {
+        let aborted = self
+            .manager
+            .abort(Target::Connection(connection_id.into()))
+            .await?;
+        Ok(aborted > 0)
+    }
+
+    /// Aborts every connection of `user`, on every node. Returns how many
+    /// were connected to this node.
+    pub async fn abort_user(&self, user: impl Into<String>) -> Result<usize, HubError> {
+        self.manager.abort(Target::User(user.into())).await
     }
 
     /// The lifetime manager this context delivers through.

@@ -41,6 +41,15 @@ impl ClientHandlers {
         self.methods.extend(other.methods);
     }
 
+    /// Removes every method registered under `target` (compared
+    /// case-insensitively); returns how many there were.
+    pub fn remove(&mut self, target: &str) -> usize {
+        let before = self.methods.len();
+        self.methods
+            .retain(|(name, _, _)| !name.eq_ignore_ascii_case(target));
+        before - self.methods.len()
+    }
+
     /// The wire names of the methods.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.methods.iter().map(|(name, _, _)| *name)

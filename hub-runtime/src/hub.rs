@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::authorization::Authorization;
+pub use crate::caller::{ConnectionContext, ConnectionItems};
 use crate::clients::{
     CallerClients, ClientContract, ConnectionId, GroupManager, HubLifetimeManager,
 };
@@ -42,6 +44,19 @@ pub trait Hub: Send + Sync + Sized + 'static {
     /// The methods clients can invoke. [`Hub::invoke`] receives an index
     /// into this table.
     const METHODS: &'static [MethodDescriptor];
+
+    /// What the whole hub requires of its callers (`#[authorize]` on the
+    /// `#[hub]` block): checked at negotiate and at every transport
+    /// request, refused with 401.
+    const AUTHORIZATION: Option<&'static Authorization> = None;
+
+    /// What method `method` (an index into [`Hub::METHODS`]) requires of
+    /// its callers (`#[authorize]` on the method): checked before the
+    /// filters and the method run.
+    fn method_authorization(method: usize) -> Option<&'static Authorization> {
+        let _ = method;
+        None
+    }
 
     /// Runs method `method` (an index into [`Hub::METHODS`]). The runtime
     /// has already checked the argument count, the kind of invocation and
@@ -219,6 +234,19 @@ pub enum InvocationError {
     /// An upload stream id of the invocation is used by a stream that is
     /// still open (or twice in the invocation).
     UploadStreamInUse(String),
+    /// The caller does not pass the method's `#[authorize]`.
+    Unauthorized,
+    /// A hub filter stopped the invocation with this error (its message
+    /// reaches the client, as a `HubException`'s).
+    Blocked(HubError),
+}
+
+impl InvocationError {
+    /// A filter's refusal: the method does not run, the client gets
+    /// `message`.
+    pub fn blocked(message: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        InvocationError::Blocked(HubError::new(message))
+    }
 }
 
 impl From<HubError> for InvocationError {
@@ -357,14 +385,14 @@ impl<H: Hub> HubCall<H> {
     }
 }
 
-/// What a hub method knows about its caller: connection id, user, and the
+/// What a hub method knows about its caller: connection id, identity,
+/// the HTTP request that opened the connection, its typed items, and the
 /// caller-relative clients (`caller()`, `others()`), plus groups.
 ///
 /// A hub method receives it when it declares a parameter of this type
 /// (`ctx: CallContext<Self>` or `ctx: &CallContext<Self>`).
 pub struct CallContext<H: Hub> {
-    connection_id: ConnectionId,
-    user_id: Option<Arc<str>>,
+    connection: Arc<ConnectionContext>,
     manager: Arc<dyn HubLifetimeManager>,
     hub: PhantomData<fn() -> H>,
 }
@@ -372,8 +400,7 @@ pub struct CallContext<H: Hub> {
 impl<H: Hub> Clone for CallContext<H> {
     fn clone(&self) -> Self {
         CallContext {
-            connection_id: self.connection_id.clone(),
-            user_id: self.user_id.clone(),
+            connection: self.connection.clone(),
             manager: self.manager.clone(),
             hub: PhantomData,
         }
@@ -381,15 +408,28 @@ impl<H: Hub> Clone for CallContext<H> {
 }
 
 impl<H: Hub> CallContext<H> {
-    /// The context of `connection_id`, delivering through `manager`.
+    /// The context of `connection_id` (of user `user_id`, with no request),
+    /// delivering through `manager`: for calling hub methods outside a
+    /// server, as in unit tests.
     pub fn new(
         connection_id: ConnectionId,
         user_id: Option<Arc<str>>,
         manager: Arc<dyn HubLifetimeManager>,
     ) -> Self {
+        let identity = user_id.map_or_else(crate::Identity::anonymous, crate::Identity::user);
+        Self::for_connection(
+            Arc::new(ConnectionContext::new(connection_id, identity, None)),
+            manager,
+        )
+    }
+
+    /// The context of `connection`, delivering through `manager`.
+    pub fn for_connection(
+        connection: Arc<ConnectionContext>,
+        manager: Arc<dyn HubLifetimeManager>,
+    ) -> Self {
         CallContext {
-            connection_id,
-            user_id,
+            connection,
             manager,
             hub: PhantomData,
         }
@@ -397,17 +437,44 @@ impl<H: Hub> CallContext<H> {
 
     /// The caller's connection id.
     pub fn connection_id(&self) -> &ConnectionId {
-        &self.connection_id
+        self.connection.connection_id()
     }
 
     /// The caller's user id, `None` when anonymous.
     pub fn user_id(&self) -> Option<&str> {
-        self.user_id.as_deref()
+        self.connection.user_id()
+    }
+
+    /// Who the caller is: user id, roles, claims, extensions.
+    pub fn identity(&self) -> &crate::Identity {
+        self.connection.identity()
+    }
+
+    /// The caller's connection: its request, items and `abort()`.
+    pub fn connection(&self) -> &Arc<ConnectionContext> {
+        &self.connection
+    }
+
+    /// The HTTP request that opened the caller's connection (see
+    /// [`ConnectionContext::request`]).
+    pub fn request(&self) -> Option<&http::request::Parts> {
+        self.connection.request()
+    }
+
+    /// The caller connection's typed items.
+    pub fn items(&self) -> &ConnectionItems {
+        self.connection.items()
+    }
+
+    /// Closes the caller's connection (a Close message with an error, then
+    /// the transport ends).
+    pub fn abort(&self) {
+        self.connection.abort();
     }
 
     /// The typed clients, with `caller()`, `others()` and `others_in_group()`.
     pub fn clients(&self) -> CallerClients<H::Client> {
-        CallerClients::new(self.manager.clone(), self.connection_id.clone())
+        CallerClients::new(self.manager.clone(), self.connection_id().clone())
     }
 
     /// Group membership.

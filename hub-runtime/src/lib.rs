@@ -7,11 +7,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod authorization;
 #[cfg(feature = "server")]
 pub mod backplane;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clients;
+pub mod filter;
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
@@ -21,10 +23,12 @@ pub mod server;
 #[cfg(feature = "typescript")]
 pub mod typescript;
 
+mod caller;
 #[cfg(feature = "server")]
 mod connection;
 mod context;
 mod error;
+mod identity;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 mod timestamp;
@@ -35,13 +39,14 @@ mod transport;
 #[path = "macro_support.rs"]
 pub mod __private;
 
-pub use hub_macros::{hub, hub_client, hub_server};
+pub use hub_macros::{authorize, hub, hub_client, hub_server};
 
 pub use clients::{ClientContract, ConnectionId, HubClients};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
 pub use hub::{CallContext, Hub};
+pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
 pub use shutdown::shutdown_signal;

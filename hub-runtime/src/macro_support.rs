@@ -17,6 +17,7 @@ pub use std::sync::Arc;
 pub use std::vec::Vec;
 
 pub use crate::BoxFuture;
+pub use crate::authorization::{Authorization, PolicyRef};
 pub use crate::clients::{BroadcastTarget, ClientContract, SingleTarget};
 pub use crate::error::HubError;
 pub use crate::handlers::{ClientHandlers, ClientMethod, ClientMethodResult};

@@ -215,6 +215,10 @@ pub trait ServerContract<H: Hub> {
     /// The methods, in the order the trait declares them.
     const METHODS: &'static [MethodDescriptor];
 
+    /// The methods' Rust names, in the same order (for what an
+    /// implementation declares by name, such as `#[authorize]`).
+    const RUST_NAMES: &'static [&'static str] = &[];
+
     /// Runs method `method` (an index into [`METHODS`](Self::METHODS)) on
     /// `hub`; see [`Hub::invoke`].
     fn invoke(

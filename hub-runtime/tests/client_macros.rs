@@ -69,7 +69,7 @@ async fn generated_handlers_answer_the_generated_hub() {
 
     let (received_tx, mut received) = mpsc::unbounded_channel();
     let connection = HubConnection::builder(format!("http://{addr}/chat"))
-        .with_handlers(
+        .handlers(
             Client {
                 received: received_tx,
             }

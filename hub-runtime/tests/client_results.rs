@@ -65,7 +65,7 @@ async fn a_failing_handler_answers_with_an_error_completion() {
     let mut server = MockServer::start().await;
     let (answers, _received, _release) = client();
     let connection = HubConnection::builder(server.url("/hub"))
-        .with_handlers(answers.into_handlers())
+        .handlers(answers.into_handlers())
         .build()
         .unwrap();
     let mut peer = start(&mut server, &connection).await;
@@ -119,7 +119,7 @@ async fn a_slow_handler_does_not_hold_up_other_messages() {
     let mut server = MockServer::start().await;
     let (answers, mut received, release) = client();
     let connection = HubConnection::builder(server.url("/hub"))
-        .with_handlers(answers.into_handlers())
+        .handlers(answers.into_handlers())
         .build()
         .unwrap();
     let mut peer = start(&mut server, &connection).await;
@@ -170,7 +170,7 @@ async fn client_results_over_messagepack() {
     let (answers, _received, _release) = client();
     let connection = HubConnection::builder(server.url("/hub"))
         .protocol(HubProtocol::MessagePack)
-        .with_handlers(answers.into_handlers())
+        .handlers(answers.into_handlers())
         .build()
         .unwrap();
     let accept = async {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hub_runtime::HubErrorKind;
-use hub_runtime::client::{HubConnection, HubConnectionEvent, HubConnectionState};
+use hub_runtime::client::{ClosedReason, HubConnection, HubConnectionEvent, HubConnectionState};
 use hub_runtime::protocol::{HubProtocol, Payload};
 use hub_runtime::server::HubServer;
 use tokio::net::TcpListener;
@@ -175,7 +175,7 @@ async fn broadcast_reaches_every_client() {
 async fn reconnects_after_the_server_restarts_on_the_same_port() {
     let server = serve("127.0.0.1:0".parse().unwrap()).await;
     let connection = HubConnection::builder(server.url())
-        .with_reconnect_delays([
+        .reconnect_delays([
             Duration::ZERO,
             Duration::from_millis(100),
             Duration::from_millis(200),
@@ -216,7 +216,10 @@ async fn reconnects_after_the_server_restarts_on_the_same_port() {
 
     connection.stop().await;
     match next_event(&mut events).await {
-        HubConnectionEvent::Closed { error: None } => {}
+        HubConnectionEvent::Closed {
+            reason: ClosedReason::Stopped,
+            error: None,
+        } => {}
         other => panic!("unexpected {other:?}"),
     }
     wait_until(|| server.hub.connection_count() == 0).await;
@@ -231,10 +234,32 @@ async fn without_reconnect_a_server_shutdown_closes_the_client() {
     connection.start().await.unwrap();
     server.stop().await;
     match next_event(&mut events).await {
-        HubConnectionEvent::Closed { .. } => {}
+        // The server's shutdown sends Close (with allowReconnect), and
+        // this client does not reconnect.
+        HubConnectionEvent::Closed {
+            reason: ClosedReason::ServerClosed,
+            ..
+        } => {}
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(connection.state(), HubConnectionState::Disconnected);
+}
+
+#[tokio::test]
+async fn off_removes_a_client_method() {
+    let server = serve("127.0.0.1:0".parse().unwrap()).await;
+    let connection = HubConnection::builder(server.url()).build().unwrap();
+    let mut received = receiver(&connection);
+    connection.start().await.unwrap();
+    connection.send("Broadcast", ("before",)).await.unwrap();
+    assert_eq!(recv(&mut received).await, "before");
+    assert_eq!(connection.off("receive"), 1);
+    connection.send("Broadcast", ("after",)).await.unwrap();
+    // A round trip after the broadcast: it would have arrived by now.
+    let _: String = connection.invoke("GetConnectionId", ()).await.unwrap();
+    assert!(received.try_recv().is_err(), "a removed handler ran");
+    connection.stop().await;
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -17,9 +17,10 @@ const protocolName = process.env.HUB_PROTOCOL ?? "json";
 const transportName = process.env.HUB_TRANSPORT ?? "WebSockets";
 assert.ok(url, "HUB_URL must be set");
 
-function connect({ token, serverTimeoutMs, hubUrl = url } = {}) {
+function connect({ token, serverTimeoutMs, hubUrl = url, headers } = {}) {
   const options = { transport: signalR.HttpTransportType[transportName] };
   if (token !== undefined) options.accessTokenFactory = () => token;
+  if (headers !== undefined) options.headers = headers;
   const builder = new signalR.HubConnectionBuilder()
     .withUrl(hubUrl, options)
     .configureLogging(signalR.LogLevel.Warning);
@@ -465,6 +466,217 @@ test("JSON and MessagePack clients share one hub", async () => {
 
 // HUB_EXPECT_TRANSPORT (set with HUB_TRANSPORT=Auto on a server that serves
 // fewer transports): the client fell back to this one.
+// ---- Identity, authorization, caller context, filters ----
+
+const secureUrl = url.replace(/\/hubs\/test$/, "/hubs/secure");
+
+// Resolves with the error a connection closes with.
+const closedWith = (connection) => new Promise((resolve) => connection.onclose(resolve));
+
+// Rejects after `ms` unless `promise` settles first.
+function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+const unauthorized = (method) => (error) => {
+  assert.match(error.message, /unauthorized/);
+  assert.match(error.message, new RegExp(`'${method}'`));
+  return true;
+};
+
+test("Claims: the token's user and roles (distinct, ordinal order); anonymous has none", async () => {
+  const [admin, anonymous] = await Promise.all([
+    started({ token: "user-carol.role-editor.role-admin.role-editor.role-Zeta" }),
+    started(),
+  ]);
+  try {
+    assert.deepEqual(await admin.invoke("Claims"), { user: "carol", roles: ["Zeta", "admin", "editor"] });
+    assert.deepEqual(await anonymous.invoke("Claims"), { user: null, roles: [] });
+    const later = Math.floor(Date.now() / 1000) + 3600;
+    const expiring = await started({ token: `user-dave.exp-${later}.role-ops` });
+    assert.deepEqual(await expiring.invoke("Claims"), { user: "dave", roles: ["ops"] });
+    await expiring.stop();
+  } finally {
+    await Promise.all([admin.stop(), anonymous.stop()]);
+  }
+});
+
+test("malformed or expired tokens are refused (401 at negotiate)", async () => {
+  const past = Math.floor(Date.now() / 1000) - 1;
+  const future = Math.floor(Date.now() / 1000) + 3600;
+  for (const token of [
+    "user-",
+    "user-a.b",
+    "user-a.role-",
+    "user-a.role-x-y",
+    `user-a.exp-${past}`,
+    "user-a.exp-12x",
+    `user-a.exp-${future}.exp-${future}`,
+    "user-a..role-x",
+  ]) {
+    await assert.rejects(connect({ token }).start(), undefined, `token ${token}`);
+  }
+});
+
+test("AdminOnly: declared role; refused callers get 'unauthorized' and stay connected", async () => {
+  const [admin, editor, anonymous] = await Promise.all([
+    started({ token: "user-erin.role-admin" }),
+    started({ token: "user-frank.role-editor" }),
+    started(),
+  ]);
+  try {
+    assert.equal(await admin.invoke("AdminOnly"), "admin ok");
+    await assert.rejects(editor.invoke("AdminOnly"), unauthorized("AdminOnly"));
+    await assert.rejects(anonymous.invoke("AdminOnly"), unauthorized("AdminOnly"));
+    assert.equal(await editor.invoke("Echo", "still here"), "still here");
+    assert.equal(await anonymous.invoke("Echo", "me too"), "me too");
+    assert.equal(editor.state, signalR.HubConnectionState.Connected);
+  } finally {
+    await Promise.all([admin.stop(), editor.stop(), anonymous.stop()]);
+  }
+});
+
+test("AuthenticatedOnly: any user passes, anonymous gets 'unauthorized'", async () => {
+  const [user, anonymous] = await Promise.all([started({ token: "user-gina" }), started()]);
+  try {
+    assert.equal(await user.invoke("AuthenticatedOnly"), "authenticated ok");
+    await assert.rejects(anonymous.invoke("AuthenticatedOnly"), unauthorized("AuthenticatedOnly"));
+    assert.equal(await anonymous.invoke("Add", 1, 2), 3);
+  } finally {
+    await Promise.all([user.stop(), anonymous.stop()]);
+  }
+});
+
+test("RequestHeader: headers of the request that opened the connection, case-insensitive", async () => {
+  const c = await started({ headers: { "X-Conformance-Probe": "probe-42" } });
+  try {
+    assert.equal(await c.invoke("RequestHeader", "x-conformance-probe"), "probe-42");
+    assert.equal(await c.invoke("RequestHeader", "X-CONFORMANCE-PROBE"), "probe-42");
+    assert.equal(await c.invoke("RequestHeader", "x-not-sent"), null);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("SetItem/GetItem: per-connection items, invisible to other connections", async () => {
+  const [a, b] = await Promise.all([started(), started()]);
+  try {
+    await a.invoke("SetItem", "color", "blue");
+    await a.invoke("SetItem", "size", "L");
+    assert.equal(await a.invoke("GetItem", "color"), "blue");
+    assert.equal(await a.invoke("GetItem", "size"), "L");
+    assert.equal(await a.invoke("GetItem", "missing"), null);
+    assert.equal(await b.invoke("GetItem", "color"), null);
+    await b.invoke("SetItem", "color", "red");
+    assert.equal(await a.invoke("GetItem", "color"), "blue");
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+test("AbortMe: the server closes the caller's connection with an error", async () => {
+  const [c, bystander] = await Promise.all([started(), started()]);
+  try {
+    const closed = closedWith(c);
+    // The reply may or may not come before the Close.
+    c.invoke("AbortMe").catch(() => {});
+    const error = await within(closed, 5000, "AbortMe closes the connection");
+    assert.ok(error, "closed with an error");
+    assert.match(String(error), /error/);
+    assert.equal(c.state, signalR.HubConnectionState.Disconnected);
+    assert.equal(await bystander.invoke("Echo", "unaffected"), "unaffected");
+  } finally {
+    await bystander.stop();
+  }
+});
+
+test("Kick: one connection aborts another by id", async () => {
+  const [kicker, victim] = await Promise.all([started(), started()]);
+  try {
+    const closed = closedWith(victim);
+    const id = await victim.invoke("GetConnectionId");
+    assert.equal(await kicker.invoke("Kick", id), true);
+    const error = await within(closed, 5000, "Kick closes the connection");
+    assert.ok(error, "closed with an error");
+    assert.equal(await kicker.invoke("Kick", "no-such-connection"), false);
+    assert.equal(await kicker.invoke("Echo", "kicker stays"), "kicker stays");
+  } finally {
+    await kicker.stop();
+  }
+});
+
+test("the filter blocks 'blocked-by-filter' before the method runs", async () => {
+  const [c, listener] = await Promise.all([started(), started()]);
+  try {
+    const box = inbox(listener);
+    await assert.rejects(c.invoke("Echo", "blocked-by-filter"), /blocked by filter/);
+    await assert.rejects(c.invoke("Broadcast", "blocked-by-filter"), /blocked by filter/);
+    await c.invoke("Broadcast", "allowed");
+    assert.deepEqual(await box.next(1), ["allowed"]);
+    await settle(listener);
+    assert.deepEqual(box.messages, ["allowed"]);
+    assert.equal(await c.invoke("Echo", "fine"), "fine");
+  } finally {
+    await Promise.all([c.stop(), listener.stop()]);
+  }
+});
+
+test("InvocationCount counts what authorization and the filter passed on", async () => {
+  const c = await started({ token: "user-hank" });
+  try {
+    assert.equal(await c.invoke("InvocationCount"), 0);
+    assert.equal(await c.invoke("Echo", "one"), "one");
+    await assert.rejects(c.invoke("Echo", "blocked-by-filter"), /blocked by filter/);
+    await assert.rejects(c.invoke("AdminOnly"), /unauthorized/);
+    await assert.rejects(c.invoke("Fail", "counted"), /counted/);
+    assert.equal(await c.invoke("InvocationCount"), 3);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("reject=filter: the filter's connect hook refuses the connection", async () => {
+  const c = connect({ hubUrl: `${url}?reject=filter` });
+  const closed = closedWith(c);
+  let started_ = true;
+  try {
+    await c.start();
+  } catch {
+    started_ = false;
+  }
+  if (started_) {
+    await within(closed, 2000, "a refused connection closes");
+    await assert.rejects(c.invoke("Echo", "nope"));
+  }
+  assert.equal(c.state, signalR.HubConnectionState.Disconnected);
+});
+
+test("/hubs/secure: anonymous gets 401 at negotiate, a user gets Whoami", async () => {
+  await assert.rejects(connect({ hubUrl: secureUrl }).start(), /401|Unauthorized/);
+  const c = await started({ hubUrl: secureUrl, token: "user-ivy.role-admin" });
+  try {
+    assert.equal(await c.invoke("Whoami"), "ivy");
+  } finally {
+    await c.stop();
+  }
+});
+
+test("expiry: a connection whose token expires is closed by the server", async () => {
+  const expiry = Math.floor(Date.now() / 1000) + 2;
+  const c = await started({ token: `user-jill.exp-${expiry}` });
+  const closed = closedWith(c);
+  assert.equal(await c.invoke("Whoami"), "jill");
+  // Closed within 5 s after the expiry, as the contract says.
+  const deadline = expiry * 1000 + 5000 - Date.now();
+  await within(closed, deadline, "the expired connection closes");
+  assert.equal(c.state, signalR.HubConnectionState.Disconnected);
+  assert.ok(Date.now() >= expiry * 1000 - 50, "not closed before the expiry");
+});
+
 test("the client uses the expected transport", { skip: !process.env.HUB_EXPECT_TRANSPORT }, async () => {
   const c = await started();
   try {

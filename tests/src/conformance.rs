@@ -110,6 +110,54 @@ pub trait ConformanceHub {
 
     /// The sum of an upload stream, once the client completes it.
     async fn sum(&self, numbers: UploadStream<i64>) -> Result<i64, HubError>;
+
+    /// The caller's user and roles (distinct, in ordinal order).
+    async fn claims(&self, ctx: &CallContext<Self>) -> CallerClaims;
+
+    /// `"admin ok"`, for callers with the role `admin` (declared with
+    /// `#[authorize]` on the implementation).
+    async fn admin_only(&self) -> String;
+
+    /// `"authenticated ok"`, for authenticated callers.
+    async fn authenticated_only(&self) -> String;
+
+    /// The header `name` of the request that opened the caller's
+    /// connection.
+    async fn request_header(&self, ctx: &CallContext<Self>, name: String) -> Option<String>;
+
+    /// Stores `value` under `key` for the caller's connection.
+    async fn set_item(&self, ctx: &CallContext<Self>, key: String, value: String);
+
+    /// What the caller's connection stored under `key`.
+    async fn get_item(&self, ctx: &CallContext<Self>, key: String) -> Option<String>;
+
+    /// Aborts the caller's connection.
+    async fn abort_me(&self, ctx: &CallContext<Self>);
+
+    /// Aborts connection `connection_id` (on any node); `true` if it was
+    /// connected to this one.
+    async fn kick(&self, ctx: &CallContext<Self>, connection_id: String) -> Result<bool, HubError>;
+
+    /// How many earlier invocations of this connection authorization and
+    /// the hub filter passed on to their method.
+    async fn invocation_count(&self, ctx: &CallContext<Self>) -> u64;
+}
+
+/// What `Claims` answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallerClaims {
+    /// The user, `None` when anonymous.
+    pub user: Option<String>,
+    /// The roles, distinct, in ordinal order.
+    pub roles: Vec<String>,
+}
+
+/// `/hubs/secure`: authenticated users only (declared on the
+/// implementation with `#[authorize]`).
+#[hub_server]
+pub trait ConformanceSecureHub {
+    /// The caller's user id.
+    async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String>;
 }
 
 /// Generous: the machine running the tests may be busy.
@@ -184,7 +232,7 @@ impl ConformanceConnection {
     /// When the builder refuses its settings.
     pub fn new(builder: HubConnectionBuilder, name: &str) -> Result<Self, HubError> {
         let (callbacks, inbox, release) = Callbacks::new(name);
-        let connection = builder.with_handlers(callbacks.into_handlers()).build()?;
+        let connection = builder.handlers(callbacks.into_handlers()).build()?;
         let hub = connection.hub::<ConformanceHubProxy>();
         Ok(ConformanceConnection {
             connection,

@@ -200,13 +200,13 @@ impl Default for TestCa {
     }
 }
 
-/// A blocking rustls client session to `server_name` that trusts only the
-/// CA certificates in the PEM file `ca_file`; `None` when the file or name
-/// is unusable. For probes such as "does the TLS Redis answer PING yet".
-pub(crate) fn client_session(
-    ca_file: &Path,
-    server_name: &str,
-) -> Option<rustls::ClientConnection> {
+/// A rustls client session to `server_name` that trusts only the CA
+/// certificates in the PEM file `ca_file` (drive it over a blocking socket
+/// with `rustls::Stream`); `None` when the file or name is unusable. For
+/// probes below HTTP: "does the TLS Redis answer PING yet", "does the
+/// server close a TLS connection that sends half a request".
+#[must_use]
+pub fn client_session(ca_file: &Path, server_name: &str) -> Option<rustls::ClientConnection> {
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).ok()? {

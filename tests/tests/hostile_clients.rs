@@ -730,3 +730,71 @@ async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
         "no connection token in the server's log"
     );
 }
+
+/// Slowloris on the HTTP transports' POST: a body trickled in one byte at a
+/// time is cut off with 408 once the client timeout (here 1 s) passes,
+/// whatever its Content-Length promised. (Request lines and headers sent
+/// byte by byte are cut off by the header-read timeout, see above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_body_trickled_byte_by_byte_is_cut_off() {
+    let server = ServerProcess::start(SERVER, &["--client-timeout-ms", "1000"]);
+    let host = host(&server);
+    let (_, body) = http(
+        &host,
+        &format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = json["connectionToken"].as_str().unwrap().to_owned();
+    // The first poll starts the Long Polling connection.
+    let (status, _) = http(
+        &host,
+        &format!("GET /hubs/test?id={token} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut stream = TcpStream::connect(&host).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /hubs/test?id={token} HTTP/1.1\r\nHost: {host}\r\n\
+                 Content-Length: 100000\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let _ = stream.write_all(b"{").await;
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
+            Err(_) => {}
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "a POST body trickled byte by byte is cut off after the client timeout"
+        );
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a trickled POST body gets 408 Request Timeout: {answer:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not cut off before the client timeout ({:?})",
+        started.elapsed()
+    );
+    assert!(server.terminate(), "the server stops cleanly");
+}

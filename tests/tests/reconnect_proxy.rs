@@ -282,7 +282,7 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
     let proxy = CuttingProxy::start(server_addr(&server)).await;
     let builder = HubConnection::builder(format!("http://{}/hubs/test", proxy.addr))
         .protocol(protocol)
-        .with_stateful_reconnect(100_000)
+        .stateful_reconnect(100_000)
         .server_timeout(Duration::from_secs(120));
     let mut client = ConformanceConnection::new(builder, "rusty").unwrap();
     let connection = client.connection.clone();

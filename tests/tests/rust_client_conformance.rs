@@ -21,6 +21,7 @@ use hub_runtime::protocol::HubProtocol;
 use hub_runtime::{HubError, HubErrorKind};
 use hub_tests::ServerProcess;
 use hub_tests::conformance::{ConformanceConnection, ConformanceHubProxy, within};
+use hub_tests::tls::TestCa;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -36,12 +37,15 @@ struct Options<'a> {
 /// A connection to `hub_url` with `options`, not started.
 fn build(hub_url: &str, options: &Options<'_>) -> ConformanceConnection {
     let mut builder = HubConnection::builder(hub_url).protocol(options.protocol);
+    if let Some(ca) = test_ca() {
+        builder = builder.root_certificates(std::fs::read(ca.ca_cert_file()).unwrap());
+    }
     if let Some(token) = options.token {
         let token = token.to_owned();
         builder = builder.access_token(move || Some(token.clone()));
     }
     if options.reconnect {
-        builder = builder.with_automatic_reconnect();
+        builder = builder.automatic_reconnect();
     }
     ConformanceConnection::new(builder, options.name).unwrap()
 }
@@ -77,6 +81,26 @@ struct Route {
     /// scenario that passes on another transport (say, Long Polling after
     /// Server-Sent Events silently failed) proves nothing about this one.
     expected: TransportType,
+    /// Served over https, with a throwaway CA the client trusts.
+    tls: bool,
+}
+
+thread_local! {
+    /// The CA of the running scenario's https servers (made on first use).
+    static CA: std::cell::RefCell<Option<std::rc::Rc<TestCa>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The scenario's CA when it runs over https.
+fn test_ca() -> Option<std::rc::Rc<TestCa>> {
+    if !route().tls {
+        return None;
+    }
+    Some(CA.with(|slot| {
+        slot.borrow_mut()
+            .get_or_insert_with(|| std::rc::Rc::new(TestCa::new()))
+            .clone()
+    }))
 }
 
 thread_local! {
@@ -84,7 +108,7 @@ thread_local! {
     /// servers and connections are all made on the test's own thread (the
     /// `block_on` of `#[tokio::test]`).
     static ROUTE: std::cell::Cell<Route> = const {
-        std::cell::Cell::new(Route { served: "", expected: TransportType::WebSockets })
+        std::cell::Cell::new(Route { served: "", expected: TransportType::WebSockets, tls: false })
     };
 }
 
@@ -92,19 +116,25 @@ fn route() -> Route {
     ROUTE.with(std::cell::Cell::get)
 }
 
-/// `args` plus the scenario's `--transports`.
-fn server_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+/// `args` plus the scenario's `--transports` (and `--tls-cert`/`--tls-key`
+/// over https).
+fn server_args(args: &[&str]) -> Vec<String> {
     let served = route().served;
-    let mut args = args.to_vec();
+    let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     if !served.is_empty() {
-        args.extend(["--transports", served]);
+        args.extend(["--transports".to_owned(), served.to_owned()]);
+    }
+    if let Some(ca) = test_ca() {
+        args.extend(ca.server_args());
     }
     args
 }
 
 /// Starts a conformance server with `args` and the scenario's transports.
 fn start_server(args: &[&str]) -> ServerProcess {
-    ServerProcess::start(SERVER, &server_args(args))
+    let args = server_args(args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ServerProcess::start(SERVER, &args)
 }
 
 /// Fails unless `connection` is connected over the scenario's transport.
@@ -515,16 +545,14 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         .port();
     let bind = format!("127.0.0.1:{port}");
     // `--bind` twice: the last one wins over `ServerProcess`'s port 0.
-    let args: Vec<String> = server_args(&["--bind", &bind])
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let args: Vec<String> = server_args(&["--bind", &bind]);
     let start = move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ServerProcess::start(SERVER, &args)
     };
     let server = start();
-    let url = format!("http://{bind}/hubs/test");
+    let scheme = if route().tls { "https" } else { "http" };
+    let url = format!("{scheme}://{bind}/hubs/test");
     let options = Options {
         protocol,
         name: "phoenix",
@@ -590,7 +618,7 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
     let connection = client.connection.clone();
     client.stop().await;
     match next_event(&mut events).await {
-        HubConnectionEvent::Closed { error: None } => {}
+        HubConnectionEvent::Closed { error: None, .. } => {}
         other => panic!("expected a clean Closed, got {other:?}"),
     }
     assert_eq!(connection.transport(), None, "no transport once stopped");
@@ -717,33 +745,58 @@ impl BlocksEventStreams {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match client.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let event_stream = head.starts_with(b"GET ")
-                        && head.windows(17).any(|w| w == b"text/event-stream");
-                    if event_stream {
-                        let _ = client
-                            .write_all(
-                                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\
-                                  connection: close\r\n\r\n",
-                            )
-                            .await;
-                        return;
-                    }
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                    // Every request on the connection is looked at, not only
+                    // the first: the client reuses connections.
+                    let is_event_stream = |bytes: &[u8]| {
+                        bytes.starts_with(b"GET ")
+                            && bytes
+                                .windows(17)
+                                .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+                    };
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    if server.write_all(&head).await.is_ok() {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let (mut client_read, client_write) = client.into_split();
+                    let client_write = std::sync::Arc::new(tokio::sync::Mutex::new(client_write));
+                    let writer = client_write.clone();
+                    let back = tokio::spawn(async move {
+                        let mut chunk = [0u8; 16 * 1024];
+                        loop {
+                            match server_read.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if writer.lock().await.write_all(&chunk[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    let mut chunk = [0u8; 16 * 1024];
+                    loop {
+                        let n = match client_read.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if is_event_stream(&chunk[..n]) {
+                            back.abort();
+                            let _ = client_write
+                                .lock()
+                                .await
+                                .write_all(
+                                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\
+                                      connection: close\r\n\r\n",
+                                )
+                                .await;
+                            return;
+                        }
+                        if server_write.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
                     }
                 });
             }
@@ -787,6 +840,9 @@ async fn transport_reports_the_fallback() {
 /// One module of tests: each scenario with `protocol`, over `route`.
 macro_rules! scenarios_over {
     ($module:ident, $protocol:ident, $served:literal => $expected:ident; $($scenario:ident),* $(,)?) => {
+        scenarios_over!($module, $protocol, $served => $expected, tls: false; $($scenario),*);
+    };
+    ($module:ident, $protocol:ident, $served:literal => $expected:ident, tls: $tls:literal; $($scenario:ident),* $(,)?) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -794,6 +850,7 @@ macro_rules! scenarios_over {
                     super::ROUTE.with(|route| route.set(super::Route {
                         served: $served,
                         expected: hub_runtime::client::TransportType::$expected,
+                        tls: $tls,
                     }));
                     super::$scenario(hub_runtime::protocol::HubProtocol::$protocol).await;
                 }
@@ -862,4 +919,32 @@ with_both_protocols!(
     keep_alive,
     reconnect_after_server_killed,
     reconnect_after_server_terminated,
+);
+
+/// Over https on every transport, the client trusting the test's CA:
+/// negotiate, `wss://`, the event stream, polls and POSTs all over TLS.
+macro_rules! over_https {
+    ($($scenario:ident),* $(,)?) => {
+        scenarios_over!(https_websockets_json, Json, "" => WebSockets, tls: true; $($scenario),*);
+        scenarios_over!(https_websockets_messagepack, MessagePack, "" => WebSockets, tls: true; $($scenario),*);
+        scenarios_over!(
+            https_server_sent_events_json, Json,
+            "serversentevents,longpolling" => ServerSentEvents, tls: true; $($scenario),*
+        );
+        scenarios_over!(
+            https_long_polling_messagepack, MessagePack,
+            "serversentevents,longpolling" => LongPolling, tls: true; $($scenario),*
+        );
+    };
+}
+
+over_https!(
+    echo,
+    add,
+    broadcast_and_send_to_others,
+    groups,
+    bad_token_is_refused,
+    errors,
+    ask_client,
+    reconnect_after_server_killed,
 );

@@ -21,6 +21,7 @@ use hub_runtime::protocol::HubProtocol;
 use hub_runtime::proxy::ItemStream;
 use hub_tests::ServerProcess;
 use hub_tests::conformance::{ConformanceConnection, PATIENCE, within};
+use hub_tests::tls::TestCa;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
@@ -35,20 +36,42 @@ struct Over {
     /// The transport the client must be on; checked on every connection,
     /// as the client falls back silently when a transport fails.
     expected: TransportType,
+    /// Served over https (a throwaway CA the client trusts).
+    tls: bool,
+}
+
+thread_local! {
+    /// The CA of the running scenario's https server: the server and the
+    /// client are made on the test's own thread.
+    static CA: std::cell::RefCell<Option<TestCa>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Over {
     fn start_server(self) -> ServerProcess {
-        if self.served.is_empty() {
-            ServerProcess::start(SERVER, &[])
-        } else {
-            ServerProcess::start(SERVER, &["--transports", self.served])
+        let mut args = Vec::new();
+        if !self.served.is_empty() {
+            args.extend(["--transports", self.served]);
         }
+        if !self.tls {
+            return ServerProcess::start(SERVER, &args);
+        }
+        let ca = TestCa::new();
+        let server = ca.start_server(SERVER, &args);
+        CA.with(|slot| *slot.borrow_mut() = Some(ca));
+        server
     }
 }
 
 async fn connect(url: &str, over: Over) -> ConformanceConnection {
-    let builder = HubConnection::builder(url).protocol(over.protocol);
+    let mut builder = HubConnection::builder(url).protocol(over.protocol);
+    if over.tls {
+        let pem = CA.with(|slot| {
+            let slot = slot.borrow();
+            let ca = slot.as_ref().expect("the https server was started");
+            std::fs::read(ca.ca_cert_file()).unwrap()
+        });
+        builder = builder.root_certificates(pem);
+    }
     let client = ConformanceConnection::new(builder, "rusty").unwrap();
     client.start().await.unwrap();
     assert_eq!(
@@ -330,6 +353,9 @@ async fn ask_client_during_a_stream(over: Over) {
 
 macro_rules! scenarios_over {
     ($module:ident, $protocol:ident, $served:literal => $expected:ident; $($scenario:ident),* $(,)?) => {
+        scenarios_over!($module, $protocol, $served => $expected, tls: false; $($scenario),*);
+    };
+    ($module:ident, $protocol:ident, $served:literal => $expected:ident, tls: $tls:literal; $($scenario:ident),* $(,)?) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,6 +364,7 @@ macro_rules! scenarios_over {
                         protocol: hub_runtime::protocol::HubProtocol::$protocol,
                         served: $served,
                         expected: hub_runtime::client::TransportType::$expected,
+                        tls: $tls,
                     })
                     .await;
                 }
@@ -376,3 +403,21 @@ scenarios!(
     sum,
     ask_client_during_a_stream,
 );
+
+/// Over https on every transport (the client trusting the test's CA); the
+/// scenarios that count bytes on the wire need plaintext and stay above.
+macro_rules! scenarios_over_tls {
+    ($($scenario:ident),* $(,)?) => {
+        scenarios_over!(https_websockets_json, Json, "" => WebSockets, tls: true; $($scenario),*);
+        scenarios_over!(
+            https_server_sent_events_json, Json,
+            "serversentevents,longpolling" => ServerSentEvents, tls: true; $($scenario),*
+        );
+        scenarios_over!(
+            https_long_polling_messagepack, MessagePack,
+            "serversentevents,longpolling" => LongPolling, tls: true; $($scenario),*
+        );
+    };
+}
+
+scenarios_over_tls!(counter_to_the_end, sum, ask_client_during_a_stream);

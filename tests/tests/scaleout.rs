@@ -495,7 +495,7 @@ impl Peer {
         let token = user.map(|user| format!("user-{user}"));
         let connection = HubConnection::builder(&node.url)
             .access_token(move || token.clone())
-            .with_handlers(callbacks.into_handlers())
+            .handlers(callbacks.into_handlers())
             .build()
             .unwrap();
         connection.start().await.unwrap();
@@ -866,4 +866,62 @@ async fn unreachable_redis_is_an_error_at_connect_and_no_harm_after_start() {
     assert_eq!(peer.next().await, "local");
     assert!(!node.backplane.stats().connected);
     assert_eq!(node.backplane.stats().buffered, 1);
+}
+
+/// Waits until `peer`'s connection has been closed by the server.
+async fn closed_by_server(peer: &Peer) {
+    let mut states = peer.connection.state_changes();
+    tokio::time::timeout(
+        WAIT,
+        states.wait_for(|state| *state == hub_runtime::client::HubConnectionState::Disconnected),
+    )
+    .await
+    .expect("the connection was not aborted in time")
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_reaches_connections_and_users_on_the_other_node() {
+    let redis = RedisProcess::start();
+    let a = Node::start(fast(&redis)).await;
+    let b = Node::start(fast(&redis)).await;
+    let local = Peer::connect(&a, None).await;
+    let remote = Peer::connect(&b, None).await;
+    let ada_a = Peer::connect(&a, Some("ada")).await;
+    let ada_b = Peer::connect(&b, Some("ada")).await;
+    let mut bob = Peer::connect(&b, Some("bob")).await;
+
+    // A connection of this node: aborted here, `true`.
+    assert!(
+        a.context()
+            .abort_connection(local.id.clone())
+            .await
+            .unwrap()
+    );
+    closed_by_server(&local).await;
+    // A connection of the other node: aborted there, `false` here.
+    assert!(
+        !a.context()
+            .abort_connection(remote.id.clone())
+            .await
+            .unwrap()
+    );
+    closed_by_server(&remote).await;
+    // Every connection of a user, on both nodes.
+    assert_eq!(a.context().abort_user("ada").await.unwrap(), 1);
+    closed_by_server(&ada_a).await;
+    closed_by_server(&ada_b).await;
+    // Nobody else.
+    a.context()
+        .clients()
+        .user("bob")
+        .receive("still here".into())
+        .await
+        .unwrap();
+    assert_eq!(bob.next().await, "still here");
+    assert_eq!(
+        bob.connection.state(),
+        hub_runtime::client::HubConnectionState::Connected
+    );
+    bob.connection.stop().await;
 }

@@ -7,6 +7,8 @@
 //!   through Node's `NODE_EXTRA_CA_CERTS`) passes the conformance scenarios
 //!   over wss (WebSockets) and https (Server-Sent Events, Long Polling), and
 //!   refuses the server when the CA is not trusted.
+//! - A TLS connection that stalls in the handshake, or sends half a request
+//!   after it, is closed (handshake timeout, header-read timeout).
 //! - `clock-server` pushes the time to the official client over wss and
 //!   stops cleanly.
 //! - Two `conformance-server` nodes joined over `rediss://` (a
@@ -278,4 +280,73 @@ fn a_node_refuses_a_rediss_server_it_does_not_trust() {
         .output()
         .expect("conformance-server runs");
     assert!(!output.status.success(), "the node joined over plain TCP");
+}
+
+/// Whether the server closes `stream` within `limit` (EOF, a reset, or a
+/// TLS close), rather than keeping it open.
+fn closed_within(stream: &mut impl std::io::Read, limit: Duration) -> bool {
+    let started = std::time::Instant::now();
+    let mut buffer = [0_u8; 256];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if started.elapsed() > limit {
+                    return false;
+                }
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// After the handshake, half a request line and then silence: the
+/// header-read timeout of the plain-HTTP server applies over TLS too.
+#[test]
+fn a_tls_client_that_sends_half_a_request_is_disconnected() {
+    let ca = TestCa::new();
+    let server = ca.start_server(SERVER, &["--header-read-timeout-ms", "500"]);
+    let address = server.base_url().trim_start_matches("https://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&address).expect("the port accepts TCP");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    let mut session =
+        hub_tests::tls::client_session(ca.ca_cert_file(), "127.0.0.1").expect("a TLS session");
+    let mut tls = rustls::Stream::new(&mut session, &mut socket);
+    tls.write_all(b"GET /hubs/test/negotiate HTTP/1.1\r\nHost: 127")
+        .expect("the handshake completes and the bytes are written");
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(10)),
+        "the server kept a stalled TLS connection open"
+    );
+}
+
+/// A client that opens TCP and never says hello is disconnected after the
+/// TLS handshake timeout (10 s), not kept for ever.
+#[test]
+fn a_client_that_never_starts_the_handshake_is_disconnected() {
+    let ca = TestCa::new();
+    let server = ca.start_server(SERVER, &[]);
+    let address = server.base_url().trim_start_matches("https://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&address).expect("the port accepts TCP");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("a read timeout");
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut socket, Duration::from_secs(30)),
+        "the server kept a silent connection open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "closed after {:?}, before the handshake timeout",
+        started.elapsed()
+    );
 }

@@ -60,7 +60,7 @@ async fn every_kind_of_call(protocol: HubProtocol) {
     let client = Client::default();
     let connection = HubConnection::builder(url.as_str())
         .protocol(protocol)
-        .with_handlers(client.clone().into_handlers())
+        .handlers(client.clone().into_handlers())
         .build()
         .unwrap();
     tokio::time::timeout(PATIENCE, connection.start())

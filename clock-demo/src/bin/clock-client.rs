@@ -66,8 +66,8 @@ async fn main() -> ExitCode {
         .init();
     let Args { url } = <Args as clap::Parser>::parse();
     let connection = match HubConnection::builder(url.as_str())
-        .with_automatic_reconnect()
-        .with_handlers(ClockHubClient.into_handlers())
+        .automatic_reconnect()
+        .handlers(ClockHubClient.into_handlers())
         .build()
     {
         Ok(connection) => connection,
@@ -136,10 +136,12 @@ async fn report_events(mut events: broadcast::Receiver<HubConnectionEvent>) {
                 "clock-client: reconnected (connection id {})",
                 connection_id.as_deref().unwrap_or("none")
             ),
-            Ok(HubConnectionEvent::Closed { error: Some(error) }) => {
+            Ok(HubConnectionEvent::Closed {
+                error: Some(error), ..
+            }) => {
                 eprintln!("clock-client: connection closed ({error}); starting again…");
             }
-            Ok(HubConnectionEvent::Closed { error: None }) => {}
+            Ok(HubConnectionEvent::Closed { error: None, .. }) => {}
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
         }

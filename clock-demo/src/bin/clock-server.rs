@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! clock-server --help
-//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]   (or HUB_BIND; default 127.0.0.1:5000)
+//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]
 //! ```
 //!
-//! `--bind` defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
+//! `--bind` (or `HUB_BIND`) defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
 //! (PEM) everything is served over https and wss only.
 //!
 //! Prints `listening on http://HOST:PORT` (`https://` with TLS) once it
@@ -25,8 +25,11 @@ use tokio::sync::oneshot;
 
 /// The clock server's flags.
 #[derive(Debug, clap::Parser)]
+// A flag given twice: the last one wins (scripts and the test harness
+// append their own `--bind` to a default one).
 #[command(
     version,
+    args_override_self = true,
     about = "The clock sample: a hub at /hubs/clock that a background worker pushes the time through each second, and the clock page at /."
 )]
 struct Args {
@@ -55,15 +58,16 @@ async fn main() -> ExitCode {
         tls_cert,
         tls_key,
     } = <Args as clap::Parser>::parse();
-    let tls = match tls_cert.zip(tls_key) {
-        Some((cert, key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
             Ok(config) => Some(config),
             Err(e) => {
                 eprintln!("clock-server: --tls-cert/--tls-key: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        None => None,
+        // clap requires both or neither.
+        _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
 
@@ -103,19 +107,15 @@ async fn main() -> ExitCode {
         // close them (clients are told they may reconnect).
         shutdown_hub.shutdown().await;
     };
+    // Not `axum::serve`: hub_runtime's adds a header-read timeout.
+    let options = hub_runtime::server::ServeOptions::default();
     let served = match tls {
         Some(config) => {
-            hub_runtime::server::tls::serve_tls(listener, app(&hub), config, shutdown).await
+            hub_runtime::server::tls::serve_tls(listener, app(&hub), options, config, shutdown)
+                .await
         }
-        // Not `axum::serve`: hub_runtime's adds a header-read timeout.
         None => {
-            hub_runtime::server::serve_with_shutdown(
-                listener,
-                app(&hub),
-                hub_runtime::server::ServeOptions::default(),
-                shutdown,
-            )
-            .await
+            hub_runtime::server::serve_with_shutdown(listener, app(&hub), options, shutdown).await
         }
     };
     match served {

@@ -115,6 +115,18 @@ pub trait Backplane: Send + Sync + 'static {
         group: String,
     ) -> BoxFuture<'static, Result<(), HubError>>;
 
+    /// Aborts the connections of `target` (a connection or a user) held by
+    /// other nodes; completes once it is sent (fire-and-forget, as a
+    /// broadcast). The default sends nothing and fails, for backplanes
+    /// that cannot carry it.
+    fn abort(&self, target: Target) -> BoxFuture<'static, Result<(), HubError>> {
+        let _ = target;
+        Box::pin(std::future::ready(Err(HubError::with_kind(
+            HubErrorKind::Transport,
+            "this backplane cannot abort connections on other nodes",
+        ))))
+    }
+
     /// This node now holds recipients for `subscription`: receive what other
     /// nodes send to it. The future completes once the subscription is in
     /// effect (or could not be made now; the backplane then makes it when
@@ -236,6 +248,13 @@ pub trait LocalConnections: Send + Sync + 'static {
     /// Removes a connection of this node from a group for another node.
     /// Returns whether this node holds the connection.
     fn remove_local_from_group(&self, connection: &ConnectionId, group: &str) -> bool;
+
+    /// Aborts this node's connections of `target` (a connection or a user)
+    /// for another node; returns how many. The default aborts nothing.
+    fn abort_local(&self, target: &Target) -> usize {
+        let _ = target;
+        0
+    }
 }
 
 /// The connections of this node, as a [`Backplane`] reaches them.
@@ -316,6 +335,15 @@ impl LocalNode {
         self.connections
             .upgrade()?
             .add_local_to_group(connection, group)
+    }
+
+    /// Aborts this node's connections of `target` (a connection or a
+    /// user), as asked by another node. Returns how many.
+    pub fn abort(&self, target: &Target) -> usize {
+        match self.connections.upgrade() {
+            Some(connections) => connections.abort_local(target),
+            None => 0,
+        }
     }
 
     /// Removes a connection of this node from a group. Returns whether this

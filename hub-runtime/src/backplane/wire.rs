@@ -56,6 +56,8 @@ pub(crate) enum Envelope {
         request: u64,
         result: Result<Payload, HubError>,
     },
+    /// Abort the local connections of `target` (a connection or a user).
+    Abort { origin: String, target: Target },
 }
 
 impl Envelope {
@@ -110,6 +112,11 @@ impl Envelope {
                 out.put_u64(*request);
                 put_result(&mut out, result);
             }
+            Envelope::Abort { origin, target } => {
+                out.put_u8(6);
+                put_str(&mut out, origin);
+                put_target(&mut out, target);
+            }
         }
         out.freeze()
     }
@@ -149,6 +156,10 @@ impl Envelope {
                 origin,
                 request: input.u64()?,
                 result: input.result()?,
+            },
+            6 => Envelope::Abort {
+                origin,
+                target: input.target()?,
             },
             _ => return None,
         };
@@ -480,6 +491,15 @@ mod tests {
             request: 3,
             result: Err(HubError::with_kind(HubErrorKind::Timeout, "late")),
         });
+        for target in [
+            Target::Connection(ConnectionId::from("c1")),
+            Target::User("ada".into()),
+        ] {
+            round_trip(Envelope::Abort {
+                origin: "n".into(),
+                target,
+            });
+        }
     }
 
     #[test]

@@ -23,9 +23,21 @@ impl HubConnection {
     /// one per connection and reuse it, or make them as needed: it is
     /// cheap.
     ///
-    /// ```ignore
-    /// let hub = connection.hub::<IClockHubProxy>();
-    /// let now: Timestamp = hub.get_time().await?;
+    /// ```no_run
+    /// use hub_runtime::client::HubConnection;
+    /// use hub_runtime::{HubError, hub_server};
+    ///
+    /// #[hub_server]
+    /// pub trait Calculator {
+    ///     async fn add(&self, a: i64, b: i64) -> i64;
+    /// }
+    ///
+    /// # async fn run(connection: HubConnection) -> Result<(), HubError> {
+    /// let hub = connection.hub::<CalculatorProxy>();
+    /// let sum: i64 = hub.add(2, 3).await?;
+    /// assert_eq!(sum, 5);
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn hub<P: HubProxy>(&self) -> P {
         P::from_invoker(std::sync::Arc::new(self.clone()))

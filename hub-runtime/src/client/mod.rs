@@ -7,9 +7,10 @@
 //! negotiating again after a transport that fails to start; see
 //! [`HubConnection::transport`] for the one in use), performs the hub
 //! handshake and then exchanges hub messages in JSON (or MessagePack).
-//! With [`HubConnectionBuilder::with_stateful_reconnect`], a dropped
-//! WebSocket is resumed with nothing lost or repeated. Only `http://` and
-//! `ws://` URLs are supported (no TLS).
+//! With [`HubConnectionBuilder::stateful_reconnect`], a dropped
+//! WebSocket is resumed with nothing lost or repeated. `https://` and
+//! `wss://` work on every transport (rustls; see
+//! [`HubConnectionBuilder`] for trust, cookies and proxies).
 //!
 //! # Example
 //!
@@ -22,7 +23,7 @@
 //! # async fn run() -> Result<(), hub_runtime::HubError> {
 //! let connection = HubConnection::builder("http://127.0.0.1:5000/hubs/test")
 //!     .access_token(|| Some("user-ann".to_owned()))
-//!     .with_automatic_reconnect()
+//!     .automatic_reconnect()
 //!     .build()?;
 //!
 //! // A client method the server calls: `Receive(message)`.
@@ -44,7 +45,7 @@
 //!         match event {
 //!             HubConnectionEvent::Reconnecting { error } => println!("lost: {error:?}"),
 //!             HubConnectionEvent::Reconnected { connection_id } => println!("back as {connection_id:?}"),
-//!             HubConnectionEvent::Closed { error } => println!("closed: {error:?}"),
+//!             HubConnectionEvent::Closed { reason, error } => println!("closed ({reason:?}): {error:?}"),
 //!         }
 //!     }
 //! });
@@ -69,7 +70,7 @@
 //!   `Closed(error)` — are a `tokio::sync::broadcast` from
 //!   [`HubConnection::events`]; subscribe before `start()` to see them all.
 //! - **Reconnect** is opt-in, as in the official clients:
-//!   [`HubConnectionBuilder::with_automatic_reconnect`] waits 0, 2, 10 and
+//!   [`HubConnectionBuilder::automatic_reconnect`] waits 0, 2, 10 and
 //!   30 s between attempts and then gives up. Each attempt is a brand-new
 //!   connection (new negotiate, new connection id, new handshake); calls in
 //!   flight when the connection was lost fail with
@@ -81,7 +82,7 @@
 //! - **Client methods** are [`ClientHandlers`](crate::ClientHandlers)
 //!   (what a `#[hub_client]` trait's `into_handlers()` returns), added with
 //!   [`HubConnection::register`], [`HubConnection::on`] or
-//!   [`HubConnectionBuilder::with_handlers`]. They start in arrival order and
+//!   [`HubConnectionBuilder::handlers`]. They start in arrival order and
 //!   run concurrently. For an invocation with an id (a client result), a
 //!   handler's `Ok(Some(payload))` is the answer; no handler, or only
 //!   `Ok(None)`, answers the error "Client didn't provide a result.".
@@ -117,24 +118,37 @@
 
 mod arguments;
 mod builder;
+mod config;
 mod connection;
-mod http_transports;
+mod dispatcher;
+mod events;
+mod handshake;
+mod in_flight;
 mod invoker;
-mod negotiate;
+mod net;
+mod reader;
 mod reconnect;
+mod session;
+mod shared;
 mod stateful;
 mod stream;
 mod transport;
+mod upload;
 mod url;
+mod writer;
 
 pub use arguments::{
     CallArguments, IntoArgument, IntoArguments, Upload, encode_argument, try_upload, upload,
 };
 pub use builder::HubConnectionBuilder;
-pub use connection::{HubConnection, HubConnectionEvent, HubConnectionState};
-pub use http_transports::Transports;
+pub use config::Transports;
+pub use connection::HubConnection;
+pub use events::{ClosedReason, HubConnectionEvent, HubConnectionState};
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
 pub use stream::HubStream;
+
+/// The rustls version [`HubConnectionBuilder::tls_config`] takes.
+pub use rustls;
 
 // With the client, so that what `HubConnection::transport` returns needs no
 // import from the protocol module.

@@ -18,17 +18,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tracing::debug;
 
-use super::http_transports::{BoxSink, BoxSource};
-use crate::BoxFuture;
+use super::transport::frame::{Frame, FrameSink, FrameSource, Reopen, transport_error};
 use crate::HubError;
 use crate::protocol::{Ack, HubMessage, HubProtocol, Sequence, TransferFormat};
-
-/// Opens a new WebSocket to the same connection.
-pub(crate) type Reopen =
-    Box<dyn Fn() -> BoxFuture<'static, Result<(BoxSink, BoxSource), HubError>> + Send + Sync>;
 
 /// How long the client tries to resume after a drop (below the server's
 /// disconnect timeout, 15 s by default).
@@ -73,13 +67,6 @@ fn decode(protocol: HubProtocol, record: &Bytes) -> Option<HubMessage> {
     protocol.decoder(None).decode(&mut buffer).ok().flatten()
 }
 
-fn frame(protocol: HubProtocol, bytes: Bytes) -> Option<Message> {
-    match protocol.transfer_format() {
-        TransferFormat::Text => Utf8Bytes::try_from(bytes).ok().map(Message::Text),
-        TransferFormat::Binary => Some(Message::Binary(bytes)),
-    }
-}
-
 struct State {
     protocol: HubProtocol,
     /// Sent tracked records not yet acknowledged; the first has `first_id`.
@@ -99,20 +86,18 @@ struct State {
 impl State {
     /// Takes a frame from the connection: numbers and keeps its tracked
     /// records. Returns the frame to write.
-    fn outgoing(&mut self, message: Message) -> Option<Message> {
-        let bytes = match &message {
-            Message::Text(text) => Bytes::from(text.clone()),
-            Message::Binary(bytes) => bytes.clone(),
-            _ => return Some(message),
+    fn outgoing(&mut self, frame: Frame) -> Frame {
+        let Frame::Data(bytes) = &frame else {
+            return frame;
         };
         let mut partial = BytesMut::new();
-        for record in split_records(self.protocol, &mut partial, &bytes) {
+        for record in split_records(self.protocol, &mut partial, bytes) {
             if decode(self.protocol, &record).is_some_and(|m| m.is_sequenced()) {
                 self.buffered_bytes += record.len();
                 self.buffer.push_back(record);
             }
         }
-        Some(message)
+        frame
     }
 
     /// Takes a frame from the server: handles Acks and Sequences, drops
@@ -185,13 +170,13 @@ impl State {
 /// `leftover` is what followed the handshake response; the returned bytes
 /// are what the connection should read of it.
 pub(crate) fn wrap(
-    sink: BoxSink,
-    source: BoxSource,
+    sink: FrameSink,
+    source: FrameSource,
     leftover: BytesMut,
     protocol: HubProtocol,
     buffer_limit: usize,
     reopen: Reopen,
-) -> (BoxSink, BoxSource, BytesMut) {
+) -> (FrameSink, FrameSource, BytesMut) {
     let mut state = State {
         protocol,
         buffer: VecDeque::new(),
@@ -208,19 +193,20 @@ pub(crate) fn wrap(
         Ok(Some(bytes)) => BytesMut::from(&bytes[..]),
         _ => BytesMut::new(),
     };
-    let (outgoing_tx, outgoing_rx) = mpsc::channel::<Message>(16);
-    let (incoming_tx, mut incoming_rx) = mpsc::channel::<Result<Message, tungstenite::Error>>(16);
+    let (outgoing_tx, outgoing_rx) = mpsc::channel::<Frame>(16);
+    let (incoming_tx, mut incoming_rx) = mpsc::channel::<Result<Frame, HubError>>(16);
     tokio::spawn(run(state, sink, source, outgoing_rx, incoming_tx, reopen));
-    let exposed_sink: BoxSink = Box::pin(futures_util::sink::unfold(
+    let exposed_sink: FrameSink = Box::pin(futures_util::sink::unfold(
         outgoing_tx,
-        |outgoing, message: Message| async move {
-            outgoing.send(message).await.map_err(|_| {
-                tungstenite::Error::Io(std::io::Error::other("the connection is closed"))
-            })?;
-            Ok::<_, tungstenite::Error>(outgoing)
+        |outgoing, frame: Frame| async move {
+            outgoing
+                .send(frame)
+                .await
+                .map_err(|_| transport_error("the connection is closed"))?;
+            Ok::<_, HubError>(outgoing)
         },
     ));
-    let exposed_source: BoxSource = Box::pin(futures_util::stream::poll_fn(move |context| {
+    let exposed_source: FrameSource = Box::pin(futures_util::stream::poll_fn(move |context| {
         incoming_rx.poll_recv(context)
     }));
     (exposed_sink, exposed_source, leftover)
@@ -228,10 +214,10 @@ pub(crate) fn wrap(
 
 async fn run(
     mut state: State,
-    mut sink: BoxSink,
-    mut source: BoxSource,
-    mut outgoing: mpsc::Receiver<Message>,
-    incoming: mpsc::Sender<Result<Message, tungstenite::Error>>,
+    mut sink: FrameSink,
+    mut source: FrameSource,
+    mut outgoing: mpsc::Receiver<Frame>,
+    incoming: mpsc::Sender<Result<Frame, HubError>>,
     reopen: Reopen,
 ) {
     let mut ack_tick = tokio::time::interval(ACK_INTERVAL);
@@ -244,11 +230,8 @@ async fn run(
                     let _ = sink.close().await;
                     return;
                 };
-                let closing = matches!(message, Message::Close(_));
-                let result = match state.outgoing(message) {
-                    Some(message) => sink.send(message).await,
-                    None => Ok(()),
-                };
+                let closing = matches!(message, Frame::Close(_));
+                let result = sink.send(state.outgoing(message)).await;
                 if closing {
                     let _ = sink.close().await;
                     // Let the connection read the server's answer.
@@ -262,34 +245,26 @@ async fn run(
                 result.is_err()
             }
             frame = source.next() => match frame {
-                Some(Ok(Message::Text(text))) => match forward(&mut state, text.as_bytes(), &incoming).await {
-                    Ok(lost) => lost,
-                    Err(()) => return,
-                },
-                Some(Ok(Message::Binary(bytes))) => match forward(&mut state, &bytes, &incoming).await {
+                Some(Ok(Frame::Data(bytes))) => match forward(&mut state, &bytes, &incoming).await {
                     Ok(lost) => lost,
                     Err(()) => return,
                 },
                 // A Close frame: the server ended the connection.
-                Some(Ok(message @ Message::Close(_))) => {
-                    let _ = incoming.send(Ok(message)).await;
+                Some(Ok(frame @ Frame::Close(_))) => {
+                    let _ = incoming.send(Ok(frame)).await;
                     return;
                 }
-                Some(Ok(_)) => false,
                 Some(Err(_)) | None => true,
             },
             _ = ack_tick.tick() => {
                 if state.latest_incoming > state.last_ack_sent {
                     let ack = state.encode(&HubMessage::Ack(Ack { sequence_id: state.latest_incoming }));
-                    match frame(state.protocol, ack) {
-                        Some(message) => match sink.send(message).await {
-                            Ok(()) => {
-                                state.last_ack_sent = state.latest_incoming;
-                                false
-                            }
-                            Err(_) => true,
-                        },
-                        None => false,
+                    match sink.send(Frame::Data(ack)).await {
+                        Ok(()) => {
+                            state.last_ack_sent = state.latest_incoming;
+                            false
+                        }
+                        Err(_) => true,
                     }
                 } else {
                     false
@@ -310,10 +285,7 @@ async fn run(
             match tokio::time::timeout_at(deadline, reopen()).await {
                 Ok(Ok((mut new_sink, new_source))) => {
                     let replay = state.replay();
-                    let sent = match frame(state.protocol, replay) {
-                        Some(message) => new_sink.send(message).await.is_ok(),
-                        None => false,
-                    };
+                    let sent = new_sink.send(Frame::Data(replay)).await.is_ok();
                     if sent {
                         break Some((new_sink, new_source));
                     }
@@ -325,9 +297,9 @@ async fn run(
         };
         let Some((new_sink, new_source)) = resumed else {
             let _ = incoming
-                .send(Err(tungstenite::Error::Io(std::io::Error::other(
+                .send(Err(transport_error(
                     "the connection was lost and could not be resumed",
-                ))))
+                )))
                 .await;
             return;
         };
@@ -345,21 +317,16 @@ async fn run(
 async fn forward(
     state: &mut State,
     bytes: &[u8],
-    incoming: &mpsc::Sender<Result<Message, tungstenite::Error>>,
+    incoming: &mpsc::Sender<Result<Frame, HubError>>,
 ) -> Result<bool, ()> {
     match state.incoming(bytes) {
         Ok(Some(kept)) => {
-            let Some(message) = frame(state.protocol, kept) else {
-                return Ok(false);
-            };
-            incoming.send(Ok(message)).await.map_err(|_| ())?;
+            incoming.send(Ok(Frame::Data(kept))).await.map_err(|_| ())?;
             Ok(false)
         }
         Ok(None) => Ok(false),
         Err(error) => {
-            let _ = incoming
-                .send(Err(tungstenite::Error::Io(std::io::Error::other(error))))
-                .await;
+            let _ = incoming.send(Err(transport_error(error))).await;
             Err(())
         }
     }

@@ -1,13 +1,114 @@
-//! The hub URL and the URLs derived from it (negotiate, WebSocket).
+//! The hub URL and the URLs derived from it (negotiate, HTTP transports,
+//! WebSocket), on the `url` crate.
 
 use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use url::Url;
 
 use crate::{HubError, HubErrorKind};
 
+/// An absolute `http(s)://host[:port]/path?query` hub URL (`ws://` and
+/// `wss://` are taken as `http://` and `https://`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HubUrl {
+    /// Always `http` or `https`.
+    url: Url,
+}
+
+impl HubUrl {
+    /// Parses an `http`, `https`, `ws` or `wss` URL.
+    pub(crate) fn parse(text: &str) -> Result<Self, HubError> {
+        let invalid = |why: &str| {
+            HubError::with_kind(
+                HubErrorKind::Transport,
+                format!("Invalid hub URL '{text}': {why}"),
+            )
+        };
+        let mut url = Url::parse(text).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => {
+                invalid("the URL must be absolute (http[s]://host[:port]/path)")
+            }
+            other => invalid(&other.to_string()),
+        })?;
+        let http_scheme = match url.scheme() {
+            "http" | "ws" => "http",
+            "https" | "wss" => "https",
+            other => return Err(invalid(&format!("unsupported scheme '{other}'"))),
+        };
+        if url.scheme() != http_scheme {
+            // `ws` → `http` keeps a special scheme special: always allowed.
+            url.set_scheme(http_scheme)
+                .map_err(|()| invalid("the scheme cannot be changed"))?;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("user information in the URL is not supported"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("missing host"));
+        }
+        url.set_fragment(None);
+        Ok(HubUrl { url })
+    }
+
+    /// The host, as written (`[::1]` for IPv6), for error messages.
+    pub(crate) fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+
+    /// `true` for `https`.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+
+    /// The negotiate URL: `{path}/negotiate?{query}&negotiateVersion=1`.
+    pub(crate) fn negotiate_url(&self, stateful_reconnect: bool) -> Url {
+        let mut url = self.url.clone();
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{path}/negotiate"));
+        let has_version = url
+            .query_pairs()
+            .any(|(key, _)| key.eq_ignore_ascii_case("negotiateVersion"));
+        if !has_version {
+            append_pair(&mut url, "negotiateVersion", "1");
+        }
+        if stateful_reconnect {
+            append_pair(&mut url, "useStatefulReconnect", "true");
+        }
+        url
+    }
+
+    /// The URL of the HTTP transports' requests: `{url}&id={token}`.
+    pub(crate) fn transport_url(&self, id: Option<&str>) -> Url {
+        let mut url = self.url.clone();
+        if let Some(id) = id {
+            append_pair(&mut url, "id", id);
+        }
+        url
+    }
+
+    /// The WebSocket URL: `ws[s]://{authority}{path}?{query}&id={id}&access_token={token}`.
+    pub(crate) fn websocket_url(&self, id: Option<&str>, access_token: Option<&str>) -> Url {
+        let mut url = self.transport_url(id);
+        if let Some(token) = access_token {
+            append_pair(&mut url, "access_token", token);
+        }
+        let scheme = if self.is_tls() { "wss" } else { "ws" };
+        // `http` → `ws` is between special schemes: always allowed.
+        let _ = url.set_scheme(scheme);
+        url
+    }
+}
+
+impl fmt::Display for HubUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.url.fmt(f)
+    }
+}
+
 /// Characters left alone when a query value is encoded: what JavaScript's
-/// `encodeURIComponent` leaves alone.
+/// `encodeURIComponent` leaves alone (a space is `%20`, as the official
+/// clients send it, not the form encoding's `+`).
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
@@ -19,145 +120,15 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'(')
     .remove(b')');
 
-/// A parsed `http://host:port/path?query` hub URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HubUrl {
-    /// `host` or `host:port`, as written.
-    authority: String,
-    /// The host name or address, without brackets for IPv6.
-    host: String,
-    port: u16,
-    /// The path, starting with `/`.
-    path: String,
-    /// The query without `?`, possibly empty.
-    query: String,
-}
-
-impl HubUrl {
-    /// Parses an `http://` or `ws://` URL. `https`/`wss` are refused: this
-    /// client has no TLS.
-    pub(crate) fn parse(url: &str) -> Result<Self, HubError> {
-        let invalid = |why: &str| {
-            HubError::with_kind(
-                HubErrorKind::Transport,
-                format!("Invalid hub URL '{url}': {why}"),
-            )
-        };
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
-        let default_port = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("http") | Some("ws") => 80,
-            Some("https") | Some("wss") => {
-                return Err(invalid(
-                    "TLS (https/wss) is not supported by this client; use http:// or ws://",
-                ));
-            }
-            Some(other) => return Err(invalid(&format!("unsupported scheme '{other}'"))),
-            None => {
-                return Err(invalid(
-                    "the URL must be absolute (http://host[:port]/path)",
-                ));
-            }
-        };
-        let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
-        if authority.as_str().contains('@') {
-            return Err(invalid("user information in the URL is not supported"));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() {
-            return Err(invalid("missing host"));
-        }
-        let path = match uri.path() {
-            "" => "/".to_owned(),
-            path => path.to_owned(),
-        };
-        Ok(HubUrl {
-            authority: authority.as_str().to_owned(),
-            host,
-            port: authority.port_u16().unwrap_or(default_port),
-            path,
-            query: uri.query().unwrap_or("").to_owned(),
-        })
-    }
-
-    /// The host to connect to.
-    pub(crate) fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// The TCP port to connect to.
-    pub(crate) fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The `Host` header value.
-    pub(crate) fn authority(&self) -> &str {
-        &self.authority
-    }
-
-    /// The negotiate request's path and query:
-    /// `{path}/negotiate?{query}&negotiateVersion=1`.
-    pub(crate) fn negotiate_path_and_query(&self) -> String {
-        let mut out = self.path.clone();
-        if !out.ends_with('/') {
-            out.push('/');
-        }
-        out.push_str("negotiate");
-        let mut query = self.query.clone();
-        let has_version = query.split('&').any(|pair| {
-            pair.split('=')
-                .next()
-                .is_some_and(|key| key.eq_ignore_ascii_case("negotiateVersion"))
-        });
-        if !has_version {
-            append_pair(&mut query, "negotiateVersion", "1");
-        }
-        out.push('?');
-        out.push_str(&query);
-        out
-    }
-
-    /// The WebSocket URL: `ws://{authority}{path}?{query}&id={token}&access_token={token}`.
-    pub(crate) fn websocket_url(&self, id: Option<&str>, access_token: Option<&str>) -> String {
-        let mut query = self.query.clone();
-        if let Some(id) = id {
-            append_pair(&mut query, "id", id);
-        }
-        if let Some(token) = access_token {
-            append_pair(&mut query, "access_token", token);
-        }
-        let mut out = format!("ws://{}{}", self.authority, self.path);
-        if !query.is_empty() {
-            out.push('?');
-            out.push_str(&query);
-        }
-        out
-    }
-}
-
-impl fmt::Display for HubUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.path)?;
-        if !self.query.is_empty() {
-            write!(f, "?{}", self.query)?;
-        }
-        Ok(())
-    }
-}
-
-/// Appends `key=value` (value percent-encoded) to a query string.
-fn append_pair(query: &mut String, key: &str, value: &str) {
-    if !query.is_empty() {
-        query.push('&');
-    }
-    query.push_str(key);
-    query.push('=');
-    query.extend(utf8_percent_encode(value, QUERY_VALUE));
+/// Appends `key=value` to the query, keeping what is there byte for byte
+/// (`query_pairs_mut` would re-encode the user's query).
+pub(crate) fn append_pair(url: &mut Url, key: &str, value: &str) {
+    let pair = format!("{key}={}", utf8_percent_encode(value, QUERY_VALUE));
+    let query = match url.query() {
+        Some(query) if !query.is_empty() => format!("{query}&{pair}"),
+        _ => pair,
+    };
+    url.set_query(Some(&query));
 }
 
 #[cfg(test)]
@@ -168,13 +139,12 @@ mod tests {
     fn parses_and_derives() {
         let url = HubUrl::parse("http://localhost:5000/hubs/test").expect("valid");
         assert_eq!(url.host(), "localhost");
-        assert_eq!(url.port(), 5000);
         assert_eq!(
-            url.negotiate_path_and_query(),
-            "/hubs/test/negotiate?negotiateVersion=1"
+            url.negotiate_url(false).as_str(),
+            "http://localhost:5000/hubs/test/negotiate?negotiateVersion=1"
         );
         assert_eq!(
-            url.websocket_url(Some("abc_-"), Some("a b/c")),
+            url.websocket_url(Some("abc_-"), Some("a b/c")).as_str(),
             "ws://localhost:5000/hubs/test?id=abc_-&access_token=a%20b%2Fc"
         );
     }
@@ -182,28 +152,38 @@ mod tests {
     #[test]
     fn keeps_user_query_and_trailing_slash() {
         let url = HubUrl::parse("http://h/hub/?x=1&NegotiateVersion=1").expect("valid");
-        assert_eq!(url.port(), 80);
         assert_eq!(
-            url.negotiate_path_and_query(),
-            "/hub/negotiate?x=1&NegotiateVersion=1"
+            url.negotiate_url(false).as_str(),
+            "http://h/hub/negotiate?x=1&NegotiateVersion=1"
         );
         assert_eq!(
-            url.websocket_url(None, None),
+            url.websocket_url(None, None).as_str(),
             "ws://h/hub/?x=1&NegotiateVersion=1"
         );
     }
 
     #[test]
-    fn refuses_tls_and_relative() {
-        assert!(HubUrl::parse("https://h/hub").is_err());
+    fn tls_schemes() {
+        let url = HubUrl::parse("https://h:8443/hub").expect("valid");
+        assert!(url.is_tls());
+        assert_eq!(
+            url.websocket_url(Some("i"), None).as_str(),
+            "wss://h:8443/hub?id=i"
+        );
+        let url = HubUrl::parse("wss://h/hub").expect("valid");
+        assert_eq!(url.to_string(), "https://h/hub");
+    }
+
+    #[test]
+    fn refuses_relative_and_other_schemes() {
         assert!(HubUrl::parse("/hub").is_err());
         assert!(HubUrl::parse("ftp://h/hub").is_err());
+        assert!(HubUrl::parse("http://user:pw@h/hub").is_err());
     }
 
     #[test]
     fn ipv6() {
         let url = HubUrl::parse("http://[::1]:8080/hub").expect("valid");
-        assert_eq!(url.host(), "::1");
-        assert_eq!(url.authority(), "[::1]:8080");
+        assert_eq!(url.host(), "[::1]");
     }
 }

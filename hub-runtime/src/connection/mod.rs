@@ -28,6 +28,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::clients::ConnectionId;
+use crate::hub::ConnectionContext;
 use crate::protocol::{
     Close, Completion, CompletionResult, EncodeError, HubMessage, HubProtocol, Invocation, Payload,
     StreamInvocation,
@@ -78,6 +79,12 @@ pub(crate) enum CloseReason {
     Shutdown,
     /// `on_connected` failed.
     ConnectedFailed(HubError),
+    /// The server aborted the connection (`abort()` of a context, or
+    /// `HubContext::abort_connection`).
+    Aborted,
+    /// The identity's expiry passed
+    /// (`HubOptions::close_on_authentication_expiration`).
+    AuthenticationExpired,
 }
 
 impl CloseReason {
@@ -111,6 +118,16 @@ impl CloseReason {
                 error: None,
                 allow_reconnect: true,
             }),
+            CloseReason::Aborted => Some(with_error(
+                Some(
+                    "ConnectionAbortedException: The connection was aborted by the server.".into(),
+                ),
+                false,
+            )),
+            CloseReason::AuthenticationExpired => Some(with_error(
+                Some("AuthenticationExpired: The user's authentication expired.".into()),
+                false,
+            )),
             CloseReason::ConnectedFailed(error) => {
                 // A HubError of kind Hub is .NET's HubException, whose
                 // message always reaches the client; reconnecting would
@@ -162,6 +179,14 @@ impl CloseReason {
                 "The outbound queue overflowed: the client does not read fast enough.",
             )),
             CloseReason::ConnectedFailed(error) => Some(error.clone()),
+            CloseReason::Aborted => Some(HubError::with_kind(
+                HubErrorKind::ConnectionClosed,
+                "The connection was aborted by the server.",
+            )),
+            CloseReason::AuthenticationExpired => Some(HubError::with_kind(
+                HubErrorKind::ConnectionClosed,
+                "The user's authentication expired.",
+            )),
         }
     }
 }
@@ -259,7 +284,7 @@ type PendingResult = oneshot::Sender<Result<Payload, HubError>>;
 /// never waits.
 pub(crate) struct ConnectionHandle {
     id: ConnectionId,
-    user: Option<Arc<str>>,
+    context: Arc<ConnectionContext>,
     protocol: HubProtocol,
     outbound: mpsc::Sender<Outbound>,
     close: watch::Sender<Option<CloseReason>>,
@@ -292,7 +317,7 @@ impl std::fmt::Debug for ConnectionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionHandle")
             .field("id", &self.id)
-            .field("user", &self.user)
+            .field("user", &self.user())
             .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
@@ -300,14 +325,13 @@ impl std::fmt::Debug for ConnectionHandle {
 
 impl ConnectionHandle {
     pub(crate) fn new(
-        id: ConnectionId,
-        user: Option<Arc<str>>,
+        context: Arc<ConnectionContext>,
         protocol: HubProtocol,
         outbound: mpsc::Sender<Outbound>,
     ) -> Self {
         ConnectionHandle {
-            id,
-            user,
+            id: context.connection_id().clone(),
+            context,
             protocol,
             outbound,
             close: watch::Sender::new(None),
@@ -362,7 +386,12 @@ impl ConnectionHandle {
 
     /// The user id, `None` when anonymous.
     pub(crate) fn user(&self) -> Option<&Arc<str>> {
-        self.user.as_ref()
+        self.context.identity().user_id_arc()
+    }
+
+    /// What hub methods and filters see of the connection.
+    pub(crate) fn context(&self) -> &Arc<ConnectionContext> {
+        &self.context
     }
 
     /// The hub protocol chosen in the handshake.

@@ -17,7 +17,7 @@ use super::{
     SessionConfig, poll_rare_signal,
 };
 use crate::BoxFuture;
-use crate::clients::ConnectionId;
+use crate::hub::ConnectionContext;
 use crate::protocol::handshake::{HandshakeRejection, HandshakeRequest, HandshakeResponse};
 use crate::protocol::{HubMessage, HubProtocol, ProtocolError, TransferFormat};
 use crate::transport::{CloseCode, FrameSink, FrameSource};
@@ -45,13 +45,13 @@ pub(crate) struct Resume<Src, Snk> {
 pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     mut source: Src,
     mut sink: Snk,
-    id: ConnectionId,
-    user: Option<Arc<str>>,
+    context: Arc<ConnectionContext>,
     config: Arc<SessionConfig>,
     dispatcher: Arc<dyn Dispatcher>,
     mut shutdown: watch::Receiver<bool>,
     resume: Option<Resume<Src, Snk>>,
 ) {
+    let id = context.connection_id().clone();
     // The phases before and after the read loop run boxed: a future is as
     // large as its largest phase, and this one lives as long as the
     // connection, idle or not.
@@ -109,13 +109,19 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let mut handle = ConnectionHandle::new(id, user, protocol, outbound.clone())
+    let mut handle = ConnectionHandle::new(context, protocol, outbound.clone())
         .with_stream_buffer_capacity(config.stream_buffer_capacity)
         .with_buffer_limits(config.outbound_pause_bytes, config.outbound_max_bytes);
     if writer_stateful.is_some() {
         handle = handle.without_reply_backpressure();
     }
     let handle = Arc::new(handle);
+    let weak = Arc::downgrade(&handle);
+    handle.context().set_aborter(Box::new(move || {
+        if let Some(handle) = weak.upgrade() {
+            handle.abort(CloseReason::Aborted);
+        }
+    }));
     let writer = tokio::spawn(writer::run(
         sink,
         queue,

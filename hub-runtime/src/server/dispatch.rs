@@ -8,9 +8,11 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 
 use super::Shared;
+use crate::authorization::{Authorization, AuthorizationRequest, Policies};
 use crate::clients::HubLifetimeManager;
 use crate::connection::streams::StreamSender;
 use crate::connection::{ConnectionHandle, Dispatcher};
+use crate::filter::{Filters, HubInvocation};
 use crate::hub::{
     Arguments, HubCall, InvocationError, MethodKind, MethodOutput, StreamItems, UploadChannel,
 };
@@ -111,6 +113,16 @@ pub(crate) fn error_text(target: &str, error: &InvocationError, detailed: bool) 
             format!("HubException: Stream ID '{id}' is already in use."),
             true,
         ),
+        // ASP.NET Core's DefaultHubDispatcher text, whatever the
+        // detailed-errors setting.
+        InvocationError::Unauthorized => {
+            format!("Failed to invoke '{target}' because user is unauthorized")
+        }
+        InvocationError::Blocked(error) => with(
+            unexpected,
+            format!("HubException: {}", error.message()),
+            true,
+        ),
         InvocationError::Hub(error) => match error.kind() {
             // HubException: the message always reaches the client. A client
             // result's error surfaces in .NET as a HubException too.
@@ -138,11 +150,71 @@ fn completion(invocation_id: String, result: CompletionResult) -> HubMessage {
     })
 }
 
+/// What stands between an invocation and its method: the method's
+/// authorization, then the filters. `None` (the common case: nothing
+/// declared, no filter) costs nothing.
+struct Gate {
+    authorization: Option<&'static Authorization>,
+    policies: Arc<Policies>,
+    filters: Arc<Filters>,
+}
+
+/// Runs method `index` of `hub` for `call` behind `gate`: a call the
+/// authorization refuses fails with [`InvocationError::Unauthorized`] and
+/// reaches no filter.
+async fn guarded_invoke<H: Hub>(
+    gate: Option<Gate>,
+    hub: Arc<H>,
+    index: usize,
+    call: HubCall<H>,
+) -> Result<MethodOutput, InvocationError> {
+    let Some(gate) = gate else {
+        return hub.invoke(index, call).await;
+    };
+    let method = H::METHODS[index].name;
+    if let Some(authorization) = gate.authorization {
+        let context = call.context();
+        let request = AuthorizationRequest {
+            identity: context.identity(),
+            request: context.request(),
+            method: Some(method),
+            arguments: Some(call.arguments()),
+        };
+        if !gate.policies.allows(authorization, &request).await {
+            return Err(InvocationError::Unauthorized);
+        }
+    }
+    if gate.filters.is_empty() {
+        return hub.invoke(index, call).await;
+    }
+    // The filters see copies: the call itself moves into the method.
+    let connection = call.context().connection().clone();
+    let arguments = call.arguments().clone();
+    let invocation = HubInvocation {
+        hub: std::any::type_name::<H>(),
+        method,
+        connection: &connection,
+        arguments: &arguments,
+    };
+    gate.filters
+        .run_invocation(&invocation, move || hub.invoke(index, call))
+        .await
+}
+
 impl<H: Hub> Shared<H> {
+    /// The gate of method `index`, if it has anything to check.
+    fn gate(&self, index: usize) -> Option<Gate> {
+        let authorization = self.method_authorization.get(index).copied().flatten();
+        (authorization.is_some() || !self.filters.is_empty()).then(|| Gate {
+            authorization,
+            policies: self.policies.clone(),
+            filters: self.filters.clone(),
+        })
+    }
+
     fn call_context(&self, connection: &ConnectionHandle) -> CallContext<H> {
-        CallContext::new(
-            connection.id().clone(),
-            connection.user().cloned(),
+        CallContext::for_connection(
+            connection.context().clone(),
             self.registry.clone() as Arc<dyn HubLifetimeManager>,
         )
     }
@@ -221,18 +293,21 @@ impl<H: Hub> Dispatcher for Shared<H> {
         &self,
         connection: &Arc<ConnectionHandle>,
     ) -> BoxFuture<'static, Result<(), HubError>> {
+        if self.options.close_on_authentication_expiration {
+            close_on_expiry(connection);
+        }
         let subscribed = self.registry.add(connection);
         let context = self.call_context(connection);
         let hub = self.hub.clone();
+        let filters = self.filters.clone();
         Box::pin(async move {
             // Scale-out: other nodes reach the connection once this holds.
             if let Some(subscribed) = subscribed {
                 subscribed.await;
             }
-            match AssertUnwindSafe(hub.on_connected(context))
-                .catch_unwind()
-                .await
-            {
+            let connection = context.connection().clone();
+            let connected = filters.run_connected(&connection, move || hub.on_connected(context));
+            match AssertUnwindSafe(connected).catch_unwind().await {
                 Ok(result) => result,
                 Err(_) => Err(HubError::with_kind(
                     HubErrorKind::Transport,
@@ -292,10 +367,11 @@ impl<H: Hub> Dispatcher for Shared<H> {
         let call = HubCall::new(self.call_context(connection), Arguments::new(arguments))
             .with_uploads(uploads.channels.clone());
         let hub = self.hub.clone();
+        let gate = self.gate(index);
         let connection = connection.clone();
         let detailed = self.options.enable_detailed_errors;
         Some(Box::pin(async move {
-            let outcome = AssertUnwindSafe(hub.invoke(index, call))
+            let outcome = AssertUnwindSafe(guarded_invoke(gate, hub, index, call))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| {
@@ -395,11 +471,12 @@ impl<H: Hub> Dispatcher for Shared<H> {
             .with_stream_items(items)
             .with_uploads(uploads.channels.clone());
         let hub = self.hub.clone();
+        let gate = self.gate(index);
         let connection = connection.clone();
         let detailed = self.options.enable_detailed_errors;
         Some(Box::pin(async move {
             let mut closing = connection.close_signal();
-            let running = AssertUnwindSafe(hub.invoke(index, call)).catch_unwind();
+            let running = AssertUnwindSafe(guarded_invoke(gate, hub, index, call)).catch_unwind();
             // Cancelling drops the method's future, and with it its stream:
             // the producer stops at once.
             let outcome = tokio::select! {
@@ -449,12 +526,14 @@ impl<H: Hub> Dispatcher for Shared<H> {
         }
         let context = self.call_context(connection);
         let hub = self.hub.clone();
+        let filters = self.filters.clone();
         Box::pin(async move {
-            if AssertUnwindSafe(hub.on_disconnected(context, error))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
+            let connection = context.connection().clone();
+            let seen = error.clone();
+            let disconnected = filters.run_disconnected(&connection, seen.as_ref(), move || {
+                hub.on_disconnected(context, error)
+            });
+            if AssertUnwindSafe(disconnected).catch_unwind().await.is_err() {
                 tracing::error!("on_disconnected panicked");
             }
         })
@@ -475,4 +554,28 @@ impl Drop for UploadGuard {
             self.connection.close_uploads(&self.ids, &self.channels);
         }
     }
+}
+
+/// Closes `connection` when its identity expires (or never, without an
+/// expiry); the timer ends with the connection.
+fn close_on_expiry(connection: &Arc<ConnectionHandle>) {
+    let Some(expiry) = connection.context().identity().expires_at() else {
+        return;
+    };
+    let delay = expiry
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let mut closing = connection.close_signal();
+    let connection = Arc::downgrade(connection);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {
+                if let Some(connection) = connection.upgrade() {
+                    tracing::debug!(connection = %connection.id(), "authentication expired; closing");
+                    connection.abort(crate::connection::CloseReason::AuthenticationExpired);
+                }
+            }
+            _ = closing.wait_for(|reason| reason.is_some()) => {}
+        }
+    });
 }

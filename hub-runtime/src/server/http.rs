@@ -17,12 +17,15 @@ use http::{HeaderValue, Method, StatusCode, header};
 use super::transports::{self, Lookup, TransportKind};
 use super::users::{Unauthorized, query_parameter};
 use super::{Negotiated, Shared};
-use crate::Hub;
+use crate::authorization::AuthorizationRequest;
+use crate::clients::ConnectionId;
 use crate::connection::session::Resume;
+use crate::hub::ConnectionContext;
 use crate::protocol::negotiate::{
     AvailableTransport, NegotiateConnection, NegotiateRequest, NegotiateResponse, TransportType,
 };
 use crate::transport::websocket;
+use crate::{Hub, Identity};
 
 /// The transports `shared` serves, in the order clients should try them.
 fn transports<H: Hub>(shared: &Shared<H>) -> Vec<AvailableTransport> {
@@ -73,11 +76,25 @@ pub(super) fn random_id() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-pub(super) fn user_of<H: Hub>(
+/// The identity behind a request, from the server's authenticator, if it
+/// passes the hub's `#[authorize]`; a refusal is answered with 401.
+pub(super) async fn identity_of<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,
-) -> Result<Option<Arc<str>>, Unauthorized> {
-    shared.users.user_id(parts).map(|user| user.map(Arc::from))
+) -> Result<Identity, Unauthorized> {
+    let identity = shared.authenticator.authenticate_boxed(parts).await?;
+    if let Some(authorization) = H::AUTHORIZATION {
+        let request = AuthorizationRequest {
+            identity: &identity,
+            request: Some(parts),
+            method: None,
+            arguments: None,
+        };
+        if !shared.policies.allows(authorization, &request).await {
+            return Err(Unauthorized);
+        }
+    }
+    Ok(identity)
 }
 
 pub(super) fn unauthorized() -> Response {
@@ -108,9 +125,10 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
             "The server is shutting down.",
         );
     }
-    let Ok(user) = user_of(&shared, &parts) else {
+    let Ok(identity) = identity_of(&shared, &parts).await else {
         return unauthorized();
     };
+    let user = identity.user_id_arc().cloned();
     if let Some(refused) = super::limits::refuse_new_connection(&shared) {
         return refused;
     }
@@ -140,7 +158,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
                     early_input: None,
                 },
             ) {
-                return refused;
+                return *refused;
             }
             NegotiateResponse::Connection(NegotiateConnection {
                 negotiate_version: version,
@@ -164,7 +182,12 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
 
 /// Stores a negotiated connection, forgetting those older than the
 /// disconnect timeout; refused when too many wait already.
-fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Result<(), Response> {
+/// (The refusal is boxed: it is the rare path; clippy `result_large_err`.)
+fn remember<H: Hub>(
+    shared: &Shared<H>,
+    token: String,
+    entry: Negotiated,
+) -> Result<(), Box<Response>> {
     let now = Instant::now();
     let limit = shared.options.disconnect_timeout;
     let mut negotiated = shared
@@ -173,7 +196,7 @@ fn remember<H: Hub>(shared: &Shared<H>, token: String, entry: Negotiated) -> Res
         .unwrap_or_else(PoisonError::into_inner);
     negotiated.retain(|_, entry| now.duration_since(entry.created) < limit);
     if let Some(refused) = super::limits::refuse_negotiate(shared, negotiated.len()) {
-        return Err(refused);
+        return Err(Box::new(refused));
     }
     negotiated.insert(token, entry);
     Ok(())
@@ -187,24 +210,23 @@ pub(super) fn take_negotiated<H: Hub>(
     shared: &Shared<H>,
     token: &str,
     user: &Option<Arc<str>>,
-) -> Result<Negotiated, Response> {
+) -> Result<Negotiated, Box<Response>> {
+    let not_found = || Box::new(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
     let mut negotiated = shared
         .negotiated
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let Some(entry) = negotiated.get(token) else {
-        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(not_found());
     };
     if entry.created.elapsed() >= shared.options.disconnect_timeout {
         negotiated.remove(token);
-        return Err(text(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(not_found());
     }
     if entry.user != *user {
-        return Err(text(StatusCode::FORBIDDEN, "Forbidden"));
+        return Err(Box::new(text(StatusCode::FORBIDDEN, "Forbidden")));
     }
-    negotiated
-        .remove(token)
-        .ok_or_else(|| text(StatusCode::NOT_FOUND, "No Connection with that ID"))
+    negotiated.remove(token).ok_or_else(not_found)
 }
 
 /// Queues a POST body for a negotiated connection whose transport request
@@ -275,7 +297,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     match parts.method {
         Method::GET => {}
         Method::POST => return transports::post(shared, &parts, body, id).await,
-        Method::DELETE => return transports::delete(&shared, &parts, id),
+        Method::DELETE => return transports::delete(&shared, &parts, id).await,
         _ => return method_not_allowed("GET, POST, DELETE"),
     }
     let enabled = shared.options.transports;
@@ -303,10 +325,11 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
             "WebSockets transport not supported by this end point type",
         );
     }
-    let user = match user_of(&shared, &parts) {
-        Ok(user) => user,
+    let identity = match identity_of(&shared, &parts).await {
+        Ok(identity) => identity,
         Err(Unauthorized) => return unauthorized(),
     };
+    let user = identity.user_id_arc().cloned();
     // A stateful-reconnect connection whose WebSocket dropped: hand the
     // new socket to the running session.
     let live = match &id {
@@ -348,7 +371,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     let (connection_id, stateful) = match &id {
         Some(token) => match take_negotiated(&shared, token, &user) {
             Ok(negotiated) => (negotiated.connection_id, negotiated.stateful),
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         },
         None => match transports::fresh_id() {
             Some(id) => (id, false),
@@ -377,10 +400,15 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         None,
         resume_sender,
     );
+    let context = Arc::new(ConnectionContext::new(
+        ConnectionId::from(connection_id),
+        identity,
+        Some(parts),
+    ));
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transports::run_session(shared, source, sink, connection_id, user, resume, live).await;
+            transports::run_session(shared, source, sink, context, resume, live).await;
         },
     )
 }

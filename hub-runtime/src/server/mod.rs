@@ -110,6 +110,7 @@
 //!
 //! [`MethodKind::ServerStream`]: crate::hub::MethodKind::ServerStream
 
+mod authentication;
 mod dispatch;
 mod http;
 mod limits;
@@ -129,9 +130,12 @@ use std::time::Instant;
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::authorization::{Authorization, Policies, Policy, UnregisteredPolicy};
 use crate::connection::SessionConfig;
+use crate::filter::{Filters, HubFilter};
 use crate::{Hub, HubContext};
 
+pub use authentication::Authenticator;
 pub use options::{HttpTransports, HubOptions};
 pub use serve::{ServeOptions, serve, serve_with_shutdown};
 pub use users::{Anonymous, Unauthorized, UserIdProvider, bearer_token};
@@ -178,7 +182,13 @@ pub(crate) struct Shared<H: Hub> {
     session: Arc<SessionConfig>,
     registry: Arc<Registry>,
     methods: MethodTable,
-    users: Box<dyn UserIdProvider>,
+    authenticator: Box<dyn authentication::DynAuthenticator>,
+    /// The policies `#[authorize]` names, with their state.
+    policies: Arc<Policies>,
+    /// Each method's `#[authorize]`, by index into `H::METHODS`.
+    method_authorization: Box<[Option<&'static Authorization>]>,
+    /// Global filters, then the hub's own (see [`crate::filter`]).
+    filters: Arc<Filters>,
     negotiated: Mutex<HashMap<String, Negotiated>>,
     /// Connections whose transport request has come, by token.
     live: transports::LiveConnections,
@@ -190,8 +200,11 @@ pub(crate) struct Shared<H: Hub> {
 pub struct HubServerBuilder<H: Hub> {
     hub: H,
     options: HubOptions,
-    users: Box<dyn UserIdProvider>,
+    authenticator: Box<dyn authentication::DynAuthenticator>,
     backplane: Option<Arc<dyn crate::backplane::Backplane>>,
+    policies: Policies,
+    global_filters: Filters,
+    filters: Filters,
 }
 
 impl<H: Hub> HubServerBuilder<H> {
@@ -202,9 +215,18 @@ impl<H: Hub> HubServerBuilder<H> {
     }
 
     /// Names the user of each connection from its HTTP request (default:
-    /// [`Anonymous`]). See [`UserIdProvider`].
+    /// [`Anonymous`]). See [`UserIdProvider`]; [`Self::authenticator`] is
+    /// its successor, with roles, claims, expiry and `async`. The last of
+    /// the two given wins.
     pub fn user_id_provider(mut self, provider: impl UserIdProvider) -> Self {
-        self.users = Box::new(provider);
+        self.authenticator = Box::new(authentication::UserIds(provider));
+        self
+    }
+
+    /// Makes each connection's [`Identity`](crate::Identity) from its HTTP
+    /// requests (default: everyone anonymous). See [`Authenticator`].
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Box::new(authenticator);
         self
     }
 
@@ -236,8 +258,72 @@ impl<H: Hub> HubServerBuilder<H> {
         self
     }
 
+    /// Registers `policy`, the instance of a [`Policy`] type that the
+    /// hub's `#[authorize(policy = …)]` names, with whatever state it
+    /// needs. Every policy the hub names must be registered
+    /// ([`Self::try_build`]).
+    pub fn policy(mut self, policy: impl Policy) -> Self {
+        self.policies.insert(policy);
+        self
+    }
+
+    /// Adds filters shared by every hub of the application (built once,
+    /// given to each hub's builder). They run before the hub's own filters
+    /// (see [`crate::filter`] for the order).
+    pub fn global_filters(mut self, filters: &Filters) -> Self {
+        self.global_filters.extend(filters);
+        self
+    }
+
+    /// Adds a filter of this hub, inside the global filters and the ones
+    /// added before it.
+    pub fn filter(mut self, filter: impl HubFilter) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
+    /// Builds the server, or says which policy named in `#[authorize]` is
+    /// not registered with [`Self::policy`]. No task is started until a
+    /// client connects.
+    pub fn try_build(mut self) -> Result<HubServer<H>, UnregisteredPolicy> {
+        let method_authorization: Box<[_]> =
+            (0..H::METHODS.len()).map(H::method_authorization).collect();
+        let named = H::AUTHORIZATION
+            .into_iter()
+            .chain(method_authorization.iter().flatten().copied())
+            .flat_map(|authorization| authorization.policies);
+        for policy in named {
+            if !self.policies.contains(policy) {
+                return Err(UnregisteredPolicy {
+                    hub: std::any::type_name::<H>(),
+                    policy: policy.name(),
+                });
+            }
+        }
+        let mut filters = std::mem::take(&mut self.global_filters);
+        filters.extend(&self.filters);
+        Ok(self.build_checked(method_authorization, filters))
+    }
+
     /// Builds the server. No task is started until a client connects.
+    ///
+    /// # Panics
+    ///
+    /// When a policy named in the hub's `#[authorize]` is not registered
+    /// ([`Self::try_build`] returns the error instead): a server that
+    /// would refuse those calls at run time is refused when it is built.
     pub fn build(self) -> HubServer<H> {
+        match self.try_build() {
+            Ok(server) => server,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn build_checked(
+        self,
+        method_authorization: Box<[Option<&'static Authorization>]>,
+        filters: Filters,
+    ) -> HubServer<H> {
         let options = self.options;
         let session = Arc::new(SessionConfig {
             handshake_timeout: options.handshake_timeout,
@@ -275,7 +361,10 @@ impl<H: Hub> HubServerBuilder<H> {
                 hub: Arc::new(self.hub),
                 registry,
                 methods: MethodTable::new::<H>(),
-                users: self.users,
+                authenticator: self.authenticator,
+                policies: Arc::new(self.policies),
+                method_authorization,
+                filters: Arc::new(filters),
                 negotiated: Mutex::new(HashMap::new()),
                 live: transports::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
@@ -310,8 +399,11 @@ impl<H: Hub> HubServer<H> {
         HubServerBuilder {
             hub,
             options: HubOptions::default(),
-            users: Box::new(Anonymous),
+            authenticator: Box::new(authentication::UserIds(Anonymous)),
             backplane: None,
+            policies: Policies::default(),
+            global_filters: Filters::new(),
+            filters: Filters::new(),
         }
     }
 

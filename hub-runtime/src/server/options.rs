@@ -31,6 +31,9 @@ pub struct HubOptions {
     /// old ones never do and are never timed out — and reset by every
     /// message. The client gets a Close with
     /// `"Connection closed with an error."` and `allowReconnect: true`.
+    /// It is also the time the body of a Server-Sent Events or Long Polling
+    /// POST has to arrive whole (408 otherwise): a body trickled in byte by
+    /// byte does not hold its request for ever.
     pub client_timeout_interval: Duration,
 
     /// How long a client has to send its handshake request (default 15 s).
@@ -68,15 +71,25 @@ pub struct HubOptions {
     /// The bound of each connection's outbound queue, in queued writes
     /// (records, or pre-encoded broadcast messages) (default 1024).
     ///
-    /// Slow-consumer policy: sending never waits for a client. Broadcasts
-    /// and completions are pushed with `try_send`; a connection whose queue
-    /// is full — a client that has stopped reading, or reads far slower than
+    /// Slow-consumer policy: sending to other clients never waits for a
+    /// client. Broadcasts, group and single-client messages are pushed with
+    /// `try_send`; a connection whose queue is full (or holds
+    /// [`maximum_outbound_buffer_size`](Self::maximum_outbound_buffer_size)
+    /// bytes) — a client that has stopped reading, or reads far slower than
     /// it is sent to — is closed at once (a best-effort Close with
-    /// `"Connection closed with an error."` and `allowReconnect: true`, then
-    /// the socket is dropped). Other clients and the sender are never
-    /// slowed down by it. The writer task drains the queue as fast as the
-    /// socket accepts, coalescing queued messages into few frames, so the
-    /// bound is only reached by a client that is really behind.
+    /// `"Connection closed with an error."` and `allowReconnect: true`, a
+    /// WebSocket close code 1008, then the socket is dropped). Other clients
+    /// and the sender are never slowed down by it. The answers to a
+    /// connection's own invocations are the exception: they wait for room,
+    /// and the connection's read loop stops reading while its queue is a
+    /// quarter from full or above
+    /// [`application_max_buffer_size`](Self::application_max_buffer_size),
+    /// so a client that sends faster than it reads is slowed down, not
+    /// closed (except under stateful reconnect, whose writer may wait for
+    /// an Ack that only a reading loop sees). The writer task drains the
+    /// queue as fast as the socket accepts, coalescing queued messages into
+    /// few frames, so the bound is only reached by a client that is really
+    /// behind.
     pub outbound_queue_capacity: usize,
 
     /// The bytes queued for one connection above which the server applies
@@ -160,6 +173,12 @@ pub struct HubOptions {
     /// `StatefulReconnectBufferSize`). Beyond it, writes to that connection
     /// wait for the client's Ack.
     pub stateful_reconnect_buffer_size: usize,
+    /// Close a connection when its identity's expiry
+    /// ([`Identity::with_expiry`](crate::Identity::with_expiry)) passes,
+    /// so that an expired or revoked token does not live on in an open
+    /// connection (ASP.NET Core's `CloseOnAuthenticationExpiration`).
+    /// Default: `false`.
+    pub close_on_authentication_expiration: bool,
 
     /// The browser origins (`https://app.example.com`) whose pages may use
     /// the hub; `None` (the default) allows every origin. A request whose
@@ -245,6 +264,7 @@ impl Default for HubOptions {
             long_polling_poll_timeout: Duration::from_secs(90),
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
+            close_on_authentication_expiration: false,
             allowed_origins: None,
             maximum_connections: None,
             maximum_pending_negotiations: Some(10_000),

@@ -406,6 +406,15 @@ impl Registry {
         }
     }
 
+    /// Aborts this node's connections of `target`; returns how many.
+    pub(crate) fn abort_local(&self, target: &Target) -> usize {
+        let recipients = self.recipients(target);
+        for handle in &recipients {
+            handle.abort(crate::connection::CloseReason::Aborted);
+        }
+        recipients.len()
+    }
+
     /// Pushes `message` to `recipients`, encoding it once per protocol in use.
     pub(crate) fn deliver(
         &self,
@@ -446,6 +455,10 @@ fn protocol_index(protocol: HubProtocol) -> usize {
 impl LocalConnections for Registry {
     fn deliver_remote(&self, target: &Target, message: &EncodedMessage) -> usize {
         Registry::deliver_remote(self, target, message)
+    }
+
+    fn abort_local(&self, target: &Target) -> usize {
+        Registry::abort_local(self, target)
     }
 
     fn holds(&self, connection: &ConnectionId) -> bool {
@@ -540,6 +553,29 @@ impl HubLifetimeManager for Registry {
             },
             (None, Some(remote)) => remote.backplane.add_to_group(connection, group),
             (None, None) => Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
+    fn abort(&self, target: Target) -> BoxFuture<'_, Result<usize, HubError>> {
+        let local = match &target {
+            Target::Connection(_) | Target::User(_) => self.abort_local(&target),
+            _ => 0,
+        };
+        // A connection found here is nowhere else; a user may be anywhere.
+        let elsewhere = match &target {
+            Target::Connection(_) => local == 0,
+            Target::User(_) => true,
+            _ => false,
+        };
+        match (&self.remote, elsewhere) {
+            (Some(remote), true) => {
+                let remote = remote.backplane.abort(target);
+                Box::pin(async move {
+                    remote.await?;
+                    Ok(local)
+                })
+            }
+            _ => Box::pin(std::future::ready(Ok(local))),
         }
     }
 

@@ -116,6 +116,34 @@ pub async fn serve_with_shutdown<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_streams(
+        listener,
+        app,
+        options,
+        |stream| std::future::ready(Ok(stream)),
+        shutdown,
+    )
+    .await
+}
+
+/// The accept loop of [`serve_with_shutdown`], each accepted socket first
+/// turned into the connection's byte stream by `handshake` (the identity
+/// for plain HTTP, the TLS handshake for https) inside the connection's
+/// own task: a slow handshake holds up no other connection. A failed
+/// handshake drops the socket.
+pub(crate) async fn serve_streams<F, H, HF, S>(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+    handshake: H,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+    H: Fn(tokio::net::TcpStream) -> HF + Clone + Send + 'static,
+    HF: Future<Output = io::Result<S>> + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // Each connection task holds a receiver: the sender sees them all
     // closed once every connection has ended.
     let (stop, stopped) = watch::channel(false);
@@ -142,13 +170,18 @@ where
         if options.tcp_nodelay {
             let _ = stream.set_nodelay(true);
         }
-        tokio::spawn(serve_connection(
-            stream,
-            remote,
-            app.clone(),
-            options.clone(),
-            stopped.clone(),
-        ));
+        let handshake = handshake.clone();
+        let app = app.clone();
+        let options = options.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            match handshake(stream).await {
+                Ok(stream) => serve_connection(stream, remote, app, options, stopped).await,
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "connection dropped before HTTP");
+                }
+            }
+        });
     }
     drop(listener);
     drop(stopped);
@@ -167,13 +200,15 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     remote: SocketAddr,
     app: Router,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ConnectInfo(remote));

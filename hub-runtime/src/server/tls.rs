@@ -1,29 +1,31 @@
 //! Serving hubs over https and wss (feature `server-tls`).
 //!
-//! TLS is terminated by [`axum-server`](https://docs.rs/axum-server) with
-//! [rustls](https://docs.rs/rustls) (its default provider, aws-lc-rs): the hub's router
-//! is served unchanged, every endpoint — negotiate, the WebSocket upgrade,
-//! Server-Sent Events and Long Polling — over the same TLS port. Plain
-//! HTTP to that port is not served: the TLS handshake fails and the
-//! connection is closed.
+//! [`serve_tls`] is [`serve_with_shutdown`](super::serve_with_shutdown)
+//! with a TLS handshake ([tokio-rustls](https://docs.rs/tokio-rustls), with
+//! rustls' default provider, aws-lc-rs) in front of each connection: the
+//! same router, header-read timeout and graceful drain, every endpoint —
+//! negotiate, the WebSocket upgrade, Server-Sent Events and Long Polling —
+//! over the same TLS port. Plain HTTP to that port is not served: the
+//! handshake fails and the connection is closed.
 //!
 //! ```no_run
 //! # async fn run(app: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
+//! use hub_runtime::server::ServeOptions;
 //! use hub_runtime::server::tls::{load_pem_files, serve_tls};
 //!
 //! let config = load_pem_files("cert.pem", "key.pem")?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5001").await?;
 //! // https://127.0.0.1:5001, wss://127.0.0.1:5001
-//! serve_tls(listener, app, config, hub_runtime::shutdown_signal()).await?;
+//! serve_tls(listener, app, ServeOptions::default(), config, hub_runtime::shutdown_signal()).await?;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Why axum-server rather than a hand-written accept loop over
-//! tokio-rustls: it does the handshakes concurrently (one slow client never
-//! holds up the others) under a timeout (10 s), serves HTTP/1.1 with
-//! upgrades and HTTP/2, and drains connections on a graceful shutdown —
-//! exactly what `axum::serve` does for plain HTTP.
+//! Each handshake runs in its connection's own task (a slow client holds
+//! up no other) and must finish within [`TLS_HANDSHAKE_TIMEOUT`]. An
+//! application that needs more (HTTP/2, certificate reloading, client
+//! certificates) can hand its own `rustls::ServerConfig` to
+//! [`serve_tls`], or serve the router with a crate such as `axum-server`.
 
 use std::future::Future;
 use std::io;
@@ -33,12 +35,15 @@ use std::time::Duration;
 
 use axum::Router;
 use rustls::ServerConfig;
+use tokio::net::TcpListener;
+
+use super::ServeOptions;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// How long [`serve_tls`] lets open HTTP connections finish once its
-/// shutdown future completed, before it closes them.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take to complete the TLS handshake with
+/// [`serve_tls`] before it is disconnected.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why [`load_pem_files`] could not make a TLS server configuration.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +71,8 @@ pub enum TlsConfigError {
 
 /// The rustls server configuration for a PEM certificate chain (the
 /// server's certificate first, then its intermediates) and its PEM private
-/// key (PKCS#8, PKCS#1 or SEC1), with rustls' aws-lc-rs provider, TLS 1.2 and 1.3,
-/// and ALPN `h2` and `http/1.1` (as Kestrel offers by default; WebSockets
-/// use HTTP/1.1).
+/// key (PKCS#8, PKCS#1 or SEC1), with rustls' aws-lc-rs provider, TLS 1.2
+/// and 1.3, and ALPN `http/1.1` (what [`serve_tls`] speaks).
 ///
 /// # Errors
 /// When a file cannot be read or parsed, holds no certificate or key, or
@@ -105,43 +109,41 @@ pub fn load_pem_files(
     .with_safe_default_protocol_versions()?
     .with_no_client_auth()
     .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
 /// Serves `app` over TLS with `config` on `listener` until `shutdown`
-/// completes, then lets open HTTP connections finish for up to
-/// [`SHUTDOWN_GRACE`]: the https counterpart of
-/// `axum::serve(listener, app).with_graceful_shutdown(shutdown)`.
+/// completes: [`serve_with_shutdown`](super::serve_with_shutdown) (with
+/// its `options`: header-read timeout, `TCP_NODELAY`) after a TLS
+/// handshake on each connection. A handshake that fails (plain HTTP, an
+/// untrusted or mismatched certificate on the client's side) or takes
+/// longer than [`TLS_HANDSHAKE_TIMEOUT`] closes that connection only.
 ///
 /// Hub connections are not HTTP requests that a graceful shutdown waits
 /// for: let `shutdown` call the hub's `shutdown()` first, as with plain
 /// HTTP.
 ///
 /// # Errors
-/// When the listener cannot be handed over to the server.
+/// As [`serve_with_shutdown`](super::serve_with_shutdown).
 pub async fn serve_tls<F>(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     app: Router,
+    options: ServeOptions,
     config: Arc<ServerConfig>,
     shutdown: F,
 ) -> io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let handle = axum_server::Handle::new();
-    let signal_handle = handle.clone();
-    let shutdown_task = tokio::spawn(async move {
-        shutdown.await;
-        signal_handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    let served = axum_server::tls_rustls::from_tcp_rustls(
-        listener.into_std()?,
-        axum_server::tls_rustls::RustlsConfig::from_config(config),
-    )?
-    .handle(handle)
-    .serve(app.into_make_service())
-    .await;
-    shutdown_task.abort();
-    served
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshake = move |stream: tokio::net::TcpStream| {
+        let accept = acceptor.accept(stream);
+        async move {
+            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+        }
+    };
+    super::serve::serve_streams(listener, app, options, handshake, shutdown).await
 }

@@ -21,13 +21,14 @@ use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::http::{SessionGuard, random_id, text, unauthorized, user_of};
-use crate::Hub;
+use super::http::{SessionGuard, identity_of, random_id, text, unauthorized};
 use crate::clients::ConnectionId;
 use crate::connection::{Dispatcher, session};
+use crate::hub::ConnectionContext;
 use crate::transport::long_polling::Polls;
 use crate::transport::websocket::{WebSocketSink, WebSocketSource};
 use crate::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
+use crate::{Hub, Identity};
 
 /// The transport a live connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +119,7 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     shared: Arc<Shared<H>>,
     source: Src,
     sink: Snk,
-    connection_id: String,
-    user: Option<Arc<str>>,
+    context: Arc<ConnectionContext>,
     resume: Option<session::Resume<Src, Snk>>,
     live: LiveGuard<H>,
 ) {
@@ -127,17 +127,7 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     let shutdown = shared.shutdown.subscribe();
     let config = shared.session.clone();
     let dispatcher: Arc<dyn Dispatcher> = shared;
-    session::run(
-        source,
-        sink,
-        ConnectionId::from(connection_id),
-        user,
-        config,
-        dispatcher,
-        shutdown,
-        resume,
-    )
-    .await;
+    session::run(source, sink, context, config, dispatcher, shutdown, resume).await;
     drop(live);
 }
 
@@ -196,17 +186,29 @@ fn shutting_down() -> Response {
     )
 }
 
-/// The token an HTTP transport request names and the user it comes from,
-/// or the answer that refuses it (no token: 400; refused user: 401),
-/// boxed: a refusal is the rare path.
-fn token_and_user<H: Hub>(
+/// The token an HTTP transport request names and the identity it comes
+/// from, or the answer that refuses it (no token: 400; refused identity:
+/// 401), boxed: a refusal is the rare path.
+async fn token_and_identity<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Result<(String, Identity), Box<Response>> {
+    let token = id.ok_or_else(|| Box::new(id_required()))?;
+    let identity = identity_of(shared, parts)
+        .await
+        .map_err(|_| Box::new(unauthorized()))?;
+    Ok((token, identity))
+}
+
+/// [`token_and_identity`], with the identity's user id.
+async fn token_and_user<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,
     id: Option<String>,
 ) -> Result<(String, Option<Arc<str>>), Box<Response>> {
-    let token = id.ok_or_else(|| Box::new(id_required()))?;
-    let user = user_of(shared, parts).map_err(|_| Box::new(unauthorized()))?;
-    Ok((token, user))
+    let (token, identity) = token_and_identity(shared, parts, id).await?;
+    Ok((token, identity.user_id_arc().cloned()))
 }
 
 /// A negotiated connection that an HTTP transport (SSE, Long Polling)
@@ -215,7 +217,9 @@ struct HttpSession {
     token: String,
     kind: TransportKind,
     connection_id: String,
-    user: Option<Arc<str>>,
+    identity: Identity,
+    /// The transport's first request: the connection's request.
+    request: Parts,
     /// Where its POST bodies go.
     input: PostSender,
     polls: Option<Arc<Polls>>,
@@ -232,20 +236,17 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         &shared,
         Some(session.token),
         session.kind,
-        session.user.clone(),
+        session.identity.user_id_arc().cloned(),
         Some(session.input),
         session.polls,
         None,
     );
-    tokio::spawn(run_session(
-        shared,
-        source,
-        sink,
-        session.connection_id,
-        session.user,
-        None,
-        live,
+    let context = Arc::new(ConnectionContext::new(
+        ConnectionId::from(session.connection_id),
+        session.identity,
+        Some(session.request),
     ));
+    tokio::spawn(run_session(shared, source, sink, context, None, live));
 }
 
 /// `GET {base}?id=…` with `Accept: text/event-stream`.
@@ -254,10 +255,11 @@ pub(super) async fn server_sent_events<H: Hub>(
     parts: &Parts,
     id: Option<String>,
 ) -> Response {
-    let (token, user) = match token_and_user(&shared, parts, id) {
+    let (token, identity) = match token_and_identity(&shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
+    let user = identity.user_id_arc().cloned();
     match lookup(&shared, &token, TransportKind::ServerSentEvents, &user) {
         Lookup::NotLive => {}
         Lookup::Same(_) => return text(StatusCode::CONFLICT, "Conflict"),
@@ -271,7 +273,7 @@ pub(super) async fn server_sent_events<H: Hub>(
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink, response) = sse::open(input);
@@ -281,7 +283,8 @@ pub(super) async fn server_sent_events<H: Hub>(
             token,
             kind: TransportKind::ServerSentEvents,
             connection_id: negotiated.connection_id,
-            user,
+            identity,
+            request: parts.clone(),
             input: input_sender,
             polls: None,
         },
@@ -298,10 +301,11 @@ pub(super) async fn long_poll<H: Hub>(
     parts: &Parts,
     id: Option<String>,
 ) -> Response {
-    let (token, user) = match token_and_user(&shared, parts, id) {
+    let (token, identity) = match token_and_identity(&shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
+    let user = identity.user_id_arc().cloned();
     match lookup(&shared, &token, TransportKind::LongPolling, &user) {
         Lookup::NotLive => {}
         Lookup::Same(live) => {
@@ -320,7 +324,7 @@ pub(super) async fn long_poll<H: Hub>(
     }
     let mut negotiated = match super::http::take_negotiated(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let polls = Polls::new(
         shared.options.long_polling_poll_timeout,
@@ -334,7 +338,8 @@ pub(super) async fn long_poll<H: Hub>(
             token,
             kind: TransportKind::LongPolling,
             connection_id: negotiated.connection_id,
-            user,
+            identity,
+            request: parts.clone(),
             input: input_sender,
             polls: Some(polls),
         },
@@ -353,7 +358,7 @@ pub(super) async fn post<H: Hub>(
     body: Body,
     id: Option<String>,
 ) -> Response {
-    let (token, user) = match token_and_user(&shared, parts, id) {
+    let (token, user) = match token_and_user(&shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
@@ -378,9 +383,16 @@ pub(super) async fn post<H: Hub>(
         shared.options.maximum_receive_message_size,
     )
     .unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+    // A body trickled in byte by byte (slowloris) must not hold the
+    // request for ever: it has the client timeout to arrive whole.
+    let read = tokio::time::timeout(
+        shared.options.client_timeout_interval,
+        axum::body::to_bytes(body, limit),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
     };
     match live.and_then(|live| live.input) {
         Some(input) => {
@@ -408,8 +420,12 @@ pub(super) async fn post<H: Hub>(
 }
 
 /// `DELETE {base}?id=…`: the client ends its Long Polling connection.
-pub(super) fn delete<H: Hub>(shared: &Shared<H>, parts: &Parts, id: Option<String>) -> Response {
-    let (token, user) = match token_and_user(shared, parts, id) {
+pub(super) async fn delete<H: Hub>(
+    shared: &Shared<H>,
+    parts: &Parts,
+    id: Option<String>,
+) -> Response {
+    let (token, user) = match token_and_user(shared, parts, id).await {
         Ok(found) => found,
         Err(response) => return *response,
     };

@@ -10,8 +10,16 @@
 //! `SendToOthers`, `SendToConnection`, `JoinGroup`, `LeaveGroup`,
 //! `SendToGroup`, `SendToUser`, `Whoami`, `Fail`, `AskClient` and
 //! `AskConnection` (client results), `Echo2` (any value back), the server
-//! stream `Counter` and the upload stream `Sum`. Clients receive `Receive`
-//! and answer `Question`.
+//! stream `Counter` and the upload stream `Sum`; and, for identity,
+//! authorization, caller context and filters: `Claims`, `AdminOnly`
+//! (`#[authorize(roles("admin"))]`), `AuthenticatedOnly` (`#[authorize]`),
+//! `RequestHeader`, `SetItem`/`GetItem` (typed per-connection items),
+//! `AbortMe`, `Kick` (`HubContext::abort_connection`) and
+//! `InvocationCount`. Clients receive `Receive` and answer `Question`.
+//! A hub filter fails every invocation whose first argument is
+//! `"blocked-by-filter"` and refuses connections whose request has
+//! `reject=filter` in its query. `/hubs/secure` is a hub for authenticated
+//! users only (`#[authorize]` on the hub: 401 at negotiate) with `Whoami`.
 //!
 //! Every transport is served by default — WebSockets, Server-Sent Events
 //! and Long Polling — with both hub protocols, JSON and MessagePack
@@ -26,8 +34,10 @@
 //! retries a 5xx forever, even after the client gave up on it.)
 //!
 //! A bearer token `user-NAME` (header or `access_token` query parameter)
-//! is the user `NAME`; any other token is refused with 401; no token is
-//! anonymous.
+//! is the user `NAME`, optionally followed by `.role-ROLE` claims and one
+//! `.exp-SECONDS` expiry (Unix time); any other token, or an expired one,
+//! is refused with 401; no token is anonymous. A connection is closed when
+//! its token expires (`close_on_authentication_expiration`).
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections; stops
 //! cleanly on SIGINT/SIGTERM, sending every client a Close message.
@@ -46,16 +56,21 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
-use hub_runtime::hub::{Stream, UploadStream};
+use hub_runtime::filter::{HubFilter, HubInvocation, NextConnected, NextInvocation};
+use hub_runtime::hub::{ConnectionContext, InvocationError, MethodOutput, Stream, UploadStream};
 use hub_runtime::server::{
-    HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
+    Authenticator, HttpTransports, HubOptions, HubServer, ServeOptions, Unauthorized, bearer_token,
     serve_with_shutdown,
 };
-use hub_runtime::{CallContext, HubError, hub};
-use hub_tests::conformance::{self, ConformanceHub, ConformanceHubContract};
+use hub_runtime::{CallContext, HubError, Identity, authorize, hub};
+use hub_tests::conformance::{
+    self, CallerClaims, ConformanceHub, ConformanceHubContract, ConformanceSecureHub,
+    ConformanceSecureHubContract,
+};
 
 /// The conformance hub, at `/hubs/test`: implements the contract
 /// [`ConformanceHub`] of the hub-tests library.
@@ -166,6 +181,63 @@ impl ConformanceHub for TestHub {
         })
     }
 
+    /// The caller's user and roles.
+    async fn claims(&self, ctx: &CallContext<Self>) -> CallerClaims {
+        CallerClaims {
+            user: ctx.user_id().map(str::to_owned),
+            roles: ctx.identity().roles().map(str::to_owned).collect(),
+        }
+    }
+
+    /// A header of the request that opened the caller's connection.
+    async fn request_header(&self, ctx: &CallContext<Self>, name: String) -> Option<String> {
+        let value = ctx.request()?.headers.get(name.as_str())?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
+
+    /// Stores `value` under `key` for the caller's connection.
+    async fn set_item(&self, ctx: &CallContext<Self>, key: String, value: String) {
+        ctx.items()
+            .update(|items: &mut StoredItems| items.0.insert(key, value));
+    }
+
+    /// What the caller's connection stored under `key`.
+    async fn get_item(&self, ctx: &CallContext<Self>, key: String) -> Option<String> {
+        ctx.items()
+            .update(|items: &mut StoredItems| items.0.get(&key).cloned())
+    }
+
+    /// Only for callers with the role `admin` (declared, not checked here).
+    #[authorize(roles("admin"))]
+    async fn admin_only(&self) -> String {
+        "admin ok".into()
+    }
+
+    /// Only for authenticated callers.
+    #[authorize]
+    async fn authenticated_only(&self) -> String {
+        "authenticated ok".into()
+    }
+
+    /// How many earlier invocations of this connection authorization and
+    /// the filter passed on to their method (the filter counts them).
+    async fn invocation_count(&self, ctx: &CallContext<Self>) -> u64 {
+        ctx.items()
+            .get::<PassedInvocations>()
+            .map_or(0, |passed| passed.0.saturating_sub(1))
+    }
+
+    /// Aborts the caller's connection.
+    async fn abort_me(&self, ctx: &CallContext<Self>) {
+        ctx.abort();
+    }
+
+    /// Aborts connection `connection_id` (on any node); `true` if it was
+    /// connected here.
+    async fn kick(&self, ctx: &CallContext<Self>, connection_id: String) -> Result<bool, HubError> {
+        ctx.hub_context().abort_connection(connection_id).await
+    }
+
     /// Sums a client-to-server stream once the client completes it.
     async fn sum(&self, mut numbers: UploadStream<i64>) -> Result<i64, HubError> {
         let mut total = 0_i64;
@@ -176,22 +248,129 @@ impl ConformanceHub for TestHub {
     }
 }
 
-/// `Authorization: Bearer user-NAME` (or `access_token=user-NAME`) is the
-/// user `NAME`; any other token is refused; no token is anonymous.
-fn user_from_token(request: &http::request::Parts) -> Result<Option<String>, Unauthorized> {
-    match bearer_token(request) {
-        None => Ok(None),
-        Some(token) => match token.strip_prefix("user-") {
-            Some(name) if !name.is_empty() => Ok(Some(name.to_owned())),
-            _ => Err(Unauthorized),
-        },
+/// The strings a connection stored with `SetItem`: one of its typed items.
+#[derive(Clone, Default)]
+struct StoredItems(std::collections::HashMap<String, String>);
+
+/// How many invocations of a connection the filter passed on (this one
+/// included): one of the connection's typed items.
+#[derive(Clone, Copy, Default)]
+struct PassedInvocations(u64);
+
+/// The hub filter of `/hubs/test`: an invocation whose first argument is
+/// `"blocked-by-filter"` fails without running; a connection whose
+/// request has `reject=filter` in its query is refused.
+struct ConformanceFilter;
+
+impl HubFilter for ConformanceFilter {
+    async fn invoke(
+        &self,
+        call: &HubInvocation<'_>,
+        next: NextInvocation<'_>,
+    ) -> Result<MethodOutput, InvocationError> {
+        let first = (!call.arguments.is_empty())
+            .then(|| call.arguments.bind::<String>(0).ok())
+            .flatten();
+        if first.as_deref() == Some("blocked-by-filter") {
+            return Err(InvocationError::blocked("blocked by filter"));
+        }
+        call.connection
+            .items()
+            .update(|passed: &mut PassedInvocations| passed.0 += 1);
+        next.run().await
     }
+
+    async fn on_connected(
+        &self,
+        connection: &Arc<ConnectionContext>,
+        next: NextConnected<'_>,
+    ) -> Result<(), HubError> {
+        let query = connection
+            .request()
+            .and_then(|request| request.uri.query())
+            .unwrap_or_default();
+        if query.split('&').any(|pair| pair == "reject=filter") {
+            return Err(HubError::new("rejected by filter"));
+        }
+        next.run().await
+    }
+}
+
+/// `/hubs/secure`: authenticated users only, for the whole hub (an
+/// anonymous negotiate gets 401).
+struct SecureHub;
+
+#[hub(client = conformance::ConformanceClient)]
+#[authorize]
+impl ConformanceSecureHub for SecureHub {
+    async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String> {
+        ctx.user_id().map(str::to_owned)
+    }
+}
+
+/// The conformance tokens: `Authorization: Bearer user-NAME` (or
+/// `access_token=user-NAME`) is the user `NAME`, followed by any number of
+/// `.role-ROLE` and at most one `.exp-SECONDS` (Unix time); any other
+/// token, or one whose expiry has passed, is refused; no token is
+/// anonymous.
+struct ConformanceTokens;
+
+impl Authenticator for ConformanceTokens {
+    async fn authenticate(&self, request: &http::request::Parts) -> Result<Identity, Unauthorized> {
+        match bearer_token(request) {
+            None => Ok(Identity::anonymous()),
+            Some(token) => parse_token(&token, SystemTime::now()).ok_or(Unauthorized),
+        }
+    }
+}
+
+/// The identity of a conformance token at `now`; `None` for a malformed
+/// or expired one.
+fn parse_token(token: &str, now: SystemTime) -> Option<Identity> {
+    fn word(text: &str) -> Option<&str> {
+        let valid = !text.is_empty()
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+        valid.then_some(text)
+    }
+    let mut parts = token.split('.');
+    let name = word(parts.next()?.strip_prefix("user-")?)?;
+    let mut identity = Identity::user(name);
+    let mut expiry = None;
+    for claim in parts {
+        if let Some(role) = claim.strip_prefix("role-") {
+            identity = identity.with_role(word(role)?);
+        } else if let Some(seconds) = claim.strip_prefix("exp-") {
+            let valid = !seconds.is_empty() && seconds.bytes().all(|b| b.is_ascii_digit());
+            if !valid || expiry.is_some() {
+                return None;
+            }
+            // A number past what time can hold is a time that never comes.
+            expiry = Some(
+                seconds
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+                    .unwrap_or(UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 64)),
+            );
+        } else {
+            return None;
+        }
+    }
+    if let Some(expiry) = expiry {
+        if now >= expiry {
+            return None;
+        }
+        identity = identity.with_expiry(expiry);
+    }
+    Some(identity)
 }
 
 /// The conformance server's flags (see `../shared/conformance-hub.md`).
 #[derive(Debug, clap::Parser)]
-// A flag given twice takes its last value: the tests start the server with
-// `--bind 127.0.0.1:0` and may name a fixed port after it.
+// A flag given twice: the last one wins (scripts and the test harness
+// append their own `--bind` to a default one).
 #[command(
     version,
     args_override_self = true,
@@ -232,6 +411,10 @@ struct Args {
     /// with another `Origin` gets 403, one without `Origin` is served.
     #[arg(long, value_name = "ORIGIN[,ORIGIN…]", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Client timeout in milliseconds (default: ASP.NET Core's 30 s); also
+    /// the time a POST body has to arrive whole.
+    #[arg(long = "client-timeout-ms", value_name = "MS", value_parser = parse_millis)]
+    client_timeout: Option<Duration>,
     /// The most hub connections at once; more get 503 (default: no limit).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -324,9 +507,19 @@ async fn main() -> std::process::ExitCode {
     options.allow_stateful_reconnects = args.stateful_reconnect;
     options.allowed_origins = args.allowed_origins.clone();
     options.maximum_connections = args.max_connections;
+    if let Some(timeout) = args.client_timeout {
+        options.client_timeout_interval = timeout;
+    }
+    // Tokens with `exp-SECONDS` close their connections when they expire.
+    options.close_on_authentication_expiration = true;
+    let secure = HubServer::builder(SecureHub)
+        .options(options.clone())
+        .authenticator(ConformanceTokens)
+        .build();
     let mut builder = HubServer::builder(TestHub)
         .options(options)
-        .user_id_provider(user_from_token);
+        .authenticator(ConformanceTokens)
+        .filter(ConformanceFilter);
     if let Some(url) = &args.redis {
         match hub_runtime::backplane::RedisBackplane::connect(url.as_str()).await {
             Ok(backplane) => builder = builder.backplane(backplane),
@@ -347,7 +540,9 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let hub = builder.build();
-    let mut app = axum::Router::new().nest("/hubs/test", hub.router());
+    let mut app = axum::Router::new()
+        .nest("/hubs/test", hub.router())
+        .nest("/hubs/secure", secure.router());
     if args.refuse_event_streams {
         app = app.layer(axum::middleware::from_fn(refuse_event_streams));
     }
@@ -368,20 +563,20 @@ async fn main() -> std::process::ExitCode {
     drop(stdout);
 
     let shutdown_hub = hub.clone();
+    let serve_options = ServeOptions {
+        header_read_timeout: Some(args.header_read_timeout),
+        ..ServeOptions::default()
+    };
     let shutdown = async move {
         hub_runtime::shutdown_signal().await;
-        shutdown_hub.shutdown().await;
+        tokio::join!(shutdown_hub.shutdown(), secure.shutdown());
     };
     let served = match tls {
-        // axum-server's TLS accept loop has its own handshake timeout.
-        Some(config) => hub_runtime::server::tls::serve_tls(listener, app, config, shutdown).await,
-        None => {
-            let serve_options = ServeOptions {
-                header_read_timeout: Some(args.header_read_timeout),
-                ..ServeOptions::default()
-            };
-            serve_with_shutdown(listener, app, serve_options, shutdown).await
+        Some(config) => {
+            hub_runtime::server::tls::serve_tls(listener, app, serve_options, config, shutdown)
+                .await
         }
+        None => serve_with_shutdown(listener, app, serve_options, shutdown).await,
     };
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -154,7 +154,7 @@ struct Options {
 async fn client(url: &str, arrivals: Option<Arrivals>) -> HubConnection {
     let mut builder = HubConnection::builder(url);
     if let Some(arrivals) = arrivals {
-        builder = builder.with_handlers(arrivals.into_handlers());
+        builder = builder.handlers(arrivals.into_handlers());
     }
     let connection = builder.build().expect("a valid URL");
     connection.start().await.expect("the hub accepts");

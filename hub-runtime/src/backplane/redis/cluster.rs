@@ -39,6 +39,8 @@ use super::{
 
 /// Fails unless the seed URLs are Redis URLs.
 pub(super) fn check_seeds(seeds: &[String]) -> Result<(), RedisBackplaneError> {
+    // `rediss://` seeds connect over TLS, as a single node does.
+    super::ensure_rustls_provider();
     if seeds.is_empty() {
         return Err(RedisBackplaneError::InvalidUrl(
             "a Redis Cluster needs at least one seed node".to_owned(),

@@ -229,7 +229,7 @@ impl RedisBackplaneBuilder {
             .query_async::<()>(&mut connection)
             .await
             .map_err(|e| RedisBackplaneError::Unreachable(e.to_string()))?;
-        self.spawn(Endpoint::Single(client))
+        self.spawn(Endpoint::Single(Box::new(client)))
     }
 
     /// Starts without waiting for Redis: the node connects in the
@@ -241,7 +241,7 @@ impl RedisBackplaneBuilder {
             return self.spawn(Endpoint::Cluster(seeds));
         }
         let client = self.client()?;
-        self.spawn(Endpoint::Single(client))
+        self.spawn(Endpoint::Single(Box::new(client)))
     }
 
     fn client(&self) -> Result<redis::Client, RedisBackplaneError> {
@@ -508,6 +508,27 @@ impl Backplane for RedisBackplane {
         self.group_action(connection, group, false)
     }
 
+    fn abort(&self, target: Target) -> BoxFuture<'static, Result<(), HubError>> {
+        let inner = &self.owner.inner;
+        let Some(channels) = inner.channels.get() else {
+            return Box::pin(std::future::ready(Err(HubError::with_kind(
+                HubErrorKind::Transport,
+                "the Redis backplane is not attached to a hub",
+            ))));
+        };
+        // On the target's channel: only the nodes holding it receive it.
+        let envelope = Envelope::Abort {
+            origin: inner.node_id.clone(),
+            target: target.clone(),
+        };
+        inner.enqueue(Outgoing {
+            channel: channels.for_target(&target),
+            payload: envelope.encode(),
+            reply: None,
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn subscribe(&self, subscription: Subscription) -> BoxFuture<'static, ()> {
         let inner = &self.owner.inner;
         let Some(channels) = inner.channels.get() else {
@@ -687,7 +708,9 @@ type Answer = oneshot::Sender<Result<Payload, HubError>>;
 
 /// Where the backplane's Redis is.
 enum Endpoint {
-    Single(redis::Client),
+    /// One Redis server. Boxed: with TLS support the client holds its TLS
+    /// parameters (240 bytes), ten times the cluster's seed list.
+    Single(Box<redis::Client>),
     /// Seed nodes of a Redis Cluster.
     Cluster(Vec<String>),
 }
@@ -868,6 +891,12 @@ impl Inner {
                     };
                     inner.publish_to_node(&origin, &ack);
                 });
+            }
+            Envelope::Abort { origin, target } => {
+                // This node aborted its own connections when it sent.
+                if origin != self.node_id {
+                    node.abort(&target);
+                }
             }
             Envelope::Ack { request, .. } => {
                 if let Some(answer) = self.lock_pending().remove(&request) {

@@ -2,14 +2,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use bytes::{Bytes, BytesMut};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, USER_AGENT};
+use http::{HeaderMap, StatusCode};
 
-use super::url::HubUrl;
+use crate::client::net::{Net, request_error};
+use crate::client::url::HubUrl;
 use crate::protocol::TransferFormat;
 use crate::protocol::negotiate::{NegotiateResponse, TransportType};
 use crate::{HubError, HubErrorKind};
@@ -55,6 +53,7 @@ fn negotiate_error(message: impl Into<String>) -> HubError {
 ///
 /// `token` is the bearer token for the first request (from the provider).
 pub(crate) async fn negotiate(
+    net: &Net,
     url: &HubUrl,
     mut token: Option<String>,
     headers: &HeaderMap,
@@ -65,7 +64,15 @@ pub(crate) async fn negotiate(
     let mut url = url.clone();
     let mut redirect_token = None;
     for _ in 0..MAX_REDIRECTS {
-        let body = post(&url, token.as_deref(), headers, timeout, stateful_reconnect).await?;
+        let body = post(
+            net,
+            &url,
+            token.as_deref(),
+            headers,
+            timeout,
+            stateful_reconnect,
+        )
+        .await?;
         let connection = match NegotiateResponse::from_slice(&body) {
             Ok(NegotiateResponse::Connection(connection)) => connection,
             Ok(NegotiateResponse::Redirect(redirect)) => {
@@ -116,98 +123,60 @@ pub(crate) async fn negotiate(
 
 /// One `POST` with an empty body; returns the body of a 200 response.
 async fn post(
+    net: &Net,
     url: &HubUrl,
     token: Option<&str>,
     headers: &HeaderMap,
     timeout: Duration,
     stateful_reconnect: bool,
 ) -> Result<Bytes, HubError> {
-    match tokio::time::timeout(timeout, post_inner(url, token, headers, stateful_reconnect)).await {
-        Ok(result) => result,
-        Err(_) => Err(HubError::with_kind(
-            HubErrorKind::Timeout,
-            format!("Failed to complete negotiation with the server: timed out after {timeout:?}"),
-        )),
-    }
-}
-
-async fn post_inner(
-    url: &HubUrl,
-    token: Option<&str>,
-    headers: &HeaderMap,
-    stateful_reconnect: bool,
-) -> Result<Bytes, HubError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        negotiate_error(format!(
-            "Failed to complete negotiation with the server: {e}"
-        ))
+    let failed = |e: &reqwest::Error| {
+        request_error(
+            "Failed to complete negotiation with the server",
+            url.host(),
+            e,
+        )
     };
-    let stream = TcpStream::connect((url.host(), url.port()))
-        .await
-        .map_err(|e| failed(&e))?;
-    // Nagle only delays a request/response exchange.
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| failed(&e))?;
-    let driver = tokio::spawn(async move {
-        // The connection ends when the response has been read and the
-        // sender dropped; its error, if any, surfaces through the request.
-        let _ = connection.await;
-    });
-
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(if stateful_reconnect {
-            format!(
-                "{}&useStatefulReconnect=true",
-                url.negotiate_path_and_query()
-            )
-        } else {
-            url.negotiate_path_and_query()
-        })
-        .header(HOST, url.authority())
-        .header(CONTENT_LENGTH, "0")
+    let mut request = net
+        .http
+        .post(url.negotiate_url(stateful_reconnect))
         .header(USER_AGENT, USER_AGENT_VALUE)
-        .header("X-Requested-With", "XMLHttpRequest");
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
+        .header("X-Requested-With", "XMLHttpRequest")
+        .headers(headers.clone())
+        // Some servers require a length on a POST (411 without one); hyper
+        // leaves it out for an empty body.
+        .header(CONTENT_LENGTH, "0")
+        .timeout(timeout);
     if let Some(token) = token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| failed(&e))?;
-
-    let result = async {
-        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(negotiate_error(format!(
-                "Failed to complete negotiation with the server: {status}. \
-                 Either this is not a SignalR endpoint or there is a proxy blocking the connection."
-            )));
-        }
-        if !status.is_success() {
-            return Err(negotiate_error(format!(
-                "Failed to complete negotiation with the server: {status}"
-            )));
-        }
-        if status != StatusCode::OK {
-            return Err(negotiate_error(format!(
-                "Unexpected status code returned from negotiate '{}'",
-                status.as_u16()
-            )));
-        }
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| failed(&*e))?;
-        Ok(body.to_bytes())
+    let mut response = request.send().await.map_err(|e| failed(&e))?;
+    let status = response.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(negotiate_error(format!(
+            "Failed to complete negotiation with the server: {status}. \
+             Either this is not a SignalR endpoint or there is a proxy blocking the connection."
+        )));
     }
-    .await;
-    drop(sender);
-    driver.abort();
-    result
+    if !status.is_success() {
+        return Err(negotiate_error(format!(
+            "Failed to complete negotiation with the server: {status}"
+        )));
+    }
+    if status != StatusCode::OK {
+        return Err(negotiate_error(format!(
+            "Unexpected status code returned from negotiate '{}'",
+            status.as_u16()
+        )));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(negotiate_error(
+                "Failed to complete negotiation with the server: the response is too large",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
