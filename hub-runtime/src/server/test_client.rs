@@ -140,6 +140,9 @@ async fn open<H: Hub>(
         context,
         None,
         live,
+        TransportKind::WebSockets,
+        // The metrics' hub label: there is no mount path in memory.
+        "in-memory".to_owned(),
     ));
     Ok(client_halves(client))
 }
