@@ -33,6 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -284,8 +285,18 @@ async fn slow_consumer(addr: SocketAddr, dwell: Duration) -> Option<bool> {
 
 const PAD: usize = 1024;
 
+/// One plotted figure of a sample.
+type SampleValue = fn(&Sample) -> f64;
+
+/// A report row: (what arrived, what was expected) of a setup.
+type CountPair = fn(&Counts) -> (u64, u64);
+
 /// Starts the whole load on one setup; returns once every worker runs.
-async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) -> Vec<HubConnection> {
+async fn start_load(
+    setup: &Setup,
+    options: &Options,
+    stop: &Arc<AtomicBool>,
+) -> Vec<HubConnection> {
     let counts = setup.counts.clone();
     let urls = setup.urls.clone();
     let url = |index: usize| urls[index % urls.len()].clone();
@@ -306,7 +317,9 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
 
     // The broadcaster, on the first node; 1 KiB payloads (so that slow
     // consumers fill their queues within seconds).
-    let broadcaster = connect(&url(0), quiet()).await.expect("the broadcaster connects");
+    let broadcaster = connect(&url(0), quiet())
+        .await
+        .expect("the broadcaster connects");
     {
         let counts = counts.clone();
         let hub = broadcaster.hub::<ConformanceHubProxy>();
@@ -359,7 +372,9 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
             broadcasts: None,
             own: Some(own),
         };
-        let connection = connect(&url(worker), callbacks).await.expect("a group member connects");
+        let connection = connect(&url(worker), callbacks)
+            .await
+            .expect("a group member connects");
         let hub = connection.hub::<ConformanceHubProxy>();
         keep.push(connection);
         let stop = stop.clone();
@@ -401,7 +416,9 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
 
     // Streams both ways and client results, on every node.
     for worker in 0..setup.urls.len() {
-        let connection = connect(&url(worker), quiet()).await.expect("a streamer connects");
+        let connection = connect(&url(worker), quiet())
+            .await
+            .expect("a streamer connects");
         let hub = connection.hub::<ConformanceHubProxy>();
         keep.push(connection);
         let counts = counts.clone();
@@ -453,7 +470,10 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
         )
         .build()
         .expect("a valid URL");
-    stateful.start().await.expect("the stateful client connects");
+    stateful
+        .start()
+        .await
+        .expect("the stateful client connects");
     {
         let hub = stateful.hub::<ConformanceHubProxy>();
         let id = hub.get_connection_id().await.expect("its id");
@@ -463,7 +483,10 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
             let mut sequence = 0_u64;
             while !stop_sending.load(Ordering::Relaxed) {
                 sequence += 1;
-                match hub.send_to_connection(id.clone(), format!("s:{sequence}")).await {
+                match hub
+                    .send_to_connection(id.clone(), format!("s:{sequence}"))
+                    .await
+                {
                     Ok(()) => add(&counts.stateful_sent, 1),
                     Err(_) => add(&counts.stateful_errors, 1),
                 }
@@ -493,7 +516,9 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
     // Slow consumers: one new every 20 s per node, each silent for 30 s,
     // members of the group `slow`, which a flooder fills with 16 KiB
     // messages (800 KB/s) so that their queues overflow within seconds.
-    let flooder = connect(&url(0), quiet()).await.expect("the flooder connects");
+    let flooder = connect(&url(0), quiet())
+        .await
+        .expect("the flooder connects");
     {
         let hub = flooder.hub::<ConformanceHubProxy>();
         let counts = counts.clone();
@@ -503,7 +528,11 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
             let message = format!("f:{}", "x".repeat(16 * 1024));
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                if hub.send_to_group("slow".into(), message.clone()).await.is_err() {
+                if hub
+                    .send_to_group("slow".into(), message.clone())
+                    .await
+                    .is_err()
+                {
                     add(&counts.broadcast_errors, 1);
                 }
             }
@@ -512,8 +541,8 @@ async fn start_load(setup: &Setup, options: &Options, stop: &Arc<AtomicBool>) ->
     keep.push(flooder);
     // None starts in the run's last 40 s: each gets its whole 30 s under
     // the flood.
-    let last_start = Instant::now() + Duration::from_secs_f64(options.minutes * 60.0)
-        - Duration::from_secs(40);
+    let last_start =
+        Instant::now() + Duration::from_secs_f64(options.minutes * 60.0) - Duration::from_secs(40);
     for (index, addr) in setup.addrs.iter().copied().enumerate() {
         let counts = counts.clone();
         tokio::spawn(async move {
@@ -570,18 +599,13 @@ fn chart(
         .flatten()
         .map(|sample| sample.seconds)
         .fold(1.0, f64::max);
-    let panels: [(&str, fn(&Sample) -> f64); 3] = [
+    let panels: [(&str, SampleValue); 3] = [
         ("RSS (MiB)", |sample| sample.rss_kib as f64 / 1024.0),
         ("open fds", |sample| sample.fds as f64),
         ("threads", |sample| sample.threads as f64),
     ];
     for (area, (title, value)) in areas.iter().zip(panels) {
-        let top = series
-            .values()
-            .flatten()
-            .map(value)
-            .fold(1.0, f64::max)
-            * 1.15;
+        let top = series.values().flatten().map(value).fold(1.0, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
             .margin(10)
@@ -630,7 +654,11 @@ async fn main() {
     let single = ServerProcess::start(&server, &args);
     let node_a = ServerProcess::start(&server, &["--stateful-reconnect", "--redis", &redis_url]);
     let node_b = ServerProcess::start(&server, &["--stateful-reconnect", "--redis", &redis_url]);
-    let processes = [("single", &single), ("redis node A", &node_a), ("redis node B", &node_b)];
+    let processes = [
+        ("single", &single),
+        ("redis node A", &node_a),
+        ("redis node B", &node_b),
+    ];
     let addr = |process: &ServerProcess| -> SocketAddr {
         process
             .base_url()
@@ -667,8 +695,10 @@ async fn main() {
         }
     };
     sample_all(&mut series, 0.0);
-    let baseline: BTreeMap<String, Sample> =
-        series.iter().map(|(name, samples)| (name.clone(), samples[0])).collect();
+    let baseline: BTreeMap<String, Sample> = series
+        .iter()
+        .map(|(name, samples)| (name.clone(), samples[0]))
+        .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut keep = Vec::new();
@@ -706,10 +736,25 @@ async fn main() {
         })
         .collect();
 
+    for (name, sample) in &after {
+        if let Some(samples) = series.get_mut(name) {
+            samples.push(*sample);
+        }
+    }
+
     // The report.
     let mut md = String::new();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let _ = writeln!(md, "# Soak: {} minutes (`scripts/soak.sh --minutes {}`)\n", options.minutes, options.minutes);
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let _ = writeln!(
+        md,
+        "# Soak: {} minutes (`scripts/soak.sh --minutes {}`, {build} build)\n",
+        options.minutes, options.minutes
+    );
     let _ = writeln!(
         md,
         "Taken {} on {} cores, load average at the end `{}`; the machine is shared with other builds, so rates are not benchmarks. \
@@ -723,7 +768,10 @@ async fn main() {
         options.broadcast_rate,
         PAD,
     );
-    let _ = writeln!(md, "![RSS, fds, threads over time](soak.png)\n");
+    let _ = writeln!(
+        md,
+        "![RSS, fds, threads over time](soak.png)\n\nThe chart's last point is taken 25 s after the load stopped and every client left.\n"
+    );
     let _ = writeln!(md, "## Resources (from /proc, sampled every second)\n");
     let _ = writeln!(
         md,
@@ -749,7 +797,11 @@ async fn main() {
         let (second, last, ratio) = if duration < 120.0 {
             ("n/a".to_owned(), "n/a".to_owned(), "n/a".to_owned())
         } else {
-            (format!("{second:.1} MiB"), format!("{last:.1} MiB"), format!("{ratio:.3}"))
+            (
+                format!("{second:.1} MiB"),
+                format!("{last:.1} MiB"),
+                format!("{ratio:.3}"),
+            )
         };
         let _ = writeln!(
             md,
@@ -764,17 +816,40 @@ async fn main() {
         );
     }
     let _ = writeln!(md, "\n## Messages\n");
-    let _ = writeln!(md, "| counted | one server | two nodes over Redis |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| counted | one server | two nodes over Redis |\n|---|---|---|"
+    );
     let mut all_delivered = true;
-    let rows: [(&str, fn(&Counts) -> (u64, u64)); 8] = [
-        ("broadcasts to listeners (received / sent × listeners)", |c| (get(&c.broadcasts_received), get(&c.broadcasts_sent))),
-        ("group messages to own group (received / sent)", |c| (get(&c.group_received), get(&c.group_sent))),
-        ("Counter stream items (received / expected)", |c| (get(&c.counter_items_received), get(&c.counter_items_expected))),
-        ("Sum results correct / calls", |c| (get(&c.sum_correct), get(&c.sum_calls))),
-        ("AskClient answers correct / calls", |c| (get(&c.ask_correct), get(&c.ask_calls))),
-        ("stateful messages across cuts (received / sent)", |c| (get(&c.stateful_received), get(&c.stateful_sent))),
-        ("slow consumers closed by the server / opened", |c| (get(&c.slow_consumers_closed), get(&c.slow_consumers))),
-        ("churned connections (connect, Echo, stop)", |c| (get(&c.churn_connections), get(&c.churn_connections))),
+    let rows: [(&str, CountPair); 8] = [
+        (
+            "broadcasts to listeners (received / sent × listeners)",
+            |c| (get(&c.broadcasts_received), get(&c.broadcasts_sent)),
+        ),
+        ("group messages to own group (received / sent)", |c| {
+            (get(&c.group_received), get(&c.group_sent))
+        }),
+        ("Counter stream items (received / expected)", |c| {
+            (
+                get(&c.counter_items_received),
+                get(&c.counter_items_expected),
+            )
+        }),
+        ("Sum results correct / calls", |c| {
+            (get(&c.sum_correct), get(&c.sum_calls))
+        }),
+        ("AskClient answers correct / calls", |c| {
+            (get(&c.ask_correct), get(&c.ask_calls))
+        }),
+        ("stateful messages across cuts (received / sent)", |c| {
+            (get(&c.stateful_received), get(&c.stateful_sent))
+        }),
+        ("slow consumers closed by the server / opened", |c| {
+            (get(&c.slow_consumers_closed), get(&c.slow_consumers))
+        }),
+        ("churned connections (connect, Echo, stop)", |c| {
+            (get(&c.churn_connections), get(&c.churn_connections))
+        }),
     ];
     for (label, row) in rows {
         let mut cells = Vec::new();
@@ -790,35 +865,68 @@ async fn main() {
         }
         let _ = writeln!(md, "| {label} | {} | {} |", cells[0], cells[1]);
     }
-    let _ = writeln!(md, "| stateful-reconnect cuts | {} | {} |", get(&setups[0].counts.cuts), get(&setups[1].counts.cuts));
+    let _ = writeln!(
+        md,
+        "| stateful-reconnect cuts | {} | {} |",
+        get(&setups[0].counts.cuts),
+        get(&setups[1].counts.cuts)
+    );
     let errors = |c: &Counts| {
-        get(&c.broadcast_errors) + get(&c.churn_errors) + get(&c.group_errors) + get(&c.stream_errors) + get(&c.stateful_errors)
+        get(&c.broadcast_errors)
+            + get(&c.churn_errors)
+            + get(&c.group_errors)
+            + get(&c.stream_errors)
+            + get(&c.stateful_errors)
     };
-    let _ = writeln!(md, "| errors (failed sends, connects, streams) | {} | {} |", errors(&setups[0].counts), errors(&setups[1].counts));
-    let slow_open: u64 = setups.iter().map(|s| get(&s.counts.slow_consumers) - get(&s.counts.slow_consumers_closed)).sum();
+    let _ = writeln!(
+        md,
+        "| errors (failed sends, connects, streams) | {} | {} |",
+        errors(&setups[0].counts),
+        errors(&setups[1].counts)
+    );
+    let slow_open: u64 = setups
+        .iter()
+        .map(|s| get(&s.counts.slow_consumers) - get(&s.counts.slow_consumers_closed))
+        .sum();
     let _ = writeln!(md, "\n## Verdict\n");
-    let _ = writeln!(md, "- memory flat after warm-up (last minute within 10 % of the second): **{}**", if all_flat { "yes" } else { "no" });
-    let _ = writeln!(md, "- no fd leak (fds back to ≤ idle + 2 once every client is gone): **{}**", if no_leak { "yes" } else { "no" });
+    let _ = writeln!(
+        md,
+        "- memory flat after warm-up (last minute within 10 % of the second): **{}**",
+        if all_flat { "yes" } else { "no" }
+    );
+    let _ = writeln!(
+        md,
+        "- no fd leak (fds back to ≤ idle + 2 once every client is gone): **{}**",
+        if no_leak { "yes" } else { "no" }
+    );
     let _ = writeln!(
         md,
         "- every counted message delivered: **{}**; the only messages not delivered are those of the slow consumers, \
          each closed by the server (policy: outbound queue above 1 MiB → Close, WebSocket 1008){}",
         if all_delivered { "yes" } else { "no" },
-        if slow_open == 0 { String::new() } else { format!("; **{slow_open} slow consumer(s) were not seen closed**") }
+        if slow_open == 0 {
+            String::new()
+        } else {
+            format!("; **{slow_open} slow consumer(s) were not seen closed**")
+        }
     );
     std::fs::create_dir_all(&options.out).expect("the report directory");
     std::fs::write(options.out.join("soak.md"), &md).expect("soak.md");
     let mut csv = String::from("server,seconds,rss_kib,fds,threads\n");
     for (name, samples) in &series {
         for s in samples {
-            let _ = writeln!(csv, "{name},{:.1},{},{},{}", s.seconds, s.rss_kib, s.fds, s.threads);
+            let _ = writeln!(
+                csv,
+                "{name},{:.1},{},{},{}",
+                s.seconds, s.rss_kib, s.fds, s.threads
+            );
         }
     }
     std::fs::write(options.out.join("samples.csv"), csv).expect("samples.csv");
     if let Err(e) = chart(&series, &options.out.join("soak.png")) {
         eprintln!("soak: no chart: {e}");
     }
-    print!("{md}");
+    let _ = std::io::stdout().write_all(md.as_bytes());
     drop(keep);
     for (_, process) in processes {
         let _ = process.pid();
