@@ -750,10 +750,11 @@ async fn main() {
     } else {
         "release"
     };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     let _ = writeln!(
         md,
-        "# Soak: {} minutes (`scripts/soak.sh --minutes {}`, {build} build)\n",
-        options.minutes, options.minutes
+        "# Soak: {} minutes (`{command}`, {build} build)\n",
+        options.minutes
     );
     let _ = writeln!(
         md,
