@@ -31,6 +31,8 @@ mod error;
 mod identity;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
+#[cfg(any(feature = "server", feature = "client"))]
+mod telemetry;
 mod timestamp;
 #[cfg(feature = "server")]
 mod transport;

@@ -97,6 +97,19 @@ pub(super) async fn identity_of<H: Hub>(
     Ok(identity)
 }
 
+/// The path the hub is served at (`/hubs/chat`), from a transport request
+/// to it: the `hub` label of its metrics.
+pub(super) fn hub_path(parts: &Parts) -> String {
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |original| original.path());
+    match path.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
 pub(super) fn unauthorized() -> Response {
     text(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
@@ -206,6 +219,7 @@ fn remember<H: Hub>(
 /// `user`: 404 when it does not exist or is stale, 403 (and the token
 /// stays negotiated for its owner) when `user` is not the user who
 /// negotiated it — a token seen by someone else does not let them in.
+#[allow(clippy::result_large_err)]
 pub(super) fn take_negotiated<H: Hub>(
     shared: &Shared<H>,
     token: &str,
@@ -391,6 +405,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     } else {
         (None, None)
     };
+    let hub_path = hub_path(&parts);
     let live = transports::register(
         &shared,
         id,
@@ -408,7 +423,17 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transports::run_session(shared, source, sink, context, resume, live).await;
+            transports::run_session(
+                shared,
+                source,
+                sink,
+                context,
+                resume,
+                live,
+                TransportKind::WebSockets,
+                hub_path,
+            )
+            .await;
         },
     )
 }

@@ -114,6 +114,7 @@ mod authentication;
 mod dispatch;
 mod http;
 mod limits;
+pub mod metrics;
 mod options;
 mod origins;
 pub(crate) mod registry;
@@ -194,6 +195,10 @@ pub(crate) struct Shared<H: Hub> {
     live: transports::LiveConnections,
     shutdown: watch::Sender<bool>,
     sessions: watch::Sender<usize>,
+    /// Metric handles per hub path, registered at its first connection.
+    metrics: crate::telemetry::hub_metrics::HubMetricsByPath,
+    /// The hub's short type name: `rpc.service` on spans.
+    service: &'static str,
 }
 
 /// Configures a [`HubServer`]; from [`HubServer::builder`].
@@ -369,6 +374,8 @@ impl<H: Hub> HubServerBuilder<H> {
                 live: transports::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
                 sessions: watch::Sender::new(0),
+                metrics: Default::default(),
+                service: crate::telemetry::service_name(std::any::type_name::<H>()),
                 session,
                 options,
             }),

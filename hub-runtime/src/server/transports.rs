@@ -19,12 +19,14 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::Shared;
 use super::http::{SessionGuard, identity_of, random_id, text, unauthorized};
 use crate::clients::ConnectionId;
-use crate::connection::{Dispatcher, session};
+use crate::connection::{CloseReason, Dispatcher, session};
 use crate::hub::ConnectionContext;
+use crate::telemetry::hub_metrics::{ConnectionStatus, TransportLabel};
 use crate::transport::long_polling::Polls;
 use crate::transport::websocket::{WebSocketSink, WebSocketSource};
 use crate::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
@@ -112,8 +114,18 @@ pub(super) fn register<H: Hub>(
     }
 }
 
-/// Runs a session to its end, counted for shutdown, its live entry
-/// removed afterwards.
+impl TransportKind {
+    fn label(self) -> TransportLabel {
+        match self {
+            TransportKind::WebSockets => TransportLabel::WebSockets,
+            TransportKind::ServerSentEvents => TransportLabel::ServerSentEvents,
+            TransportKind::LongPolling => TransportLabel::LongPolling,
+        }
+    }
+}
+
+/// Runs a session to its end, counted for shutdown and in the metrics,
+/// inside its connection span, its live entry removed afterwards.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     shared: Arc<Shared<H>>,
@@ -122,12 +134,43 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     context: Arc<ConnectionContext>,
     resume: Option<session::Resume<Src, Snk>>,
     live: LiveGuard<H>,
+    kind: TransportKind,
+    hub_path: String,
 ) {
     let _session = SessionGuard::new(&shared.sessions);
+    let metrics = shared.metrics.get(&hub_path, || {
+        H::METHODS.iter().map(|method| method.name).collect()
+    });
+    let mut connection_metrics = metrics.connection_started(kind.label());
+    let span = tracing::info_span!(
+        "signalr.connection",
+        rpc.system = "signalr",
+        rpc.service = shared.service,
+        signalr.hub.path = %hub_path,
+        signalr.connection.id = %context.connection_id(),
+        signalr.transport = kind.label().as_str(),
+        signalr.protocol = tracing::field::Empty,
+        enduser.id = context.identity().user_id(),
+        signalr.connection.status = tracing::field::Empty,
+    );
     let shutdown = shared.shutdown.subscribe();
     let config = shared.session.clone();
     let dispatcher: Arc<dyn Dispatcher> = shared;
-    session::run(source, sink, context, config, dispatcher, shutdown, resume).await;
+    let reason = session::run(
+        source, sink, context, config, dispatcher, shutdown, resume, metrics,
+    )
+    .instrument(span.clone())
+    .await;
+    let status = match reason {
+        Some(CloseReason::ClientTimeout) => ConnectionStatus::Timeout,
+        Some(CloseReason::TransportError(error)) if error == session::DISCONNECT_TIMEOUT => {
+            ConnectionStatus::Timeout
+        }
+        Some(CloseReason::Shutdown) => ConnectionStatus::AppShutdown,
+        _ => ConnectionStatus::NormalClosure,
+    };
+    span.record("signalr.connection.status", status.as_str());
+    connection_metrics.set_status(status);
     drop(live);
 }
 
@@ -223,6 +266,8 @@ struct HttpSession {
     /// Where its POST bodies go.
     input: PostSender,
     polls: Option<Arc<Polls>>,
+    /// The hub's path: the `hub` label of its metrics.
+    hub_path: String,
 }
 
 /// Makes the connection live under its token and runs its session.
@@ -246,7 +291,16 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         session.identity,
         Some(session.request),
     ));
-    tokio::spawn(run_session(shared, source, sink, context, None, live));
+    tokio::spawn(run_session(
+        shared,
+        source,
+        sink,
+        context,
+        None,
+        live,
+        session.kind,
+        session.hub_path,
+    ));
 }
 
 /// `GET {base}?id=…` with `Accept: text/event-stream`.
@@ -287,6 +341,7 @@ pub(super) async fn server_sent_events<H: Hub>(
             request: parts.clone(),
             input: input_sender,
             polls: None,
+            hub_path: super::http::hub_path(parts),
         },
         source,
         sink,
@@ -342,6 +397,7 @@ pub(super) async fn long_poll<H: Hub>(
             request: parts.clone(),
             input: input_sender,
             polls: Some(polls),
+            hub_path: super::http::hub_path(parts),
         },
         source,
         sink,
