@@ -173,7 +173,7 @@ pub(crate) fn render_dispatch(
                 let index = wire_index;
                 wire_index += 1;
                 binds.push(quote_spanned! {ty.span()=>
-                    let #name = #private::Arguments::bind::<#ty>(
+                    let #name = #private::bind::<#ty>(
                         #private::HubCall::arguments(&#call),
                         #index,
                     )?;
@@ -191,7 +191,7 @@ pub(crate) fn render_dispatch(
                 let index = upload_index;
                 upload_index += 1;
                 binds.push(quote_spanned! {item.span()=>
-                    let #name = #private::HubCall::upload::<#item>(&mut #call, #index)?;
+                    let #name = #private::upload::<_, #item>(&mut #call, #index)?;
                 });
                 args.push(quote!(#name));
             }
@@ -199,10 +199,12 @@ pub(crate) fn render_dispatch(
     }
     // Upload streams are taken out of the call.
     let rebind = (upload_index > 0).then(|| quote!(let mut #call = #call;));
-    // At the return type: "`into_output` exists but its trait bounds were
-    // not satisfied" when the result is not serializable.
+    // At the return type (the runtime path too, so that the whole call
+    // expression is there): "`T` cannot be sent" when the result is not
+    // serializable.
+    let at_output = crate::render_proxy::respan(private.clone(), method.output_span);
     let output = quote_spanned! {method.output_span=>
-        #private::Returned::new(__hub_output).into_output()
+        #at_output::Returned::new(__hub_output).into_output()
     };
     match method.kind {
         MethodKind::Stream { fallible } => {

@@ -8,7 +8,6 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::authorization::Authorization;
@@ -286,14 +285,28 @@ impl<T> Returned<T> {
 }
 
 /// See [`Returned`].
+///
+/// The value's `ToWire` bound is on the method, not on the impl: the impl
+/// applies to every `Result<T, HubError>`, so a `T` that is not
+/// serializable gets the bound's own error ("cannot be sent… derive
+/// `Serialize`") rather than "`into_output` exists but its trait bounds
+/// were not satisfied".
 #[doc(hidden)]
 pub trait IntoOutputFromResult {
+    /// What is serialized.
+    type Value;
     /// The conversion.
-    fn into_output(self) -> Result<MethodOutput, InvocationError>;
+    fn into_output(self) -> Result<MethodOutput, InvocationError>
+    where
+        Self::Value: crate::__private::ToWire;
 }
 
-impl<T: Serialize + Send + Sync + 'static> IntoOutputFromResult for Returned<Result<T, HubError>> {
-    fn into_output(self) -> Result<MethodOutput, InvocationError> {
+impl<T> IntoOutputFromResult for Returned<Result<T, HubError>> {
+    type Value = T;
+    fn into_output(self) -> Result<MethodOutput, InvocationError>
+    where
+        T: crate::__private::ToWire,
+    {
         match self.0.into_inner() {
             Some(Ok(value)) => Ok(MethodOutput::Value(Payload::from_value(value))),
             Some(Err(error)) => Err(InvocationError::Hub(error)),
@@ -302,15 +315,23 @@ impl<T: Serialize + Send + Sync + 'static> IntoOutputFromResult for Returned<Res
     }
 }
 
-/// See [`Returned`].
+/// See [`Returned`] and [`IntoOutputFromResult`].
 #[doc(hidden)]
 pub trait IntoOutputFromValue {
+    /// What is serialized.
+    type Value;
     /// The conversion.
-    fn into_output(self) -> Result<MethodOutput, InvocationError>;
+    fn into_output(self) -> Result<MethodOutput, InvocationError>
+    where
+        Self::Value: crate::__private::ToWire;
 }
 
-impl<T: Serialize + Send + Sync + 'static> IntoOutputFromValue for &Returned<T> {
-    fn into_output(self) -> Result<MethodOutput, InvocationError> {
+impl<T> IntoOutputFromValue for &Returned<T> {
+    type Value = T;
+    fn into_output(self) -> Result<MethodOutput, InvocationError>
+    where
+        T: crate::__private::ToWire,
+    {
         self.0
             .take()
             .map(|value| MethodOutput::Value(Payload::from_value(value)))

@@ -8,7 +8,7 @@ pub use serde;
 pub use std::boxed::Box;
 pub use std::clone::Clone;
 pub use std::convert::{From, Into};
-pub use std::future::Future;
+pub use std::future::{Future, Ready};
 pub use std::marker::{Send, Sized, Sync};
 pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
@@ -37,15 +37,52 @@ pub use crate::typescript::{
 pub use futures_core::Stream;
 pub use std::string::ToString;
 
+/// A type that can be sent: what the generated code requires of what it
+/// serializes, so that a type without `Serialize` gets this message rather
+/// than serde's list of every type that has it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent to the other side: it does not implement `serde::Serialize` (or is not `Send + Sync + 'static`)",
+    label = "sent over the wire, so serialized with serde",
+    note = "add `#[derive(serde::Serialize)]` to `{Self}` (arguments, results and stream items of hub methods and client methods go through serde)"
+)]
+pub trait ToWire: serde::Serialize + Send + Sync + 'static {}
+
+impl<T: serde::Serialize + Send + Sync + 'static> ToWire for T {}
+
+/// A type that can be received: what the generated code requires of what it
+/// deserializes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be received from the other side: it does not implement `serde::Deserialize`",
+    label = "received over the wire, so deserialized with serde",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}` (arguments, results and stream items of hub methods and client methods go through serde)"
+)]
+pub trait FromWire: serde::de::DeserializeOwned {}
+
+impl<T: serde::de::DeserializeOwned> FromWire for T {}
+
 /// Fails to compile, at the span of the type, unless `T` can be sent.
-pub fn assert_serialize<T: serde::Serialize + Send + Sync + 'static>() {}
+pub fn assert_serialize<T: ToWire>() {}
 
 /// Fails to compile, at the span of the type, unless `T` can be received.
-pub fn assert_deserialize<T: serde::de::DeserializeOwned>() {}
+pub fn assert_deserialize<T: FromWire>() {}
 
 /// One argument of a proxy call, serialized by the protocol that sends it.
-pub fn argument<T: serde::Serialize + Send + Sync + 'static>(value: T) -> Payload {
+pub fn argument<T: ToWire>(value: T) -> Payload {
     Payload::from_value(value)
+}
+
+/// Argument `index` of a hub method, as type `T`.
+pub fn bind<T: FromWire>(arguments: &Arguments, index: usize) -> Result<T, InvocationError> {
+    arguments.bind(index)
+}
+
+/// Invokes a client method on one connection and awaits its result.
+pub async fn invoke_client<T: FromWire>(
+    target: &SingleTarget,
+    method: &'static str,
+    arguments: Vec<Payload>,
+) -> Result<T, HubError> {
+    target.invoke::<T>(method, arguments).await
 }
 
 /// The arguments of a proxy call (`vec!` is not available under
@@ -79,7 +116,7 @@ where
 
 /// The result of a client method with a return value, for the server's
 /// client-result invocation.
-pub fn client_result<T: serde::Serialize + Send + Sync + 'static>(value: T) -> ClientMethodResult {
+pub fn client_result<T: ToWire>(value: T) -> ClientMethodResult {
     Ok(Some(Payload::from_value(value)))
 }
 
@@ -91,4 +128,32 @@ pub fn assert_typescript<T: crate::typescript::ts_rs::TS + 'static + ?Sized>() {
 /// A typed proxy's result, `()` whatever the hub answered.
 pub fn ignore_result(_payload: Payload) -> Result<(), HubError> {
     Ok(())
+}
+
+/// Not implemented for any type: the bound that makes a client result
+/// called on a proxy over many connections (`all()`, `group(…)`, …) a
+/// compile error that says why and what to write instead. `#[hub_client]`
+/// puts a hidden method for each client result on the broadcast proxy,
+/// bounded by `for<'a> &'a Proxy: ClientResultFromOneConnection`.
+#[diagnostic::on_unimplemented(
+    message = "a client result comes from one connection: it cannot be awaited from a target of many connections",
+    label = "this target sends to many connections (`all()`, `group(…)`, `others()`, …)",
+    note = "ask one connection for it: `clients().client(connection_id)` or `clients().caller()`, whose proxy has every method of the contract",
+    note = "or declare the method without a result (`async fn name(&self, …);`) to send it to many connections"
+)]
+pub trait ClientResultFromOneConnection {}
+
+/// The body of those hidden methods, which never compile when called.
+pub fn client_result_from_many<T>() -> Ready<Result<T, HubError>> {
+    std::future::ready(Err(HubError::new(
+        "a client result comes from one connection",
+    )))
+}
+
+/// Upload stream `index` of a hub method, with items of type `T`.
+pub fn upload<H: Hub, T: FromWire>(
+    call: &mut HubCall<H>,
+    index: usize,
+) -> Result<UploadStream<T>, InvocationError> {
+    call.upload(index)
 }

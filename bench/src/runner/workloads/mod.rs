@@ -1,0 +1,17 @@
+//! One module per workload; each runs against a started server (the slow
+//! consumer starts its own) and returns its result records.
+
+mod broadcast;
+mod echo;
+mod idle;
+mod single;
+mod slow_consumer;
+
+pub(crate) use broadcast::broadcast;
+pub(crate) use echo::echo;
+pub(crate) use idle::idle;
+pub(crate) use single::single;
+pub(crate) use slow_consumer::slow_consumer;
+
+/// A workload's records, or why it failed.
+pub(crate) type Outcome = Result<Vec<serde_json::Value>, String>;
