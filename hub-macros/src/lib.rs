@@ -296,6 +296,24 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// the hub calls (any path; `IClock` stands for the generated
 /// `IClockContract` next to it).
 ///
+/// # Names of the generated items
+///
+/// The macros name what they generate after the trait, with a suffix, in
+/// the trait's module and with its visibility:
+///
+/// | trait | generated |
+/// |---|---|
+/// | `#[hub_client] trait IClock` | `IClockContract`, `IClockBroadcast`, `IClockSingle` |
+/// | `#[hub_server] trait IClockHub` | `IClockHubContract`, `IClockHubProxy` |
+///
+/// The trait's own documentation lists them (with links), so rustdoc and
+/// the IDE show them where the trait is. `#[hub(client = path::IClock)]`
+/// and `impl path::IClockHub for …` name the contracts through the same
+/// path (`path::IClockContract`): import the module, or the contracts next
+/// to the traits (`use contracts::{IClock, IClockContract}`). Given a hub
+/// type, `<ClockHub as Hub>::Client` is its client contract, without the
+/// suffix.
+///
 /// Every `async fn` of the block, public or not, is a method clients invoke
 /// under its wire name: the PascalCase of its Rust name (`get_time` →
 /// `GetTime`), or the one set with `#[hub_method(name = "...")]`. Every

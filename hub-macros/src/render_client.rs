@@ -29,6 +29,14 @@ pub(crate) fn render_trait(model: &ClientTrait, private: &TokenStream) -> TokenS
     }
     item.items
         .push(TraitItem::Verbatim(render_into_handlers(model, private)));
+    let ident = &item.ident;
+    let generated = format!(
+        " Generated next to this trait by `#[hub_client]`: [`{ident}Contract`] (what \
+         `#[hub(client = {ident})]` names), [`{ident}Broadcast`] (the server's proxy over \
+         many connections) and [`{ident}Single`] (over one connection)."
+    );
+    item.attrs.push(syn::parse_quote!(#[doc = ""]));
+    item.attrs.push(syn::parse_quote!(#[doc = #generated]));
     quote!(#item)
 }
 

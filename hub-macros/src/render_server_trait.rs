@@ -73,6 +73,14 @@ fn render_trait(model: &ServerTrait, private: &TokenStream) -> TokenStream {
             }
         }
     }
+    let ident = &item.ident;
+    let generated = format!(
+        " Generated next to this trait by `#[hub_server]`: [`{ident}Contract`] (the method \
+         table and dispatch that `#[hub]` uses) and [`{ident}Proxy`] (the client's typed \
+         proxy: `connection.hub::<{ident}Proxy>()`)."
+    );
+    item.attrs.push(syn::parse_quote!(#[doc = ""]));
+    item.attrs.push(syn::parse_quote!(#[doc = #generated]));
     quote!(#item)
 }
 
