@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::plan::*;
@@ -77,22 +78,58 @@ impl Stats {
         self.max_latency_ns.store(0, Ordering::Relaxed);
     }
 
-    pub(crate) fn latency(&self) -> Value {
+    pub(crate) fn latency(&self) -> Option<Latency> {
         let histogram = self
             .histogram
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if histogram.is_empty() {
-            return json!(null);
+            return None;
         }
         let ms = |us: u64| us as f64 / 1000.0;
-        json!({
-            "p50_ms": ms(histogram.value_at_quantile(0.5)),
-            "p90_ms": ms(histogram.value_at_quantile(0.9)),
-            "p99_ms": ms(histogram.value_at_quantile(0.99)),
-            "max_ms": ms(histogram.max()),
-            "samples": histogram.len(),
+        Some(Latency {
+            p50_ms: ms(histogram.value_at_quantile(0.5)),
+            p90_ms: ms(histogram.value_at_quantile(0.9)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+            samples: histogram.len(),
         })
+    }
+}
+
+/// Delivery latencies of a window (send to receipt), from the histogram.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Latency {
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) samples: u64,
+}
+
+/// The metrics of one measurement window: the start of every result
+/// record (a workload adds its own fields to [`Window::into_record`]).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Window {
+    pub(crate) seconds: f64,
+    pub(crate) deliveries: u64,
+    pub(crate) deliveries_per_s: f64,
+    pub(crate) server_cpu_s: f64,
+    pub(crate) loadgen_cpu_s: f64,
+    pub(crate) other_cpu_s: f64,
+    pub(crate) deliveries_per_server_cpu_s: f64,
+    /// The load generator used more CPU than the server: the numbers say
+    /// more about the client than about the server.
+    pub(crate) client_bound: bool,
+    pub(crate) server_rss_kib: u64,
+    /// `None` (null) when nothing was delivered in the window.
+    pub(crate) latency: Option<Latency>,
+}
+
+impl Window {
+    /// The window as a JSON record, to which the workload adds its fields.
+    pub(crate) fn into_record(self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -117,30 +154,34 @@ impl Mark {
     }
 
     /// The window's metrics from this mark to now.
-    pub(crate) fn finish(&self, stats: &Stats, server: &ServerProcess) -> Value {
+    pub(crate) fn finish(&self, stats: &Stats, server: &ServerProcess) -> Window {
         let end = Mark::now(stats, server);
         let seconds = (end.at - self.at).as_secs_f64();
         let deliveries = end.deliveries - self.deliveries;
         let server_cpu = end.server_cpu - self.server_cpu;
         let loadgen_cpu = end.loadgen_cpu - self.loadgen_cpu;
         let other_cpu = (end.machine_busy - self.machine_busy - server_cpu - loadgen_cpu).max(0.0);
-        json!({
-            "seconds": seconds,
-            "deliveries": deliveries,
-            "deliveries_per_s": deliveries as f64 / seconds,
-            "server_cpu_s": server_cpu,
-            "loadgen_cpu_s": loadgen_cpu,
-            "other_cpu_s": other_cpu,
-            "deliveries_per_server_cpu_s": if server_cpu > 0.0 { deliveries as f64 / server_cpu } else { 0.0 },
-            "client_bound": loadgen_cpu > server_cpu,
-            "server_rss_kib": server.rss_kib(),
-            "latency": stats.latency(),
-        })
+        Window {
+            seconds,
+            deliveries,
+            deliveries_per_s: deliveries as f64 / seconds,
+            server_cpu_s: server_cpu,
+            loadgen_cpu_s: loadgen_cpu,
+            other_cpu_s: other_cpu,
+            deliveries_per_server_cpu_s: if server_cpu > 0.0 {
+                deliveries as f64 / server_cpu
+            } else {
+                0.0
+            },
+            client_bound: loadgen_cpu > server_cpu,
+            server_rss_kib: server.rss_kib(),
+            latency: stats.latency(),
+        }
     }
 }
 
 /// Runs one measurement window: warm up, mark, record for `window`.
-pub(crate) async fn measure(stats: &Stats, server: &ServerProcess, timing: &Timing) -> Value {
+pub(crate) async fn measure(stats: &Stats, server: &ServerProcess, timing: &Timing) -> Window {
     tokio::time::sleep(timing.warmup).await;
     stats.reset_latency();
     let mark = Mark::now(stats, server);

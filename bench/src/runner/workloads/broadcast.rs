@@ -47,7 +47,7 @@ pub(crate) async fn broadcast(
         stats.clone(),
         stop.clone(),
     ));
-    let mut record = measure(&stats, server, timing).await;
+    let mut record = measure(&stats, server, timing).await.into_record();
     stop.store(true, Ordering::Relaxed);
     let mut records = Vec::new();
     let max_rate = record["deliveries_per_s"].as_f64().unwrap_or(0.0) / receivers as f64;
@@ -81,7 +81,7 @@ pub(crate) async fn broadcast(
                 // Let the last ones arrive before the window closes.
                 tokio::time::sleep(Duration::from_millis(150)).await;
                 stats.recording.store(false, Ordering::Relaxed);
-                let mut step = mark.finish(&stats, server);
+                let mut step = mark.finish(&stats, server).into_record();
                 let p99 = step["latency"]["p99_ms"].as_f64().unwrap_or(f64::INFINITY);
                 let closed = stats.closed.load(Ordering::Relaxed) - closed_before;
                 let sent = sent.unwrap_or(0);

@@ -27,7 +27,7 @@ pub(crate) async fn echo(
         .into_iter()
         .map(|conn| spawn_echo(conn, variant.proto, in_flight, size, stats.clone()))
         .collect();
-    let mut record = measure(&stats, server, timing).await;
+    let mut record = measure(&stats, server, timing).await.into_record();
     for task in &tasks {
         task.abort();
     }

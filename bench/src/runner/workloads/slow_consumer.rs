@@ -69,7 +69,7 @@ pub(crate) async fn slow_consumer(
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut record = measure(&stats, &server, timing).await;
+        let mut record = measure(&stats, &server, timing).await.into_record();
         stop.store(true, Ordering::Relaxed);
         let sent = tokio::time::timeout(Duration::from_secs(10), sending)
             .await
