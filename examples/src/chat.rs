@@ -1,13 +1,17 @@
 //! The chat hub: rooms are groups, people are users.
 //!
-//! A connection's user comes from its bearer token `user-NAME` (the
-//! `Authorization` header or the `access_token` query parameter a browser
-//! sends); a connection without a token may read but not post. Clients
-//! implement [`IChatClient`]; they call the hub through [`IChatHub`]'s
-//! typed proxy (`connection.hub::<IChatHubProxy>()`).
+//! A connection's identity comes from its bearer token `user-NAME`, or
+//! `user-NAME.role-ROLE` with roles (the `Authorization` header or the
+//! `access_token` query parameter a browser sends; see [`ChatTokens`]); a
+//! connection without a token may read but not post, and only a
+//! `moderator` may [`announce`](IChatHub::announce). Clients implement
+//! [`IChatClient`]; they call the hub through [`IChatHub`]'s typed proxy
+//! (`connection.hub::<IChatHubProxy>()`).
 
-use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
-use hub_runtime::{CallContext, HubError, Timestamp, hub, hub_client, hub_server};
+use hub_runtime::server::{Authenticator, HubServer, Unauthorized, bearer_token};
+use hub_runtime::{
+    CallContext, HubError, Identity, Timestamp, authorize, hub, hub_client, hub_server,
+};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -58,6 +62,15 @@ pub trait IChatHub {
     ) -> Result<(), HubError>;
     /// Who this connection is, if signed in.
     async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String>;
+    /// Posts `text` to everyone in `room` as an announcement from
+    /// "NAME (moderator)"; callers without the role `moderator` get an
+    /// `unauthorized` error.
+    async fn announce(
+        &self,
+        ctx: &CallContext<Self>,
+        room: String,
+        text: String,
+    ) -> Result<(), HubError>;
 }
 
 /// The chat hub. It keeps no state: rooms are the hub's groups.
@@ -118,23 +131,59 @@ impl IChatHub for ChatHub {
     async fn whoami(&self, ctx: &CallContext<Self>) -> Option<String> {
         ctx.user_id().map(str::to_owned)
     }
+
+    // Checked before the method runs: a caller without the role gets
+    // `Failed to invoke 'Announce' because user is unauthorized` and its
+    // connection stays up.
+    #[authorize(roles("moderator"))]
+    async fn announce(
+        &self,
+        ctx: &CallContext<Self>,
+        room: String,
+        text: String,
+    ) -> Result<(), HubError> {
+        let message = ChatMessage {
+            room: room.clone(),
+            from: format!("{} (moderator)", ctx.user_id().unwrap_or_default()),
+            text,
+            at: Timestamp::now(),
+        };
+        ctx.clients().group(room).message_posted(message).await
+    }
 }
 
-/// The user of a request: bearer token `user-NAME` is `NAME`; no token is
-/// anonymous; any other token is refused with 401.
+/// The chat's tokens: bearer token `user-NAME` is the user `NAME`, and
+/// `user-NAME.role-ROLE` (any number of `.role-ROLE`) gives it roles; no
+/// token is anonymous; any other token is refused with 401.
 ///
 /// This stands in for real authentication (a signed token checked here):
-/// the point is where the user id comes from, not how tokens are issued.
-///
-/// # Errors
-/// [`Unauthorized`] for a token that is not `user-NAME`.
-pub fn user_from_token(request: &http::request::Parts) -> Result<Option<String>, Unauthorized> {
-    match bearer_token(request) {
-        None => Ok(None),
-        Some(token) => match token.strip_prefix("user-") {
-            Some(name) if !name.is_empty() => Ok(Some(name.to_owned())),
-            _ => Err(Unauthorized),
-        },
+/// the point is where the identity comes from, not how tokens are issued.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChatTokens;
+
+impl ChatTokens {
+    /// The identity of `token`; `None` for a malformed one.
+    pub fn identity(token: &str) -> Option<Identity> {
+        let mut parts = token.split('.');
+        let name = parts.next()?.strip_prefix("user-")?;
+        if name.is_empty() {
+            return None;
+        }
+        parts.try_fold(Identity::user(name), |identity, claim| {
+            let role = claim
+                .strip_prefix("role-")
+                .filter(|role| !role.is_empty())?;
+            Some(identity.with_role(role))
+        })
+    }
+}
+
+impl Authenticator for ChatTokens {
+    async fn authenticate(&self, request: &http::request::Parts) -> Result<Identity, Unauthorized> {
+        match bearer_token(request) {
+            None => Ok(Identity::anonymous()),
+            Some(token) => Self::identity(&token).ok_or(Unauthorized),
+        }
     }
 }
 
@@ -154,10 +203,10 @@ pub fn typescript() -> Result<String, hub_runtime::typescript::TypeScriptError> 
 /// Where the hub is mounted.
 pub const HUB_PATH: &str = "/hubs/chat";
 
-/// The chat hub with its user id provider.
+/// The chat hub with its authenticator, [`ChatTokens`].
 pub fn server() -> HubServer<ChatHub> {
     HubServer::builder(ChatHub)
-        .user_id_provider(user_from_token)
+        .authenticator(ChatTokens)
         .build()
 }
 

@@ -6,7 +6,7 @@
 //!
 //! | binary | shows |
 //! |---|---|
-//! | `chat` | rooms (groups), users from a bearer token, a typed client contract |
+//! | `chat` | rooms (groups), users and roles from a bearer token, a moderator-only method, a typed client contract |
 //! | `stock-ticker` | server-to-client streaming and a background producer, cancelled cleanly |
 //! | `upload` | a client-to-server stream with progress |
 //! | `rust-client` | the typed Rust client: automatic and stateful reconnect, any server by URL |

@@ -43,8 +43,18 @@ async fn member(
     hub_runtime::client::HubConnection,
     mpsc::UnboundedReceiver<String>,
 ) {
+    member_with_token(hub, user.map(|user| format!("user-{user}"))).await
+}
+
+/// A test client of `hub` connecting with bearer `token`, and its inbox.
+async fn member_with_token(
+    hub: &hub_runtime::server::HubServer<chat::ChatHub>,
+    token: Option<String>,
+) -> (
+    hub_runtime::client::HubConnection,
+    mpsc::UnboundedReceiver<String>,
+) {
     let (sender, inbox) = mpsc::unbounded_channel();
-    let token = user.map(|user| format!("user-{user}"));
     let connection = started(
         hub.test_client()
             .access_token(move || token.clone())
@@ -115,18 +125,68 @@ async fn rooms_users_and_guests_in_memory() {
 }
 
 #[tokio::test]
+async fn only_moderators_announce_in_memory() {
+    let hub = chat::server();
+    let (mod_ann, mut ann_inbox) =
+        member_with_token(&hub, Some("user-ann.role-moderator".into())).await;
+    let (bob, mut bob_inbox) = member(&hub, Some("bob")).await;
+    let (ann_hub, bob_hub) = (mod_ann.hub::<IChatHubProxy>(), bob.hub::<IChatHubProxy>());
+    ann_hub.join("rust".to_owned()).await.unwrap();
+    assert_eq!(next(&mut ann_inbox).await, "[rust] ann joined");
+    bob_hub.join("rust".to_owned()).await.unwrap();
+    assert_eq!(next(&mut ann_inbox).await, "[rust] bob joined");
+    assert_eq!(next(&mut bob_inbox).await, "[rust] bob joined");
+
+    // A moderator's announcement reaches the room.
+    ann_hub
+        .announce("rust".to_owned(), "be nice".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut ann_inbox).await,
+        "[rust] ann (moderator): be nice"
+    );
+    assert_eq!(
+        next(&mut bob_inbox).await,
+        "[rust] ann (moderator): be nice"
+    );
+
+    // Anyone else is refused before the method runs; the room hears
+    // nothing and the caller's connection stays usable.
+    let refused = bob_hub
+        .announce("rust".to_owned(), "I am in charge".to_owned())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), HubErrorKind::Remote);
+    assert!(refused.message().contains("unauthorized"), "{refused}");
+    bob_hub
+        .post("rust".to_owned(), "sorry".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ann_inbox).await, "[rust] bob: sorry");
+    assert_eq!(next(&mut bob_inbox).await, "[rust] bob: sorry");
+    assert_eq!(bob_hub.whoami().await.unwrap().as_deref(), Some("bob"));
+
+    for connection in [mod_ann, bob] {
+        connection.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_token_that_is_not_a_user_is_refused_in_memory() {
     let hub = chat::server();
-    let connection = hub
-        .test_client()
-        .access_token(|| Some("forged".to_owned()))
-        .build()
-        .unwrap();
-    let error = tokio::time::timeout(PATIENCE, connection.start())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(error.message().contains("401"), "{error}");
+    for token in ["forged", "user-ann.admin", "user-.role-moderator"] {
+        let connection = hub
+            .test_client()
+            .access_token(move || Some(token.to_owned()))
+            .build()
+            .unwrap();
+        let error = tokio::time::timeout(PATIENCE, connection.start())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(error.message().contains("401"), "{token}: {error}");
+    }
     assert_eq!(hub.connection_count(), 0);
 }
 

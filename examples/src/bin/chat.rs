@@ -1,7 +1,10 @@
 //! # chat
 //!
 //! A chat server: rooms are hub groups, people are users (a connection's
-//! bearer token `user-NAME` names it; without a token it may only read),
+//! bearer token `user-NAME` names it, `user-NAME.role-moderator` makes it a
+//! moderator; without a token it may only read), moderators may
+//! `announce` (a method restricted with `#[authorize(roles("moderator"))]`;
+//! anyone else gets an `unauthorized` error and stays connected),
 //! and the hub's clients implement a typed contract
 //! (`hub_examples::chat::IChatClient`) that the server calls through typed
 //! proxies. Run it with
@@ -23,7 +26,7 @@ use hub_examples::chat;
 #[derive(Debug, clap::Parser)]
 #[command(
     version,
-    about = "A chat hub at /hubs/chat: rooms (groups), users (bearer token user-NAME)."
+    about = "A chat hub at /hubs/chat: rooms (groups), users (bearer token user-NAME[.role-moderator])."
 )]
 struct Args {
     /// Address to listen on; port 0 picks a free port.

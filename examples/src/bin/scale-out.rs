@@ -82,7 +82,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn node(bind: SocketAddr, redis: &str) -> Result<(), Error> {
     let backplane = RedisBackplane::connect(redis).await?;
     let hub: HubServer<chat::ChatHub> = HubServer::builder(chat::ChatHub)
-        .user_id_provider(chat::user_from_token)
+        .authenticator(chat::ChatTokens)
         .backplane(backplane)
         .build();
     let stopping = hub.clone();

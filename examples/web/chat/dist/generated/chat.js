@@ -16,6 +16,9 @@ export function createIChatHub(connection) {
         whoami() {
             return connection.invoke("Whoami");
         },
+        announce(room, text) {
+            return connection.invoke("Announce", room, text);
+        },
     };
 }
 /** Registers implementations of `IChatClient` on `connection`. */

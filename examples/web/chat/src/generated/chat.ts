@@ -69,6 +69,14 @@ export interface IChatHub {
    * Hub method `Whoami`, invoked.
    */
   whoami(): Promise<string | null>;
+  /**
+   * Posts `text` to everyone in `room` as an announcement from
+   * "NAME (moderator)"; callers without the role `moderator` get an
+   * `unauthorized` error.
+   *
+   * Hub method `Announce`, invoked.
+   */
+  announce(room: string, text: string): Promise<void>;
 }
 
 /** `IChatHub`'s methods, called on `connection`. */
@@ -88,6 +96,9 @@ export function createIChatHub(connection: HubConnection): IChatHub {
     },
     whoami(): Promise<string | null> {
       return connection.invoke<string | null>("Whoami");
+    },
+    announce(room: string, text: string): Promise<void> {
+      return connection.invoke<void>("Announce", room, text);
     },
   };
 }
