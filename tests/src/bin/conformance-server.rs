@@ -384,7 +384,7 @@ struct Args {
     #[arg(long = "keep-alive-ms", value_name = "MS", value_parser = parse_millis)]
     keep_alive: Option<Duration>,
     /// The hub's receive limit in bytes (default: ASP.NET Core's 32 KB).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long = "max-message-size", value_name = "BYTES")]
     max_message_size: Option<usize>,
     /// Join the Redis backplane at this URL: processes sharing it are one hub
     /// (rediss://… over TLS, trusting SSL_CERT_FILE or the system's roots).
