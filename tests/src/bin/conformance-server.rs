@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! conformance-server --help
+//! conformance-server --bind 127.0.0.1:0 --max-message-size 2097152
 //! ```
 //!
 //! Hub methods: `Echo`, `Add`, `GetConnectionId`, `Broadcast`,
