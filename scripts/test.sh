@@ -13,6 +13,36 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "feature matrix: hub-runtime with the server only, the client only, neither"
+for features in "--features server" "--features client" ""; do
+  # shellcheck disable=SC2086 # one flag and its value, or nothing
+  cargo clippy -p hub-runtime --no-default-features $features -- -D warnings
+done
+
+# The declared rust-version is tested: on that exact toolchain, either the
+# one running this script (then every step here tests it) or one rustup has.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+msrv_toolchain=$msrv
+case "$msrv" in *.*.*) ;; *) msrv_toolchain="$msrv.0" ;; esac
+if rustc --version | grep -q "^rustc $msrv_toolchain "; then
+  step "MSRV $msrv: the active toolchain, every step here tests it"
+else
+  step "MSRV $msrv: hub-macros and hub-runtime, all features, on Rust $msrv_toolchain"
+  if ! rustup run "$msrv_toolchain" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$msrv_toolchain" --profile minimal
+  fi
+  cargo +"$msrv_toolchain" check -p hub-macros -p hub-runtime --all-features --all-targets
+fi
+
+step "packaging: hub-macros and hub-runtime as .crate files, each built from its package"
+# Packaged together, hub-runtime's build resolves hub-macros from the
+# freshly packaged crate (cargo's temporary local registry), not crates.io.
+# Cargo reuses a crate it unpacked from that registry before, even when the
+# package changed under the same version: forget earlier unpacks (the
+# temporary registries' source directories are the ones named "-HASH").
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/hub-macros-*
+cargo package -p hub-macros -p hub-runtime --allow-dirty
+
 if [ -f tests/interop/package-lock.json ]; then
   step "npm packages of the interop tests"
   if ! command -v node >/dev/null 2>&1; then

@@ -232,7 +232,16 @@ pub async fn serve(kind: ServerKind, bind: SocketAddr) -> std::io::Result<()> {
     let app = match kind {
         ServerKind::Hub => {
             let hub = HubServer::new(BenchHub);
-            axum::Router::new().nest("/hub", hub.router())
+            let app = axum::Router::new().nest("/hub", hub.router());
+            // `HUBBENCH_METRICS=1`: what recording the hub's metrics costs
+            // (a Prometheus recorder installed, never scraped).
+            if std::env::var_os("HUBBENCH_METRICS").is_some() {
+                let metrics = hub_runtime::server::metrics::prometheus_router()
+                    .map_err(std::io::Error::other)?;
+                app.merge(metrics)
+            } else {
+                app
+            }
         }
         ServerKind::Raw => raw_router(),
         ServerKind::SocketIo => sio_router(),

@@ -26,6 +26,7 @@ fn check(name: &str, exe: &str) {
 #[test]
 fn hubbench_answers_help_and_version() {
     check("hubbench", env!("CARGO_BIN_EXE_hubbench"));
+    check("soak", env!("CARGO_BIN_EXE_soak"));
     for command in ["run", "render", "serve"] {
         let help = Command::new(env!("CARGO_BIN_EXE_hubbench"))
             .args([command, "--help"])

@@ -3,24 +3,40 @@
 //! This crate holds the protocol codecs ([`protocol`]), the hub and client
 //! contracts that the `#[hub]` and `#[hub_client]` macros plug into, and
 //! behind features the server (`server`) and the client (`client`).
+//!
+//! Start with the [`guide`]: contracts, hubs, targets, groups and users,
+//! streams, client results, the Rust client, transports, stateful
+//! reconnect, scale-out, options, errors, and testing a hub in memory.
+
+// docs.rs builds with `--cfg docsrs` (see Cargo.toml): items say which
+// features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub mod authorization;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod backplane;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 pub mod filter;
+#[cfg(all(feature = "server", feature = "client"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "server", feature = "client"))))]
+#[doc = include_str!("guide.md")]
+pub mod guide {}
 pub mod handlers;
 pub mod hub;
 pub mod protocol;
 pub mod proxy;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod targets;
 #[cfg(feature = "typescript")]
+#[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
 pub mod typescript;
 
 mod caller;
@@ -29,6 +45,8 @@ mod error;
 mod identity;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
+#[cfg(any(feature = "server", feature = "client"))]
+mod telemetry;
 mod timestamp;
 
 #[doc(hidden)]
@@ -44,6 +62,7 @@ pub use hub::{CallContext, Hub};
 pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "server", feature = "client"))))]
 pub use shutdown::shutdown_signal;
 pub use targets::{ClientContract, ConnectionId, HubClients};
 pub use timestamp::Timestamp;

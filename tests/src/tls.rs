@@ -11,7 +11,8 @@
 //! use hub_tests::tls::TestCa;
 //!
 //! let ca = TestCa::new();
-//! let server = ca.start_server(env!("CARGO_BIN_EXE_conformance-server"), &[]);
+//! // In an integration test: env!("CARGO_BIN_EXE_conformance-server").
+//! let server = ca.start_server("target/debug/conformance-server", &[]);
 //! assert!(server.base_url().starts_with("https://127.0.0.1:"));
 //! // Trust it: SSL_CERT_FILE=<ca.ca_cert_file()> for Rust, NODE_EXTRA_CA_CERTS for Node.
 //! ```

@@ -119,3 +119,19 @@ fn official_js_client_gets_the_clocks_dates_over_json_and_messagepack() {
     assert!(passed, "the JS client did not get the clock's dates");
     assert!(server.terminate(), "clock-server exits with 0 on SIGTERM");
 }
+
+/// `conformance-server --metrics`: the official client connects, invokes
+/// (`ok`), fails (`error`), is refused by authorization (`unauthorized`) and
+/// by the hub filter (`blocked`), and disconnects over each transport, and the
+/// scraped gauges, counters and histograms move accordingly.
+#[test]
+fn official_js_client_moves_the_prometheus_metrics_on_every_transport() {
+    let server = ServerProcess::start(SERVER, &["--metrics"]);
+    let hub = format!("{}/hubs/test", server.base_url());
+    let metrics = format!("{}/metrics", server.base_url());
+    let passed = run_node_tests(
+        "metrics.test.mjs",
+        &[("HUB_URL", &hub), ("METRICS_URL", &metrics)],
+    );
+    assert!(passed, "the metrics did not move as the JS client expected");
+}

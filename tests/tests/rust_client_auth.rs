@@ -199,6 +199,10 @@ async fn every_row(route: Route) {
     assert_unauthorized(counted.hub.admin_only().await.unwrap_err(), "AdminOnly");
     assert_eq!(counted.hub.invocation_count().await.unwrap(), 2);
     let mut listener = connect(None).await;
+    // An answered call: the server has registered the listener (it runs
+    // a connection's calls only once it is connected), so the broadcast
+    // below cannot miss it.
+    listener.hub.echo("ready".into()).await.unwrap();
     let refused = counted.hub.broadcast("blocked-by-filter".into()).await;
     assert!(refused.unwrap_err().message().contains("blocked by filter"));
     counted.hub.broadcast("allowed".into()).await.unwrap();

@@ -252,17 +252,34 @@ async fn a_negotiate_redirect_leads_to_another_host_over_tls() {
 }
 
 /// `clock-client --url https://…` shows the time from an https
-/// `clock-server`, trusting the CA named by `SSL_CERT_FILE`.
-#[tokio::test]
-async fn clock_client_trusts_ssl_cert_file() {
+/// `clock-server`, trusting the CA named by `SSL_CERT_FILE`; with
+/// `HTTPS_PROXY`, through that proxy.
+async fn clock_client_over_https(proxy: Option<&ConnectProxy>) {
     let ca = TestCa::new();
     let server_binary = clock_demo_binary("clock-server");
     let server = ca.start_server(server_binary.to_str().unwrap(), &[]);
     let url = format!("{}/hubs/clock", server.base_url());
-    let mut child = Command::new(clock_demo_binary("clock-client"))
+    let mut command = Command::new(clock_demo_binary("clock-client"));
+    command
         .args(["--url", &url])
         .env("SSL_CERT_FILE", ca.ca_cert_file())
-        .env_remove("SSL_CERT_DIR")
+        .env_remove("SSL_CERT_DIR");
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        command.env_remove(name);
+    }
+    if let Some(proxy) = proxy {
+        command.env("HTTPS_PROXY", proxy.url());
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -277,10 +294,35 @@ async fn clock_client_trusts_ssl_cert_file() {
             }
         }
     });
-    let line = lines.recv_timeout(Duration::from_secs(30));
+    let line = tokio::task::spawn_blocking(move || lines.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
     let line = line.expect("clock-client printed the time over https");
     let parsed: Result<hub_runtime::Timestamp, _> = line.trim().parse();
     assert!(parsed.is_ok(), "a time: {line:?}");
+    if let Some(proxy) = proxy {
+        let authority = server
+            .base_url()
+            .strip_prefix("https://")
+            .unwrap()
+            .to_owned();
+        let targets = proxy.targets();
+        assert!(
+            !targets.is_empty() && targets.iter().all(|t| *t == authority),
+            "clock-client tunneled through HTTPS_PROXY to {authority}: {targets:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn clock_client_trusts_ssl_cert_file() {
+    clock_client_over_https(None).await;
+}
+
+#[tokio::test]
+async fn clock_client_follows_https_proxy() {
+    let proxy = ConnectProxy::start().await;
+    clock_client_over_https(Some(&proxy)).await;
 }

@@ -10,7 +10,9 @@
 //! - A TLS connection that stalls in the handshake, or sends half a request
 //!   after it, is closed (handshake timeout, header-read timeout).
 //! - `clock-server` pushes the time to the official client over wss and
-//!   stops cleanly.
+//!   stops cleanly; our `clock-client --url https://…` shows the time when
+//!   `SSL_CERT_FILE` names the CA, and says the certificate was refused
+//!   when it does not.
 //! - Two `conformance-server` nodes joined over `rediss://` (a
 //!   `redis-server` serving TLS only, trusted through `SSL_CERT_FILE`) are
 //!   one hub for the official client's scale-out scenarios; a node that
@@ -350,3 +352,73 @@ fn a_client_that_never_starts_the_handshake_is_disconnected() {
         started.elapsed()
     );
 }
+
+/// Runs `clock-client --url hub` with `SSL_CERT_FILE=trust` (and no
+/// `SSL_CERT_DIR`) for at most `limit`, until its output (stdout and
+/// stderr) contains `wanted`; returns that output.
+fn clock_client_output(hub: &str, trust: &str, wanted: &str, limit: Duration) -> String {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(clock_demo_binary("clock-client"))
+        .args(["--url", hub])
+        .env("SSL_CERT_FILE", trust)
+        .env_remove("SSL_CERT_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("clock-client starts");
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    for pipe in [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let deadline = std::time::Instant::now() + limit;
+    let mut output = String::new();
+    while !output.contains(wanted) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    output
+}
+
+/// The "done when": `clock-client` shows the time from an
+/// `https://` clock-server whose certificate comes from `SSL_CERT_FILE`
+/// (over wss after an https negotiate), and refuses it with the
+/// certificate error when `SSL_CERT_FILE` names another CA.
+#[test]
+fn clock_client_shows_the_time_over_https_trusting_ssl_cert_file() {
+    let ca = TestCa::new();
+    let binary = clock_demo_binary("clock-server");
+    let server = ca.start_server(binary.to_str().expect("a UTF-8 path"), &[]);
+    let hub = format!("{}/hubs/clock", server.base_url());
+    let output = clock_client_output(&hub, &ca_env(&ca), "the server's time is", WAIT);
+    assert!(
+        output.contains(&format!("connected to {hub}")) && output.contains("the server's time is"),
+        "clock-client did not show the time over https: {output}"
+    );
+    let stranger = TestCa::new();
+    let output = clock_client_output(&hub, &ca_env(&stranger), "refused", WAIT);
+    assert!(
+        output.contains("certificate") && output.contains("refused"),
+        "clock-client did not refuse an untrusted certificate clearly: {output}"
+    );
+}
+
+const WAIT: Duration = Duration::from_secs(20);

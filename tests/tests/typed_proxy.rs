@@ -3,7 +3,9 @@
 //! `StationHub` served over a real loopback socket, with JSON and with
 //! MessagePack: results, `Option`, a server stream, an upload stream,
 //! fire-and-forget, a hub error, a context, and a client result answered by
-//! the `#[hub_client]` implementation.
+//! the `#[hub_client]` implementation. The same calls run once more over
+//! the in-memory transport (`HubServer::test_client`: no socket), which
+//! must behave exactly alike.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
-use hub_runtime::client::HubConnection;
+use hub_runtime::client::{HubConnection, HubConnectionBuilder};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::server::HubServer;
 use hub_runtime::{HubErrorKind, Timestamp};
@@ -55,10 +57,19 @@ fn reading(station: &str, celsius: f64) -> Reading {
     }
 }
 
-async fn every_kind_of_call(protocol: HubProtocol) {
-    let url = serve().await;
+/// Where the calls go: a hub over a loopback socket, or in memory.
+enum Over {
+    Socket,
+    InMemory,
+}
+
+async fn every_kind_of_call(protocol: HubProtocol, over: Over) {
+    let builder: HubConnectionBuilder = match over {
+        Over::Socket => HubConnection::builder(serve().await),
+        Over::InMemory => HubServer::new(StationHub::default()).test_client(),
+    };
     let client = Client::default();
-    let connection = HubConnection::builder(url.as_str())
+    let connection = builder
         .protocol(protocol)
         .handlers(client.clone().into_handlers())
         .build()
@@ -136,10 +147,20 @@ async fn every_kind_of_call(protocol: HubProtocol) {
 
 #[tokio::test]
 async fn every_kind_of_call_with_json() {
-    every_kind_of_call(HubProtocol::Json).await;
+    every_kind_of_call(HubProtocol::Json, Over::Socket).await;
 }
 
 #[tokio::test]
 async fn every_kind_of_call_with_messagepack() {
-    every_kind_of_call(HubProtocol::MessagePack).await;
+    every_kind_of_call(HubProtocol::MessagePack, Over::Socket).await;
+}
+
+#[tokio::test]
+async fn every_kind_of_call_in_memory_with_json() {
+    every_kind_of_call(HubProtocol::Json, Over::InMemory).await;
+}
+
+#[tokio::test]
+async fn every_kind_of_call_in_memory_with_messagepack() {
+    every_kind_of_call(HubProtocol::MessagePack, Over::InMemory).await;
 }

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! clock-server --help
-//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE]
+//! clock-server [--bind ADDR] [--tls-cert FILE --tls-key FILE] [--metrics]
 //! ```
 //!
 //! `--bind` (or `HUB_BIND`) defaults to 127.0.0.1:5000. With `--tls-cert` and `--tls-key`
 //! (PEM) everything is served over https and wss only.
+//!
+//! `--metrics` serves `GET /metrics` in the Prometheus text format.
 //!
 //! Prints `listening on http://HOST:PORT` (`https://` with TLS) once it
 //! accepts connections;
@@ -36,6 +38,9 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:5000")]
     bind: SocketAddr,
+    /// Serve `GET /metrics` in the Prometheus text format.
+    #[arg(long)]
+    metrics: bool,
     /// Serve https and wss only, with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -57,6 +62,7 @@ async fn main() -> ExitCode {
         bind,
         tls_cert,
         tls_key,
+        metrics,
     } = <Args as clap::Parser>::parse();
     let tls = match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => match hub_runtime::server::tls::load_pem_files(cert, key) {
@@ -96,6 +102,16 @@ async fn main() -> ExitCode {
     tracing::info!("open {scheme}://{address}/ for the clock page; the hub is at /hubs/clock");
 
     let shutdown_hub = hub.clone();
+    let mut app = app(&hub);
+    if metrics {
+        match hub_runtime::server::metrics::prometheus_router() {
+            Ok(metrics) => app = app.merge(metrics),
+            Err(e) => {
+                eprintln!("clock-server: --metrics: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let shutdown = async move {
         hub_runtime::shutdown_signal().await;
         tracing::info!("shutting down");
@@ -111,12 +127,9 @@ async fn main() -> ExitCode {
     let options = hub_runtime::server::ServeOptions::default();
     let served = match tls {
         Some(config) => {
-            hub_runtime::server::tls::serve_tls(listener, app(&hub), options, config, shutdown)
-                .await
+            hub_runtime::server::tls::serve_tls(listener, app, options, config, shutdown).await
         }
-        None => {
-            hub_runtime::server::serve_with_shutdown(listener, app(&hub), options, shutdown).await
-        }
+        None => hub_runtime::server::serve_with_shutdown(listener, app, options, shutdown).await,
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,

@@ -64,6 +64,7 @@ use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload};
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{BackplaneStats, RedisBackplane, RedisBackplaneBuilder, RedisBackplaneError};
 
 /// Carries hub messages between the nodes of one hub.

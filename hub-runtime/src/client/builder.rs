@@ -63,6 +63,7 @@ pub struct HubConnectionBuilder {
     stream_buffer_capacity: usize,
     stream_buffer_timeout: Duration,
     handlers: ClientHandlers,
+    in_memory: Option<super::config::InMemoryConnector>,
     trust: Result<Trust, HubError>,
     proxy: Option<String>,
 }
@@ -107,6 +108,7 @@ impl HubConnectionBuilder {
             stream_buffer_capacity: 1024,
             stream_buffer_timeout: Duration::from_secs(5),
             handlers: ClientHandlers::new(),
+            in_memory: None,
             trust: Ok(Trust::Platform),
             proxy: None,
         }
@@ -508,6 +510,14 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Connects through `connector` instead of the network: what
+    /// `HubServer::test_client` sets.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn in_memory(mut self, connector: super::config::InMemoryConnector) -> Self {
+        self.in_memory = Some(connector);
+        self
+    }
+
     /// Checks the options and makes the (not yet started) connection.
     ///
     /// ```
@@ -547,6 +557,7 @@ impl HubConnectionBuilder {
             stream_buffer_capacity: self.stream_buffer_capacity,
             stream_buffer_timeout: self.stream_buffer_timeout,
             net,
+            in_memory: self.in_memory,
         };
         Ok(HubConnection::new(config, self.handlers))
     }

@@ -32,7 +32,28 @@ pub(crate) struct Config {
     pub(crate) stream_buffer_timeout: Duration,
     /// The HTTP client, TLS, cookies and proxy of every request.
     pub(crate) net: Net,
+    /// Connect in memory instead of over the network (no negotiate).
+    pub(crate) in_memory: Option<InMemoryConnector>,
 }
+
+/// Opens an in-memory transport to a hub in this process (the server's
+/// test client), given the access token and headers a request would carry.
+pub(crate) type InMemoryConnector = Arc<
+    dyn Fn(
+            Option<String>,
+            HeaderMap,
+        ) -> crate::BoxFuture<
+            'static,
+            Result<
+                (
+                    super::transport::frame::FrameSink,
+                    super::transport::frame::FrameSource,
+                ),
+                crate::HubError,
+            >,
+        > + Send
+        + Sync,
+>;
 
 impl Config {
     /// A fresh token from the provider, if one is configured.

@@ -141,11 +141,16 @@ pub use arguments::{
     CallArguments, IntoArgument, IntoArguments, Upload, encode_argument, try_upload, upload,
 };
 pub use builder::HubConnectionBuilder;
+// For the server's in-memory test client.
+#[cfg(feature = "server")]
+pub(crate) use config::InMemoryConnector;
 pub use config::Transports;
 pub use connection::HubConnection;
 pub use events::{ClosedReason, HubConnectionEvent, HubConnectionState};
 pub use reconnect::{DefaultReconnectPolicy, ReconnectPolicy, RetryContext};
 pub use stream::HubStream;
+#[cfg(feature = "server")]
+pub(crate) use transport::frame::{CloseReason, Frame, FrameSink, FrameSource};
 
 /// The rustls version [`HubConnectionBuilder::tls_config`] takes.
 pub use rustls;

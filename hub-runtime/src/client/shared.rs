@@ -153,16 +153,18 @@ impl Shared {
             stream_ids,
             invocation_id,
         } = &ids;
+        // With the `opentelemetry` feature: the current span's trace context.
+        let headers = crate::telemetry::invocation_headers();
         let message = match &kind {
             CallKind::Stream { .. } => HubMessage::StreamInvocation(StreamInvocation {
-                headers: Vec::new(),
+                headers,
                 invocation_id: invocation_id.clone().unwrap_or_default(),
                 target: method.to_owned(),
                 arguments: payloads,
                 stream_ids: stream_ids.clone(),
             }),
             _ => HubMessage::Invocation(Invocation {
-                headers: Vec::new(),
+                headers,
                 invocation_id: invocation_id.clone(),
                 target: method.to_owned(),
                 arguments: payloads,

@@ -6,6 +6,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::Shared;
 use crate::authorization::{Authorization, AuthorizationRequest, Policies};
@@ -19,7 +21,97 @@ use crate::protocol::{
 use crate::server::connection::streams::StreamSender;
 use crate::server::connection::{ConnectionHandle, Dispatcher};
 use crate::targets::HubLifetimeManager;
+use crate::telemetry::hub_metrics::Outcome;
 use crate::{BoxFuture, CallContext, Hub, HubError, HubErrorKind};
+
+/// The outcome of a hub method that returned (or panicked into) `outcome`.
+fn outcome_of<T>(outcome: &Result<T, InvocationError>) -> Outcome {
+    match outcome {
+        Ok(_) => Outcome::Ok,
+        Err(InvocationError::Unauthorized) => Outcome::Unauthorized,
+        Err(InvocationError::Blocked(_)) => Outcome::Blocked,
+        Err(InvocationError::Hub(error) | InvocationError::Stream(error)) => {
+            Outcome::of_error(error)
+        }
+        Err(_) => Outcome::Error,
+    }
+}
+
+/// The start of an invocation, when something will use its duration (a
+/// metrics recorder, or a subscriber that records the span): a clock read
+/// is a measurable part of an echo call.
+fn timer(connection: &ConnectionHandle, span: &tracing::Span) -> Option<std::time::Instant> {
+    (connection.metrics().recording() || !span.is_disabled()).then(std::time::Instant::now)
+}
+
+/// Records how an invocation ended on its span and in the metrics;
+/// `elapsed` is `None` for one refused before its method ran.
+fn finish_invocation(
+    connection: &ConnectionHandle,
+    span: &tracing::Span,
+    method: Option<usize>,
+    outcome: Outcome,
+    elapsed: Option<std::time::Duration>,
+) {
+    connection.metrics().invocation(method, outcome, elapsed);
+    if span.is_disabled() {
+        return;
+    }
+    span.record("signalr.invocation.outcome", outcome.as_str());
+    if let Some(elapsed) = elapsed {
+        span.record("signalr.invocation.duration", elapsed.as_secs_f64());
+    }
+    if outcome != Outcome::Ok {
+        span.record("otel.status_code", "error");
+        span.record("error.type", outcome.as_str());
+    }
+}
+
+/// The span of one invocation (`signalr.invocation`) or streaming
+/// invocation (`signalr.stream`), child of the connection's span; with the
+/// `opentelemetry` feature, the caller's trace context in `headers`
+/// becomes its OpenTelemetry parent.
+fn invocation_span(
+    connection: &ConnectionHandle,
+    service: &'static str,
+    streaming: bool,
+    target: &str,
+    invocation_id: Option<&str>,
+    headers: &crate::protocol::Headers,
+) -> tracing::Span {
+    let span = if streaming {
+        tracing::info_span!(parent: connection.span_id(), "signalr.stream",
+            otel.name = %format_args!("{service}/{target}"),
+            otel.kind = "server",
+            rpc.system = "signalr",
+            rpc.service = service,
+            rpc.method = target,
+            signalr.invocation.id = invocation_id,
+            signalr.invocation.outcome = Empty,
+            signalr.invocation.duration = Empty,
+            otel.status_code = Empty,
+            error.type = Empty,
+        )
+    } else {
+        tracing::info_span!(parent: connection.span_id(), "signalr.invocation",
+            otel.name = %format_args!("{service}/{target}"),
+            otel.kind = "server",
+            rpc.system = "signalr",
+            rpc.service = service,
+            rpc.method = target,
+            signalr.invocation.id = invocation_id,
+            signalr.invocation.outcome = Empty,
+            signalr.invocation.duration = Empty,
+            otel.status_code = Empty,
+            error.type = Empty,
+        )
+    };
+    #[cfg(feature = "opentelemetry")]
+    crate::telemetry::trace_context::adopt_parent(&span, headers);
+    #[cfg(not(feature = "opentelemetry"))]
+    let _ = headers;
+    span
+}
 
 /// Case-insensitive lookup over `Hub::METHODS`, built once per server.
 pub(crate) struct MethodTable {
@@ -244,6 +336,7 @@ impl<H: Hub> Shared<H> {
         target: &str,
         expected: usize,
         stream_ids: Vec<String>,
+        span: &tracing::Span,
     ) -> Option<UploadGuard> {
         if stream_ids.len() != expected {
             let error = InvocationError::UploadStreamCount {
@@ -255,6 +348,14 @@ impl<H: Hub> Shared<H> {
         }
         match connection.open_uploads(&stream_ids) {
             Ok(channels) => Some(UploadGuard {
+                // Open as long as the upload streams are.
+                span: if stream_ids.is_empty() {
+                    tracing::Span::none()
+                } else {
+                    tracing::info_span!(parent: span, "signalr.upload",
+                        rpc.system = "signalr",
+                        signalr.stream.ids = ?stream_ids)
+                },
                 connection: connection.clone(),
                 ids: stream_ids,
                 channels,
@@ -323,15 +424,27 @@ impl<H: Hub> Dispatcher for Shared<H> {
         invocation: Invocation,
     ) -> Option<BoxFuture<'static, ()>> {
         let Invocation {
+            headers,
             invocation_id,
             target,
             arguments,
             stream_ids,
-            ..
         } = invocation;
         // The .NET server treats an empty id as fire-and-forget.
         let invocation_id = invocation_id.filter(|id| !id.is_empty());
+        let span = invocation_span(
+            connection,
+            self.service,
+            false,
+            &target,
+            invocation_id.as_deref(),
+            &headers,
+        );
+        let refused = |method| {
+            finish_invocation(connection, &span, method, Outcome::Error, None);
+        };
         let Some(index) = self.methods.find(&target) else {
+            refused(None);
             self.reject(
                 connection,
                 invocation_id,
@@ -342,6 +455,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
         };
         let method = &H::METHODS[index];
         if arguments.len() != method.parameters {
+            refused(Some(index));
             let error = InvocationError::ArgumentCount {
                 provided: arguments.len(),
                 expected: method.parameters,
@@ -350,19 +464,24 @@ impl<H: Hub> Dispatcher for Shared<H> {
             return None;
         }
         if method.kind == MethodKind::ServerStream {
+            refused(Some(index));
             let text = format!(
                 "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
             );
             self.reject_with(connection, invocation_id, text);
             return None;
         }
-        let uploads = self.open_uploads(
+        let Some(uploads) = self.open_uploads(
             connection,
             &invocation_id,
             &target,
             method.upload_streams,
             stream_ids,
-        )?;
+            &span,
+        ) else {
+            refused(Some(index));
+            return None;
+        };
 
         let call = HubCall::new(self.call_context(connection), Arguments::new(arguments))
             .with_uploads(uploads.channels.clone());
@@ -370,43 +489,52 @@ impl<H: Hub> Dispatcher for Shared<H> {
         let gate = self.gate(index);
         let connection = connection.clone();
         let detailed = self.options.enable_detailed_errors;
-        Some(Box::pin(async move {
-            let outcome = AssertUnwindSafe(guarded_invoke(gate, hub, index, call))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!(connection = %connection.id(), target, "hub method panicked");
-                    Err(InvocationError::Result("the hub method panicked".into()))
-                });
-            // The method is done: its upload streams take no more items.
-            drop(uploads);
-            let Some(id) = invocation_id else {
-                if let Err(error) = outcome {
+        let job_span = span.clone();
+        Some(Box::pin(
+            async move {
+                let started = timer(&connection, &job_span);
+                let outcome = AssertUnwindSafe(guarded_invoke(gate, hub, index, call))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::error!(connection = %connection.id(), target, "hub method panicked");
+                        Err(InvocationError::Result("the hub method panicked".into()))
+                    });
+                let elapsed = started.map(|started| started.elapsed());
+                // The method is done: its upload streams take no more items.
+                drop(uploads);
+                let mut kind = outcome_of(&outcome);
+                if let Err(error) = &outcome {
                     tracing::debug!(connection = %connection.id(), target, ?error,
-                        "fire-and-forget invocation failed");
+                        "invocation failed");
                 }
-                return;
-            };
-            let result = match outcome {
-                Ok(MethodOutput::Value(payload)) => CompletionResult::Value(payload),
-                #[allow(unreachable_patterns)]
-                Ok(_) => CompletionResult::Value(Payload::null()),
-                Err(error) => CompletionResult::Error(error_text(&target, &error, detailed)),
-            };
-            // An answer to the connection's own invocation waits for room
-            // (backpressure on the caller), see `send_reply`.
-            match connection.send_reply(&completion(id.clone(), result)).await {
-                Ok(_) => {}
-                Err(error) => {
-                    // The result did not serialize: answer with an error.
-                    let error = InvocationError::Result(error.to_string());
-                    let text = error_text(&target, &error, detailed);
-                    let _ = connection
-                        .send_reply(&completion(id, CompletionResult::Error(text)))
-                        .await;
+                if let Some(id) = invocation_id {
+                    let result = match outcome {
+                        Ok(MethodOutput::Value(payload)) => CompletionResult::Value(payload),
+                        #[allow(unreachable_patterns)]
+                        Ok(_) => CompletionResult::Value(Payload::null()),
+                        Err(error) => {
+                            CompletionResult::Error(error_text(&target, &error, detailed))
+                        }
+                    };
+                    // An answer to the connection's own invocation waits for room
+                    // (backpressure on the caller), see `send_reply`.
+                    if let Err(error) = connection.send_reply(&completion(id.clone(), result)).await {
+                        // The result did not serialize: answer with an error.
+                        tracing::debug!(connection = %connection.id(), target, %error,
+                            "result not serializable");
+                        kind = Outcome::Error;
+                        let error = InvocationError::Result(error.to_string());
+                        let text = error_text(&target, &error, detailed);
+                        let _ = connection
+                            .send_reply(&completion(id, CompletionResult::Error(text)))
+                            .await;
+                    }
                 }
+                finish_invocation(&connection, &job_span, Some(index), kind, elapsed);
             }
-        }))
+            .instrument(span),
+        ))
     }
 
     fn stream_invocation(
@@ -415,17 +543,29 @@ impl<H: Hub> Dispatcher for Shared<H> {
         invocation: StreamInvocation,
     ) -> Option<BoxFuture<'static, ()>> {
         let StreamInvocation {
+            headers,
             invocation_id,
             target,
             arguments,
             stream_ids,
-            ..
         } = invocation;
         if invocation_id.is_empty() {
             tracing::debug!(connection = %connection.id(), target, "StreamInvocation without an id; ignored");
             return None;
         }
+        let span = invocation_span(
+            connection,
+            self.service,
+            true,
+            &target,
+            Some(&invocation_id),
+            &headers,
+        );
+        let refused = |method| {
+            finish_invocation(connection, &span, method, Outcome::Error, None);
+        };
         let Some(index) = self.methods.find(&target) else {
+            refused(None);
             self.reject(
                 connection,
                 Some(invocation_id),
@@ -436,6 +576,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
         };
         let method = &H::METHODS[index];
         if arguments.len() != method.parameters {
+            refused(Some(index));
             let error = InvocationError::ArgumentCount {
                 provided: arguments.len(),
                 expected: method.parameters,
@@ -444,6 +585,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
             return None;
         }
         if method.kind != MethodKind::ServerStream {
+            refused(Some(index));
             let text = format!(
                 "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
             );
@@ -451,14 +593,21 @@ impl<H: Hub> Dispatcher for Shared<H> {
             return None;
         }
         let Some(stream) = connection.start_stream(&invocation_id) else {
+            refused(Some(index));
             let text = format!("Invocation ID '{invocation_id}' is already in use.");
             self.reject_with(connection, Some(invocation_id), text);
             return None;
         };
         let id = Some(invocation_id.clone());
-        let Some(uploads) =
-            self.open_uploads(connection, &id, &target, method.upload_streams, stream_ids)
-        else {
+        let Some(uploads) = self.open_uploads(
+            connection,
+            &id,
+            &target,
+            method.upload_streams,
+            stream_ids,
+            &span,
+        ) else {
+            refused(Some(index));
             connection.end_stream(&invocation_id, stream.generation);
             return None;
         };
@@ -474,7 +623,9 @@ impl<H: Hub> Dispatcher for Shared<H> {
         let gate = self.gate(index);
         let connection = connection.clone();
         let detailed = self.options.enable_detailed_errors;
+        let job_span = span.clone();
         Some(Box::pin(async move {
+            let started = timer(&connection, &job_span);
             let mut closing = connection.close_signal();
             let running = AssertUnwindSafe(guarded_invoke(gate, hub, index, call)).catch_unwind();
             // Cancelling drops the method's future, and with it its stream:
@@ -485,11 +636,20 @@ impl<H: Hub> Dispatcher for Shared<H> {
                 _ = closing.wait_for(|reason| reason.is_some()) => {
                     // Nobody to answer: the connection is closing.
                     connection.end_stream(&invocation_id, stream.generation);
+                    let elapsed = started.map(|started| started.elapsed());
+                    finish_invocation(&connection, &job_span, Some(index), Outcome::Ok, elapsed);
                     return;
                 }
             };
+            let elapsed = started.map(|started| started.elapsed());
             drop(uploads);
             connection.end_stream(&invocation_id, stream.generation);
+            let kind = match &outcome {
+                None => Outcome::Ok,
+                Some(Ok(result)) => outcome_of(result),
+                Some(Err(_)) => Outcome::Error,
+            };
+            finish_invocation(&connection, &job_span, Some(index), kind, elapsed);
             let result = match outcome {
                 // As ASP.NET Core: a cancelled stream still gets its
                 // Completion, without an error.
@@ -511,7 +671,7 @@ impl<H: Hub> Dispatcher for Shared<H> {
             let _ = connection
                 .send_reply(&completion(invocation_id, result))
                 .await;
-        }))
+        }.instrument(span)))
     }
 
     fn disconnected(
@@ -543,6 +703,9 @@ impl<H: Hub> Dispatcher for Shared<H> {
 /// The upload streams of one invocation, closed when the invocation ends
 /// however it ends (completed, failed, dropped before it ran).
 struct UploadGuard {
+    /// `signalr.upload`, closed with the streams.
+    #[allow(dead_code)]
+    span: tracing::Span,
     connection: Arc<ConnectionHandle>,
     ids: Vec<String>,
     channels: Vec<Arc<UploadChannel>>,

@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 
 use super::negotiated::{random_id, remember, take_negotiated};
 use super::responses::{text, unauthorized};
-use super::transport_requests::{self, Lookup, TransportKind, identity_of};
+use super::transport_requests::{self, Lookup, TransportKind, hub_path, identity_of};
 use super::users::{Unauthorized, query_parameter};
 use super::{Negotiated, Shared};
 use crate::Hub;
@@ -263,6 +263,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     } else {
         (None, None)
     };
+    let hub_path = hub_path(&parts);
     let live = transport_requests::register(
         &shared,
         id,
@@ -280,7 +281,17 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
-            transport_requests::run_session(shared, source, sink, context, resume, live).await;
+            transport_requests::run_session(
+                shared,
+                source,
+                sink,
+                context,
+                resume,
+                live,
+                TransportKind::WebSockets,
+                hub_path,
+            )
+            .await;
         },
     )
 }

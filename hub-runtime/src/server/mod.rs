@@ -115,12 +115,15 @@ pub(crate) mod connection;
 mod dispatch;
 mod http;
 mod limits;
+pub mod metrics;
 mod negotiated;
 mod options;
 mod origins;
 pub(crate) mod registry;
 mod responses;
 mod serve;
+#[cfg(feature = "client")]
+mod test_client;
 #[cfg(feature = "server-tls")]
 pub mod tls;
 pub(crate) mod transport;
@@ -201,6 +204,10 @@ pub(crate) struct Shared<H: Hub> {
     live: transport_requests::LiveConnections,
     shutdown: watch::Sender<bool>,
     sessions: watch::Sender<usize>,
+    /// Metric handles per hub path, registered at its first connection.
+    metrics: crate::telemetry::hub_metrics::HubMetricsByPath,
+    /// The hub's short type name: `rpc.service` on spans.
+    service: &'static str,
 }
 
 /// Configures a [`HubServer`]; from [`HubServer::builder`].
@@ -376,6 +383,8 @@ impl<H: Hub> HubServerBuilder<H> {
                 live: transport_requests::LiveConnections::default(),
                 shutdown: watch::Sender::new(false),
                 sessions: watch::Sender::new(0),
+                metrics: Default::default(),
+                service: crate::telemetry::service_name(std::any::type_name::<H>()),
                 session,
                 options,
             }),

@@ -48,6 +48,7 @@ pub(super) fn remember<H: Hub>(
 /// `user`: 404 when it does not exist or is stale, 403 (and the token
 /// stays negotiated for its owner) when `user` is not the user who
 /// negotiated it — a token seen by someone else does not let them in.
+#[allow(clippy::result_large_err)]
 pub(super) fn take_negotiated<H: Hub>(
     shared: &Shared<H>,
     token: &str,

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::Shared;
 use super::negotiated::{negotiated_user_matches, queue_early_post, random_id, take_negotiated};
@@ -26,11 +27,12 @@ use super::responses::{text, unauthorized};
 use super::users::Unauthorized;
 use crate::authorization::AuthorizationRequest;
 use crate::hub::ConnectionContext;
-use crate::server::connection::{Dispatcher, session};
+use crate::server::connection::{CloseReason, Dispatcher, session};
 use crate::server::transport::long_polling::Polls;
 use crate::server::transport::websocket::{WebSocketSink, WebSocketSource};
 use crate::server::transport::{FrameSink, FrameSource, PostSender, post_channel, sse};
 use crate::targets::ConnectionId;
+use crate::telemetry::hub_metrics::{ConnectionStatus, TransportLabel};
 use crate::{Hub, Identity};
 
 /// The transport a live connection uses.
@@ -115,8 +117,18 @@ pub(super) fn register<H: Hub>(
     }
 }
 
-/// Runs a session to its end, counted for shutdown, its live entry
-/// removed afterwards.
+impl TransportKind {
+    fn label(self) -> TransportLabel {
+        match self {
+            TransportKind::WebSockets => TransportLabel::WebSockets,
+            TransportKind::ServerSentEvents => TransportLabel::ServerSentEvents,
+            TransportKind::LongPolling => TransportLabel::LongPolling,
+        }
+    }
+}
+
+/// Runs a session to its end, counted for shutdown and in the metrics,
+/// inside its connection span, its live entry removed afterwards.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     shared: Arc<Shared<H>>,
@@ -125,12 +137,43 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     context: Arc<ConnectionContext>,
     resume: Option<session::Resume<Src, Snk>>,
     live: LiveGuard<H>,
+    kind: TransportKind,
+    hub_path: String,
 ) {
     let _session = SessionGuard::new(&shared.sessions);
+    let metrics = shared.metrics.get(&hub_path, || {
+        H::METHODS.iter().map(|method| method.name).collect()
+    });
+    let mut connection_metrics = metrics.connection_started(kind.label());
+    let span = tracing::info_span!(
+        "signalr.connection",
+        rpc.system = "signalr",
+        rpc.service = shared.service,
+        signalr.hub.path = %hub_path,
+        signalr.connection.id = %context.connection_id(),
+        signalr.transport = kind.label().as_str(),
+        signalr.protocol = tracing::field::Empty,
+        enduser.id = context.identity().user_id(),
+        signalr.connection.status = tracing::field::Empty,
+    );
     let shutdown = shared.shutdown.subscribe();
     let config = shared.session.clone();
     let dispatcher: Arc<dyn Dispatcher> = shared;
-    session::run(source, sink, context, config, dispatcher, shutdown, resume).await;
+    let reason = session::run(
+        source, sink, context, config, dispatcher, shutdown, resume, metrics,
+    )
+    .instrument(span.clone())
+    .await;
+    let status = match reason {
+        Some(CloseReason::ClientTimeout) => ConnectionStatus::Timeout,
+        Some(CloseReason::TransportError(error)) if error == session::DISCONNECT_TIMEOUT => {
+            ConnectionStatus::Timeout
+        }
+        Some(CloseReason::Shutdown) => ConnectionStatus::AppShutdown,
+        _ => ConnectionStatus::NormalClosure,
+    };
+    span.record("signalr.connection.status", status.as_str());
+    connection_metrics.set_status(status);
     drop(live);
 }
 
@@ -226,6 +269,8 @@ struct HttpSession {
     /// Where its POST bodies go.
     input: PostSender,
     polls: Option<Arc<Polls>>,
+    /// The hub's path: the `hub` label of its metrics.
+    hub_path: String,
 }
 
 /// Makes the connection live under its token and runs its session.
@@ -249,7 +294,16 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
         session.identity,
         Some(session.request),
     ));
-    tokio::spawn(run_session(shared, source, sink, context, None, live));
+    tokio::spawn(run_session(
+        shared,
+        source,
+        sink,
+        context,
+        None,
+        live,
+        session.kind,
+        session.hub_path,
+    ));
 }
 
 /// `GET {base}?id=…` with `Accept: text/event-stream`.
@@ -290,6 +344,7 @@ pub(super) async fn server_sent_events<H: Hub>(
             request: parts.clone(),
             input: input_sender,
             polls: None,
+            hub_path: hub_path(parts),
         },
         source,
         sink,
@@ -345,6 +400,7 @@ pub(super) async fn long_poll<H: Hub>(
             request: parts.clone(),
             input: input_sender,
             polls: Some(polls),
+            hub_path: hub_path(parts),
         },
         source,
         sink,
@@ -457,6 +513,19 @@ pub(super) fn fresh_id() -> Option<String> {
 
 /// The identity behind a request, from the server's authenticator, if it
 /// passes the hub's `#[authorize]`; a refusal is answered with 401.
+/// The path the hub is served at (`/hubs/chat`), from a transport request
+/// to it: the `hub` label of its metrics.
+pub(super) fn hub_path(parts: &Parts) -> String {
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |original| original.path());
+    match path.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
 pub(super) async fn identity_of<H: Hub>(
     shared: &Shared<H>,
     parts: &Parts,

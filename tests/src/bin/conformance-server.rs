@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! conformance-server --help
+//! conformance-server --bind 127.0.0.1:0 --max-message-size 2097152
 //! ```
 //!
 //! Hub methods: `Echo`, `Add`, `GetConnectionId`, `Broadcast`,
@@ -384,7 +385,7 @@ struct Args {
     #[arg(long = "keep-alive-ms", value_name = "MS", value_parser = parse_millis)]
     keep_alive: Option<Duration>,
     /// The hub's receive limit in bytes (default: ASP.NET Core's 32 KB).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long = "max-message-size", value_name = "BYTES")]
     max_message_size: Option<usize>,
     /// Join the Redis backplane at this URL: processes sharing it are one hub
     /// (rediss://… over TLS, trusting SSL_CERT_FILE or the system's roots).
@@ -424,6 +425,9 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Serve `GET /metrics` in the Prometheus text format.
+    #[arg(long)]
+    metrics: bool,
 }
 
 fn parse_millis(ms: &str) -> Result<Duration, String> {
@@ -507,6 +511,19 @@ async fn main() -> std::process::ExitCode {
     options.allow_stateful_reconnects = args.stateful_reconnect;
     options.allowed_origins = args.allowed_origins.clone();
     options.maximum_connections = args.max_connections;
+    // The recorder comes first: the backplane registers its metrics when
+    // it connects.
+    let metrics = if args.metrics {
+        match hub_runtime::server::metrics::prometheus_router() {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                eprintln!("conformance-server: --metrics: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     if let Some(timeout) = args.client_timeout {
         options.client_timeout_interval = timeout;
     }
@@ -543,6 +560,9 @@ async fn main() -> std::process::ExitCode {
     let mut app = axum::Router::new()
         .nest("/hubs/test", hub.router())
         .nest("/hubs/secure", secure.router());
+    if let Some(metrics) = metrics {
+        app = app.merge(metrics);
+    }
     if args.refuse_event_streams {
         app = app.layer(axum::middleware::from_fn(refuse_event_streams));
     }

@@ -272,6 +272,7 @@ impl RedisBackplaneBuilder {
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            metrics: crate::telemetry::hub_metrics::BackplaneMetrics::new(),
         });
         let task = runtime.spawn(supervise(inner.clone()));
         Ok(RedisBackplane {
@@ -738,6 +739,7 @@ struct Inner {
     received: AtomicU64,
     dropped: AtomicU64,
     reconnects: AtomicU64,
+    metrics: crate::telemetry::hub_metrics::BackplaneMetrics,
 }
 
 // Every map and queue stays consistent whatever panicked while holding it
@@ -763,6 +765,7 @@ impl Inner {
         queue.bytes += outgoing.payload.len();
         queue.items.push_back(outgoing);
         self.enforce_bounds(&mut queue);
+        self.metrics.buffered(queue.items.len());
         drop(queue);
         self.queued.notify_one();
     }
@@ -779,6 +782,7 @@ impl Inner {
         }
         if dropped > 0 {
             let total = self.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+            self.metrics.dropped(dropped);
             tracing::warn!(
                 dropped,
                 total,
@@ -827,6 +831,7 @@ impl Inner {
     /// Acts on one message from Redis.
     fn handle(self: &Arc<Self>, payload: Bytes) {
         self.received.fetch_add(1, Ordering::Relaxed);
+        self.metrics.received();
         let Some(node) = self.node.get() else { return };
         let Some(envelope) = Envelope::decode(payload) else {
             tracing::warn!("ignored a malformed message from the Redis backplane");
@@ -984,6 +989,7 @@ async fn supervise(inner: Arc<Inner>) {
     loop {
         let error = session(&inner).await;
         let was_connected = inner.connected.swap(false, Ordering::AcqRel);
+        inner.metrics.error();
         inner.lock_subscriptions().session = None;
         if was_connected {
             inner.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -1240,6 +1246,7 @@ async fn publish_loop(
             let count = queue.items.len().min(MAX_BATCH);
             let batch: Vec<_> = queue.items.drain(..count).collect();
             queue.bytes -= batch.iter().map(|item| item.payload.len()).sum::<usize>();
+            inner.metrics.buffered(queue.items.len());
             batch
         };
         if batch.is_empty() {
@@ -1259,6 +1266,7 @@ async fn publish_loop(
         inner
             .published
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        inner.metrics.published(batch.len());
         let all = inner.channels.get().map(|channels| channels.all.as_str());
         for (item, count) in batch.into_iter().zip(counts) {
             // Every node listens on `all`: what received a broadcast is a

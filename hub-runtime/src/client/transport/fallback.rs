@@ -29,6 +29,20 @@ pub(crate) struct Opened {
 
 /// Opens a transport for `config`, with fallback; see the module docs.
 pub(crate) async fn open_transport(config: &Config) -> Result<Opened, HubError> {
+    if let Some(connector) = &config.in_memory {
+        // A hub in this process: no negotiate, a fresh in-memory
+        // connection each time, with the token a request would carry.
+        let token = config.access_token().await;
+        let (sink, source) = connector(token, config.headers.clone()).await?;
+        return Ok(Opened {
+            sink,
+            source,
+            // WebSocket semantics: whole frames both ways, full duplex.
+            transport: TransportType::WebSockets,
+            connection_id: None,
+            resume: None,
+        });
+    }
     if config.skip_negotiation {
         let token = config.access_token().await;
         let (sink, source) = websocket::open(websocket_target(

@@ -34,6 +34,7 @@ use crate::protocol::{
 };
 use crate::server::transport::CloseCode;
 use crate::targets::ConnectionId;
+use crate::telemetry::hub_metrics::HubMetrics;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 /// The Close error text of the .NET server for any connection that ended
@@ -295,6 +296,12 @@ pub(crate) struct ConnectionHandle {
     next_invocation_id: AtomicU64,
     finished: AtomicBool,
     streams: streams::ConnectionStreams,
+    /// The id of the connection's span: events about it from other tasks
+    /// (a broadcast that finds its queue full) go there. An id, not the
+    /// span: a handle may outlive its session (the registry's snapshot of
+    /// all connections), and the span must close when the session ends.
+    span: Option<tracing::Id>,
+    metrics: Arc<HubMetrics>,
     /// Set by a read loop that paused because the outbound queue is low
     /// on room; the writer then wakes it through `drained`.
     read_paused: AtomicBool,
@@ -328,8 +335,11 @@ impl ConnectionHandle {
         context: Arc<ConnectionContext>,
         protocol: HubProtocol,
         outbound: mpsc::Sender<Outbound>,
+        metrics: Arc<HubMetrics>,
     ) -> Self {
         ConnectionHandle {
+            span: tracing::Span::current().id(),
+            metrics,
             id: context.connection_id().clone(),
             context,
             protocol,
@@ -394,6 +404,17 @@ impl ConnectionHandle {
         &self.context
     }
 
+    /// The id of the connection's span (the current one when the handle
+    /// was made), while the session runs.
+    pub(crate) fn span_id(&self) -> Option<tracing::Id> {
+        self.span.clone()
+    }
+
+    /// The metric handles of the connection's hub.
+    pub(crate) fn metrics(&self) -> &HubMetrics {
+        &self.metrics
+    }
+
     /// The hub protocol chosen in the handshake.
     pub(crate) fn protocol(&self) -> HubProtocol {
         self.protocol
@@ -410,18 +431,24 @@ impl ConnectionHandle {
         if before > 0 && before.saturating_add(len) > self.max_bytes {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             if self.abort(CloseReason::SlowConsumer) {
-                tracing::warn!(connection = %self.id, queued_bytes = before,
+                self.metrics.slow_consumer_closed();
+                tracing::warn!(parent: self.span.clone(), connection = %self.id, queued_bytes = before,
                     "outbound buffer full (bytes); closing the slow connection");
             }
             return false;
         }
         match self.outbound.try_send(Outbound::Records(records)) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.metrics.sent(self.protocol, len);
+                true
+            }
             Err(error) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                 if let mpsc::error::TrySendError::Full(_) = error {
                     if self.abort(CloseReason::SlowConsumer) {
-                        tracing::warn!(connection = %self.id, "outbound queue full; closing the slow connection");
+                        self.metrics.slow_consumer_closed();
+                        tracing::warn!(parent: self.span.clone(), connection = %self.id,
+                            "outbound queue full; closing the slow connection");
                     }
                 }
                 false
@@ -450,7 +477,9 @@ impl ConnectionHandle {
             Err(mpsc::error::TrySendError::Full(item)) => self.outbound.send(item).await.is_ok(),
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         };
-        if !queued {
+        if queued {
+            self.metrics.sent(self.protocol, len);
+        } else {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
         }
         Ok(queued)

@@ -21,6 +21,7 @@ use crate::hub::ConnectionContext;
 use crate::protocol::handshake::{HandshakeRejection, HandshakeRequest, HandshakeResponse};
 use crate::protocol::{HubMessage, HubProtocol, ProtocolError, TransferFormat};
 use crate::server::transport::{CloseCode, FrameSink, FrameSource};
+use crate::telemetry::hub_metrics::HubMetrics;
 
 /// Read buffers that grew beyond this are replaced once empty, so one large
 /// message does not pin memory for the rest of the connection.
@@ -38,9 +39,16 @@ pub(crate) struct Resume<Src, Snk> {
     pub(crate) disconnect_timeout: std::time::Duration,
 }
 
+/// The close reason of a stateful connection whose client did not come
+/// back in time.
+pub(crate) const DISCONNECT_TIMEOUT: &str =
+    "the client did not reconnect within the disconnect timeout";
+
 /// Runs one connection over `source`/`sink` until it ends. `shutdown`
 /// turns `true` when the server shuts down. With `resume`, a handshake of
-/// version 2 turns stateful reconnect on.
+/// version 2 turns stateful reconnect on. Returns why the connection
+/// ended (`None`: the handshake failed). Runs inside the connection's
+/// span, which its handle keeps for events from other tasks.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     mut source: Src,
@@ -50,7 +58,8 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     dispatcher: Arc<dyn Dispatcher>,
     mut shutdown: watch::Receiver<bool>,
     resume: Option<Resume<Src, Snk>>,
-) {
+    metrics: Arc<HubMetrics>,
+) -> Option<CloseReason> {
     let id = context.connection_id().clone();
     // The phases before and after the read loop run boxed: a future is as
     // large as its largest phase, and this one lives as long as the
@@ -75,9 +84,10 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             ))
             .await;
             linger_detached(source, config.close_timeout);
-            return;
+            return None;
         }
     };
+    tracing::Span::current().record("signalr.protocol", protocol.name());
     tracing::debug!(connection = %id, protocol = protocol.name(), "handshake complete");
     // Stateful reconnect needs version 2; otherwise dropping `resume`
     // makes the server refuse resumes (404).
@@ -109,7 +119,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
     let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let mut handle = ConnectionHandle::new(context, protocol, outbound.clone())
+    let mut handle = ConnectionHandle::new(context, protocol, outbound.clone(), metrics)
         .with_stream_buffer_capacity(config.stream_buffer_capacity)
         .with_buffer_limits(config.outbound_pause_bytes, config.outbound_max_bytes);
     if writer_stateful.is_some() {
@@ -122,7 +132,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             handle.abort(CloseReason::Aborted);
         }
     }));
-    let writer = tokio::spawn(writer::run(
+    let writer = tokio::spawn(tracing::Instrument::in_current_span(writer::run(
         sink,
         queue,
         handle.clone(),
@@ -133,7 +143,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             detailed_errors: config.detailed_errors,
         },
         writer_stateful,
-    ));
+    )));
 
     let connected = Box::pin(async {
         tokio::select! {
@@ -178,6 +188,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
         .close_reason()
         .unwrap_or(CloseReason::TransportClosed);
     tracing::debug!(connection = %handle.id(), ?reason, "connection closing");
+    let ended = reason.clone();
     let mut close = BytesMut::new();
     if let Some(message) = reason.close_message(config.detailed_errors) {
         if protocol
@@ -202,6 +213,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
         linger_detached(source, config.close_timeout);
     })
     .await;
+    Some(ended)
 }
 
 /// Reads what the client still sends until it closes too (at most
@@ -423,6 +435,7 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 socket = ReaderResume::next_socket(&mut self.resume) => {
                     if let (Some((new_source, new_sink)), Some(resume)) = (socket, &mut self.resume) {
                         tracing::debug!(connection = %self.handle.id(), "client resumed");
+                        self.handle.metrics().resumed();
                         *source = new_source;
                         // A record cut off with the old socket is replayed
                         // whole by the client.
@@ -442,7 +455,7 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                     }
                 }, if !connected => {
                     self.handle.abort(CloseReason::TransportError(
-                        "the client did not reconnect within the disconnect timeout".into(),
+                        DISCONNECT_TIMEOUT.into(),
                     ));
                 }
                 frame = source.next_frame(), if can_read && connected => match frame {

@@ -52,13 +52,27 @@ pub(crate) struct Stateful<S> {
 }
 
 /// Runs until the queue delivers [`Outbound::Close`], the queue closes,
-/// a write fails, or the connection is aborted as a slow consumer.
+/// a write fails, or the connection is aborted as a slow consumer; then
+/// records the deepest the queue got.
 pub(crate) async fn run<S: FrameSink>(
-    mut sink: S,
-    mut queue: mpsc::Receiver<Outbound>,
+    sink: S,
+    queue: mpsc::Receiver<Outbound>,
     handle: Arc<ConnectionHandle>,
     config: WriterConfig,
+    stateful: Option<Stateful<S>>,
+) {
+    let mut high_water = 0;
+    drive(sink, queue, &handle, config, stateful, &mut high_water).await;
+    handle.metrics().queue_high_water(high_water);
+}
+
+async fn drive<S: FrameSink>(
+    mut sink: S,
+    mut queue: mpsc::Receiver<Outbound>,
+    handle: &Arc<ConnectionHandle>,
+    config: WriterConfig,
     mut stateful: Option<Stateful<S>>,
+    high_water: &mut usize,
 ) {
     let format = handle.protocol().transfer_format();
     let mut ping = BytesMut::new();
@@ -138,6 +152,7 @@ pub(crate) async fn run<S: FrameSink>(
                     let received = state.sequencing.received();
                     match Box::pin(replay(&mut sink, &state.buffer, received, handle.protocol(), format, &config)).await {
                         Ok(()) => {
+                            handle.metrics().replayed(state.buffer.records().count());
                             connected = true;
                             last_write = Instant::now();
                             last_ack_sent = received;
@@ -171,9 +186,11 @@ pub(crate) async fn run<S: FrameSink>(
             }
             item = queue.recv(), if has_room => {
                 let Some(item) = item else {
-                    let _ = timeout(config.close_timeout, sink.close(close_code(&handle))).await;
+                    let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
                     return;
                 };
+                // What waited behind this item: one atomic load per batch.
+                *high_water = (*high_water).max(queue.len() + 1);
                 handle.dequeued(&item);
                 if let Some(state) = &mut stateful {
                     if !connected {
@@ -188,14 +205,14 @@ pub(crate) async fn run<S: FrameSink>(
                     }
                 }
                 let buffer = stateful.as_mut().map(|s| &mut s.buffer);
-                let written = write_batch(&mut sink, &mut queue, &handle, item, format, &config, buffer).await;
+                let written = write_batch(&mut sink, &mut queue, handle, item, format, &config, buffer).await;
                 // The batch emptied the queue: a read loop paused for room
                 // may go on.
                 handle.notify_drained();
                 match written {
                     Ok(false) => last_write = Instant::now(),
                     Ok(true) => {
-                        let _ = timeout(config.close_timeout, sink.close(close_code(&handle))).await;
+                        let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
                         return;
                     }
                     Err(error) if stateful.is_some() => {

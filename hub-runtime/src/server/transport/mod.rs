@@ -11,10 +11,13 @@
 //!
 //! Three transports implement them: [`websocket`] (full duplex),
 //! [`sse`] (Server-Sent Events down, HTTP POSTs up) and [`long_polling`]
-//! (polls down, HTTP POSTs up). The two HTTP transports receive through a
+//! (polls down, HTTP POSTs up); [`in_memory`] carries a test client's
+//! frames over channels (no socket). The two HTTP transports receive through a
 //! [`PostInput`]: the server's POST handler pushes each request body into
 //! it.
 
+#[cfg(feature = "client")]
+pub(crate) mod in_memory;
 pub(crate) mod long_polling;
 pub(crate) mod sse;
 pub(crate) mod websocket;
