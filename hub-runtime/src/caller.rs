@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use http::request::Parts;
 
 use crate::Identity;
-use crate::clients::ConnectionId;
+use crate::targets::ConnectionId;
 
 /// One connection as hub methods, hooks and filters see it. Cheap to share
 /// (the server hands out an `Arc`).

@@ -266,6 +266,30 @@ async fn broadcast_and_send_to_others(protocol: HubProtocol) {
     }
 }
 
+/// A connection is reachable as soon as its `start()` has resolved: a
+/// broadcast sent right after it arrives (the server registers a
+/// connection before it answers the handshake).
+async fn reached_once_started(protocol: HubProtocol) {
+    let server = start_server(&[]);
+    let url = hub_url(&server);
+    let mut sender = connect(&url, protocol, "sender").await;
+    for round in 0..10 {
+        let mut newcomer = connect(&url, protocol, "newcomer").await;
+        let message = format!("round {round}");
+        within("Broadcast", sender.hub.broadcast(message.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            newcomer.next().await,
+            message,
+            "a broadcast sent once start() resolved reaches the new connection"
+        );
+        assert_eq!(sender.next().await, message);
+        newcomer.stop().await;
+    }
+    sender.stop().await;
+}
+
 /// `SendToConnection` reaches that one connection only.
 async fn send_to_connection(protocol: HubProtocol) {
     let server = start_server(&[]);
@@ -893,6 +917,7 @@ over_http_transports!(
     add,
     get_connection_id,
     broadcast_and_send_to_others,
+    reached_once_started,
     send_to_connection,
     groups,
     users,
@@ -909,6 +934,7 @@ with_both_protocols!(
     add,
     get_connection_id,
     broadcast_and_send_to_others,
+    reached_once_started,
     send_to_connection,
     groups,
     users,

@@ -59,8 +59,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::clients::{ConnectionId, Target};
 use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload};
+use crate::targets::{ConnectionId, Target};
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 #[cfg(feature = "redis")]

@@ -17,8 +17,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::EncodedMessage;
-use crate::clients::{ConnectionId, Target};
 use crate::protocol::{HubProtocol, Payload};
+use crate::targets::{ConnectionId, Target};
 use crate::{HubError, HubErrorKind};
 
 const VERSION: u8 = 1;

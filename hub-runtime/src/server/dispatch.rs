@@ -390,6 +390,13 @@ impl<H: Hub> Shared<H> {
 }
 
 impl<H: Hub> Dispatcher for Shared<H> {
+    fn register(&self, connection: &Arc<ConnectionHandle>) -> BoxFuture<'static, ()> {
+        // Scale-out: other nodes reach the connection once this holds.
+        self.registry
+            .add(connection)
+            .unwrap_or_else(|| Box::pin(std::future::ready(())))
+    }
+
     fn connected(
         &self,
         connection: &Arc<ConnectionHandle>,
@@ -397,15 +404,10 @@ impl<H: Hub> Dispatcher for Shared<H> {
         if self.options.close_on_authentication_expiration {
             close_on_expiry(connection);
         }
-        let subscribed = self.registry.add(connection);
         let context = self.call_context(connection);
         let hub = self.hub.clone();
         let filters = self.filters.clone();
         Box::pin(async move {
-            // Scale-out: other nodes reach the connection once this holds.
-            if let Some(subscribed) = subscribed {
-                subscribed.await;
-            }
             let connection = context.connection().clone();
             let connected = filters.run_connected(&connection, move || hub.on_connected(context));
             match AssertUnwindSafe(connected).catch_unwind().await {

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
 
-use super::http::identity_of;
-use super::transports::{self, TransportKind};
+use super::transport_requests::{self, TransportKind, identity_of};
 use super::{HubServer, Shared};
 use crate::client::{
     CloseReason, Frame, FrameSink, FrameSource, HubConnectionBuilder, InMemoryConnector,
 };
-use crate::clients::ConnectionId;
 use crate::hub::ConnectionContext;
-use crate::transport::in_memory::{self, MemoryClientEnd, MemoryFrame};
+use crate::server::transport::in_memory::{self, MemoryClientEnd, MemoryFrame};
+use crate::targets::ConnectionId;
 use crate::{Hub, HubError, HubErrorKind};
 
 /// The URL a test client reports; nothing is ever sent to it.
@@ -116,9 +115,9 @@ async fn open<H: Hub>(
         .await
         .map_err(|_| refused("The server answered 401 Unauthorized."))?;
     let user = identity.user_id_arc().cloned();
-    let connection_id =
-        transports::fresh_id().ok_or_else(|| refused("The OS random number generator failed."))?;
-    let live = transports::register(
+    let connection_id = transport_requests::fresh_id()
+        .ok_or_else(|| refused("The OS random number generator failed."))?;
+    let live = transport_requests::register(
         shared,
         None,
         TransportKind::WebSockets,
@@ -133,7 +132,7 @@ async fn open<H: Hub>(
         Some(parts),
     ));
     let (source, sink, client) = in_memory::pair();
-    tokio::spawn(transports::run_session(
+    tokio::spawn(transport_requests::run_session(
         shared.clone(),
         source,
         sink,

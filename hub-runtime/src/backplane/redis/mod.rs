@@ -87,8 +87,8 @@ mod cluster;
 
 use super::wire::{self, Envelope};
 use super::{Backplane, EncodedMessage, LocalNode, Subscription};
-use crate::clients::{ConnectionId, Target};
 use crate::protocol::Payload;
+use crate::targets::{ConnectionId, Target};
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 /// How many `PUBLISH`es go in one pipeline at most.

@@ -238,8 +238,13 @@ pub(crate) struct SessionConfig {
 /// What the hub does with a connection's messages; implemented by the
 /// server.
 pub(crate) trait Dispatcher: Send + Sync + 'static {
-    /// The handshake succeeded: register the connection and run
-    /// `on_connected`. An error ends the connection.
+    /// The handshake request was accepted: make the connection reachable
+    /// (the registry, and the backplane's subscriptions once they hold),
+    /// before the handshake is answered.
+    fn register(&self, connection: &Arc<ConnectionHandle>) -> BoxFuture<'static, ()>;
+
+    /// The handshake was answered: run `on_connected`. An error ends the
+    /// connection.
     fn connected(
         &self,
         connection: &Arc<ConnectionHandle>,

@@ -65,25 +65,34 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     // large as its largest phase, and this one lives as long as the
     // connection, idle or not.
     let mut buffer = BytesMut::new();
-    let handshaken = Box::pin(handshake(
+    let formats = sink.supported_formats();
+    let Some((requested, version)) = Box::pin(read_handshake(
         &mut source,
-        &mut sink,
+        formats,
         &mut buffer,
         &config,
         &mut shutdown,
     ))
-    .await;
-    let (protocol, version) = match handshaken {
-        Some(outcome) => outcome,
-        None => {
+    .await
+    else {
+        // The client went away before its handshake: nobody to answer.
+        refuse(source, sink, &config).await;
+        return None;
+    };
+    let protocol = match requested {
+        Ok(protocol) => protocol,
+        Err(rejection) => {
+            tracing::debug!(%rejection, "handshake refused");
             // A refused handshake is a protocol error (1002); the error
-            // response was written first.
-            let _ = Box::pin(timeout(
-                config.close_timeout,
-                sink.close(CloseCode::ProtocolError),
-            ))
+            // response is written first.
+            let _ = answer_handshake(
+                &mut sink,
+                &rejection.response(),
+                TransferFormat::Text,
+                &config,
+            )
             .await;
-            linger_detached(source, config.close_timeout);
+            refuse(source, sink, &config).await;
             return None;
         }
     };
@@ -132,6 +141,30 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             handle.abort(CloseReason::Aborted);
         }
     }));
+    // Registered before the handshake is answered: a client whose
+    // `start()` has resolved is reached by any broadcast sent after it, on
+    // this node and (once the backplane holds the subscription) on others.
+    // What is sent meanwhile waits in the outbound queue behind the answer.
+    let registered = Box::pin(async {
+        tokio::select! {
+            () = dispatcher.register(&handle) => true,
+            _ = shutdown.wait_for(|down| *down) => false,
+        }
+    })
+    .await;
+    let answered = registered
+        && answer_handshake(
+            &mut sink,
+            &HandshakeResponse::success(),
+            protocol.transfer_format(),
+            &config,
+        )
+        .await;
+    if !answered {
+        dispatcher.disconnected(&handle, None, false).await;
+        refuse(source, sink, &config).await;
+        return None;
+    }
     let writer = tokio::spawn(tracing::Instrument::in_current_span(writer::run(
         sink,
         queue,
@@ -227,58 +260,72 @@ fn linger_detached<Src: FrameSource>(mut source: Src, limit: std::time::Duration
     });
 }
 
-/// Reads the handshake request and answers it. Returns the protocol and
-/// the requested version on success; on failure the error response has
-/// been written.
-async fn handshake<Src: FrameSource, Snk: FrameSink>(
+/// Closes a connection that never got past its handshake: a protocol
+/// error (1002), then the socket lingers so that the answer is read.
+async fn refuse<Src: FrameSource, Snk: FrameSink>(
+    source: Src,
+    mut sink: Snk,
+    config: &SessionConfig,
+) {
+    let _ = Box::pin(timeout(
+        config.close_timeout,
+        sink.close(CloseCode::ProtocolError),
+    ))
+    .await;
+    linger_detached(source, config.close_timeout);
+}
+
+/// Reads the handshake request and picks the protocol among `formats`
+/// and the server's. Returns `None` when the client went away first;
+/// otherwise the choice (or why the handshake is refused) and the
+/// requested version.
+async fn read_handshake<Src: FrameSource>(
     source: &mut Src,
-    sink: &mut Snk,
+    formats: &[TransferFormat],
     buffer: &mut BytesMut,
     config: &SessionConfig,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<(HubProtocol, i32)> {
+) -> Option<(Result<HubProtocol, HandshakeRejection>, i32)> {
     let deadline = Instant::now() + config.handshake_timeout;
-    let mut version = 1;
-    let outcome: Result<HubProtocol, HandshakeRejection> = loop {
+    loop {
         match HandshakeRequest::decode(buffer, config.max_receive) {
             Ok(Some(request)) => {
-                version = request.version;
-                break request
-                    .select_protocol(sink.supported_formats())
-                    .and_then(|protocol| {
-                        if config.protocols.contains(&protocol) {
-                            Ok(protocol)
-                        } else {
-                            Err(HandshakeRejection::UnsupportedProtocol {
-                                protocol: request.protocol.clone(),
-                            })
-                        }
-                    });
+                let chosen = request.select_protocol(formats).and_then(|protocol| {
+                    if config.protocols.contains(&protocol) {
+                        Ok(protocol)
+                    } else {
+                        Err(HandshakeRejection::UnsupportedProtocol {
+                            protocol: request.protocol.clone(),
+                        })
+                    }
+                });
+                return Some((chosen, request.version));
             }
             Ok(None) => {}
             Err(error) => {
                 tracing::debug!(%error, "invalid handshake request");
-                break Err(error.rejection(config.detailed_errors));
+                return Some((Err(error.rejection(config.detailed_errors)), 1));
             }
         }
         tokio::select! {
             frame = source.next_frame() => match frame {
                 Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
-                // The client went away; nobody to answer.
                 Some(Err(_)) | None => return None,
             },
-            () = sleep_until(deadline) => break Err(HandshakeRejection::Canceled),
-            _ = shutdown.wait_for(|down| *down) => break Err(HandshakeRejection::Canceled),
+            () = sleep_until(deadline) => return Some((Err(HandshakeRejection::Canceled), 1)),
+            _ = shutdown.wait_for(|down| *down) => return Some((Err(HandshakeRejection::Canceled), 1)),
         }
-    };
+    }
+}
 
-    let (response, format) = match &outcome {
-        Ok(protocol) => (HandshakeResponse::success(), protocol.transfer_format()),
-        Err(rejection) => {
-            tracing::debug!(%rejection, "handshake refused");
-            (rejection.response(), TransferFormat::Text)
-        }
-    };
+/// Writes the handshake response; `false` when it could not be written in
+/// time.
+async fn answer_handshake<Snk: FrameSink>(
+    sink: &mut Snk,
+    response: &HandshakeResponse,
+    format: TransferFormat,
+    config: &SessionConfig,
+) -> bool {
     let mut bytes = BytesMut::new();
     response.encode(&mut bytes);
     let written = timeout(config.send_timeout, async {
@@ -286,10 +333,7 @@ async fn handshake<Src: FrameSource, Snk: FrameSink>(
         sink.flush().await
     })
     .await;
-    match (outcome, written) {
-        (Ok(protocol), Ok(Ok(()))) => Some((protocol, version)),
-        _ => None,
-    }
+    matches!(written, Ok(Ok(())))
 }
 
 /// Why the read loop's long-lived close watch fired.
