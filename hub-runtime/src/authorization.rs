@@ -1,16 +1,44 @@
 //! Authorization declared with `#[authorize]` on a hub or its methods:
 //! authenticated users only, roles, and [`Policy`] types.
 //!
-//! ```ignore
-//! #[hub(client = IChat)]
-//! #[authorize]                                   // the whole hub: users only (401 at negotiate)
-//! impl ChatHub {
-//!     #[authorize(roles("admin", "moderator"))]  // either role
-//!     async fn ban(&self, user: String) { … }
+//! ```
+//! use hub_runtime::authorization::{AuthorizationRequest, SyncPolicy};
+//! use hub_runtime::server::HubServer;
+//! use hub_runtime::{authorize, hub, hub_client};
 //!
-//!     #[authorize(policy = policies::RoomOwner)] // a Policy type, checked by the compiler
-//!     async fn rename_room(&self, room: String, name: String) { … }
+//! #[hub_client]
+//! pub trait IChat {
+//!     async fn renamed(&self, room: String, name: String);
 //! }
+//!
+//! /// Only `ann` owns rooms here; a real policy would look the room up.
+//! struct RoomOwner;
+//!
+//! impl SyncPolicy for RoomOwner {
+//!     fn check(&self, request: &AuthorizationRequest<'_>) -> bool {
+//!         request.identity.user_id() == Some("ann")
+//!     }
+//! }
+//!
+//! pub struct ChatHub;
+//!
+//! #[hub(client = IChat)]
+//! #[authorize] // the whole hub: users only (401 at negotiate)
+//! impl ChatHub {
+//!     #[authorize(roles("admin", "moderator"))] // either role
+//!     async fn ban(&self, user: String) {
+//!         let _ = user;
+//!     }
+//!
+//!     #[authorize(policy = RoomOwner)] // a Policy type, checked by the compiler
+//!     async fn rename_room(&self, room: String, name: String) {
+//!         let _ = (room, name);
+//!     }
+//! }
+//!
+//! // A policy a hub names must be registered, with its state, on the server.
+//! let server = HubServer::builder(ChatHub).policy(RoomOwner).build();
+//! # drop(server);
 //! ```
 //!
 //! A method refused is answered with an error Completion,
