@@ -5,8 +5,9 @@
 //! behind features the server (`server`) and the client (`client`).
 //!
 //! Start with the [`guide`]: contracts, hubs, targets, groups and users,
-//! streams, client results, the Rust client, transports, stateful
-//! reconnect, scale-out, options, errors, and testing a hub in memory.
+//! identity and authorization, streams, client results, the Rust client,
+//! transports, TLS, stateful reconnect, scale-out, options, errors, and
+//! testing a hub in memory.
 
 // docs.rs builds with `--cfg docsrs` (see Cargo.toml): items say which
 // features they need.
