@@ -9,7 +9,7 @@
 //! | `chat` | rooms (groups), users and roles from a bearer token, a moderator-only method, a typed client contract |
 //! | `stock-ticker` | server-to-client streaming and a background producer, cancelled cleanly |
 //! | `upload` | a client-to-server stream with progress |
-//! | `rust-client` | the typed Rust client: automatic and stateful reconnect, any server by URL |
+//! | `rust-client` | the typed Rust client: automatic and stateful reconnect, any server by URL (https too), roles |
 //! | `scale-out` | two hub processes and Redis, started by one command |
 //! | `axum-app` | a hub inside an existing axum app, next to REST routes, with tower layers and shared state |
 

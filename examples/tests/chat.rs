@@ -260,7 +260,10 @@ impl Terminal {
     /// The client ends by itself with a failure status.
     fn exit_fails(mut self) {
         let status = self.child.wait().unwrap();
-        assert!(!status.success(), "rust-client exits with a failure, not {status}");
+        assert!(
+            !status.success(),
+            "rust-client exits with a failure, not {status}"
+        );
     }
 
     /// Closes stdin: the client leaves and exits with 0.

@@ -117,7 +117,11 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
     let token = args.user.as_ref().map(|user| {
         // The chat example's token format (`hub_examples::chat::ChatTokens`).
-        let roles: String = args.roles.iter().map(|role| format!(".role-{role}")).collect();
+        let roles: String = args
+            .roles
+            .iter()
+            .map(|role| format!(".role-{role}"))
+            .collect();
         format!("user-{user}{roles}")
     });
     let mut builder = HubConnection::builder(args.url.as_str())
@@ -184,13 +188,19 @@ async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
 /// announcing) is printed; the connection stays up.
 async fn command(chat: &IChatHubProxy, room: &str, line: &str) {
     let (what, done) = if let Some(text) = line.strip_prefix("/announce ") {
-        ("announced", chat.announce(room.to_owned(), text.to_owned()).await)
+        (
+            "announced",
+            chat.announce(room.to_owned(), text.to_owned()).await,
+        )
     } else if let Some(rest) = line.strip_prefix("/whisper ") {
         let Some((user, text)) = rest.split_once(' ') else {
             eprintln!("rust-client: usage: /whisper USER TEXT");
             return;
         };
-        ("whispered", chat.whisper(user.to_owned(), text.to_owned()).await)
+        (
+            "whispered",
+            chat.whisper(user.to_owned(), text.to_owned()).await,
+        )
     } else {
         ("posted", chat.post(room.to_owned(), line.to_owned()).await)
     };
