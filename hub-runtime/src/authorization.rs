@@ -2,21 +2,27 @@
 //! authenticated users only, roles, and [`Policy`] types.
 //!
 //! ```
-//! use hub_runtime::authorization::{AuthorizationRequest, SyncPolicy};
-//! use hub_runtime::server::HubServer;
 //! use hub_runtime::{authorize, hub, hub_client};
 //!
 //! #[hub_client]
 //! pub trait IChat {
-//!     async fn renamed(&self, room: String, name: String);
+//!     async fn receive(&self, message: String);
 //! }
 //!
-//! /// Only `ann` owns rooms here; a real policy would look the room up.
-//! struct RoomOwner;
+//! mod policies {
+//!     use hub_runtime::authorization::{AuthorizationRequest, SyncPolicy};
 //!
-//! impl SyncPolicy for RoomOwner {
-//!     fn check(&self, request: &AuthorizationRequest<'_>) -> bool {
-//!         request.identity.user_id() == Some("ann")
+//!     /// Allows renaming a room (the call's first argument) to its owner only.
+//!     pub struct RoomOwner {
+//!         pub owners: std::collections::HashMap<String, String>,
+//!     }
+//!
+//!     impl SyncPolicy for RoomOwner {
+//!         fn check(&self, request: &AuthorizationRequest<'_>) -> bool {
+//!             let room: Option<String> = request.arguments.and_then(|a| a.bind(0).ok());
+//!             room.and_then(|room| self.owners.get(&room)).map(String::as_str)
+//!                 == request.identity.user_id()
+//!         }
 //!     }
 //! }
 //!
@@ -30,15 +36,24 @@
 //!         let _ = user;
 //!     }
 //!
-//!     #[authorize(policy = RoomOwner)] // a Policy type, checked by the compiler
+//!     #[authorize(policy = policies::RoomOwner)] // a Policy type, checked by the compiler
 //!     async fn rename_room(&self, room: String, name: String) {
 //!         let _ = (room, name);
 //!     }
 //! }
 //!
-//! // A policy a hub names must be registered, with its state, on the server.
-//! let server = HubServer::builder(ChatHub).policy(RoomOwner).build();
-//! # drop(server);
+//! # #[cfg(feature = "server")]
+//! # {
+//! use hub_runtime::server::HubServer;
+//!
+//! // Every policy the hub names is registered, with its state; without
+//! // `.policy(…)` `try_build` refuses.
+//! assert!(HubServer::builder(ChatHub).try_build().is_err());
+//! let server = HubServer::builder(ChatHub)
+//!     .policy(policies::RoomOwner { owners: Default::default() })
+//!     .try_build();
+//! assert!(server.is_ok());
+//! # }
 //! ```
 //!
 //! A method refused is answered with an error Completion,
