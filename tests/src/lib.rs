@@ -424,8 +424,9 @@ impl RedisCluster {
 
     /// As [`RedisCluster::start`], every node serving TLS only
     /// (`--port 0 --tls-port P`, `--tls-cluster yes`: the cluster bus and
-    /// replication over TLS too) with `ca`'s server certificate for
-    /// 127.0.0.1, clients not asked for certificates. Its
+    /// replication over TLS too) with a certificate of `ca` for 127.0.0.1
+    /// ([`tls::TestCa::peer_cert_files`]), clients not asked for
+    /// certificates. Its
     /// [`seeds`](RedisCluster::seeds) are `rediss://` URLs; clients trust
     /// them with `SSL_CERT_FILE=`[`tls::TestCa::ca_cert_file`].
     ///
@@ -451,23 +452,24 @@ impl RedisCluster {
             dir,
             tls_ca: ca.map(|ca| ca.ca_cert_file().to_owned()),
         };
+        let peer_cert = ca.map(tls::TestCa::peer_cert_files);
         for _ in 0..masters * (1 + replicas) {
             let port = free_cluster_port();
             let node_dir = cluster.dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("a node directory");
             let mut command = Command::new(&binary);
-            match ca {
-                None => command.args(["--port", &port.to_string()]),
-                Some(ca) => command
+            match (&cluster.tls_ca, &peer_cert) {
+                (Some(ca_file), Some((cert, key))) => command
                     .args(["--port", "0", "--tls-port", &port.to_string()])
                     .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
                     .arg("--tls-cert-file")
-                    .arg(ca.server_cert_file())
+                    .arg(cert)
                     .arg("--tls-key-file")
-                    .arg(ca.server_key_file())
+                    .arg(key)
                     .arg("--tls-ca-cert-file")
-                    .arg(ca.ca_cert_file())
+                    .arg(ca_file)
                     .args(["--tls-auth-clients", "no"]),
+                _ => command.args(["--port", &port.to_string()]),
             };
             let child = command
                 .args(["--bind", "127.0.0.1"])

@@ -277,7 +277,7 @@ pub(super) async fn run_session(inner: &Arc<Inner>, seeds: &[String]) -> Result<
             inner.peers.store(seen, Ordering::Relaxed);
         }
     }
-    inner.connected.store(true, Ordering::Release);
+    inner.mark_connected();
     tracing::debug!(node = %inner.node_id, sharded = cluster.flavor.sharded,
         "Redis Cluster backplane connected");
 
