@@ -593,23 +593,29 @@ impl RedisCluster {
             .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {channel} answered {answer:?}"))
     }
 
-    /// The port of the primary that serves `slot`, as the primaries see it.
+    /// The port of the primary that serves `slot`, as the primaries agree
+    /// (`CLUSTER NODES`): `None` while they disagree or none serves it.
     pub fn owner_of_slot(&self, slot: u16) -> Option<u16> {
-        self.primaries().into_iter().find(|&port| {
-            let myself = self.cli(port, &["CLUSTER", "MYID"]);
-            self.cli(port, &["CLUSTER", "NODES"]).lines().any(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                fields.first() == Some(&myself.trim())
-                    && fields.iter().skip(8).any(|range| {
-                        let mut bounds = range.splitn(2, '-').map(str::parse::<u16>);
-                        match (bounds.next(), bounds.next()) {
-                            (Some(Ok(low)), Some(Ok(high))) => (low..=high).contains(&slot),
-                            (Some(Ok(only)), None) => only == slot,
-                            _ => false,
-                        }
-                    })
-            })
-        })
+        let mut owners = self.primaries().into_iter().map(|port| {
+            self.cli(port, &["CLUSTER", "NODES"])
+                .lines()
+                .find_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let serves = fields.get(2)?.contains("master")
+                        && fields.iter().skip(8).any(|range| {
+                            let mut bounds = range.splitn(2, '-').map(str::parse::<u16>);
+                            match (bounds.next(), bounds.next()) {
+                                (Some(Ok(low)), Some(Ok(high))) => (low..=high).contains(&slot),
+                                (Some(Ok(only)), None) => only == slot,
+                                _ => false,
+                            }
+                        });
+                    let address = fields.get(1)?.split('@').next()?;
+                    serves.then(|| address.rsplit(':').next()?.parse().ok())?
+                })
+        });
+        let first = owners.next()??;
+        owners.all(|owner| owner == Some(first)).then_some(first)
     }
 
     /// Moves `slot` from its primary to the primary on port `to`, as
