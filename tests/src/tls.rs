@@ -125,11 +125,7 @@ impl TestCa {
         (cert_file, key_file)
     }
 
-    fn issue_with(
-        &self,
-        names: &[&str],
-        usages: Vec<ExtendedKeyUsagePurpose>,
-    ) -> (String, String) {
+    fn issue_with(&self, names: &[&str], usages: Vec<ExtendedKeyUsagePurpose>) -> (String, String) {
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let mut params = CertificateParams::new(names).expect("valid subject names");
         params

@@ -1084,8 +1084,16 @@ async fn a_server_joining_under_load(a: &ServerProcess, b: &ServerProcess, args:
     let pumps = [
         Pump::start(conformance_client(a, "a-all").await, "join-a-all", None),
         Pump::start(conformance_client(b, "b-all").await, "join-b-all", None),
-        Pump::start(conformance_client(a, "a-grp").await, "join-a-grp", Some(group)),
-        Pump::start(conformance_client(b, "b-grp").await, "join-b-grp", Some(group)),
+        Pump::start(
+            conformance_client(a, "a-grp").await,
+            "join-a-grp",
+            Some(group),
+        ),
+        Pump::start(
+            conformance_client(b, "b-grp").await,
+            "join-b-grp",
+            Some(group),
+        ),
     ];
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -1146,7 +1154,10 @@ async fn a_server_joining_under_load(a: &ServerProcess, b: &ServerProcess, args:
     {
         println!("joining under load: {}", report.join("; "));
     }
-    for client in senders.into_iter().chain([receiver_a, receiver_b, receiver_c]) {
+    for client in senders
+        .into_iter()
+        .chain([receiver_a, receiver_b, receiver_c])
+    {
         client.stop().await;
     }
     drop(c);
@@ -1159,11 +1170,7 @@ async fn a_server_joining_under_load(a: &ServerProcess, b: &ServerProcess, args:
 /// move arrives in order. Pub/sub keeps nothing, so a message published at
 /// the new primary before a node subscribed there is lost for that node:
 /// the test counts those.
-async fn slots_moving_under_traffic(
-    cluster: &RedisCluster,
-    a: &ServerProcess,
-    b: &ServerProcess,
-) {
+async fn slots_moving_under_traffic(cluster: &RedisCluster, a: &ServerProcess, b: &ServerProcess) {
     let group = "moving";
     let mut receiver_a = conformance_client(a, "receiver-a").await;
     let mut receiver_b = conformance_client(b, "receiver-b").await;
@@ -1173,7 +1180,11 @@ async fn slots_moving_under_traffic(
     let pumps = [
         Pump::start(conformance_client(a, "a-all").await, "move-a-all", None),
         Pump::start(conformance_client(b, "b-all").await, "move-b-all", None),
-        Pump::start(conformance_client(a, "a-grp").await, "move-a-grp", Some(group)),
+        Pump::start(
+            conformance_client(a, "a-grp").await,
+            "move-a-grp",
+            Some(group),
+        ),
     ];
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -1245,7 +1256,11 @@ async fn slots_moving_under_traffic(
             let numbers = &got[*label];
             let unique: Vec<u64> = {
                 let mut seen = std::collections::HashSet::new();
-                numbers.iter().copied().filter(|n| seen.insert(*n)).collect()
+                numbers
+                    .iter()
+                    .copied()
+                    .filter(|n| seen.insert(*n))
+                    .collect()
             };
             let after = missing(numbers, after_move[index], sent[index]);
             assert!(
@@ -1269,7 +1284,11 @@ async fn slots_moving_under_traffic(
             );
             let doubled: Vec<u64> = {
                 let mut seen = std::collections::HashSet::new();
-                numbers.iter().copied().filter(|n| !seen.insert(*n)).collect()
+                numbers
+                    .iter()
+                    .copied()
+                    .filter(|n| !seen.insert(*n))
+                    .collect()
             };
             report.push(format!(
                 "{name}/{label}: {} sent, the move from {} to {}, lost before it {:?}, \
@@ -1353,7 +1372,11 @@ fn on_a_tls_redis_cluster_servers_join_over_rediss() {
         let mut a1 = conformance_client(&a, "a1").await;
         let mut b1 = conformance_client(&b, "b1").await;
         a1.hub.broadcast("to all".into()).await.unwrap();
-        assert_eq!(b1.next().await, "to all", "a broadcast crosses a TLS cluster");
+        assert_eq!(
+            b1.next().await,
+            "to all",
+            "a broadcast crosses a TLS cluster"
+        );
         assert_eq!(a1.next().await, "to all");
         b1.hub.join_group("tls".into()).await.unwrap();
         a1.hub

@@ -1,6 +1,7 @@
-//! The Redis backplane on a Redis Cluster: one cluster connection (the
-//! redis crate's cluster-async client, RESP3) that publishes, subscribes and
-//! receives, with sharded pub/sub where the cluster has it.
+//! The Redis backplane on a Redis Cluster: two cluster connections (the
+//! redis crate's cluster-async client), one that publishes and checks, one
+//! (RESP3) that subscribes and receives, with sharded pub/sub where the
+//! cluster has it. `rediss://` seeds make both TLS, to every node.
 //!
 //! The channel names are those of a single Redis (see the parent module):
 //! a channel's slot is the hash of its whole name, so the channels of

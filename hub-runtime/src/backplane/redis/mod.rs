@@ -34,8 +34,21 @@
 //! whether any node holds its connection. Order holds per channel, not
 //! across channels. When a shard drops a sharded subscription (its slots
 //! moved, or it failed over), the node subscribes again where the slot now
-//! lives; a command that fails meanwhile ends the session, which reconnects
-//! and replays as below.
+//! lives: at once on the shard's `sunsubscribe` push, and at the next
+//! health check when the slot map changed. Pub/sub keeps nothing: what is
+//! published at the new owner before a node subscribed there is lost for
+//! that node, and while a slot moves a message may reach it twice. A
+//! command that fails meanwhile ends the session, which reconnects and
+//! replays as below.
+//!
+//! # A node that starts
+//!
+//! A backplane made by [`RedisBackplaneBuilder::connect`] subscribes once
+//! attached to a server; until that first session has subscribed (at most
+//! [`RedisBackplaneBuilder::operation_timeout`]), the server's new
+//! connections wait before their handshake is answered, so that a client
+//! whose `start()` resolved hears every broadcast sent after. One made by
+//! [`RedisBackplaneBuilder::start`] makes nothing wait.
 //!
 //! # Faults and the delivery policy
 //!
