@@ -68,7 +68,12 @@ pub fn machine_description() -> serde_json::Value {
         .find_map(|line| line.strip_prefix("model name"))
         .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // The machine's cores, not this process's (pinned to one of them).
+    let cores = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count()
+        .max(1);
     let memory_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|info| {
