@@ -55,6 +55,12 @@ enum Command {
         /// Do not pin the server and the load generator to separate cores.
         #[arg(long)]
         no_pin: bool,
+        /// Clients of the clock job instead of the plan's (a smaller trial run).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        clock_clients: Option<u32>,
+        /// Connections of the connect-storm job instead of the plan's (a smaller trial run).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        storm_connections: Option<u32>,
     },
     /// Render results into a Markdown table and a chart.
     Render {
@@ -110,7 +116,20 @@ fn main() -> ExitCode {
             filter,
             repetitions,
             no_pin,
-        } => run(quick, out, only, filter, repetitions, no_pin),
+            clock_clients,
+            storm_connections,
+        } => run(
+            quick,
+            out,
+            only,
+            filter,
+            Overrides {
+                repetitions,
+                clock_clients,
+                storm_connections,
+            },
+            no_pin,
+        ),
         Command::Render { md, png, inputs } => render(&inputs, &md, &png),
     }
 }
@@ -144,12 +163,19 @@ fn serve(
     }
 }
 
+/// What `run` changes in its plan.
+struct Overrides {
+    repetitions: Option<u16>,
+    clock_clients: Option<u32>,
+    storm_connections: Option<u32>,
+}
+
 fn run(
     quick: bool,
     out: Option<PathBuf>,
     only: Vec<String>,
     filter: Option<String>,
-    repetitions: Option<u16>,
+    overrides: Overrides,
     no_pin: bool,
 ) -> ExitCode {
     let mode = if quick { "quick" } else { "full" };
@@ -160,8 +186,23 @@ fn run(
     };
     plan.only = only;
     plan.filter = filter;
-    if let Some(repetitions) = repetitions {
+    if let Some(repetitions) = overrides.repetitions {
         plan.repetitions = usize::from(repetitions);
+    }
+    for job in &mut plan.jobs {
+        match job {
+            runner::Job::Clock { clients, .. } => {
+                if let Some(count) = overrides.clock_clients {
+                    *clients = count as usize;
+                }
+            }
+            runner::Job::ConnectStorm { connections, .. } => {
+                if let Some(count) = overrides.storm_connections {
+                    *connections = count as usize;
+                }
+            }
+            _ => {}
+        }
     }
     if !no_pin {
         // Before the runtime starts: its threads inherit the mask.
