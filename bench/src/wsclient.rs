@@ -205,6 +205,9 @@ impl Encoder {
     }
 }
 
+/// What [`Conn::recv_frames`] hands each small data frame's payload to.
+pub type FrameHandler<'a> = dyn FnMut(&[u8]) + Send + 'a;
+
 /// What one [`Conn::recv`] saw.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Received {
@@ -412,14 +415,14 @@ impl Conn {
     /// Reads once from the socket and hands the payload of every complete
     /// small data frame (up to 125 bytes, such as a clock tick) to
     /// `on_frame` instead of scanning it for markers.
-    pub async fn recv_frames(&mut self, on_frame: &mut (dyn FnMut(&[u8]) + Send)) -> Received {
+    pub async fn recv_frames(&mut self, on_frame: &mut FrameHandler<'_>) -> Received {
         self.recv_inner(&mut |_| {}, Some(on_frame)).await
     }
 
     async fn recv_inner(
         &mut self,
         on_marker: &mut impl FnMut(u64),
-        mut on_frame: Option<&mut (dyn FnMut(&[u8]) + Send)>,
+        mut on_frame: Option<&mut FrameHandler<'_>>,
     ) -> Received {
         let mut received = Received::default();
         if let Err(_error) = self.fill().await {
