@@ -36,6 +36,11 @@ pub enum Proto {
     Sio,
 }
 
+/// A SignalR Ping in the JSON hub protocol.
+const SIGNALR_JSON_PING: &[u8] = b"{\"type\":6}\x1e";
+/// A SignalR Ping in the MessagePack hub protocol (length 2, `[6]`).
+const SIGNALR_MSGPACK_PING: &[u8] = &[0x02, 0x91, 0x06];
+
 /// The length of a marker: `@@`, 16 hex digits, `|`.
 pub const MARKER_LEN: usize = 19;
 const READ_BUFFER: usize = 4096;
@@ -478,6 +483,19 @@ impl Conn {
                     1 if self.proto == Proto::Sio && payload == b"2" => {
                         self.control.clear();
                         frame(&mut self.control, 1, b"3");
+                    }
+                    // A SignalR server Ping (every 15 s) is answered with a
+                    // Ping, standing in for the official clients' keep-alive
+                    // timer: a client that only listens (the clock's, the
+                    // idle ones) is not closed after the server's 30 s
+                    // client timeout.
+                    1 if self.proto == Proto::Json && payload == SIGNALR_JSON_PING => {
+                        self.control.clear();
+                        frame(&mut self.control, 1, SIGNALR_JSON_PING);
+                    }
+                    2 if self.proto == Proto::MsgPack && payload == SIGNALR_MSGPACK_PING => {
+                        self.control.clear();
+                        frame(&mut self.control, 2, SIGNALR_MSGPACK_PING);
                     }
                     _ if on_frame.is_some() => {
                         if let Some(on_frame) = on_frame.as_mut() {
