@@ -26,10 +26,15 @@ fn load(inputs: &[PathBuf]) -> Result<Results, Error> {
         groups: BTreeMap::new(),
         files: inputs.to_vec(),
     };
-    for input in inputs {
+    for (file, input) in inputs.iter().enumerate() {
         let text = std::fs::read_to_string(input)?;
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
-            let record: Value = serde_json::from_str(line)?;
+            let mut record: Value = serde_json::from_str(line)?;
+            // Repetitions of several result files (runs) rendered together
+            // stay apart: a ratio pairs records of one run's repetition.
+            if let Some(fields) = record.as_object_mut() {
+                fields.insert("run_file".into(), Value::from(file));
+            }
             match record["record"].as_str() {
                 Some("run") => results.header = record,
                 Some("end") => results.footer = record,
@@ -138,14 +143,21 @@ fn by_repetition(records: Option<&Vec<Value>>, path: &str) -> BTreeMap<u64, f64>
         .filter(|record| record["ok"] == Value::Bool(true))
         .filter_map(|record| {
             let value = record.pointer(path).and_then(Value::as_f64)?;
-            (value.is_finite() && value > 0.0)
-                .then(|| (record["repetition"].as_u64().unwrap_or(0), value))
+            (value.is_finite() && value > 0.0).then(|| {
+                let run = record["run_file"].as_u64().unwrap_or(0);
+                (
+                    run << 32 | record["repetition"].as_u64().unwrap_or(0),
+                    value,
+                )
+            })
         })
         .collect()
 }
 
 /// One ratio, ours over another server, in each repetition that has both
 /// (the two ran next to each other: the repetitions are interleaved).
+/// Keyed by run file and repetition, so that rendering two runs together
+/// gives the spread over both.
 #[derive(Debug, Clone, Default)]
 struct Spread {
     /// Repetition -> ratio.
