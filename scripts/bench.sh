@@ -12,6 +12,8 @@
 # generator are pinned to separate cores (`hubbench run --no-pin` turns that
 # off). Run it on a quiet machine: RESULTS.md states each ratio's min–max over
 # the repetitions; two runs of the same code should agree within ±10 %.
+# To check that, render both runs together (each ratio's min–max then spans them):
+#   target/release/hubbench render --md /tmp/both.md --png /tmp/both.png RUN1.jsonl RUN2.jsonl
 #
 # Writes bench/results/<mode>-<time>.jsonl, then renders bench/RESULTS.md
 # and bench/results/chart.png from that file.
