@@ -41,6 +41,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
 use syn::{Item, Path};
 
+mod errors;
 mod names;
 mod parse;
 mod parse_authorize;
@@ -52,7 +53,7 @@ mod render_proxy;
 mod render_server_trait;
 mod render_typescript;
 
-use parse::Errors;
+use errors::Errors;
 
 /// Turns a trait into the contract of a hub's clients.
 ///

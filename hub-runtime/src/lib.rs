@@ -43,6 +43,7 @@ mod caller;
 mod context;
 mod error;
 mod identity;
+mod invocation;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 #[cfg(any(feature = "server", feature = "client"))]
