@@ -194,14 +194,14 @@ pub trait IntoOutputFromResult {
     /// The conversion.
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        Self::Value: crate::__private::ToWire;
+        Self::Value: crate::wire::ToWire;
 }
 
 impl<T> IntoOutputFromResult for Returned<Result<T, HubError>> {
     type Value = T;
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        T: crate::__private::ToWire,
+        T: crate::wire::ToWire,
     {
         match self.0.into_inner() {
             Some(Ok(value)) => Ok(MethodOutput::Value(Payload::from_value(value))),
@@ -219,14 +219,14 @@ pub trait IntoOutputFromValue {
     /// The conversion.
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        Self::Value: crate::__private::ToWire;
+        Self::Value: crate::wire::ToWire;
 }
 
 impl<T> IntoOutputFromValue for &Returned<T> {
     type Value = T;
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        T: crate::__private::ToWire,
+        T: crate::wire::ToWire,
     {
         self.0
             .take()

@@ -49,6 +49,7 @@ mod shutdown;
 #[cfg(any(feature = "server", feature = "client"))]
 mod telemetry;
 mod timestamp;
+mod wire;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]
