@@ -312,8 +312,9 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// and `impl path::IClockHub for …` name the contracts through the same
 /// path (`path::IClockContract`): import the module, or the contracts next
 /// to the traits (`use contracts::{IClock, IClockContract}`). Given a hub
-/// type, `<ClockHub as Hub>::Client` is its client contract, without the
-/// suffix.
+/// type, `hub_runtime::ClientOf<ClockHub>` (that is,
+/// `<ClockHub as Hub>::Client`) is its client contract, without the
+/// suffix: `HubClients<ClientOf<ClockHub>>` is what `clients()` returns.
 ///
 /// Every `async fn` of the block, public or not, is a method clients invoke
 /// under its wire name: the PascalCase of its Rust name (`get_time` →

@@ -91,6 +91,31 @@ pub trait Hub: Send + Sync + Sized + 'static {
     }
 }
 
+/// The client contract of hub `H`, named through the hub: for
+/// `#[hub(client = IClock)] impl ClockHub`, `ClientOf<ClockHub>` is the
+/// generated `IClockContract`, without knowing the suffix rule or where the
+/// contract was declared. For code beside a hub that holds its targets:
+///
+/// ```
+/// use hub_runtime::{ClientOf, HubClients, HubError, hub, hub_client};
+///
+/// #[hub_client]
+/// pub trait IClock {
+///     async fn show_time(&self, now: u64);
+/// }
+///
+/// pub struct ClockHub;
+///
+/// #[hub(client = IClock)]
+/// impl ClockHub {}
+///
+/// async fn tick(clients: &HubClients<ClientOf<ClockHub>>, now: u64) -> Result<(), HubError> {
+///     clients.all().show_time(now).await
+/// }
+/// # let _ = tick;
+/// ```
+pub type ClientOf<H> = <H as Hub>::Client;
+
 /// How a hub method answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

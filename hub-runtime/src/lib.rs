@@ -60,7 +60,7 @@ pub use hub_macros::{authorize, hub, hub_client, hub_server};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
-pub use hub::{CallContext, Hub};
+pub use hub::{CallContext, ClientOf, Hub};
 pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
