@@ -55,7 +55,7 @@ fn render_into_handlers(model: &ClientTrait, private: &TokenStream) -> TokenStre
             let name = &param.ident;
             let ty = &param.ty;
             quote_spanned! {ty.span()=>
-                let #name = #private::client_bind::<#ty>(&#arguments, #index)?;
+                let #name = #private::bind::<#ty>(&#arguments, #index)?;
             }
         });
         let call = quote! {

@@ -109,7 +109,7 @@ fn render_method(
     let values = method.params.iter().map(|param| {
         let name = &param.ident;
         let ty = &param.ty;
-        quote_spanned!(ty.span()=> #private::client_argument::<#ty>(#name))
+        quote_spanned!(ty.span()=> #private::argument::<#ty>(#name))
     });
     let arguments = quote!(#private::arguments([#(#values),*]));
     let wire_doc = format!(" Wire name: `{wire_name}`.");

@@ -54,35 +54,8 @@ pub fn bind<T: FromWire>(arguments: &Arguments, index: usize) -> Result<T, Invoc
     arguments.bind(index)
 }
 
-/// What every argument and result of a `#[hub_client]` contract must be:
-/// the server serializes an argument and the client deserializes it (and
-/// the other way round for a result), so a type lacking either derive gets
-/// this one error, once, instead of one error for each side.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot cross the wire both ways: the arguments and results of a `#[hub_client]` method are serialized on one side and deserialized on the other",
-    label = "sent by one side and received by the other, so it needs both serde derives",
-    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (and make it `Send + Sync + 'static`)"
-)]
-pub trait ToAndFromWire: ToWire + FromWire {}
-
-impl<T: ToWire + FromWire> ToAndFromWire for T {}
-
-/// One argument of a client-contract proxy call (see [`ToAndFromWire`]).
-pub fn client_argument<T: ToAndFromWire>(value: T) -> Payload {
-    Payload::from_value(value)
-}
-
-/// Argument `index` of a client method, as type `T` (see
-/// [`ToAndFromWire`]).
-pub fn client_bind<T: ToAndFromWire>(
-    arguments: &Arguments,
-    index: usize,
-) -> Result<T, InvocationError> {
-    arguments.bind(index)
-}
-
 /// Invokes a client method on one connection and awaits its result.
-pub async fn invoke_client<T: ToAndFromWire>(
+pub async fn invoke_client<T: FromWire>(
     target: &SingleTarget,
     method: &'static str,
     arguments: Vec<Payload>,
@@ -121,7 +94,7 @@ where
 
 /// The result of a client method with a return value, for the server's
 /// client-result invocation.
-pub fn client_result<T: ToAndFromWire>(value: T) -> ClientMethodResult {
+pub fn client_result<T: ToWire>(value: T) -> ClientMethodResult {
     Ok(Some(Payload::from_value(value)))
 }
 
