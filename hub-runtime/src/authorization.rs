@@ -74,7 +74,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use crate::hub::Arguments;
+use crate::invocation::Arguments;
 use crate::{BoxFuture, Identity};
 
 /// What one `#[authorize]` (or several, merged) requires: built by the

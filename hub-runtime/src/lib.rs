@@ -44,11 +44,13 @@ mod caller;
 mod context;
 mod error;
 mod identity;
+mod invocation;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 #[cfg(any(feature = "server", feature = "client"))]
 mod telemetry;
 mod timestamp;
+mod wire;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]
@@ -59,7 +61,7 @@ pub use hub_macros::{authorize, hub, hub_client, hub_server};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
-pub use hub::{CallContext, Hub};
+pub use hub::{CallContext, ClientOf, Hub};
 pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]
