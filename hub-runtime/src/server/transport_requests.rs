@@ -333,7 +333,7 @@ pub(super) async fn server_sent_events<H: Hub>(
         Err(refused) => return *refused,
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
-    let (source, sink, response) = sse::open(input);
+    let (source, sink, response) = sse::open(input, shared.options.transport_max_buffer_size);
     spawn_http_session(
         shared,
         HttpSession {
