@@ -182,18 +182,18 @@ mod tests {
         let mut body = response.into_body().into_data_stream();
         let frame = Bytes::from(vec![b'a'; 50]);
         let wait = std::time::Duration::from_millis(100);
-        // 58 bytes per event: the second one still starts below the bound.
+        // 60 bytes per event (`data: `, 50 bytes, two line ends).
         sink.feed(frame.clone(), TransferFormat::Text).await.unwrap();
         assert!(
             tokio::time::timeout(wait, sink.feed(frame.clone(), TransferFormat::Text))
                 .await
                 .is_err(),
-            "a second 58-byte event waits while 58 of 100 bytes are buffered"
+            "a second 60-byte event waits while 60 of 100 bytes are buffered"
         );
         assert_eq!(&body.next().await.unwrap().unwrap()[..], b":\r\n");
-        assert_eq!(body.next().await.unwrap().unwrap().len(), 58);
+        assert_eq!(body.next().await.unwrap().unwrap().len(), 60);
         sink.feed(frame, TransferFormat::Text).await.unwrap();
-        assert_eq!(body.next().await.unwrap().unwrap().len(), 58);
+        assert_eq!(body.next().await.unwrap().unwrap().len(), 60);
         let large = Bytes::from(vec![b'b'; 1000]);
         tokio::time::timeout(wait, sink.feed(large, TransferFormat::Text))
             .await
