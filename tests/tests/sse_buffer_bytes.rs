@@ -148,8 +148,13 @@ async fn an_sse_client_that_stops_reading_pins_a_bounded_number_of_bytes() {
     }
     let text = String::from_utf8_lossy(&received);
     let delivered = text.matches("\"target\":\"Receive\"").count();
+    eprintln!("a stalled SSE client got {delivered} of {MESSAGES} messages of 1 MiB");
+    // What reaches it: the kernel's socket buffers (the server's send
+    // buffer grows to 4 MiB, tcp_wmem's maximum), the event hyper is
+    // writing, and the SSE buffer: one 1 MiB event when empty (5 measured
+    // in all). Bounded by events only, the SSE buffer held 8 more.
     assert!(
-        delivered <= 5,
+        delivered <= 8,
         "a stalled SSE client gets at most the 64 KiB send buffer (one 1 MiB event when empty), \
          hyper's and the kernel's buffers, then the end of the stream: {delivered} of {MESSAGES} \
          1 MiB messages reached it (an 8-event bound alone let 8 MiB more wait)"
