@@ -199,8 +199,7 @@ fn proc_sample(pid: u32, seconds: f64) -> Sample {
 async fn scrape(addr: SocketAddr) -> Option<(u64, u64)> {
     let work = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
-        let request =
-            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut text = String::new();
         stream.read_to_string(&mut text).await.ok()?;
@@ -779,7 +778,12 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let mut after: BTreeMap<String, Sample> = BTreeMap::new();
     for (name, process) in processes {
-        let sample = full_sample(process.pid(), addr(process), started.elapsed().as_secs_f64()).await;
+        let sample = full_sample(
+            process.pid(),
+            addr(process),
+            started.elapsed().as_secs_f64(),
+        )
+        .await;
         after.insert(name.to_owned(), sample);
     }
 

@@ -212,17 +212,24 @@ mod tests {
     fn records_spanning_bodies_decode_and_large_bodies_are_refused() {
         for protocol in [HubProtocol::Json, HubProtocol::MessagePack] {
             let messages = [invocation("A", 10), HubMessage::Ping, invocation("B", 3000)];
-            let outcome = long_polling_posts(protocol, Some(32 * 1024), &messages, b"", &[1, 7, 100]);
+            let outcome =
+                long_polling_posts(protocol, Some(32 * 1024), &messages, b"", &[1, 7, 100]);
             assert_eq!(outcome.decoded, 3, "{protocol:?}: every record decodes");
             assert!(!outcome.failed && !outcome.refused);
 
             let too_large = [invocation("A", 40 * 1024)];
             let outcome = long_polling_posts(protocol, Some(32 * 1024), &too_large, b"", &[4096]);
-            assert!(outcome.failed, "{protocol:?}: a record above the limit fails");
+            assert!(
+                outcome.failed,
+                "{protocol:?}: a record above the limit fails"
+            );
 
             let huge_body = [invocation("A", 200 * 1024)];
             let outcome = long_polling_posts(protocol, Some(32 * 1024), &huge_body, b"", &[]);
-            assert!(outcome.refused, "{protocol:?}: a body above the body limit is refused");
+            assert!(
+                outcome.refused,
+                "{protocol:?}: a body above the body limit is refused"
+            );
         }
     }
 }

@@ -218,7 +218,11 @@ impl Run {
                     );
                     self.broken = true;
                 } else {
-                    assert_eq!(outcome, Inbound::Skip, "a Sequence is handled by the reader");
+                    assert_eq!(
+                        outcome,
+                        Inbound::Skip,
+                        "a Sequence is handled by the reader"
+                    );
                     // The client now replays from `id`: what it sends next
                     // is counted from there (duplicates up to what was
                     // processed are skipped, then new ids follow). The

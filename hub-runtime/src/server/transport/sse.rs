@@ -142,7 +142,9 @@ impl FrameSink for SseSink {
         let event = event(&frame);
         // An event larger than the whole bound takes all of it: it waits
         // until nothing else does.
-        let wanted = u32::try_from(event.len()).unwrap_or(u32::MAX).min(self.max_permits);
+        let wanted = u32::try_from(event.len())
+            .unwrap_or(u32::MAX)
+            .min(self.max_permits);
         let permit = self
             .budget
             .clone()
@@ -183,7 +185,9 @@ mod tests {
         let frame = Bytes::from(vec![b'a'; 50]);
         let wait = std::time::Duration::from_millis(100);
         // 60 bytes per event (`data: `, 50 bytes, two line ends).
-        sink.feed(frame.clone(), TransferFormat::Text).await.unwrap();
+        sink.feed(frame.clone(), TransferFormat::Text)
+            .await
+            .unwrap();
         assert!(
             tokio::time::timeout(wait, sink.feed(frame.clone(), TransferFormat::Text))
                 .await
