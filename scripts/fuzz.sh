@@ -101,12 +101,19 @@ for target in $targets; do
   features=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | awk '{ print $2 }')
   corpus=$(find "corpus-work/$target" -type f | wc -l)
   crashes=$(find "artifacts/$target" -type f 2>/dev/null | wc -l)
+  # 72: libFuzzer was interrupted (SIGINT, e.g. `kill -INT` to move a
+  # time-boxed campaign on); its final stats are still printed.
+  stopped=""
+  if [ "$status" -eq 72 ]; then
+    stopped=" (interrupted)"
+    status=0
+  fi
   if [ "$status" -ne 0 ] || [ "$crashes" -ne 0 ]; then
     failed=1
     tail -40 "$log"
   fi
   echo "   executions ${executions:-?} in ${elapsed} s, ${speed:-?}/s, coverage ${cov:-?} edges, crashes $crashes"
-  rows[$target]="| \`$target\` | $(date -u '+%Y-%m-%d %H:%M') | ${elapsed} s | ${executions:-?} | ${speed:-?} | ${cov:-?} | ${features:-?} | $corpus | $crashes |"
+  rows[$target]="| \`$target\` | $(date -u '+%Y-%m-%d %H:%M') | ${elapsed} s${stopped} | ${executions:-?} | ${speed:-?} | ${cov:-?} | ${features:-?} | $corpus | $crashes |"
 done
 
 # Rows of earlier runs for targets not run now are kept (partial campaigns).
@@ -127,7 +134,8 @@ fi
 {
   echo "# Fuzzing results"
   echo
-  echo "Written by \`scripts/fuzz.sh\` (last run: \`scripts/fuzz.sh ${execs:+--execs $execs}${execs:---minutes $minutes}${only:+ --targets $only}\`"
+  if [ -n "$execs" ]; then budget_flag="--execs $execs"; else budget_flag="--minutes $minutes"; fi
+  echo "Written by \`scripts/fuzz.sh\` (last run: \`scripts/fuzz.sh $budget_flag${only:+ --targets $only}\`"
   echo "on $(date -u '+%Y-%m-%d %H:%M UTC')), $toolchain_name, libFuzzer without sanitizer,"
   echo "one libFuzzer process at a time, $(nproc) cores shared with other work."
   echo "Each target starts from its seed corpus plus the working corpus of earlier runs;"

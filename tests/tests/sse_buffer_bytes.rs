@@ -152,7 +152,8 @@ async fn an_sse_client_that_stops_reading_pins_a_bounded_number_of_bytes() {
     // What reaches it: the kernel's socket buffers (the server's send
     // buffer grows to 4 MiB, tcp_wmem's maximum), the event hyper is
     // writing, and the SSE buffer: one 1 MiB event when empty (5 measured
-    // in all). Bounded by events only, the SSE buffer held 8 more.
+    // in all). Bounded by events only, the SSE buffer held up to 8 more
+    // (12 measured with `transport_max_buffer_size` set to `usize::MAX`).
     assert!(
         delivered <= 8,
         "a stalled SSE client gets at most the 64 KiB send buffer (one 1 MiB event when empty), \

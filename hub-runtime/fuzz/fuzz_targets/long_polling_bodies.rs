@@ -19,9 +19,11 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 fn text(u: &mut Unstructured<'_>) -> Result<String> {
     let short: String = u.arbitrary()?;
     // Sometimes long: records near and above the limits, cheaply.
-    if u.ratio(1, 8)? {
-        // At most about 300 KB, without building more first.
-        let repeat = (usize::from(u.arbitrary::<u16>()?) * 4).min(300_000 / short.len().max(1));
+    // Rarely: a long text costs milliseconds per run.
+    if u.ratio(1, 32)? {
+        // At most about 200 KB (above the 128 KiB body limit of the
+        // default record limit), without building more first.
+        let repeat = (usize::from(u.arbitrary::<u16>()?) * 4).min(200_000 / short.len().max(1));
         Ok(short.repeat(repeat.max(1)))
     } else {
         Ok(short)
@@ -104,7 +106,7 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
         messages.push(message(&mut u)?);
     }
     let mut body_lengths = Vec::new();
-    for _ in 0..u.int_in_range(0..=8)? {
+    for _ in 0..u.int_in_range(0..=24)? {
         body_lengths.push(if u.ratio(1, 4)? {
             u.int_in_range(0..=400_000)?
         } else {
