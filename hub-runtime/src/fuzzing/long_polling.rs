@@ -228,8 +228,14 @@ mod tests {
             // Empty POST bodies are allowed; lengths that are all 0 end
             // (the first fuzzing run of this driver hung on them).
             let outcome = long_polling_posts(protocol, Some(32 * 1024), &messages, b"", &[0, 0]);
-            assert_eq!(outcome.decoded, 3, "{protocol:?}: the rest comes in one body");
-            assert_eq!(outcome.accepted, 3, "{protocol:?}: two empty bodies, then the rest");
+            assert_eq!(
+                outcome.decoded, 3,
+                "{protocol:?}: the rest comes in one body"
+            );
+            assert_eq!(
+                outcome.accepted, 3,
+                "{protocol:?}: two empty bodies, then the rest"
+            );
 
             let huge_body = [invocation("A", 200 * 1024)];
             let outcome = long_polling_posts(protocol, Some(32 * 1024), &huge_body, b"", &[]);
