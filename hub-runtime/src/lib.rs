@@ -56,6 +56,12 @@ mod wire;
 #[path = "macro_support.rs"]
 pub mod __private;
 
+/// Fuzz drivers (only under `cargo fuzz` and this crate's tests).
+#[cfg(all(feature = "server", any(test, fuzzing)))]
+#[doc(hidden)]
+#[path = "fuzzing/mod.rs"]
+pub mod __fuzz;
+
 pub use hub_macros::{authorize, hub, hub_client, hub_server};
 
 pub use context::HubContext;

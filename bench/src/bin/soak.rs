@@ -27,9 +27,10 @@
 //!   whose outbound queue exceeds 1 MiB (README, hostile clients row), so
 //!   every broadcast they miss is explained by that close, which is checked.
 //!
-//! Task counts are not visible from outside a tokio process; threads are
-//! sampled instead, and the fd count (every connection is a socket) stands
-//! for the connections and their tasks.
+//! The servers run with `--metrics`: each second the soak also scrapes
+//! `GET /metrics` for `tokio_alive_tasks` (the server runtime's live tasks)
+//! and `signalr_server_active_connections`, so that a task leak shows as
+//! tasks that stay up once every client is gone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -166,6 +167,10 @@ struct Sample {
     rss_kib: u64,
     fds: u64,
     threads: u64,
+    /// `tokio_alive_tasks` from `/metrics` (0 when the scrape failed).
+    tasks: u64,
+    /// `signalr_server_active_connections`, summed over the transports.
+    connections: u64,
 }
 
 fn proc_sample(pid: u32, seconds: f64) -> Sample {
@@ -183,7 +188,52 @@ fn proc_sample(pid: u32, seconds: f64) -> Sample {
         rss_kib: field("VmRSS:"),
         fds,
         threads: field("Threads:"),
+        tasks: 0,
+        connections: 0,
     }
+}
+
+/// `GET /metrics` of a server: (live tokio tasks, active connections).
+/// Plain HTTP/1.1 on a fresh socket (the scrape's own connection counts
+/// among the tasks while it lasts).
+async fn scrape(addr: SocketAddr) -> Option<(u64, u64)> {
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        let value = |line: &str| {
+            line.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(0, |v| v as u64)
+        };
+        let mut tasks = None;
+        let mut connections = 0;
+        for line in text.lines() {
+            if line.starts_with("tokio_alive_tasks") {
+                tasks = Some(value(line));
+            } else if line.starts_with("signalr_server_active_connections") {
+                connections += value(line);
+            }
+        }
+        Some((tasks?, connections))
+    };
+    tokio::time::timeout(Duration::from_secs(2), work)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A `/proc` sample and a `/metrics` scrape of a server.
+async fn full_sample(pid: u32, addr: SocketAddr, seconds: f64) -> Sample {
+    let mut sample = proc_sample(pid, seconds);
+    if let Some((tasks, connections)) = scrape(addr).await {
+        sample.tasks = tasks;
+        sample.connections = connections;
+    }
+    sample
 }
 
 /// A TCP proxy whose connections can all be cut at once (no Close: the
@@ -586,9 +636,9 @@ fn chart(
     let font: &'static [u8] = Box::leak(font.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
         .map_err(|_| "the chart font could not be loaded")?;
-    let root = BitMapBackend::new(png, (1500, 450)).into_drawing_area();
+    let root = BitMapBackend::new(png, (2000, 450)).into_drawing_area();
     root.fill(&WHITE)?;
-    let areas = root.split_evenly((1, 3));
+    let areas = root.split_evenly((1, 4));
     let colors = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
@@ -599,9 +649,10 @@ fn chart(
         .flatten()
         .map(|sample| sample.seconds)
         .fold(1.0, f64::max);
-    let panels: [(&str, SampleValue); 3] = [
+    let panels: [(&str, SampleValue); 4] = [
         ("RSS (MiB)", |sample| sample.rss_kib as f64 / 1024.0),
         ("open fds", |sample| sample.fds as f64),
+        ("tokio tasks", |sample| sample.tasks as f64),
         ("threads", |sample| sample.threads as f64),
     ];
     for (area, (title, value)) in areas.iter().zip(panels) {
@@ -650,10 +701,11 @@ async fn main() {
     let server = server.to_string_lossy().into_owned();
     let redis = RedisProcess::start();
     let redis_url = redis.url();
-    let args = ["--stateful-reconnect"];
+    let args = ["--stateful-reconnect", "--metrics"];
     let single = ServerProcess::start(&server, &args);
-    let node_a = ServerProcess::start(&server, &["--stateful-reconnect", "--redis", &redis_url]);
-    let node_b = ServerProcess::start(&server, &["--stateful-reconnect", "--redis", &redis_url]);
+    let redis_args = ["--stateful-reconnect", "--metrics", "--redis", &redis_url];
+    let node_a = ServerProcess::start(&server, &redis_args);
+    let node_b = ServerProcess::start(&server, &redis_args);
     let processes = [
         ("single", &single),
         ("redis node A", &node_a),
@@ -686,15 +738,13 @@ async fn main() {
 
     let started = Instant::now();
     let mut series: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
-    let sample_all = |series: &mut BTreeMap<String, Vec<Sample>>, seconds: f64| {
+    let sample_all = async |series: &mut BTreeMap<String, Vec<Sample>>, seconds: f64| {
         for (name, process) in processes {
-            series
-                .entry(name.to_owned())
-                .or_default()
-                .push(proc_sample(process.pid(), seconds));
+            let sample = full_sample(process.pid(), addr(process), seconds).await;
+            series.entry(name.to_owned()).or_default().push(sample);
         }
     };
-    sample_all(&mut series, 0.0);
+    sample_all(&mut series, 0.0).await;
     let baseline: BTreeMap<String, Sample> = series
         .iter()
         .map(|(name, samples)| (name.clone(), samples[0]))
@@ -710,7 +760,7 @@ async fn main() {
     loop {
         tick.tick().await;
         let seconds = started.elapsed().as_secs_f64();
-        sample_all(&mut series, seconds);
+        sample_all(&mut series, seconds).await;
         if seconds >= duration {
             break;
         }
@@ -726,15 +776,16 @@ async fn main() {
     }
     // The slow consumers drain (up to 15 s) and close; then idle.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let after: BTreeMap<String, Sample> = processes
-        .iter()
-        .map(|(name, process)| {
-            (
-                (*name).to_owned(),
-                proc_sample(process.pid(), started.elapsed().as_secs_f64()),
-            )
-        })
-        .collect();
+    let mut after: BTreeMap<String, Sample> = BTreeMap::new();
+    for (name, process) in processes {
+        let sample = full_sample(
+            process.pid(),
+            addr(process),
+            started.elapsed().as_secs_f64(),
+        )
+        .await;
+        after.insert(name.to_owned(), sample);
+    }
 
     for (name, sample) in &after {
         if let Some(samples) = series.get_mut(name) {
@@ -771,15 +822,16 @@ async fn main() {
     );
     let _ = writeln!(
         md,
-        "![RSS, fds, threads over time](soak.png)\n\nThe chart's last point is taken 25 s after the load stopped and every client left.\n"
+        "![RSS, fds, tokio tasks, threads over time](soak.png)\n\nThe chart's last point is taken 25 s after the load stopped and every client left.\n"
     );
     let _ = writeln!(md, "## Resources (from /proc, sampled every second)\n");
     let _ = writeln!(
         md,
-        "| server | RSS idle | RSS 2nd minute | RSS last minute | last/2nd | flat (≤ 10 %) | fds idle → peak → after | fd leak | threads idle → peak → after |\n|---|---|---|---|---|---|---|---|---|"
+        "| server | RSS idle | RSS 2nd minute | RSS last minute | last/2nd | flat (≤ 10 %) | fds idle → peak → after | fd leak | tokio tasks idle → peak → after | task leak | connections peak → after | threads idle → peak → after |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let mut all_flat = true;
     let mut no_leak = true;
+    let mut no_task_leak = true;
     for (name, samples) in &series {
         let second = mean(samples, 60.0, 120.0, |s| s.rss_kib) / 1024.0;
         let last = mean(samples, duration - 60.0, duration + 1.0, |s| s.rss_kib) / 1024.0;
@@ -795,6 +847,12 @@ async fn main() {
         // above the idle count once every client is gone.
         let leak = end.fds > idle.fds + 2;
         no_leak &= !leak;
+        let peak_tasks = samples.iter().map(|s| s.tasks).max().unwrap_or(0);
+        let peak_connections = samples.iter().map(|s| s.connections).max().unwrap_or(0);
+        // Likewise for tasks (the scrape's own connection is one of them);
+        // a failed scrape (0) counts as a leak: nothing proven.
+        let task_leak = end.tasks == 0 || end.tasks > idle.tasks + 2 || end.connections > 0;
+        no_task_leak &= !task_leak;
         let (second, last, ratio) = if duration < 120.0 {
             ("n/a".to_owned(), "n/a".to_owned(), "n/a".to_owned())
         } else {
@@ -806,12 +864,16 @@ async fn main() {
         };
         let _ = writeln!(
             md,
-            "| {name} | {:.1} MiB | {second} | {last} | {ratio} | {} | {} → {peak_fds} → {} | {} | {} → {peak_threads} → {} |",
+            "| {name} | {:.1} MiB | {second} | {last} | {ratio} | {} | {} → {peak_fds} → {} | {} | {} → {peak_tasks} → {} | {} | {peak_connections} → {} | {} → {peak_threads} → {} |",
             idle.rss_kib as f64 / 1024.0,
             if flat { "yes" } else { "**no**" },
             idle.fds,
             end.fds,
             if leak { "**yes**" } else { "no" },
+            idle.tasks,
+            end.tasks,
+            if task_leak { "**yes**" } else { "no" },
+            end.connections,
             idle.threads,
             end.threads,
         );
@@ -902,6 +964,11 @@ async fn main() {
     );
     let _ = writeln!(
         md,
+        "- no task leak (tokio tasks back to ≤ idle + 2 and 0 active connections once every client is gone): **{}**",
+        if no_task_leak { "yes" } else { "no" }
+    );
+    let _ = writeln!(
+        md,
         "- every counted message delivered: **{}**; the only messages not delivered are those of the slow consumers, \
          each closed by the server (policy: outbound queue above 1 MiB → Close, WebSocket 1008){}",
         if all_delivered { "yes" } else { "no" },
@@ -913,13 +980,13 @@ async fn main() {
     );
     std::fs::create_dir_all(&options.out).expect("the report directory");
     std::fs::write(options.out.join("soak.md"), &md).expect("soak.md");
-    let mut csv = String::from("server,seconds,rss_kib,fds,threads\n");
+    let mut csv = String::from("server,seconds,rss_kib,fds,threads,tasks,connections\n");
     for (name, samples) in &series {
         for s in samples {
             let _ = writeln!(
                 csv,
-                "{name},{:.1},{},{},{}",
-                s.seconds, s.rss_kib, s.fds, s.threads
+                "{name},{:.1},{},{},{},{},{}",
+                s.seconds, s.rss_kib, s.fds, s.threads, s.tasks, s.connections
             );
         }
     }

@@ -32,6 +32,9 @@
 //! | `signalr.server.stateful_reconnect.resumes`, `…replayed_messages` | counters | `hub` |
 //! | `signalr.server.backplane.published`, `.received`, `.errors`, `.dropped` | counters | — |
 //! | `signalr.server.backplane.buffered` | gauge | — |
+//!
+//! `prometheus_router` also reports `tokio_alive_tasks` (a gauge, the
+//! tokio runtime's live tasks, read at each scrape).
 
 pub use crate::telemetry::hub_metrics::{
     ACTIVE_CONNECTIONS, BACKPLANE_BUFFERED, BACKPLANE_DROPPED, BACKPLANE_ERRORS,
@@ -83,6 +86,13 @@ where
     Ok(axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
+            // The runtime's live tasks, read at scrape time (a gauge named
+            // `tokio_alive_tasks`): a count that stays up once the
+            // connections are gone is a task leak (the soak checks it).
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                metrics::gauge!("tokio.alive_tasks")
+                    .set(runtime.metrics().num_alive_tasks() as f64);
+            }
             let text = handle.render();
             async move {
                 (

@@ -110,6 +110,15 @@ pub struct HubOptions {
     /// 2 MiB, not a gigabyte.
     pub maximum_outbound_buffer_size: usize,
 
+    /// The bytes of written frames a Server-Sent Events response buffers
+    /// before the connection's writer waits for the client to take them
+    /// (default 65 536, ASP.NET Core's `TransportMaxBufferSize` of 64 KB).
+    /// One frame larger than this still fits an empty buffer. While the
+    /// writer waits, the outbound queue fills, and a client that does not
+    /// read is closed by the slow-consumer policy
+    /// ([`maximum_outbound_buffer_size`](Self::maximum_outbound_buffer_size)).
+    pub transport_max_buffer_size: usize,
+
     /// How long a client result (`invoke` on a single client) waits for
     /// the client's answer before failing with
     /// [`HubErrorKind::Timeout`](crate::HubErrorKind::Timeout) (default
@@ -254,6 +263,7 @@ impl Default for HubOptions {
             outbound_queue_capacity: 1024,
             application_max_buffer_size: 65_536,
             maximum_outbound_buffer_size: 1024 * 1024,
+            transport_max_buffer_size: 65_536,
             client_result_timeout: Some(Duration::from_secs(30)),
             stream_buffer_capacity: 10,
             supported_protocols: HubProtocol::ALL.to_vec(),

@@ -333,7 +333,7 @@ pub(super) async fn server_sent_events<H: Hub>(
         Err(refused) => return *refused,
     };
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
-    let (source, sink, response) = sse::open(input);
+    let (source, sink, response) = sse::open(input, shared.options.transport_max_buffer_size);
     spawn_http_session(
         shared,
         HttpSession {
@@ -438,10 +438,9 @@ pub(super) async fn post<H: Hub>(
     }
     // Several records may come in one body; a body far beyond the record
     // limit is refused before it is buffered.
-    let limit = crate::server::transport::websocket::message_size_limit(
+    let limit = crate::server::transport::long_polling::post_body_limit(
         shared.options.maximum_receive_message_size,
-    )
-    .unwrap_or(usize::MAX);
+    );
     // A body trickled in byte by byte (slowloris) must not hold the
     // request for ever: it has the client timeout to arrive whole.
     let read = tokio::time::timeout(

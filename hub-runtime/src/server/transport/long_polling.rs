@@ -32,6 +32,17 @@ use crate::protocol::TransferFormat;
 /// The most bytes buffered between two polls before writes wait.
 pub(crate) const MAX_BUFFERED: usize = 1024 * 1024;
 
+/// The most bytes one POST body (SSE or Long Polling) may carry, given the
+/// maximum receive message size: several records may come in one body, so
+/// the body limit is the WebSocket message limit (a multiple of the record
+/// limit); a longer body is refused (413) before it is buffered. What the
+/// session does with an accepted body is what it does with a WebSocket
+/// frame: the bytes go to the handshake parser and the incremental decoder,
+/// records may span bodies.
+pub(crate) fn post_body_limit(maximum_receive_message_size: Option<usize>) -> usize {
+    super::websocket::message_size_limit(maximum_receive_message_size).unwrap_or(usize::MAX)
+}
+
 /// The state of one long-polling connection, shared by its polls, its
 /// source and its sink.
 pub(crate) struct Polls {
