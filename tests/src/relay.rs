@@ -293,11 +293,13 @@ async fn forward_up(
     loop {
         released(&mut held).await;
         let read = client_read.read(&mut buffer).await.unwrap_or(0);
+        // A read that was waiting when the hold began returns after it:
+        // its bytes, and an end of stream too, pass only once released.
+        released(&mut held).await;
         if read == 0 {
             let _ = server_write.shutdown().await;
             return None;
         }
-        released(&mut held).await;
         if let Some(inspector) = &shared.inspector {
             if let Some(answer) = inspector(&buffer[..read]) {
                 return Some(answer);
@@ -324,11 +326,11 @@ async fn forward_down(
     loop {
         released(&mut held).await;
         let read = server_read.read(&mut buffer).await.unwrap_or(0);
+        released(&mut held).await;
         if read == 0 {
             let _ = client_write.shutdown().await;
             return;
         }
-        released(&mut held).await;
         if shared.record {
             shared
                 .from_server
