@@ -9,9 +9,9 @@
 //! - a half-open peer (the relay stops forwarding without closing): the
 //!   server's client timeout and the client's server timeout both find it,
 //!   within their configured bounds, on WebSockets and Server-Sent Events;
-//! - a graceful shutdown (SIGTERM) with an invocation, a queued invocation
-//!   and a stream in flight: none is left without an answer, and the client
-//!   is told to reconnect;
+//! - a graceful shutdown (SIGTERM) with two invocations and a stream in
+//!   flight: the one that can finish completes, the others end with
+//!   errors rather than silence, and the client is told to reconnect;
 //! - a stateful-reconnect client away for longer than its replay buffer
 //!   allows: dropped, and it sees a clean close after a gap-free prefix;
 //! - slowloris on a WebSocket: a hub message trickled in byte by byte is
@@ -432,4 +432,383 @@ async fn a_half_open_peer_is_found_by_both_timeouts_on_server_sent_events() {
         "server_sent_events",
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// Graceful shutdown with work in flight.
+
+/// SIGTERM while the client has a long `Counter` stream running and two
+/// `AskClient` invocations waiting for the client's answers. The
+/// invocation that can still finish does (the client answers it after the
+/// SIGTERM, and the server still reads answers while it shuts down); the
+/// other one and the stream end with errors once the shutdown timeout
+/// (5 s) has passed, not silence;
+/// the server's last word is Close with `allowReconnect: true`, so the
+/// client starts reconnecting; the server exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_answers_every_call_in_flight_and_tells_clients_to_reconnect() {
+    let server = ServerProcess::start(SERVER, &[]);
+    let relay = TcpRelay::builder_for(server.base_url())
+        .record_from_server()
+        .start()
+        .await;
+    let builder =
+        HubConnection::builder(relay.hub_url()).reconnect_delays([Duration::from_millis(100)]);
+    let client = ConformanceConnection::new(builder, "late").unwrap();
+    let mut events = client.connection.events();
+    client.start().await.unwrap();
+    assert_eq!(
+        client.connection.transport(),
+        Some(TransportType::WebSockets)
+    );
+
+    // A stream of 100 000 items, 20 ms apart: it cannot end by itself.
+    let mut counter = client.hub.counter(100_000, 20).unwrap();
+    for expected in 0..3 {
+        let item = within(
+            "a Counter item",
+            futures_util::StreamExt::next(&mut counter),
+        )
+        .await;
+        assert_eq!(item.unwrap().unwrap(), expected);
+    }
+    // Two AskClients wait for the client's answers; the client will answer
+    // only one of them, after the SIGTERM.
+    let ask = || {
+        let hub = client.hub.clone();
+        tokio::spawn(async move { hub.ask_client("wait".to_owned()).await })
+    };
+    let (first, second) = (ask(), ask());
+    while relay.count_from_server(br#""target":"Question""#) < 2 {
+        assert!(
+            !first.is_finished() && !second.is_finished(),
+            "AskClient waits for the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let terminated_at = Instant::now();
+    let pid = server.pid().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    // The client answers only after the shutdown began.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.release.notify_one();
+
+    let first = within("the first AskClient", first).await.unwrap();
+    let second = within("the second AskClient", second).await.unwrap();
+    let (answered, unanswered) = match (first, second) {
+        (Ok(answer), Err(error)) | (Err(error), Ok(answer)) => (answer, error),
+        other => panic!(
+            "of two AskClients in flight at SIGTERM, the one the client answers completes and \
+             the other fails; got {other:?}"
+        ),
+    };
+    assert_eq!(
+        answered, "late answers wait",
+        "an invocation in flight at SIGTERM that can finish within the shutdown timeout \
+         completes with its result"
+    );
+    assert_eq!(
+        unanswered.kind(),
+        HubErrorKind::ConnectionClosed,
+        "an invocation in flight at SIGTERM that cannot finish fails with a connection-closed \
+         error once the server closes, not silence: {unanswered}"
+    );
+    let mut items = 3;
+    let ended_with = loop {
+        match within(
+            "the end of the stream",
+            futures_util::StreamExt::next(&mut counter),
+        )
+        .await
+        {
+            Some(Ok(item)) => {
+                assert_eq!(
+                    item, items,
+                    "stream items stay in order during the shutdown"
+                );
+                items += 1;
+            }
+            Some(Err(error)) => break Some(error),
+            None => break None,
+        }
+    };
+    let error =
+        ended_with.expect("a stream in flight at SIGTERM ends with an error, not a normal end");
+    assert_eq!(
+        error.kind(),
+        HubErrorKind::ConnectionClosed,
+        "a stream in flight at SIGTERM ends with a connection-closed error: {error}"
+    );
+    let ended_after = terminated_at.elapsed();
+    match next_event(&mut events).await {
+        HubConnectionEvent::Reconnecting { error: None } => {}
+        other => panic!(
+            "a client of a server shutting down gracefully is told to reconnect (Close with \
+             allowReconnect, no error), got {other:?}"
+        ),
+    }
+    let wire = relay.from_server();
+    let close = wire
+        .windows(9)
+        .position(|window| window == br#"{"type":7"#)
+        .map(|start| {
+            let end = wire[start..]
+                .iter()
+                .position(|&byte| byte == 0x1e)
+                .map_or(wire.len(), |end| start + end);
+            serde_json::from_slice::<serde_json::Value>(&wire[start..end]).unwrap()
+        })
+        .expect("the server sends a Close message before closing");
+    assert_eq!(
+        close,
+        serde_json::json!({"type": 7, "allowReconnect": true}),
+        "a graceful shutdown's Close allows reconnecting and carries no error"
+    );
+    eprintln!(
+        "shutdown: {items} stream items, the stream and the unanswered call ended \
+         {ended_after:?} after SIGTERM"
+    );
+    let exited = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(exited, "the server exits with 0 after SIGTERM");
+    client.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// A stateful-reconnect client away for too long.
+
+/// A stateful-reconnect client (WebSockets) loses its socket while another
+/// client sends it numbered 1 KB messages, and stays away (its resume
+/// attempt hangs in the relay) while 3,000 more are sent: far more than
+/// the server's 100 000-byte replay buffer and its outbound queue hold.
+/// The server drops the connection (documented: a write beyond the replay
+/// buffer waits for an Ack, and a full outbound queue closes a slow
+/// consumer); the client's resume then fails and it closes cleanly, having
+/// received a gap-free prefix of the numbers and nothing after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_client_away_beyond_its_replay_buffer_is_dropped_without_a_gap() {
+    let server = ServerProcess::start(SERVER, &["--stateful-reconnect", "--metrics"]);
+    let relay = TcpRelay::builder_for(server.base_url()).start().await;
+    let builder = HubConnection::builder(relay.hub_url()).stateful_reconnect(100_000);
+    let mut away = ConformanceConnection::new(builder, "away").unwrap();
+    let mut events = away.connection.events();
+    away.start().await.unwrap();
+    let id = away.connection.connection_id().unwrap();
+    let sender = ConformanceConnection::new(
+        HubConnection::builder(format!("{}/hubs/test", server.base_url())),
+        "sender",
+    )
+    .unwrap();
+    sender.start().await.unwrap();
+    let web_sockets = [("signalr_transport", "web_sockets")];
+    assert_eq!(
+        metric(&server, "signalr_server_active_connections", &web_sockets).await,
+        2.0
+    );
+
+    let padding = "x".repeat(1000);
+    // The untyped `send`: fire-and-forget, so that messages are in flight
+    // when the socket drops (the typed proxy waits for each completion).
+    let send = |n: u64| {
+        sender
+            .connection
+            .send("SendToConnection", (&id, format!("{n} {padding}")))
+    };
+    let mut received = Vec::new();
+    for n in 1..=100 {
+        send(n).await.unwrap();
+    }
+    while received.len() < 50 {
+        let message = away.next().await;
+        received.push(message);
+    }
+    relay.hold();
+    relay.cut();
+    for n in 101..=3_000 {
+        send(n).await.unwrap();
+    }
+    until_metric(
+        &server,
+        "signalr_server_active_connections",
+        &web_sockets,
+        "the server drops a stateful connection that stays away while more than its replay \
+         buffer and outbound queue hold is sent to it",
+        |active| active == 1.0,
+    )
+    .await;
+    relay.release();
+
+    let event = next_event(&mut events).await;
+    match &event {
+        HubConnectionEvent::Closed {
+            reason: ClosedReason::Lost,
+            error: Some(error),
+        } => assert!(
+            error.message().contains("could not be resumed"),
+            "the client closes saying its connection could not be resumed: {error}"
+        ),
+        other => panic!(
+            "a stateful client whose connection the server dropped closes when its resume \
+             fails, got {other:?}"
+        ),
+    }
+    eprintln!("stateful client away too long: {event:?}");
+    assert_eq!(away.connection.state(), HubConnectionState::Disconnected);
+    // Whatever arrived, arrived before the close: let stragglers show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(message) = away.inbox.try_recv() {
+        received.push(message);
+    }
+    let numbers: Vec<u64> = received
+        .iter()
+        .map(|message| message.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let prefix: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert_eq!(
+        numbers, prefix,
+        "a stateful client dropped while away received a gap-free prefix, nothing half-replayed"
+    );
+    assert!(
+        numbers.len() < 3_000,
+        "the messages sent while it was away beyond the buffers were not delivered"
+    );
+    eprintln!(
+        "stateful client away too long: received 1..={}",
+        numbers.len()
+    );
+    sender.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Slowloris on a WebSocket.
+
+/// A client WebSocket frame: FIN, text, masked with the all-zero key (so
+/// the payload goes as it is), `payload` shorter than 126 bytes.
+fn ws_text_frame_header(len: usize) -> Vec<u8> {
+    assert!(len < 126);
+    vec![0x81, 0x80 | len as u8, 0, 0, 0, 0]
+}
+
+fn ws_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = ws_text_frame_header(payload.len());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// After the handshake and a Ping (which starts the server's client
+/// timeout, here 1 s), a client sends a hub message one byte every 100 ms:
+/// no whole message ever arrives, and the server closes the connection
+/// once the client timeout passes — with a Close message saying so — long
+/// before the message is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_message_trickled_byte_by_byte_is_cut_off_by_the_client_timeout() {
+    let server = ServerProcess::start(SERVER, &["--client-timeout-ms", "1000"]);
+    let addr = socket_addr_of(server.base_url());
+    let (status, body) = http(
+        addr,
+        &format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let negotiated: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = negotiated["connectionToken"].as_str().unwrap();
+
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "GET /hubs/test?id={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = within("the upgrade response", socket.read(&mut buffer))
+            .await
+            .unwrap();
+        assert!(read > 0, "the upgrade is answered");
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    assert!(
+        seen.starts_with(b"HTTP/1.1 101"),
+        "the WebSocket upgrade succeeds"
+    );
+    seen.clear();
+    socket
+        .write_all(&ws_text_frame(b"{\"protocol\":\"json\",\"version\":1}\x1e"))
+        .await
+        .unwrap();
+    socket
+        .write_all(&ws_text_frame(b"{\"type\":6}\x1e"))
+        .await
+        .unwrap();
+    while !seen.windows(3).any(|w| w == b"{}\x1e") {
+        let read = within("the handshake response", socket.read(&mut buffer))
+            .await
+            .unwrap();
+        assert!(read > 0, "the handshake is answered");
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    seen.clear();
+
+    let message =
+        br#"{"type":1,"invocationId":"1","target":"Echo","arguments":["trickled"]}"#.to_vec();
+    let mut message = message;
+    message.push(0x1e);
+    let started = Instant::now();
+    socket
+        .write_all(&ws_text_frame_header(message.len()))
+        .await
+        .unwrap();
+    let mut sent = 0;
+    let closed = loop {
+        if sent < message.len() {
+            let _ = socket.write_all(&message[sent..=sent]).await;
+            sent += 1;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), socket.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(read)) => seen.extend_from_slice(&buffer[..read]),
+            Err(_) => {}
+        }
+        if seen.windows(9).any(|w| w == br#"{"type":7"#) {
+            break true;
+        }
+        if started.elapsed() > PATIENCE {
+            break false;
+        }
+    };
+    let elapsed = started.elapsed();
+    assert!(
+        closed,
+        "a WebSocket message trickled byte by byte is cut off by the client timeout"
+    );
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        text.contains(r#""error":"Connection closed with an error.""#),
+        "the server says why it closes (a Close with an error): {text:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "not cut off before the 1 s client timeout ({elapsed:?})"
+    );
+    assert!(
+        sent < message.len(),
+        "cut off before the trickled message was complete ({sent} of {} bytes sent)",
+        message.len()
+    );
 }
