@@ -13,7 +13,8 @@
 //!   flight: the one that can finish completes, the others end with
 //!   errors rather than silence, and the client is told to reconnect;
 //! - a stateful-reconnect client away for longer than its replay buffer
-//!   allows: dropped, and it sees a clean close after a gap-free prefix;
+//!   allows, or than the disconnect timeout: dropped, and it closes after
+//!   a gap-free prefix, nothing half-replayed;
 //! - slowloris on a WebSocket: a hub message trickled in byte by byte is
 //!   cut off by the client timeout (the HTTP transports' slowloris cases
 //!   are in `hostile_clients.rs`).
@@ -26,11 +27,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hub_runtime::HubErrorKind;
 use hub_runtime::client::{
     ClosedReason, HubConnection, HubConnectionEvent, HubConnectionState, TransportType, Transports,
 };
-use hub_tests::conformance::{ConformanceConnection, PATIENCE, within};
+use hub_runtime::server::{HubOptions, HubServer};
+use hub_runtime::{CallContext, HubError, HubErrorKind, hub, hub_server};
+use hub_tests::conformance::{
+    self, Callbacks, ConformanceClient as _, ConformanceConnection, PATIENCE, within,
+};
 use hub_tests::relay::{TcpRelay, socket_addr_of};
 use hub_tests::{RedisProcess, ServerProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -683,6 +687,169 @@ async fn a_stateful_client_away_beyond_its_replay_buffer_is_dropped_without_a_ga
         numbers.len()
     );
     sender.stop().await;
+}
+
+/// The hub of [`a_stateful_client_away_beyond_the_disconnect_timeout_is_dropped_without_a_gap`]:
+/// an in-process server, since the disconnect timeout (15 s by default)
+/// has to be short here and `conformance-server` has no flag for it.
+#[hub_server]
+trait StatefulNodeHub {
+    /// The caller's connection id.
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String;
+
+    /// `Receive(message)` on one connection.
+    async fn send_to_connection(
+        &self,
+        ctx: &CallContext<Self>,
+        connection_id: String,
+        message: String,
+    ) -> Result<(), HubError>;
+}
+
+/// Reports every connection that ends, with the error that ended it.
+struct StatefulNode {
+    ended: tokio::sync::mpsc::UnboundedSender<(String, Option<HubError>)>,
+}
+
+#[hub(client = conformance::ConformanceClient)]
+impl StatefulNodeHub for StatefulNode {
+    async fn get_connection_id(&self, ctx: &CallContext<Self>) -> String {
+        ctx.connection_id().to_string()
+    }
+
+    async fn send_to_connection(
+        &self,
+        ctx: &CallContext<Self>,
+        connection_id: String,
+        message: String,
+    ) -> Result<(), HubError> {
+        ctx.clients().client(connection_id).receive(message).await
+    }
+
+    async fn on_disconnected(&self, ctx: &CallContext<Self>, error: Option<HubError>) {
+        let _ = self.ended.send((ctx.connection_id().to_string(), error));
+    }
+}
+
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A stateful-reconnect client loses its socket with messages in flight
+/// and stays away (its resume attempt hangs in the relay) for longer than
+/// the server's disconnect timeout (1 s here), while more messages are
+/// sent to it. The server forgets the connection once the timeout passes,
+/// not before; the client's resume then fails and it closes, having
+/// received a gap-free prefix and none of what the server buffered for a
+/// replay that never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_client_away_beyond_the_disconnect_timeout_is_dropped_without_a_gap() {
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    let options = HubOptions {
+        allow_stateful_reconnects: true,
+        disconnect_timeout: DISCONNECT_TIMEOUT,
+        ..HubOptions::default()
+    };
+    let node = HubServer::builder(StatefulNode { ended: ended_tx })
+        .options(options)
+        .build();
+    let app = axum::Router::new().nest("/hubs/node", node.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node_addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let relay = TcpRelay::start(node_addr).await;
+
+    let (callbacks, mut inbox, _) = Callbacks::new("away");
+    let away = HubConnection::builder(format!("http://{}/hubs/node", relay.addr()))
+        .stateful_reconnect(100_000)
+        .handlers(callbacks.into_handlers())
+        .build()
+        .unwrap();
+    let mut events = away.events();
+    within("start()", away.start()).await.unwrap();
+    let id = away.connection_id().unwrap();
+    let (callbacks, _, _) = Callbacks::new("sender");
+    let sender = HubConnection::builder(format!("http://{node_addr}/hubs/node"))
+        .handlers(callbacks.into_handlers())
+        .build()
+        .unwrap();
+    within("start()", sender.start()).await.unwrap();
+    let sender_id = within(
+        "GetConnectionId",
+        sender.hub::<StatefulNodeHubProxy>().get_connection_id(),
+    )
+    .await
+    .unwrap();
+
+    // The untyped `send`: fire-and-forget, so that messages are in flight
+    // when the socket drops.
+    let send = |n: u64| sender.send("SendToConnection", (&id, n.to_string()));
+    let mut received = Vec::new();
+    for n in 1..=100 {
+        send(n).await.unwrap();
+    }
+    while received.len() < 50 {
+        received.push(within("a Receive message", inbox.recv()).await.unwrap());
+    }
+    relay.hold();
+    relay.cut();
+    let cut_at = Instant::now();
+    for n in 101..=200 {
+        send(n).await.unwrap();
+    }
+    let (gone, error) = within("the server forgetting the connection", ended.recv())
+        .await
+        .unwrap();
+    let forgotten_after = cut_at.elapsed();
+    assert_eq!(
+        gone, id,
+        "the connection that went away ends, not {sender_id}"
+    );
+    assert!(
+        forgotten_after + Duration::from_millis(100) >= DISCONNECT_TIMEOUT,
+        "the server keeps a stateful connection for its disconnect timeout before dropping it \
+         ({forgotten_after:?})"
+    );
+    assert!(
+        error
+            .as_ref()
+            .is_some_and(|error| error.message().contains("disconnect timeout")),
+        "the hub's on_disconnected learns the connection ended by the disconnect timeout: \
+         {error:?}"
+    );
+    relay.release();
+
+    match next_event(&mut events).await {
+        HubConnectionEvent::Closed {
+            reason: ClosedReason::Lost,
+            error: Some(error),
+        } => assert!(
+            error.message().contains("could not be resumed"),
+            "the client closes saying its connection could not be resumed: {error}"
+        ),
+        other => panic!(
+            "a stateful client that came back after the disconnect timeout closes when its \
+             resume fails, got {other:?}"
+        ),
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(message) = inbox.try_recv() {
+        received.push(message);
+    }
+    let numbers: Vec<u64> = received.iter().map(|n| n.parse().unwrap()).collect();
+    let prefix: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert_eq!(
+        numbers, prefix,
+        "a stateful client dropped after the disconnect timeout received a gap-free prefix, \
+         nothing half-replayed"
+    );
+    assert!(
+        numbers.len() <= 100,
+        "nothing sent after its socket dropped reached it ({} received)",
+        numbers.len()
+    );
+    sender.stop().await;
+    serving.abort();
 }
 
 // ---------------------------------------------------------------------------
