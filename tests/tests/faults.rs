@@ -15,10 +15,11 @@
 //! - a stateful-reconnect client away for longer than its replay buffer
 //!   allows, or than the disconnect timeout: dropped, and it closes after
 //!   a gap-free prefix, nothing half-replayed;
-//! - slowloris on a WebSocket: the hub handshake trickled in byte by byte
-//!   is cut off by the handshake timeout, a hub message by the client
-//!   timeout (the HTTP requests' slowloris cases — request heads, POST
-//!   bodies — are in `hostile_clients.rs`).
+//! - slowloris: on a WebSocket, the hub handshake trickled in byte by byte
+//!   is cut off by the handshake timeout and a hub message by the client
+//!   timeout; on Server-Sent Events, a POST body by the client timeout
+//!   (request heads on every transport and Long Polling's POST bodies are
+//!   in `hostile_clients.rs`).
 //!
 //! Timeouts are short (a second or two) so that the whole binary runs in
 //! about ten seconds; the tests run in parallel.
@@ -1073,4 +1074,80 @@ async fn a_websocket_handshake_trickled_byte_by_byte_is_cut_off_by_the_handshake
         "cut off before the trickled handshake was complete ({sent} of {} bytes sent)",
         handshake.len()
     );
+}
+
+/// Slowloris on the sends of a Server-Sent Events connection: while its
+/// event stream is open, a POST whose body comes one byte every 100 ms is
+/// answered 408 once the client timeout (here 1 s) passes, whatever its
+/// Content-Length promised (`hostile_clients.rs` does the same over Long
+/// Polling).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sent_events_post_trickled_byte_by_byte_is_cut_off() {
+    let server = ServerProcess::start(SERVER, &["--client-timeout-ms", "1000"]);
+    let addr = socket_addr_of(server.base_url());
+    let (status, body) = http(
+        addr,
+        &format!(
+            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let negotiated: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = negotiated["connectionToken"].as_str().unwrap();
+    let mut events = TcpStream::connect(addr).await.unwrap();
+    events
+        .write_all(
+            format!(
+                "GET /hubs/test?id={token} HTTP/1.1\r\nHost: {addr}\r\n\
+                 Accept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = within("the event stream's response", events.read(&mut buffer))
+            .await
+            .unwrap();
+        assert!(read > 0, "the event stream is answered");
+        head.extend_from_slice(&buffer[..read]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "the event stream opens: {:?}",
+        String::from_utf8_lossy(&head)
+    );
+
+    let mut post = TcpStream::connect(addr).await.unwrap();
+    post.write_all(
+        format!(
+            "POST /hubs/test?id={token} HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Length: 100000\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let body = vec![b'{'; 100_000];
+    let (answered, seen, sent) = trickle_until_closed(&mut post, &body, b"\r\n\r\n").await;
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&seen);
+    assert!(
+        answered,
+        "a POST body trickled byte by byte on a Server-Sent Events connection is cut off"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a trickled POST body gets 408 Request Timeout: {answer:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "not cut off before the 1 s client timeout ({elapsed:?}, {sent} bytes sent)"
+    );
+    assert!(server.terminate(), "the server stops cleanly");
 }
