@@ -141,10 +141,11 @@ async fn numbers_until(client: &mut ConformanceConnection, last: u64, who: &str)
 // A node killed with SIGKILL under load.
 
 /// Two `conformance-server` nodes over Redis; clients on both; a client of
-/// the survivor broadcasts numbered messages without pause while the other
-/// node is killed with SIGKILL. The killed node's clients (one per
-/// transport) reach it through a relay, as through a load balancer, that
-/// sends new connections to the survivor once the node is gone.
+/// the survivor broadcasts numbered messages one after another (each
+/// awaited, 2 ms apart) while the other node is killed with SIGKILL. The
+/// killed node's clients (one per transport, automatic reconnect on)
+/// reach it through a relay, as through a load balancer, that sends new
+/// connections to the survivor from the moment of the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_leaves_the_others_unaffected_and_its_clients_reconnect() {
     let redis = RedisProcess::start();
