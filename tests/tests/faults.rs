@@ -455,8 +455,9 @@ async fn a_half_open_peer_is_found_by_both_timeouts_on_server_sent_events() {
 /// `AskClient` invocations waiting for the client's answers. The
 /// invocation that can still finish does (the client answers it after the
 /// SIGTERM, and the server still reads answers while it shuts down); the
-/// other one and the stream end with errors once the shutdown timeout
-/// (5 s) has passed, not silence;
+/// stream stops at once with a Completion error; the other invocation
+/// fails once the shutdown timeout (5 s) has passed and the server closes
+/// — none is left in silence;
 /// the server's last word is Close with `allowReconnect: true`, so the
 /// client starts reconnecting; the server exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,26 +513,6 @@ async fn a_graceful_shutdown_answers_every_call_in_flight_and_tells_clients_to_r
     tokio::time::sleep(Duration::from_millis(300)).await;
     client.release.notify_one();
 
-    let first = within("the first AskClient", first).await.unwrap();
-    let second = within("the second AskClient", second).await.unwrap();
-    let (answered, unanswered) = match (first, second) {
-        (Ok(answer), Err(error)) | (Err(error), Ok(answer)) => (answer, error),
-        other => panic!(
-            "of two AskClients in flight at SIGTERM, the one the client answers completes and \
-             the other fails; got {other:?}"
-        ),
-    };
-    assert_eq!(
-        answered, "late answers wait",
-        "an invocation in flight at SIGTERM that can finish within the shutdown timeout \
-         completes with its result"
-    );
-    assert_eq!(
-        unanswered.kind(),
-        HubErrorKind::ConnectionClosed,
-        "an invocation in flight at SIGTERM that cannot finish fails with a connection-closed \
-         error once the server closes, not silence: {unanswered}"
-    );
     let mut items = 3;
     let ended_with = loop {
         match within(
@@ -555,10 +536,41 @@ async fn a_graceful_shutdown_answers_every_call_in_flight_and_tells_clients_to_r
         ended_with.expect("a stream in flight at SIGTERM ends with an error, not a normal end");
     assert_eq!(
         error.kind(),
-        HubErrorKind::ConnectionClosed,
-        "a stream in flight at SIGTERM ends with a connection-closed error: {error}"
+        HubErrorKind::Remote,
+        "a stream in flight at SIGTERM ends with the server's Completion error: {error}"
     );
-    let ended_after = terminated_at.elapsed();
+    assert!(
+        error.message().contains("shutting down"),
+        "the stream's Completion error says the server is shutting down: {error}"
+    );
+    // It came before the Close, which waits for the unanswered AskClient
+    // (up to the 5 s shutdown timeout).
+    assert!(
+        !first.is_finished() || !second.is_finished(),
+        "a stream stopped by a shutdown gets its Completion at once, not with the Close"
+    );
+    let stream_ended_after = terminated_at.elapsed();
+    let first = within("the first AskClient", first).await.unwrap();
+    let second = within("the second AskClient", second).await.unwrap();
+    let (answered, unanswered) = match (first, second) {
+        (Ok(answer), Err(error)) | (Err(error), Ok(answer)) => (answer, error),
+        other => panic!(
+            "of two AskClients in flight at SIGTERM, the one the client answers completes and \
+             the other fails; got {other:?}"
+        ),
+    };
+    assert_eq!(
+        answered, "late answers wait",
+        "an invocation in flight at SIGTERM that can finish within the shutdown timeout \
+         completes with its result"
+    );
+    assert_eq!(
+        unanswered.kind(),
+        HubErrorKind::ConnectionClosed,
+        "an invocation in flight at SIGTERM that cannot finish fails with a connection-closed \
+         error once the server closes, not silence: {unanswered}"
+    );
+    let closed_after = terminated_at.elapsed();
     match next_event(&mut events).await {
         HubConnectionEvent::Reconnecting { error: None } => {}
         other => panic!(
@@ -584,8 +596,8 @@ async fn a_graceful_shutdown_answers_every_call_in_flight_and_tells_clients_to_r
         "a graceful shutdown's Close allows reconnecting and carries no error"
     );
     eprintln!(
-        "shutdown: {items} stream items, the stream and the unanswered call ended \
-         {ended_after:?} after SIGTERM"
+        "shutdown: {items} stream items; the stream ended {stream_ended_after:?} after SIGTERM, \
+         the unanswered call {closed_after:?} after"
     );
     let exited = tokio::task::spawn_blocking(move || server.terminate())
         .await
