@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod relay;
+pub mod route;
 pub mod station;
 pub mod tls;
 
