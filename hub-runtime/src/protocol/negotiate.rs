@@ -335,7 +335,12 @@ pub enum NegotiateResponse {
 impl NegotiateResponse {
     /// The response as JSON bytes.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.to_json_string().into_bytes()
+        // A connection answer is about 250 bytes: one allocation, not the
+        // doubling steps from an empty buffer. Only strings, integers and
+        // booleans are written, all of which serde_json writes infallibly.
+        let mut body = Vec::with_capacity(320);
+        let _ = serde_json::to_writer(&mut body, self);
+        body
     }
 
     /// The response as a JSON string.
@@ -363,12 +368,21 @@ impl Serialize for Transports<'_> {
 
 struct TransportEntry<'a>(&'a AvailableTransport);
 
+/// The names of transfer formats as a JSON array, written without
+/// collecting them first (negotiate answers are on the connect path).
+struct FormatNames<'a>(&'a [TransferFormat]);
+
+impl Serialize for FormatNames<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|format| format.name()))
+    }
+}
+
 impl Serialize for TransportEntry<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(2))?;
         map.serialize_entry("transport", self.0.transport.name())?;
-        let formats: Vec<&str> = self.0.transfer_formats.iter().map(|f| f.name()).collect();
-        map.serialize_entry("transferFormats", &formats)?;
+        map.serialize_entry("transferFormats", &FormatNames(&self.0.transfer_formats))?;
         map.end()
     }
 }

@@ -12,7 +12,7 @@ use axum::routing::any;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
-use super::negotiated::{random_id, remember, take_negotiated};
+use super::negotiated::{random_id_pair, remember, take_negotiated};
 use super::responses::{text, unauthorized};
 use super::transport_requests::{self, Lookup, TransportKind, hub_path, identity_of};
 use super::users::{Unauthorized, query_parameter};
@@ -92,7 +92,7 @@ async fn negotiate<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Reques
     let body = match NegotiateRequest::from_query(parts.uri.query().unwrap_or_default()) {
         Err(error) => error.response(),
         Ok(request) => {
-            let (Some(connection_id), Some(token)) = (random_id(), random_id()) else {
+            let Some((connection_id, token)) = random_id_pair() else {
                 tracing::error!("the OS random number generator failed");
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             };

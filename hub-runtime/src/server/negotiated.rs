@@ -22,6 +22,19 @@ pub(super) fn random_id() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Two ids as [`random_id`] makes them (a connection id and its token)
+/// from one call to the OS generator: negotiate needs both, and a
+/// connect storm pays the system call per negotiate.
+pub(super) fn random_id_pair() -> Option<(String, String)> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    let (first, second) = bytes.split_at(16);
+    Some((
+        URL_SAFE_NO_PAD.encode(first),
+        URL_SAFE_NO_PAD.encode(second),
+    ))
+}
+
 /// Stores a negotiated connection, forgetting those older than the
 /// disconnect timeout; refused when too many wait already.
 /// (The refusal is boxed: it is the rare path; clippy `result_large_err`.)
