@@ -10,116 +10,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hub_tests::conformance::ConformanceConnection;
+use hub_tests::relay::TcpRelay;
 use hub_tests::{ServerProcess, interop_dir};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
 const CUTS: u64 = 1_000;
-
-/// A TCP proxy whose connections can all be cut at once.
-struct CuttingProxy {
-    addr: SocketAddr,
-    /// Bumped by a cut; connections of older generations end.
-    generation: watch::Sender<u64>,
-    /// The newest generation whose connection carried bytes from the
-    /// client after bytes from the server: the client has opened its
-    /// WebSocket (after the upgrade response) and resumed (sent its
-    /// Sequence). Cutting earlier would fail the client's single resume
-    /// attempt, which the official client does not retry.
-    traffic: Arc<AtomicU64>,
-}
-
-impl CuttingProxy {
-    async fn start(target: SocketAddr) -> CuttingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let generation = watch::Sender::new(0_u64);
-        let traffic = Arc::new(AtomicU64::new(0));
-        let cuts = generation.clone();
-        let counter = traffic.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                let Ok(server) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let mut cut = cuts.subscribe();
-                let born = *cut.borrow_and_update();
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    let answered = std::sync::atomic::AtomicBool::new(false);
-                    let up = async {
-                        let mut buffer = vec![0u8; 16 * 1024];
-                        loop {
-                            let read = client_read.read(&mut buffer).await.unwrap_or(0);
-                            if read == 0 || server_write.write_all(&buffer[..read]).await.is_err() {
-                                return;
-                            }
-                            if answered.load(Ordering::Relaxed) {
-                                counter.fetch_max(born, Ordering::Relaxed);
-                            }
-                        }
-                    };
-                    let down = async {
-                        let mut buffer = vec![0u8; 16 * 1024];
-                        loop {
-                            let read = server_read.read(&mut buffer).await.unwrap_or(0);
-                            if read == 0 || client_write.write_all(&buffer[..read]).await.is_err() {
-                                return;
-                            }
-                            answered.store(true, Ordering::Relaxed);
-                        }
-                    };
-                    // Either side closing, or a cut, drops both sockets.
-                    tokio::select! {
-                        () = up => {}
-                        () = down => {}
-                        _ = cut.wait_for(|current| *current != born) => {}
-                    }
-                });
-            }
-        });
-        CuttingProxy {
-            addr,
-            generation,
-            traffic,
-        }
-    }
-
-    /// Cuts every open connection.
-    fn cut(&self) {
-        self.generation.send_modify(|generation| *generation += 1);
-    }
-
-    /// Waits until the client has resumed on a connection made after the
-    /// last cut (see `traffic`).
-    async fn wait_for_traffic(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let current = *self.generation.borrow();
-        while self.traffic.load(Ordering::Relaxed) < current {
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        true
-    }
-}
 
 /// A small deterministic pseudo-random sequence (xorshift), for the cut
 /// moments.
@@ -131,12 +32,17 @@ fn next_random(state: &mut u64) -> u64 {
 }
 
 /// Cuts `CUTS` times while the client runs; returns the client's result
-/// line.
-async fn cut_while_running(proxy: &CuttingProxy, mut client: ClientProcess) -> String {
+/// line. Each cut waits until the client has resumed on the connection
+/// made after the previous one (it sent bytes after the server's): cutting
+/// earlier would fail the client's single resume attempt, which the
+/// official client does not retry.
+async fn cut_while_running(proxy: &TcpRelay, mut client: ClientProcess) -> String {
     let mut random = 0x9E37_79B9_7F4A_7C15_u64;
     for cut in 0..CUTS {
         assert!(
-            proxy.wait_for_traffic(Duration::from_secs(30)).await,
+            proxy
+                .wait_for_resumed_traffic(Duration::from_secs(30))
+                .await,
             "the client did not come back after cut {cut}: {}",
             client.output()
         );
@@ -146,7 +52,11 @@ async fn cut_while_running(proxy: &CuttingProxy, mut client: ClientProcess) -> S
         tokio::time::sleep(Duration::from_millis(pause)).await;
         proxy.cut();
     }
-    assert!(proxy.wait_for_traffic(Duration::from_secs(30)).await);
+    assert!(
+        proxy
+            .wait_for_resumed_traffic(Duration::from_secs(30))
+            .await
+    );
     client.finish()
 }
 
@@ -231,24 +141,16 @@ impl Drop for ClientProcess {
     }
 }
 
-fn server_addr(server: &ServerProcess) -> SocketAddr {
-    server
-        .base_url()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap()
-}
-
 fn run_js(protocol: &str) {
     let server = ServerProcess::start(SERVER, &["--stateful-reconnect"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let proxy = CuttingProxy::start(server_addr(&server)).await;
+        let proxy = TcpRelay::builder_for(server.base_url()).start().await;
         let mut command = Command::new("node");
         command
             .arg("reconnect.mjs")
             .current_dir(interop_dir())
-            .env("HUB_URL", format!("http://{}/hubs/test", proxy.addr))
+            .env("HUB_URL", proxy.hub_url())
             .env("HUB_PROTOCOL", protocol);
         let client = ClientProcess::spawn(command);
         let result = cut_while_running(&proxy, client).await;
@@ -279,8 +181,8 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
     use std::sync::atomic::AtomicBool;
 
     let server = ServerProcess::start(SERVER, &["--stateful-reconnect"]);
-    let proxy = CuttingProxy::start(server_addr(&server)).await;
-    let builder = HubConnection::builder(format!("http://{}/hubs/test", proxy.addr))
+    let proxy = TcpRelay::builder_for(server.base_url()).start().await;
+    let builder = HubConnection::builder(proxy.hub_url())
         .protocol(protocol)
         .stateful_reconnect(100_000)
         .server_timeout(Duration::from_secs(120));
@@ -315,7 +217,9 @@ async fn run_rust(protocol: hub_runtime::protocol::HubProtocol) {
     let mut random = 0x2545_F491_4F6C_DD1D_u64;
     for cut in 0..CUTS {
         assert!(
-            proxy.wait_for_traffic(Duration::from_secs(30)).await,
+            proxy
+                .wait_for_resumed_traffic(Duration::from_secs(30))
+                .await,
             "the Rust client did not come back after cut {cut}"
         );
         let pause = 1 + next_random(&mut random) % 15;

@@ -21,6 +21,7 @@ use hub_runtime::protocol::HubProtocol;
 use hub_runtime::{HubError, HubErrorKind};
 use hub_tests::ServerProcess;
 use hub_tests::conformance::{ConformanceConnection, ConformanceHubProxy, within};
+use hub_tests::relay::TcpRelay;
 use hub_tests::route::{self, Route, assert_route};
 use hub_tests::{over_http_transports, over_https, over_websockets};
 use serde_json::json;
@@ -671,97 +672,25 @@ async fn transport_is_the_one_in_use() {
     assert_eq!(connection.transport(), None);
 }
 
-/// A TCP proxy in front of a server that answers every Server-Sent Events
+/// A relay in front of `server` that answers every Server-Sent Events
 /// request (a GET accepting `text/event-stream`) with 502 itself, as a
 /// proxy that does not pass event streams on, and relays everything else.
-/// It decides on the first request of each TCP connection, which is
-/// enough for this client: it opens one connection per HTTP request.
-struct BlocksEventStreams {
-    port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for BlocksEventStreams {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl BlocksEventStreams {
-    async fn start(server: &ServerProcess) -> BlocksEventStreams {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use tokio::net::{TcpListener, TcpStream};
-
-        let upstream = server
-            .base_url()
-            .strip_prefix("http://")
-            .unwrap()
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    // Every request on the connection is looked at, not only
-                    // the first: the client reuses connections.
-                    let is_event_stream = |bytes: &[u8]| {
-                        bytes.starts_with(b"GET ")
-                            && bytes
-                                .windows(17)
-                                .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
-                    };
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let (mut server_read, mut server_write) = server.into_split();
-                    let (mut client_read, client_write) = client.into_split();
-                    let client_write = std::sync::Arc::new(tokio::sync::Mutex::new(client_write));
-                    let writer = client_write.clone();
-                    let back = tokio::spawn(async move {
-                        let mut chunk = [0u8; 16 * 1024];
-                        loop {
-                            match server_read.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if writer.lock().await.write_all(&chunk[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    });
-                    let mut chunk = [0u8; 16 * 1024];
-                    loop {
-                        let n = match client_read.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        if is_event_stream(&chunk[..n]) {
-                            back.abort();
-                            let _ = client_write
-                                .lock()
-                                .await
-                                .write_all(
-                                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\
-                                      connection: close\r\n\r\n",
-                                )
-                                .await;
-                            return;
-                        }
-                        if server_write.write_all(&chunk[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        BlocksEventStreams { port, task }
-    }
-
-    fn hub_url(&self) -> String {
-        format!("http://127.0.0.1:{}/hubs/test", self.port)
-    }
+/// Every request on a connection is looked at, not only the first: the
+/// client reuses connections.
+async fn blocking_event_streams(server: &ServerProcess) -> TcpRelay {
+    TcpRelay::builder_for(server.base_url())
+        .inspect_requests(|bytes| {
+            let event_stream = bytes.starts_with(b"GET ")
+                && bytes
+                    .windows(17)
+                    .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"));
+            event_stream.then(|| {
+                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec()
+            })
+        })
+        .start()
+        .await
 }
 
 /// When Server-Sent Events fail to start although the server offers them,
@@ -771,7 +700,7 @@ impl BlocksEventStreams {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_reports_the_fallback() {
     let server = ServerProcess::start(SERVER, &["--transports", "serversentevents,longpolling"]);
-    let proxy = BlocksEventStreams::start(&server).await;
+    let proxy = blocking_event_streams(&server).await;
     let client = ConformanceConnection::new(HubConnection::builder(proxy.hub_url()), "a").unwrap();
     client.start().await.unwrap();
     assert_eq!(

@@ -11,7 +11,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
@@ -20,10 +19,9 @@ use hub_runtime::client::{HubStream, try_upload};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::proxy::ItemStream;
 use hub_tests::conformance::{ConformanceConnection, PATIENCE, within};
+use hub_tests::relay::TcpRelay;
 use hub_tests::route::{self, assert_route};
 use hub_tests::{over_http_transports, over_https, over_websockets};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
 
 async fn connect(url: &str, protocol: HubProtocol) -> ConformanceConnection {
@@ -46,89 +44,6 @@ async fn next<T: serde::de::DeserializeOwned>(
     tokio::time::timeout(PATIENCE, stream.next())
         .await
         .expect("no stream item in time")
-}
-
-/// A TCP relay in front of the server that keeps every byte the server
-/// sends, on every TCP connection (the HTTP transports open one per
-/// request). WebSocket frames from a server are not masked, and event
-/// streams and poll responses carry the hub messages as they are, so the
-/// messages can be counted in those bytes.
-struct Tap {
-    port: u16,
-    from_server: Arc<Mutex<Vec<u8>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Tap {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Tap {
-    async fn start(server_url: &str) -> Tap {
-        let upstream = server_url
-            .strip_prefix("http://")
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let from_server = Arc::new(Mutex::new(Vec::new()));
-        let record = from_server.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let record = record.clone();
-                tokio::spawn(relay(client, server, record));
-            }
-        });
-        Tap {
-            port,
-            from_server,
-            task,
-        }
-    }
-
-    fn hub_url(&self) -> String {
-        format!("http://127.0.0.1:{}/hubs/test", self.port)
-    }
-
-    /// How often `pattern` occurs in what the server sent so far.
-    fn count(&self, pattern: &[u8]) -> usize {
-        self.from_server
-            .lock()
-            .unwrap()
-            .windows(pattern.len())
-            .filter(|window| *window == pattern)
-            .count()
-    }
-}
-
-async fn relay(client: TcpStream, server: TcpStream, record: Arc<Mutex<Vec<u8>>>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let upstream = async {
-        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-        let _ = server_write.shutdown().await;
-    };
-    let downstream = async {
-        let mut buffer = vec![0u8; 16 * 1024];
-        loop {
-            let n = match server_read.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            record.lock().unwrap().extend_from_slice(&buffer[..n]);
-            if client_write.write_all(&buffer[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = client_write.shutdown().await;
-    };
-    tokio::join!(upstream, downstream);
 }
 
 /// The bytes that start a StreamItem of invocation `id` from the server.
@@ -181,7 +96,14 @@ async fn counter_to_the_end(protocol: HubProtocol) {
 
 async fn counter_canceled_early(protocol: HubProtocol) {
     let server = route::start_server(SERVER, &[]);
-    let tap = Tap::start(server.base_url()).await;
+    // Keeps every byte the server sends, on every TCP connection (the
+    // HTTP transports open one per request). WebSocket frames from a
+    // server are not masked, and event streams and poll responses carry
+    // the hub messages as they are, so the messages can be counted there.
+    let tap = TcpRelay::builder_for(server.base_url())
+        .record_from_server()
+        .start()
+        .await;
     let client = connect(&tap.hub_url(), protocol).await;
     let connection = &client.connection;
 
@@ -199,12 +121,16 @@ async fn counter_canceled_early(protocol: HubProtocol) {
     // would send about 50 in a second).
     let marker = stream_item_marker(protocol, &id);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after_cancel = tap.count(&marker);
+    let after_cancel = tap.count_from_server(&marker);
     // The three items read went through the tap: the count sees this
     // transport's framing, so its staying put below means something.
     assert!(after_cancel >= 3, "the tap saw {after_cancel} items");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(tap.count(&marker), after_cancel, "items kept coming");
+    assert_eq!(
+        tap.count_from_server(&marker),
+        after_cancel,
+        "items kept coming"
+    );
     assert!(
         after_cancel < 100,
         "{after_cancel} items for a canceled stream"

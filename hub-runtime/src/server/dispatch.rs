@@ -234,6 +234,11 @@ pub(crate) fn error_text(target: &str, error: &InvocationError, detailed: bool) 
     }
 }
 
+/// The Completion error of a server-to-client stream stopped by a server
+/// shutdown.
+const STREAM_STOPPED_BY_SHUTDOWN: &str =
+    "The stream was stopped because the server is shutting down.";
+
 fn completion(invocation_id: String, result: CompletionResult) -> HubMessage {
     HubMessage::Completion(Completion {
         headers: Vec::new(),
@@ -635,11 +640,26 @@ impl<H: Hub> Dispatcher for Shared<H> {
             let outcome = tokio::select! {
                 outcome = running => Some(outcome),
                 _ = stream.cancelled => None,
-                _ = closing.wait_for(|reason| reason.is_some()) => {
-                    // Nobody to answer: the connection is closing.
+                // Whether the connection closes for a server shutdown (the
+                // watch's guard must not live on across the awaits below).
+                shutdown = async {
+                    matches!(
+                        closing.wait_for(|reason| reason.is_some()).await.as_deref(),
+                        Ok(Some(crate::server::connection::CloseReason::Shutdown))
+                    )
+                } => {
                     connection.end_stream(&invocation_id, stream.generation);
                     let elapsed = started.map(|started| started.elapsed());
                     finish_invocation(&connection, &job_span, Some(index), Outcome::Ok, elapsed);
+                    // A server shutdown stops the stream, but the client is
+                    // still there (answers are written while the connection
+                    // drains): it gets a Completion with an error now, not
+                    // only the Close once the drain is over. Otherwise
+                    // nobody is left to answer.
+                    if shutdown {
+                        let error = CompletionResult::Error(STREAM_STOPPED_BY_SHUTDOWN.to_owned());
+                        let _ = connection.send_reply(&completion(invocation_id, error)).await;
+                    }
                     return;
                 }
             };

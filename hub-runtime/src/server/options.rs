@@ -156,7 +156,8 @@ pub struct HubOptions {
     /// started closing (on shutdown, client close, errors), and how long
     /// [`HubServer::shutdown`](super::HubServer::shutdown) waits for
     /// connections to end (default 5 s). Invocations still running after it
-    /// are cancelled.
+    /// are cancelled. Server-to-client streams do not run on: a shutdown
+    /// stops them at once, each with a Completion error.
     pub shutdown_timeout: Duration,
 
     /// The transports clients may use (default all three, as ASP.NET
