@@ -127,8 +127,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     };
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
-    let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let mut handle = ConnectionHandle::new(context, protocol, outbound.clone(), metrics)
+    let mut handle = ConnectionHandle::new(context, protocol, config.outbound_capacity, metrics)
         .with_stream_buffer_capacity(config.stream_buffer_capacity)
         .with_buffer_limits(config.outbound_pause_bytes, config.outbound_max_bytes);
     if writer_stateful.is_some() {
@@ -167,7 +166,6 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     }
     let writer = tokio::spawn(tracing::Instrument::in_current_span(writer::run(
         sink,
-        queue,
         handle.clone(),
         WriterConfig {
             keep_alive_interval: config.keep_alive_interval,
@@ -234,10 +232,12 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     Box::pin(async move {
         let _ = timeout(
             config.close_timeout,
-            outbound.send(Outbound::Close(close.freeze())),
+            handle.outbound().push(Outbound::Close(close.freeze())),
         )
         .await;
-        drop(outbound);
+        // Nothing more is queued: a writer that missed the Close ends once
+        // the queue is empty.
+        handle.outbound().finish();
         dispatcher
             .disconnected(&handle, reason.disconnect_error(), was_connected)
             .await;
