@@ -4,9 +4,10 @@
 //! handshake (with its timeout and the .NET error texts), the read loop
 //! (decoding, client timeout, the per-connection invocation limit), and
 //! the teardown (Close message, cleanup). [`writer`] owns the sending half
-//! of the transport: one task per connection drains the bounded outbound
-//! queue, coalescing whatever is queued into as few frames as possible, and
-//! sends keep-alive Pings when the server has been silent.
+//! of the transport: it drains the bounded outbound queue ([`outbound`]),
+//! coalescing whatever is queued into as few frames as possible, and sends
+//! keep-alive Pings when the server has been silent. Reader and writer run
+//! in one task per connection, each polled when its own waker fired.
 //!
 //! What the hub does with messages is behind the [`Dispatcher`] trait,
 //! which the server implements.

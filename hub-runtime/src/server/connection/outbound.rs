@@ -252,7 +252,10 @@ mod tests {
             async move { queue.push(records("c")).await }
         });
         tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "a push waits while the queue is full");
+        assert!(
+            !waiting.is_finished(),
+            "a push waits while the queue is full"
+        );
         assert!(matches!(queue.pop().await, Some(Outbound::Records(r)) if r == "a"));
         queue.room_made();
         assert!(

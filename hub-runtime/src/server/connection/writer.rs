@@ -1,4 +1,4 @@
-//! The writer task: the only code that writes to a connection's transport
+//! The writer: the only code that writes to a connection's transport
 //! after the handshake.
 //!
 //! It drains the bounded outbound queue. Whatever is queued when it wakes
