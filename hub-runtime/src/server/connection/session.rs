@@ -173,22 +173,27 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     // handle were a fixed cost of every idle connection). It is polled
     // only when its own waker fired (see `Beside`), so a frame read does
     // not poll the writer, nor a broadcast the read loop.
-    let writer = writer::run(
-        sink,
-        handle.clone(),
-        WriterConfig {
-            keep_alive_interval: config.keep_alive_interval,
-            send_timeout: config.send_timeout,
-            close_timeout: config.close_timeout,
-            detailed_errors: config.detailed_errors,
-        },
-        writer_stateful,
+    // Each future is built where it stays pinned: a future moved into
+    // another (a by-value argument, a `let` then `pin!`) can keep a slot
+    // for each copy in the connection's state machine.
+    let mut writer = pin!(
+        writer::run(
+            sink,
+            handle.clone(),
+            WriterConfig {
+                keep_alive_interval: config.keep_alive_interval,
+                send_timeout: config.send_timeout,
+                close_timeout: config.close_timeout,
+                detailed_errors: config.detailed_errors,
+            },
+            writer_stateful,
+        )
+        .fuse()
     );
-    let mut writer = pin!(writer.fuse());
     let beside = Beside::new();
 
-    let ended = beside
-        .run(writer.as_mut(), async {
+    let ended = {
+        let session = pin!(async {
             let connected = Box::pin(async {
                 tokio::select! {
                     result = dispatcher.connected(&handle) => result,
@@ -257,8 +262,9 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
             })
             .await;
             ended
-        })
-        .await;
+        });
+        beside.run(writer.as_mut(), session).await
+    };
     if !writer.is_terminated() {
         let writer_budget = config.close_timeout + config.send_timeout;
         let _ = timeout(writer_budget, writer).await;
@@ -318,8 +324,13 @@ impl Beside {
     }
 
     /// Polls `session` to its end and `writer` beside it (until it ends,
-    /// which may be after `session`).
-    async fn run<W, S>(&self, mut writer: Pin<&mut Fuse<W>>, session: S) -> S::Output
+    /// which may be after `session`). Both stay where the caller pinned
+    /// them: nothing is moved into this future.
+    fn run<'a, W, S>(
+        &'a self,
+        mut writer: Pin<&'a mut Fuse<W>>,
+        mut session: Pin<&'a mut S>,
+    ) -> impl Future<Output = S::Output> + 'a
     where
         W: Future<Output = ()>,
         S: Future,
@@ -332,8 +343,7 @@ impl Beside {
             wakers: self.wakers.clone(),
             writer: false,
         }));
-        let mut session = pin!(session);
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             self.wakers.task.register(cx.waker());
             // The writer first: what the session queued on its last poll
             // goes out on this one.
@@ -360,7 +370,6 @@ impl Beside {
             }
             Poll::Pending
         })
-        .await
     }
 }
 

@@ -194,8 +194,10 @@ fn header_is(headers: &HeaderMap, name: header::HeaderName, value: &str) -> bool
 /// caller (tungstenite, asking for at most [`READ_BUFFER_SIZE`]) does not
 /// take now is kept on the heap until it does, and that allocation is
 /// freed when the last byte is taken. Hand-written: no crate reads this
-/// way below tungstenite, and the alternative, tungstenite's own buffer
-/// of a socket-read's size, stays allocated for the connection's life.
+/// way below tungstenite, and the alternatives hold a buffer for the
+/// connection's life: tungstenite's own of a socket-read's size, and
+/// `fastwebsockets` (considered as the lower-level WebSocket layer) a
+/// fixed read buffer per socket too.
 pub(crate) struct ReadOnReadiness<Io> {
     io: Io,
     /// Read from the socket, not yet taken; empty (no allocation) between
