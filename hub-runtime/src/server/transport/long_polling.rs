@@ -275,8 +275,24 @@ impl FrameSink for PollSink {
     }
 
     async fn close(&mut self, _code: super::CloseCode) -> Result<(), TransportError> {
+        let mut changes = self.polls.changed.subscribe();
         self.polls.lock().closed = true;
         self.polls.bump();
-        Ok(())
+        // What is still buffered (the Close message) goes out with the
+        // next poll, which finds the connection only while its session
+        // lives: wait until a poll took it (the caller bounds the wait).
+        // Without the wait a session that ended at once left the client's
+        // next poll a 404 instead of its Close message.
+        loop {
+            {
+                let state = self.polls.lock();
+                if state.frames.is_empty() || state.deleted {
+                    return Ok(());
+                }
+            }
+            if changes.changed().await.is_err() {
+                return Ok(());
+            }
+        }
     }
 }
