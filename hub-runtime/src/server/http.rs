@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::request::Parts;
@@ -216,16 +215,18 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         let Some(resume) = live.resume().cloned() else {
             return text(StatusCode::NOT_FOUND, "No Connection with that ID");
         };
-        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        let upgrade = match websocket::Upgrade::from_parts(&mut parts) {
             Ok(upgrade) => upgrade,
-            Err(rejection) => return rejection.into_response(),
+            Err(refused) => return *refused,
         };
-        return websocket::configure(upgrade, shared.options.maximum_receive_message_size)
-            .on_upgrade(move |socket| async move {
+        return upgrade.on_upgrade(
+            shared.options.maximum_receive_message_size,
+            move |socket| async move {
                 // A closed channel means the session ended meanwhile: the
                 // socket is dropped and the client sees it close.
                 let _ = resume.send(websocket::split(socket)).await;
-            });
+            },
+        );
     }
     if *shared.shutdown.borrow() {
         return text(
@@ -236,9 +237,9 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     if let Some(refused) = super::limits::refuse_new_connection(&shared) {
         return refused;
     }
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+    let upgrade = match websocket::Upgrade::from_parts(&mut parts) {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(refused) => return *refused,
     };
     let (connection_id, stateful) = match &id {
         Some(token) => match take_negotiated(&shared, token, &user) {
@@ -276,9 +277,10 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     let context = Arc::new(ConnectionContext::new(
         ConnectionId::from(connection_id),
         identity,
-        Some(parts),
+        Some(websocket::owned_head(parts)),
     ));
-    websocket::configure(upgrade, shared.options.maximum_receive_message_size).on_upgrade(
+    upgrade.on_upgrade(
+        shared.options.maximum_receive_message_size,
         move |socket| async move {
             let (source, sink) = websocket::split(socket);
             transport_requests::run_session(

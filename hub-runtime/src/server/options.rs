@@ -86,7 +86,7 @@ pub struct HubOptions {
     /// [`application_max_buffer_size`](Self::application_max_buffer_size),
     /// so a client that sends faster than it reads is slowed down, not
     /// closed (except under stateful reconnect, whose writer may wait for
-    /// an Ack that only a reading loop sees). The writer task drains the
+    /// an Ack that only a reading loop sees). The writer drains the
     /// queue as fast as the socket accepts, coalescing queued messages into
     /// few frames, so the bound is only reached by a client that is really
     /// behind.

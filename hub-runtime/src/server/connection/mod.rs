@@ -4,13 +4,15 @@
 //! handshake (with its timeout and the .NET error texts), the read loop
 //! (decoding, client timeout, the per-connection invocation limit), and
 //! the teardown (Close message, cleanup). [`writer`] owns the sending half
-//! of the transport: one task per connection drains the bounded outbound
-//! queue, coalescing whatever is queued into as few frames as possible, and
-//! sends keep-alive Pings when the server has been silent.
+//! of the transport: it drains the bounded outbound queue ([`outbound`]),
+//! coalescing whatever is queued into as few frames as possible, and sends
+//! keep-alive Pings when the server has been silent. Reader and writer run
+//! in one task per connection, each polled when its own waker fired.
 //!
 //! What the hub does with messages is behind the [`Dispatcher`] trait,
 //! which the server implements.
 
+pub(crate) mod outbound;
 pub(crate) mod session;
 pub(crate) mod stateful;
 pub(crate) mod streams;
@@ -25,7 +27,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+
+pub(crate) use outbound::Outbound;
+use outbound::{OutboundQueue, PushError};
 
 use crate::hub::ConnectionContext;
 use crate::protocol::{
@@ -47,16 +52,6 @@ pub(crate) const DEFAULT_STREAM_BUFFER_CAPACITY: usize = 10;
 /// The initial capacity of the buffer of one message sent to one
 /// connection (completions, client-result invocations, pings).
 const SEND_BUFFER_CAPACITY: usize = 256;
-
-/// What the writer task receives.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// One or more whole encoded records.
-    Records(Bytes),
-    /// The last frame: write it (if not empty) after everything queued
-    /// before it, then close the transport.
-    Close(Bytes),
-}
 
 /// Why a connection ends. The first reason recorded wins.
 #[derive(Debug, Clone)]
@@ -292,7 +287,8 @@ pub(crate) struct ConnectionHandle {
     id: ConnectionId,
     context: Arc<ConnectionContext>,
     protocol: HubProtocol,
-    outbound: mpsc::Sender<Outbound>,
+    /// What the writer sends next: allocates only while something waits.
+    outbound: OutboundQueue,
     close: watch::Sender<Option<CloseReason>>,
     /// Whether `close` holds a reason: read on every pass of the read loop,
     /// where the watch's lock would cost more.
@@ -339,7 +335,7 @@ impl ConnectionHandle {
     pub(crate) fn new(
         context: Arc<ConnectionContext>,
         protocol: HubProtocol,
-        outbound: mpsc::Sender<Outbound>,
+        outbound_capacity: usize,
         metrics: Arc<HubMetrics>,
     ) -> Self {
         ConnectionHandle {
@@ -348,7 +344,7 @@ impl ConnectionHandle {
             id: context.connection_id().clone(),
             context,
             protocol,
-            outbound,
+            outbound: OutboundQueue::new(outbound_capacity),
             close: watch::Sender::new(None),
             closing: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
@@ -442,14 +438,14 @@ impl ConnectionHandle {
             }
             return false;
         }
-        match self.outbound.try_send(Outbound::Records(records)) {
+        match self.outbound.try_push(Outbound::Records(records)) {
             Ok(()) => {
                 self.metrics.sent(self.protocol, len);
                 true
             }
             Err(error) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                if let mpsc::error::TrySendError::Full(_) = error {
+                if let PushError::Full(_) = error {
                     if self.abort(CloseReason::SlowConsumer) {
                         self.metrics.slow_consumer_closed();
                         tracing::warn!(parent: self.span.clone(), connection = %self.id,
@@ -477,10 +473,10 @@ impl ConnectionHandle {
         // Counted, not capped: the read pause bounds what replies queue.
         let len = buffer.len();
         self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        let queued = match self.outbound.try_send(Outbound::Records(buffer.freeze())) {
+        let queued = match self.outbound.try_push(Outbound::Records(buffer.freeze())) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(item)) => self.outbound.send(item).await.is_ok(),
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(PushError::Full(item)) => self.outbound.push(item).await,
+            Err(PushError::Closed) => false,
         };
         if queued {
             self.metrics.sent(self.protocol, len);
@@ -501,7 +497,7 @@ impl ConnectionHandle {
     /// the outbound queue (see [`ConnectionHandle::outbound_drained`]).
     pub(crate) fn outbound_low(&self) -> bool {
         self.replies_wait
-            && (self.outbound.capacity() < self.read_reserve()
+            && (self.outbound.free() < self.read_reserve()
                 || self.queued_bytes.load(Ordering::Acquire) > self.pause_bytes)
     }
 
@@ -519,9 +515,16 @@ impl ConnectionHandle {
         }
     }
 
+    /// The outbound queue, for the writer and the session's teardown.
+    pub(crate) fn outbound(&self) -> &OutboundQueue {
+        &self.outbound
+    }
+
     /// Called by the writer after it took records from the queue: wakes a
-    /// paused read loop (an atomic load when none waits).
+    /// paused read loop and replies waiting for room (an atomic load each
+    /// when none waits).
     pub(crate) fn notify_drained(&self) {
+        self.outbound.room_made();
         if self.read_paused.load(Ordering::SeqCst) && self.read_paused.swap(false, Ordering::SeqCst)
         {
             self.drained.notify_waiters();

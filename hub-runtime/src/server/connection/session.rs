@@ -1,11 +1,15 @@
 //! One connection from its first byte to its last.
 
 use std::collections::VecDeque;
-use std::pin::pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use futures_util::FutureExt as _;
+use futures_util::future::{Fuse, FusedFuture as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -127,8 +131,7 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
     };
     let inherent_keep_alive = source.has_inherent_keep_alive();
 
-    let (outbound, queue) = mpsc::channel(config.outbound_capacity.max(1));
-    let mut handle = ConnectionHandle::new(context, protocol, outbound.clone(), metrics)
+    let mut handle = ConnectionHandle::new(context, protocol, config.outbound_capacity, metrics)
         .with_stream_buffer_capacity(config.stream_buffer_capacity)
         .with_buffer_limits(config.outbound_pause_bytes, config.outbound_max_bytes);
     if writer_stateful.is_some() {
@@ -165,88 +168,209 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
         refuse(source, sink, &config).await;
         return None;
     }
-    let writer = tokio::spawn(tracing::Instrument::in_current_span(writer::run(
-        sink,
-        queue,
-        handle.clone(),
-        WriterConfig {
-            keep_alive_interval: config.keep_alive_interval,
-            send_timeout: config.send_timeout,
-            close_timeout: config.close_timeout,
-            detailed_errors: config.detailed_errors,
-        },
-        writer_stateful,
-    )));
-
-    let connected = Box::pin(async {
-        tokio::select! {
-            result = dispatcher.connected(&handle) => result,
-            _ = shutdown.wait_for(|down| *down) => Err(crate::HubError::new("The server is shutting down.")),
-        }
-    })
-    .await;
-    let was_connected = match connected {
-        Ok(()) => {
-            let mut reader = Reader {
-                handle: handle.clone(),
-                dispatcher: dispatcher.clone(),
-                config: config.clone(),
-                decoder_buffer: buffer,
-                decoder: protocol.decoder(config.max_receive),
-                queue: VecDeque::new(),
-                semaphore: Arc::new(Semaphore::new(config.max_parallel_invocations.max(1))),
-                running: JoinSet::new(),
-                client_deadline: None,
-                inherent_keep_alive,
-                resume: reader_resume,
-            };
-            reader.read(&mut source, &mut shutdown).await;
-            Box::pin(reader.drain(&mut source)).await;
-            true
-        }
-        Err(error) => {
-            tracing::debug!(connection = %handle.id(), %error, "on_connected failed");
-            if !*shutdown.borrow() {
-                handle.abort(CloseReason::ConnectedFailed(error));
-            } else {
-                handle.abort(CloseReason::Shutdown);
-            }
-            false
-        }
-    };
-
-    // Teardown: answer nothing more, say goodbye, clean up.
-    handle.finish();
-    let reason = handle
-        .close_reason()
-        .unwrap_or(CloseReason::TransportClosed);
-    tracing::debug!(connection = %handle.id(), ?reason, "connection closing");
-    let ended = reason.clone();
-    let mut close = BytesMut::new();
-    if let Some(message) = reason.close_message(config.detailed_errors) {
-        if protocol
-            .encode(&HubMessage::Close(message), &mut close)
-            .is_err()
-        {
-            close.clear();
-        }
-    }
-    Box::pin(async move {
-        let _ = timeout(
-            config.close_timeout,
-            outbound.send(Outbound::Close(close.freeze())),
+    // The writer runs beside the session in this same task, not as a task
+    // of its own: one task per connection (a task's header, span and join
+    // handle were a fixed cost of every idle connection). It is polled
+    // only when its own waker fired (see `Beside`), so a frame read does
+    // not poll the writer, nor a broadcast the read loop.
+    // Each future is built where it stays pinned: a future moved into
+    // another (a by-value argument, a `let` then `pin!`) can keep a slot
+    // for each copy in the connection's state machine.
+    let mut writer = pin!(
+        writer::run(
+            sink,
+            handle.clone(),
+            WriterConfig {
+                keep_alive_interval: config.keep_alive_interval,
+                send_timeout: config.send_timeout,
+                close_timeout: config.close_timeout,
+                detailed_errors: config.detailed_errors,
+            },
+            writer_stateful,
         )
-        .await;
-        drop(outbound);
-        dispatcher
-            .disconnected(&handle, reason.disconnect_error(), was_connected)
+        .fuse()
+    );
+    let beside = Beside::new();
+
+    let ended = {
+        let session = pin!(async {
+            let connected = Box::pin(async {
+                tokio::select! {
+                    result = dispatcher.connected(&handle) => result,
+                    _ = shutdown.wait_for(|down| *down) => Err(crate::HubError::new("The server is shutting down.")),
+                }
+            })
             .await;
+            let was_connected = match connected {
+                Ok(()) => {
+                    let mut reader = Reader {
+                        handle: handle.clone(),
+                        dispatcher: dispatcher.clone(),
+                        config: config.clone(),
+                        decoder_buffer: buffer,
+                        decoder: protocol.decoder(config.max_receive),
+                        queue: VecDeque::new(),
+                        semaphore: Arc::new(Semaphore::new(config.max_parallel_invocations.max(1))),
+                        running: JoinSet::new(),
+                        client_deadline: None,
+                        inherent_keep_alive,
+                        resume: reader_resume,
+                    };
+                    reader.read(&mut source, &mut shutdown).await;
+                    Box::pin(reader.drain(&mut source)).await;
+                    true
+                }
+                Err(error) => {
+                    tracing::debug!(connection = %handle.id(), %error, "on_connected failed");
+                    if !*shutdown.borrow() {
+                        handle.abort(CloseReason::ConnectedFailed(error));
+                    } else {
+                        handle.abort(CloseReason::Shutdown);
+                    }
+                    false
+                }
+            };
+
+            // Teardown: answer nothing more, say goodbye, clean up.
+            handle.finish();
+            let reason = handle
+                .close_reason()
+                .unwrap_or(CloseReason::TransportClosed);
+            tracing::debug!(connection = %handle.id(), ?reason, "connection closing");
+            let ended = reason.clone();
+            let mut close = BytesMut::new();
+            if let Some(message) = reason.close_message(config.detailed_errors) {
+                if protocol
+                    .encode(&HubMessage::Close(message), &mut close)
+                    .is_err()
+                {
+                    close.clear();
+                }
+            }
+            Box::pin(async {
+                let _ = timeout(
+                    config.close_timeout,
+                    handle.outbound().push(Outbound::Close(close.freeze())),
+                )
+                .await;
+                // Nothing more is queued: a writer that missed the Close
+                // ends once the queue is empty.
+                handle.outbound().finish();
+                dispatcher
+                    .disconnected(&handle, reason.disconnect_error(), was_connected)
+                    .await;
+            })
+            .await;
+            ended
+        });
+        beside.run(writer.as_mut(), session).await
+    };
+    if !writer.is_terminated() {
         let writer_budget = config.close_timeout + config.send_timeout;
         let _ = timeout(writer_budget, writer).await;
-        linger_detached(source, config.close_timeout);
-    })
-    .await;
+    }
+    linger_detached(source, config.close_timeout);
     Some(ended)
+}
+
+/// Runs a connection's writer beside its session in the session's task,
+/// each polled only when something it waits for woke it: the task's
+/// waker is shared, and two small wakers record which side it was for.
+/// What `FuturesUnordered` or a second task would give, for two futures
+/// and without a task's allocation per connection.
+struct Beside {
+    wakers: Arc<SideWakers>,
+}
+
+#[derive(Default)]
+struct SideWakers {
+    task: futures_util::task::AtomicWaker,
+    writer_woken: AtomicBool,
+    session_woken: AtomicBool,
+}
+
+/// The waker of one side: marks the side, wakes the task.
+struct SideWaker {
+    wakers: Arc<SideWakers>,
+    writer: bool,
+}
+
+impl std::task::Wake for SideWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let flag = if self.writer {
+            &self.wakers.writer_woken
+        } else {
+            &self.wakers.session_woken
+        };
+        flag.store(true, Ordering::Release);
+        self.wakers.task.wake();
+    }
+}
+
+impl Beside {
+    fn new() -> Self {
+        Beside {
+            wakers: Arc::new(SideWakers {
+                // Both sides run at their first poll.
+                writer_woken: AtomicBool::new(true),
+                session_woken: AtomicBool::new(true),
+                ..SideWakers::default()
+            }),
+        }
+    }
+
+    /// Polls `session` to its end and `writer` beside it (until it ends,
+    /// which may be after `session`). Both stay where the caller pinned
+    /// them: nothing is moved into this future.
+    fn run<'a, W, S>(
+        &'a self,
+        mut writer: Pin<&'a mut Fuse<W>>,
+        mut session: Pin<&'a mut S>,
+    ) -> impl Future<Output = S::Output> + 'a
+    where
+        W: Future<Output = ()>,
+        S: Future,
+    {
+        let writer_waker = Waker::from(Arc::new(SideWaker {
+            wakers: self.wakers.clone(),
+            writer: true,
+        }));
+        let session_waker = Waker::from(Arc::new(SideWaker {
+            wakers: self.wakers.clone(),
+            writer: false,
+        }));
+        poll_fn(move |cx| {
+            self.wakers.task.register(cx.waker());
+            // The writer first: what the session queued on its last poll
+            // goes out on this one.
+            if !writer.is_terminated() && self.wakers.writer_woken.swap(false, Ordering::AcqRel) {
+                let _ = writer
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&writer_waker));
+            }
+            if self.wakers.session_woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(output) = session
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&session_waker))
+                {
+                    return Poll::Ready(output);
+                }
+                // What the session just queued wakes the writer: write it
+                // now rather than on another turn of the scheduler.
+                if !writer.is_terminated() && self.wakers.writer_woken.swap(false, Ordering::AcqRel)
+                {
+                    let _ = writer
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&writer_waker));
+                }
+            }
+            Poll::Pending
+        })
+    }
 }
 
 /// Reads what the client still sends until it closes too (at most
@@ -539,7 +663,7 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// once right here first. Most hub methods finish without waiting (an
     /// echo, a broadcast): finishing them inline saves a task per
     /// invocation, and lets the invocations of one read fan out before the
-    /// writer tasks run, so that those coalesce several messages into one
+    /// writers run, so that those coalesce several messages into one
     /// frame and one syscall. A job that has to wait becomes a task, as
     /// every job did before; it is polled again there with its real waker.
     fn start_invocations(&mut self, permit: OwnedSemaphorePermit) {

@@ -7,7 +7,7 @@
 //! - **Server to client.** Each stream may have at most
 //!   `stream_buffer_capacity` encoded items in the connection's outbound
 //!   queue. An item's bytes carry a semaphore permit that is released when
-//!   the writer task has written (or copied) them, so a producer faster
+//!   the writer has written (or copied) them, so a producer faster
 //!   than its client waits at [`StreamSender::send`]; other streams, other
 //!   invocations and broadcasts to the same connection are not held up,
 //!   and the outbound queue never overflows because of a stream.

@@ -1,4 +1,4 @@
-//! The writer task: the only code that writes to a connection's transport
+//! The writer: the only code that writes to a connection's transport
 //! after the handshake.
 //!
 //! It drains the bounded outbound queue. Whatever is queued when it wakes
@@ -56,25 +56,34 @@ pub(crate) struct Stateful<S> {
 /// records the deepest the queue got.
 pub(crate) async fn run<S: FrameSink>(
     sink: S,
-    queue: mpsc::Receiver<Outbound>,
     handle: Arc<ConnectionHandle>,
     config: WriterConfig,
     stateful: Option<Stateful<S>>,
 ) {
+    /// Closes the queue however the writer ends (a panic, an abort): the
+    /// pushes that wait for room fail instead of waiting forever.
+    struct CloseQueue<'a>(&'a ConnectionHandle);
+    impl Drop for CloseQueue<'_> {
+        fn drop(&mut self) {
+            self.0.outbound().close();
+            self.0.notify_drained();
+        }
+    }
+    let _close = CloseQueue(&handle);
     let mut high_water = 0;
-    drive(sink, queue, &handle, config, stateful, &mut high_water).await;
+    drive(sink, &handle, config, stateful, &mut high_water).await;
     handle.metrics().queue_high_water(high_water);
 }
 
 async fn drive<S: FrameSink>(
     mut sink: S,
-    mut queue: mpsc::Receiver<Outbound>,
     handle: &Arc<ConnectionHandle>,
     config: WriterConfig,
     mut stateful: Option<Stateful<S>>,
     high_water: &mut usize,
 ) {
     let format = handle.protocol().transfer_format();
+    let queue = handle.outbound();
     let mut ping = BytesMut::new();
     // A Ping always encodes: it has no payload.
     let ping = match handle.protocol().encode(&HubMessage::Ping, &mut ping) {
@@ -184,7 +193,7 @@ async fn drive<S: FrameSink>(
                     }
                 }
             }
-            item = queue.recv(), if has_room => {
+            item = queue.pop(), if has_room => {
                 let Some(item) = item else {
                     let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
                     return;
@@ -205,7 +214,7 @@ async fn drive<S: FrameSink>(
                     }
                 }
                 let buffer = stateful.as_mut().map(|s| &mut s.buffer);
-                let written = write_batch(&mut sink, &mut queue, handle, item, format, &config, buffer).await;
+                let written = write_batch(&mut sink, handle, item, format, &config, buffer).await;
                 // The batch emptied the queue: a read loop paused for room
                 // may go on.
                 handle.notify_drained();
@@ -347,7 +356,6 @@ async fn replay<S: FrameSink>(
 /// reconnect every record taken is kept in `replay` first.
 async fn write_batch<S: FrameSink>(
     sink: &mut S,
-    queue: &mut mpsc::Receiver<Outbound>,
     handle: &ConnectionHandle,
     first: Outbound,
     format: TransferFormat,
@@ -369,22 +377,22 @@ async fn write_batch<S: FrameSink>(
     };
     let mut batch: Option<BytesMut> = None;
     while !closing && replay.as_ref().is_none_or(|r| r.has_room(true)) {
-        let taken = queue.try_recv();
-        if let Ok(item) = &taken {
+        let taken = handle.outbound().try_pop();
+        if let Some(item) = &taken {
             handle.dequeued(item);
         }
         let next = match taken {
-            Ok(Outbound::Records(records)) => {
+            Some(Outbound::Records(records)) => {
                 if let Some(replay) = replay.as_deref_mut() {
                     replay.push(records.clone());
                 }
                 records
             }
-            Ok(Outbound::Close(record)) => {
+            Some(Outbound::Close(record)) => {
                 closing = true;
                 record
             }
-            Err(_) => break,
+            None => break,
         };
         let current_len = batch.as_ref().map_or(frame.len(), BytesMut::len);
         if current_len + next.len() > MAX_FRAME {

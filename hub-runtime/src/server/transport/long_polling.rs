@@ -286,8 +286,31 @@ impl FrameSink for PollSink {
     }
 
     async fn close(&mut self, _code: super::CloseCode) -> Result<(), TransportError> {
+        let mut changes = self.polls.changed.subscribe();
         self.polls.lock().closed = true;
         self.polls.bump();
-        Ok(())
+        // What is still buffered (the Close message) goes out with the
+        // next poll, which finds the connection only while its session
+        // lives: wait until a poll took it (the caller bounds the wait).
+        // Without the wait a session that ended at once left the client's
+        // next poll a 404 instead of its Close message.
+        // A client that stopped polling (no poll for the disconnect
+        // timeout) is not waited for.
+        loop {
+            let abandoned_at = {
+                let state = self.polls.lock();
+                if state.frames.is_empty() || state.deleted {
+                    return Ok(());
+                }
+                (!state.active).then(|| state.last_poll + self.polls.disconnect_timeout)
+            };
+            if abandoned_at.is_some_and(|at| at <= Instant::now()) {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return Ok(()); },
+                () = sleep_until(abandoned_at.unwrap_or_else(Instant::now)), if abandoned_at.is_some() => return Ok(()),
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The WebSocket transport, over axum's [`WebSocket`].
+//! The WebSocket transport: tungstenite over the upgraded HTTP/1.1
+//! connection, which it reads through [`ReadOnReadiness`].
 //!
 //! - Input: Text and Binary frames alike are hub protocol bytes (browsers
 //!   send the handshake as text even for MessagePack); WebSocket pings and
@@ -6,20 +7,48 @@
 //! - Output: Text frames for the JSON protocol (a browser would hand a
 //!   Binary frame to the JS client as a `Blob`, which its JSON protocol
 //!   rejects), Binary frames for MessagePack.
-//! - Memory: each connection gets a small read buffer and a message size
-//!   limit a little above the hub's own, see [`configure`].
+//! - Memory: no read buffer is held between bursts ([`ReadOnReadiness`];
+//!   tungstenite keeps [`READ_BUFFER_SIZE`] bytes), and a message size
+//!   limit a little above the hub's own ([`message_size_limit`]).
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use bytes::Bytes;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Buf as _, Bytes};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{CloseCode, FrameSink, FrameSource, TransportError};
 use crate::protocol::TransferFormat;
 
-/// The read buffer of each WebSocket (tungstenite's default of 128 KiB
-/// would cost that much per idle connection).
-pub(crate) const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// The read buffer tungstenite keeps for the whole life of each WebSocket
+/// (its default of 128 KiB would cost that much per idle connection). It
+/// is small because tungstenite reads from [`ReadOnReadiness`], which
+/// serves what a socket read brought from memory: this size bounds how
+/// much tungstenite copies per call, not how much a syscall reads.
+pub(crate) const READ_BUFFER_SIZE: usize = 512;
+
+/// What one socket read may bring at most (a stack buffer, see
+/// [`ReadOnReadiness`]): the read size of the 4 KiB buffer tungstenite
+/// held before.
+const SOCKET_READ_SIZE: usize = 4 * 1024;
+
+/// Frames are written out once this many bytes are buffered (and on every
+/// flush).
+const WRITE_BUFFER_SIZE: usize = 4 * 1024;
 
 /// The smallest WebSocket message size limit, whatever the hub's own.
 const MIN_MESSAGE_SIZE_LIMIT: usize = 64 * 1024;
@@ -37,19 +66,253 @@ pub(crate) fn message_size_limit(max_receive: Option<usize>) -> Option<usize> {
     max_receive.map(|max| max.saturating_mul(4).max(MIN_MESSAGE_SIZE_LIMIT))
 }
 
-/// Applies the per-connection buffer sizes and limits to an upgrade.
-pub(crate) fn configure(upgrade: WebSocketUpgrade, max_receive: Option<usize>) -> WebSocketUpgrade {
-    let upgrade = upgrade
-        .read_buffer_size(READ_BUFFER_SIZE)
-        .write_buffer_size(READ_BUFFER_SIZE);
-    match message_size_limit(max_receive) {
-        Some(limit) => upgrade.max_message_size(limit).max_frame_size(limit),
-        None => upgrade,
+/// The socket of an upgraded WebSocket connection.
+pub(crate) type Socket = WebSocketStream<ReadOnReadiness<TokioIo<Upgraded>>>;
+
+/// A valid WebSocket upgrade request (RFC 6455 §4.2.1), not answered yet.
+///
+/// Our own rather than axum's `WebSocketUpgrade`, whose socket reads
+/// through tungstenite's read buffer directly: here the socket is wrapped
+/// in [`ReadOnReadiness`] first, so that an idle connection holds no read
+/// buffer of a socket-read's size.
+pub(crate) struct Upgrade {
+    on_upgrade: OnUpgrade,
+    accept: HeaderValue,
+}
+
+impl Upgrade {
+    /// Checks an HTTP/1.1 upgrade request; the error is the answer (with
+    /// the status and text axum gave).
+    pub(crate) fn from_parts(parts: &mut Parts) -> Result<Upgrade, Box<Response>> {
+        let refuse = |status: StatusCode, text: &'static str| {
+            let mut response = Response::new(Body::from(text));
+            *response.status_mut() = status;
+            Err(Box::new(response))
+        };
+        if parts.method != Method::GET {
+            return refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Request method must be `GET`",
+            );
+        }
+        if !header_contains(&parts.headers, header::CONNECTION, "upgrade") {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "Connection header did not include 'upgrade'",
+            );
+        }
+        if !header_is(&parts.headers, header::UPGRADE, "websocket") {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "`Upgrade` header did not include 'websocket'",
+            );
+        }
+        if !header_is(&parts.headers, header::SEC_WEBSOCKET_VERSION, "13") {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Version` header did not include '13'",
+            );
+        }
+        let Some(key) = parts.headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Key` header missing",
+            );
+        };
+        let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+            .expect("a base64 digest is a valid header value");
+        let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
+            return refuse(
+                StatusCode::UPGRADE_REQUIRED,
+                "WebSocket request couldn't be upgraded since no upgrade state was present",
+            );
+        };
+        Ok(Upgrade { on_upgrade, accept })
+    }
+
+    /// Answers the upgrade (101) and runs `callback` on the socket once
+    /// the client has it, in a task of its own: the connection's one task.
+    pub(crate) fn on_upgrade<C, Fut>(self, max_receive: Option<usize>, callback: C) -> Response
+    where
+        C: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_SIZE)
+            .write_buffer_size(WRITE_BUFFER_SIZE);
+        if let Some(limit) = message_size_limit(max_receive) {
+            config = config
+                .max_message_size(Some(limit))
+                .max_frame_size(Some(limit));
+        }
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                // The client went away before the upgrade completed.
+                return;
+            };
+            let socket = WebSocketStream::from_raw_socket(
+                ReadOnReadiness::new(TokioIo::new(upgraded)),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            callback(socket).await;
+        });
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, self.accept);
+        response
+    }
+}
+
+/// A copy of a request head that owns its bytes.
+///
+/// hyper parses a request head without copying: the URI and every header
+/// value are slices of the HTTP connection's read buffer (8 to 16 KiB),
+/// which stays allocated as long as any of them lives. A WebSocket
+/// connection keeps its opening request for its whole life
+/// ([`ConnectionContext::request`](crate::hub::ConnectionContext::request)),
+/// so it keeps a copy instead: a few hundred bytes, not the buffer (under
+/// heaptrack, 16.6 kB per idle connection was hyper's read buffer).
+pub(crate) fn owned_head(mut parts: Parts) -> Parts {
+    parts.uri = owned_uri(&parts.uri);
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        // Standard names are static; a custom one is copied.
+        let name = header::HeaderName::from_bytes(name.as_str().as_bytes())
+            .unwrap_or_else(|_| name.clone());
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name, copy);
+    }
+    parts.headers = headers;
+    // axum's nesting keeps the URI as received, a slice of the buffer too.
+    if let Some(original) = parts.extensions.get_mut::<axum::extract::OriginalUri>() {
+        original.0 = owned_uri(&original.0);
+    }
+    parts
+}
+
+/// A copy of `uri` that owns its bytes.
+fn owned_uri(uri: &http::Uri) -> http::Uri {
+    http::Uri::from_maybe_shared(Bytes::copy_from_slice(uri.to_string().as_bytes()))
+        .unwrap_or_else(|_| uri.clone())
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitively).
+fn header_contains(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// Whether a header is `value` (case-insensitively).
+fn header_is(headers: &HeaderMap, name: header::HeaderName, value: &str) -> bool {
+    headers
+        .get(name)
+        .is_some_and(|header| header.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+}
+
+/// A socket that reads into a buffer taken when it is readable and given
+/// back at once: between bursts an idle connection holds no read buffer.
+///
+/// A read goes into a stack buffer of [`SOCKET_READ_SIZE`] bytes; what the
+/// caller (tungstenite, asking for at most [`READ_BUFFER_SIZE`]) does not
+/// take now is kept on the heap until it does, and that allocation is
+/// freed when the last byte is taken. Hand-written: no crate reads this
+/// way below tungstenite, and the alternatives hold a buffer for the
+/// connection's life: tungstenite's own of a socket-read's size, and
+/// `fastwebsockets` (considered as the lower-level WebSocket layer) a
+/// fixed read buffer per socket too.
+pub(crate) struct ReadOnReadiness<Io> {
+    io: Io,
+    /// Read from the socket, not yet taken; empty (no allocation) between
+    /// bursts.
+    pending: Bytes,
+}
+
+impl<Io> ReadOnReadiness<Io> {
+    fn new(io: Io) -> Self {
+        ReadOnReadiness {
+            io,
+            pending: Bytes::new(),
+        }
+    }
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for ReadOnReadiness<Io> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pending.is_empty() {
+            let n = out.remaining().min(this.pending.len());
+            out.put_slice(&this.pending[..n]);
+            this.pending.advance(n);
+            if this.pending.is_empty() {
+                // Give the allocation back now, not at the next burst.
+                this.pending = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if out.remaining() >= SOCKET_READ_SIZE {
+            return Pin::new(&mut this.io).poll_read(cx, out);
+        }
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); SOCKET_READ_SIZE];
+        let mut chunk = ReadBuf::uninit(&mut chunk);
+        std::task::ready!(Pin::new(&mut this.io).poll_read(cx, &mut chunk))?;
+        let read = chunk.filled();
+        let n = out.remaining().min(read.len());
+        out.put_slice(&read[..n]);
+        if read.len() > n {
+            this.pending = Bytes::copy_from_slice(&read[n..]);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for ReadOnReadiness<Io> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
 /// Splits an upgraded socket into the two transport halves.
-pub(crate) fn split(socket: WebSocket) -> (WebSocketSource, WebSocketSink) {
+pub(crate) fn split(socket: Socket) -> (WebSocketSource, WebSocketSink) {
     let (sink, stream) = socket.split();
     (
         WebSocketSource {
@@ -62,7 +325,7 @@ pub(crate) fn split(socket: WebSocket) -> (WebSocketSource, WebSocketSink) {
 
 /// The receiving half of a WebSocket.
 pub(crate) struct WebSocketSource {
-    stream: SplitStream<WebSocket>,
+    stream: SplitStream<Socket>,
     close_frame_seen: bool,
 }
 
@@ -72,7 +335,7 @@ impl FrameSource for WebSocketSource {
             return match self.stream.next().await? {
                 Ok(Message::Text(text)) => Some(Ok(Bytes::from(text))),
                 Ok(Message::Binary(data)) => Some(Ok(data)),
-                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
                 Ok(Message::Close(_)) => {
                     self.close_frame_seen = true;
                     None
@@ -93,7 +356,7 @@ impl FrameSource for WebSocketSource {
 }
 
 /// The sending half of a WebSocket.
-pub(crate) struct WebSocketSink(SplitSink<WebSocket, Message>);
+pub(crate) struct WebSocketSink(SplitSink<Socket, Message>);
 
 impl FrameSink for WebSocketSink {
     fn supported_formats(&self) -> &'static [TransferFormat] {
@@ -123,12 +386,95 @@ impl FrameSink for WebSocketSink {
 
     async fn close(&mut self, code: CloseCode) -> Result<(), TransportError> {
         let frame = CloseFrame {
-            code: code.websocket(),
+            code: code.websocket().into(),
             reason: Utf8Bytes::from_static(""),
         };
         self.0
             .send(Message::Close(Some(frame)))
             .await
             .map_err(|e| TransportError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    #[test]
+    fn an_owned_head_keeps_the_request_but_not_the_buffer_it_was_parsed_from() {
+        let buffer = Bytes::from_static(b"/hub?id=abc user-agent-value x-custom-value");
+        let (mut parts, ()) = http::Request::builder()
+            .uri(http::Uri::from_maybe_shared(buffer.slice(0..11)).expect("a URI"))
+            .header(
+                header::USER_AGENT,
+                HeaderValue::from_maybe_shared(buffer.slice(12..28)).expect("a value"),
+            )
+            .header(
+                "x-custom",
+                HeaderValue::from_maybe_shared(buffer.slice(29..)).expect("a value"),
+            )
+            .body(())
+            .expect("a request")
+            .into_parts();
+        parts
+            .extensions
+            .insert(axum::extract::OriginalUri(parts.uri.clone()));
+        let owned = owned_head(parts);
+        assert_eq!(owned.uri, "/hub?id=abc", "the URI is kept");
+        assert_eq!(owned.headers[header::USER_AGENT], "user-agent-value");
+        assert_eq!(owned.headers["x-custom"], "x-custom-value");
+        let range = buffer.as_ptr_range();
+        for value in owned.headers.values() {
+            assert!(
+                !range.contains(&value.as_bytes().as_ptr()),
+                "a header value of the owned head is not a slice of the read buffer"
+            );
+        }
+        assert!(
+            !range.contains(&owned.uri.path().as_ptr()),
+            "the owned URI is not a slice of the read buffer"
+        );
+        let original = owned
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .expect("the original URI is kept");
+        assert!(
+            !range.contains(&original.0.path().as_ptr()),
+            "the original URI is not a slice of the read buffer"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_on_readiness_deliver_every_byte_in_order_and_keep_nothing_between_bursts() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback listener");
+        let mut client =
+            tokio::net::TcpStream::connect(listener.local_addr().expect("its address"))
+                .await
+                .expect("a loopback connection");
+        let (server, _) = listener.accept().await.expect("the accepted socket");
+        let mut reader = ReadOnReadiness::new(server);
+        let sent: Vec<u8> = (0..3 * SOCKET_READ_SIZE + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        client.write_all(&sent).await.expect("the burst is written");
+        let mut received = Vec::new();
+        let mut small = [0u8; READ_BUFFER_SIZE];
+        while received.len() < sent.len() {
+            let n = reader.read(&mut small).await.expect("a read");
+            assert!(n > 0, "the socket ends only after the burst");
+            received.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(
+            received, sent,
+            "small reads see every byte of the burst, in order"
+        );
+        assert!(
+            reader.pending.is_empty() && reader.pending.as_ptr() == Bytes::new().as_ptr(),
+            "once the burst is taken, no read buffer is held"
+        );
     }
 }
