@@ -115,6 +115,9 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// One way of reading a record; returns something to keep.
+type DecodeRecord = fn(&Bytes) -> usize;
+
 /// One record through the one-pass reader against the serde path it sits
 /// in front of (`decode_record_with_serde`, what every record went through
 /// before), and the borrowed view alone: the proof that the hand-written
@@ -126,7 +129,7 @@ fn decode_record(c: &mut Criterion) {
         HubProtocol::Json.encode(&message, &mut wire).ok();
         wire.truncate(wire.len() - 1);
         let record = wire.freeze();
-        let cases: [(&str, fn(&Bytes) -> usize); 3] = [
+        let cases: [(&str, DecodeRecord); 3] = [
             ("serde", |record| {
                 usize::from(json::decode_record_with_serde(record).is_ok())
             }),

@@ -94,7 +94,10 @@ impl<'a> JsonRecordView<'a> {
             allow_reconnect: None,
             sequence_id: None,
         };
-        let mut cursor = Cursor { bytes: record, pos: 0 };
+        let mut cursor = Cursor {
+            bytes: record,
+            pos: 0,
+        };
         cursor.whitespace();
         cursor.expect(b'{')?;
         cursor.whitespace();
@@ -315,7 +318,10 @@ impl<'a> Cursor<'a> {
             // slow byte-by-byte walk.
             let rest = &self.bytes[self.pos..];
             let stop = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[..stop].iter().fold(false, |control, &b| control | (b < 0x20)) {
+            if rest[..stop]
+                .iter()
+                .fold(false, |control, &b| control | (b < 0x20))
+            {
                 return None;
             }
             self.pos += stop + 1;
