@@ -2,8 +2,18 @@
 # Benchmarks our hub side by side with a raw WebSocket baseline and
 # socketioxide, from a fresh clone:
 #
-#   scripts/bench.sh            all workloads, 2 repetitions in random order (~15 min; single broadcast, idle and slow consumer once)
-#   scripts/bench.sh --quick    one small case of every workload (~1 min)
+#   scripts/bench.sh            all workloads, 3 repetitions of each job interleaved (ours-json,
+#                               ours-msgpack, raw, socketioxide, ours-json, …), jobs in random order
+#                               (~25 min; single broadcast, idle and slow consumer once)
+#   scripts/bench.sh --quick    one small case of every workload, once (~1 min)
+#   scripts/bench.sh --repetitions=N   N repetitions instead of 3
+#
+# On a machine with two or more cores the server under test and the load
+# generator are pinned to separate cores (`hubbench run --no-pin` turns that
+# off). Run it on a quiet machine: RESULTS.md states each ratio's min–max over
+# the repetitions; two runs of the same code should agree within ±10 %.
+# To check that, render both runs together (each ratio's min–max then spans them):
+#   target/release/hubbench render --md /tmp/both.md --png /tmp/both.png RUN1.jsonl RUN2.jsonl
 #
 # Writes bench/results/<mode>-<time>.jsonl, then renders bench/RESULTS.md
 # and bench/results/chart.png from that file.
@@ -15,7 +25,8 @@ args=()
 for arg in "$@"; do
   case "$arg" in
     --quick) mode=quick; args+=(--quick) ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+    --repetitions=*) args+=(--repetitions "${arg#--repetitions=}") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--repetitions=N]" >&2; exit 2 ;;
   esac
 done
 

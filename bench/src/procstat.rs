@@ -3,8 +3,34 @@
 /// Clock ticks per second of `/proc/*/stat` (`CLK_TCK`, 100 on Linux).
 const CLOCK_TICKS: f64 = 100.0;
 
-/// User + system CPU seconds of a process (`"self"` or a pid).
+/// CPU seconds of a process (`"self"` or a pid): the sum of its threads'
+/// run time from `/proc/PID/task/*/schedstat` (nanoseconds, as the
+/// scheduler counts it), or utime + stime from `/proc/PID/stat` (in 10 ms
+/// clock ticks) where schedstat is missing. The nanoseconds matter: a
+/// clock tick to a few thousand clients or a short connect storm costs
+/// tens of milliseconds, where 10 ms steps would decide a ratio. (Threads
+/// that end take their run time with them; the servers and the load
+/// generator keep theirs for the whole run: no blocking pools.)
 pub fn cpu_seconds(pid: &str) -> f64 {
+    scheduled_seconds(pid).unwrap_or_else(|| ticked_seconds(pid))
+}
+
+fn scheduled_seconds(pid: &str) -> Option<f64> {
+    let mut nanos = 0u64;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else { continue };
+        // A thread that ended between the listing and the read counts nothing.
+        let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        nanos += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+        threads += 1;
+    }
+    (threads > 0).then(|| nanos as f64 / 1e9)
+}
+
+fn ticked_seconds(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -68,7 +94,12 @@ pub fn machine_description() -> serde_json::Value {
         .find_map(|line| line.strip_prefix("model name"))
         .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // The machine's cores, not this process's (pinned to one of them).
+    let cores = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count()
+        .max(1);
     let memory_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|info| {

@@ -26,10 +26,15 @@ fn load(inputs: &[PathBuf]) -> Result<Results, Error> {
         groups: BTreeMap::new(),
         files: inputs.to_vec(),
     };
-    for input in inputs {
+    for (file, input) in inputs.iter().enumerate() {
         let text = std::fs::read_to_string(input)?;
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
-            let record: Value = serde_json::from_str(line)?;
+            let mut record: Value = serde_json::from_str(line)?;
+            // Repetitions of several result files (runs) rendered together
+            // stay apart: a ratio pairs records of one run's repetition.
+            if let Some(fields) = record.as_object_mut() {
+                fields.insert("run_file".into(), Value::from(file));
+            }
             match record["record"].as_str() {
                 Some("run") => results.header = record,
                 Some("end") => results.footer = record,
@@ -123,16 +128,6 @@ fn ms(value: Option<f64>) -> String {
     }
 }
 
-fn ratio(ours: Option<f64>, other: Option<f64>) -> (String, Option<f64>) {
-    match (ours, other) {
-        (Some(ours), Some(other)) if other > 0.0 => {
-            let ratio = ours / other;
-            (format!("{ratio:.2}×"), Some(ratio))
-        }
-        _ => ("–".into(), None),
-    }
-}
-
 fn geomean(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
@@ -140,25 +135,109 @@ fn geomean(values: &[f64]) -> Option<f64> {
     Some((values.iter().map(|value| value.ln()).sum::<f64>() / values.len() as f64).exp())
 }
 
-/// Ratios of one kind, collected across rows for the targets.
-#[derive(Default)]
-struct RatioSet {
-    values: BTreeMap<&'static str, Vec<f64>>,
+/// The values at `path` of the successful records, by repetition.
+fn by_repetition(records: Option<&Vec<Value>>, path: &str) -> BTreeMap<u64, f64> {
+    records
+        .into_iter()
+        .flatten()
+        .filter(|record| record["ok"] == Value::Bool(true))
+        .filter_map(|record| {
+            let value = record.pointer(path).and_then(Value::as_f64)?;
+            (value.is_finite() && value > 0.0).then(|| {
+                let run = record["run_file"].as_u64().unwrap_or(0);
+                (
+                    run << 32 | record["repetition"].as_u64().unwrap_or(0),
+                    value,
+                )
+            })
+        })
+        .collect()
 }
 
-impl RatioSet {
-    fn push(&mut self, name: &'static str, value: Option<f64>) {
-        if let Some(value) = value {
-            self.values.entry(name).or_default().push(value);
+/// One ratio, ours over another server, in each repetition that has both
+/// (the two ran next to each other: the repetitions are interleaved).
+/// Keyed by run file and repetition, so that rendering two runs together
+/// gives the spread over both.
+#[derive(Debug, Clone, Default)]
+struct Spread {
+    /// Repetition -> ratio.
+    by_repetition: BTreeMap<u64, f64>,
+}
+
+impl Spread {
+    fn between(ours: Option<&Vec<Value>>, other: Option<&Vec<Value>>, path: &str) -> Spread {
+        let other = by_repetition(other, path);
+        Spread {
+            by_repetition: by_repetition(ours, path)
+                .into_iter()
+                .filter_map(|(repetition, ours)| Some((repetition, ours / other.get(&repetition)?)))
+                .collect(),
         }
     }
 
-    fn summary(&self, name: &str) -> (Option<f64>, Option<f64>) {
-        let values = self.values.get(name).map(Vec::as_slice).unwrap_or(&[]);
-        (
-            geomean(values),
-            values.iter().copied().min_by(f64::total_cmp),
-        )
+    fn median(&self) -> Option<f64> {
+        median(self.by_repetition.values().copied().collect())
+    }
+
+    fn min(&self) -> Option<f64> {
+        self.by_repetition.values().copied().min_by(f64::total_cmp)
+    }
+
+    fn max(&self) -> Option<f64> {
+        self.by_repetition.values().copied().max_by(f64::total_cmp)
+    }
+
+    /// Half the min–max range relative to the median (0.05 = ±5 %).
+    fn half_range(&self) -> Option<f64> {
+        Some((self.max()? - self.min()?) / 2.0 / self.median()?)
+    }
+
+    /// `0.62× (0.58–0.66)`, or `0.62×` from one repetition.
+    fn text(&self) -> String {
+        match (self.median(), self.min(), self.max()) {
+            (Some(median), Some(min), Some(max)) if self.by_repetition.len() > 1 => {
+                format!("{median:.2}× ({min:.2}–{max:.2})")
+            }
+            (Some(median), ..) => format!("{median:.2}×"),
+            _ => "–".into(),
+        }
+    }
+}
+
+/// Ratios of one kind, collected across rows for the targets.
+#[derive(Default)]
+struct RatioSet {
+    values: BTreeMap<&'static str, Vec<Spread>>,
+}
+
+impl RatioSet {
+    fn push(&mut self, name: &'static str, spread: Option<Spread>) {
+        if let Some(spread) = spread.filter(|spread| !spread.by_repetition.is_empty()) {
+            self.values.entry(name).or_default().push(spread);
+        }
+    }
+
+    /// The geometric mean over the rows, per repetition (as a [`Spread`]),
+    /// and the worst row's median.
+    fn summary(&self, name: &str) -> (Spread, Option<f64>) {
+        let rows = self.values.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let mut per_repetition: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for row in rows {
+            for (&repetition, &ratio) in &row.by_repetition {
+                per_repetition.entry(repetition).or_default().push(ratio);
+            }
+        }
+        let geo = Spread {
+            by_repetition: per_repetition
+                .into_iter()
+                .filter_map(|(repetition, ratios)| Some((repetition, geomean(&ratios)?)))
+                .collect(),
+        };
+        let worst = rows
+            .iter()
+            .filter_map(Spread::median)
+            .min_by(f64::total_cmp);
+        (geo, worst)
     }
 }
 
@@ -205,7 +284,8 @@ fn throughput_tables(
     }
     let _ = writeln!(
         out,
-        "\nDeliveries per server CPU-second (the headline) and ratios from the same run:\n\n\
+        "\nDeliveries per server CPU-second (the headline) and ratios from the same run \
+         (median over the repetitions, min–max in brackets):\n\n\
          | {header} | ours-json | ours-msgpack | raw | socketioxide | json/raw | json/sio | msgpack/raw | msgpack/sio |\n|{}---|---|---|---|---|---|---|---|",
         "---|".repeat(header.matches('|').count() + 1)
     );
@@ -224,7 +304,12 @@ fn throughput_tables(
             if bound(ours) || bound(other) {
                 ("client-bound".to_owned(), None)
             } else {
-                ratio(value(ours), value(other))
+                let spread = Spread::between(
+                    servers.get(ours),
+                    servers.get(other),
+                    "/deliveries_per_server_cpu_s",
+                );
+                (spread.text(), Some(spread))
             }
         };
         let (json_raw, json_raw_value) = compare("ours-json", "raw");
@@ -264,7 +349,7 @@ pub fn render(inputs: &[PathBuf], markdown: &Path, png: &Path) -> Result<(), Err
     let _ = writeln!(
         out,
         "# Benchmark results\n\n\
-         Generated by `scripts/bench.sh` ({} mode, {} repetition(s) in random order) from {}; \
+         Generated by `scripts/bench.sh` ({} mode, {} repetition(s) of each job, interleaved; the jobs in random order) from {}; \
          do not edit by hand.\n\n\
          **Machine:** {} — {} cores, {} GiB RAM, Linux {}. Load average at the start: {}; at the end: {}.\n",
         results.header["mode"].as_str().unwrap_or("?"),
@@ -306,7 +391,7 @@ pub fn render(inputs: &[PathBuf], markdown: &Path, png: &Path) -> Result<(), Err
         "Every job starts a fresh server process (release build) and drives it from one tokio load \
          generator (the same client code for every server, connections spread over 127.0.0.2–33). \
          Values are medians over repetitions. Latency is measured from the timestamp in each payload \
-         (HdrHistogram). Server CPU is utime+stime from `/proc/PID/stat`. ⚠ marks runs where the \
+         (HdrHistogram). Server CPU is the run time of its threads from `/proc/PID/task/*/schedstat` (nanoseconds). ⚠ marks runs where the \
          load generator used more CPU than the server (client-bound: deliveries/s then understates \
          the server, so no ratio is computed against such a run and it counts toward no target).\n",
     );
@@ -525,89 +610,235 @@ pub fn render(inputs: &[PathBuf], markdown: &Path, png: &Path) -> Result<(), Err
         }
     }
 
-    // Targets of the issue, for ours (JSON; MessagePack alongside).
-    out.push_str("\n## targets (ours vs the others, ratios from this run)\n\n| target | measured | status |\n|---|---|---|\n");
+    // The clock: the seed's sample at scale.
+    out.push_str(
+        "\n## clock (the seed's sample: `show_time(now)` to every client each tick through the typed context; raw pushes the same frame)\n\n\
+         Server CPU per tick is the server's CPU time from just after one tick reached every client to just after the last measured one, \
+         divided by the ticks (idle time between ticks included). *Last client* is the time from the tick's timestamp \
+         (the server's clock) until the last client has it; p50/p99 over every measured tick of every repetition.\n\n\
+         | clients | server | server CPU ms per tick | deliveries per server CPU-s | last client p50 ms | last client p99 ms | ticks | vs raw (per CPU-s) |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    let mut clock_ratio: BTreeMap<&str, Spread> = BTreeMap::new();
+    let mut clock_p99: BTreeMap<&str, Option<f64>> = BTreeMap::new();
+    for ((name, key), servers) in &results.groups {
+        if name != "clock" {
+            continue;
+        }
+        let params = params_of(key);
+        for server in ["ours-json", "ours-msgpack", "raw"] {
+            let records = servers.get(server);
+            let mut times: Vec<f64> = records
+                .into_iter()
+                .flatten()
+                .filter(|record| record["ok"] == Value::Bool(true))
+                .flat_map(|record| {
+                    record["last_client_ms"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|value| value.as_f64())
+                .collect();
+            times.sort_by(f64::total_cmp);
+            let quantile = |q: f64| {
+                (!times.is_empty()).then(|| {
+                    times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1]
+                })
+            };
+            let versus = if server == "raw" {
+                "–".to_owned()
+            } else {
+                let spread =
+                    Spread::between(records, servers.get("raw"), "/deliveries_per_server_cpu_s");
+                let text = spread.text();
+                clock_ratio.insert(server, spread);
+                text
+            };
+            clock_p99.insert(server, quantile(0.99));
+            let _ = writeln!(
+                out,
+                "| {} | {server} | {} | {} | {} | {} | {} | {versus} |",
+                params["clients"],
+                ms(med(records, "/server_cpu_ms_per_tick")),
+                human(med(records, "/deliveries_per_server_cpu_s")),
+                ms(quantile(0.5)),
+                ms(quantile(0.99)),
+                times.len()
+            );
+        }
+    }
+
+    // The connect storm.
+    out.push_str(
+        "\n## connect storm (new connections as fast as the server takes them, kept open until the storm ends)\n\n\
+         A connect of ours is what the official clients do: `POST /negotiate` on a connection of its own, \
+         the WebSocket upgrade with the negotiated id, the SignalR handshake. A connect of raw is the WebSocket upgrade only \
+         (it has nothing more), so the ratio prices the SignalR connection setup as a whole.\n\n\
+         | connections | at once | server | connects/s | connects per server CPU-s | connect p50 ms | connect p99 ms | vs raw (per CPU-s) | vs raw (per s) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut storm_ratio: BTreeMap<&str, Spread> = BTreeMap::new();
+    for ((name, key), servers) in &results.groups {
+        if name != "connect-storm" {
+            continue;
+        }
+        let params = params_of(key);
+        for server in ["ours-json", "ours-msgpack", "raw"] {
+            let records = servers.get(server);
+            let (per_cpu, per_second) = if server == "raw" {
+                ("–".to_owned(), "–".to_owned())
+            } else {
+                let per_cpu =
+                    Spread::between(records, servers.get("raw"), "/connects_per_server_cpu_s");
+                let per_second = Spread::between(records, servers.get("raw"), "/connects_per_s");
+                let texts = (per_cpu.text(), per_second.text());
+                storm_ratio.insert(server, per_cpu);
+                texts
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {server} | {} | {} | {} | {} | {per_cpu} | {per_second} |",
+                params["connections"],
+                params["concurrency"],
+                human(med(records, "/connects_per_s")),
+                human(med(records, "/connects_per_server_cpu_s")),
+                ms(med(records, "/connect_p50_ms")),
+                ms(med(records, "/connect_p99_ms")),
+            );
+        }
+    }
+
+    // The goals of issue 21, for each hub protocol, met or missed.
     let status = |met: Option<bool>| match met {
         Some(true) => "met",
         Some(false) => "**missed**",
         None => "not measured",
     };
-    let mut target = |name: &str, set: &RatioSet, key: &str, goal: f64| {
-        let (geo, min) = set.summary(key);
-        let _ = writeln!(
-            out,
-            "| {name} ≥ {goal}× | geometric mean {} (worst case {}) | {} |",
-            geo.map_or("–".into(), |v| format!("{v:.2}×")),
-            min.map_or("–".into(), |v| format!("{v:.2}×")),
-            status(geo.map(|geo| geo >= goal))
-        );
+    let mut goals: Vec<(String, String, Option<bool>)> = Vec::new();
+    // Headline ratios whose spread RESULTS.md states.
+    let mut headline: Vec<(String, Spread)> = Vec::new();
+    let geo_text = |spread: &Spread| {
+        if spread.by_repetition.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("geometric mean {}", spread.text())
+        }
     };
-    target(
-        "broadcast deliveries/CPU-s, JSON vs raw",
-        &broadcast,
-        "json/raw",
-        0.9,
-    );
-    target(
-        "broadcast deliveries/CPU-s, JSON vs socketioxide",
-        &broadcast,
-        "json/sio",
-        2.0,
-    );
-    target(
-        "broadcast deliveries/CPU-s, MessagePack vs raw",
-        &broadcast,
-        "msgpack/raw",
-        0.9,
-    );
-    target(
-        "broadcast deliveries/CPU-s, MessagePack vs socketioxide",
-        &broadcast,
-        "msgpack/sio",
-        2.0,
-    );
-    target("echo calls/CPU-s, JSON vs raw", &echo, "json/raw", 0.7);
-    target(
-        "echo calls/CPU-s, JSON vs socketioxide",
-        &echo,
-        "json/sio",
-        1.5,
-    );
-    target(
-        "echo calls/CPU-s, MessagePack vs raw",
-        &echo,
-        "msgpack/raw",
-        0.7,
-    );
-    target(
-        "echo calls/CPU-s, MessagePack vs socketioxide",
-        &echo,
-        "msgpack/sio",
-        1.5,
-    );
-    for server in ["ours-json", "ours-msgpack"] {
+    for (protocol, prefix, server) in [
+        ("JSON", "json", "ours-json"),
+        ("MessagePack", "msgpack", "ours-msgpack"),
+    ] {
         let rss = idle_rss.get(server).copied();
-        let _ = writeln!(
-            out,
-            "| server RSS per idle SignalR connection ({server}, ≥ 10,000 connections) ≤ 8 kB | {} | {} |",
+        goals.push((
+            format!("idle: server RSS per connection ({protocol}, worst checkpoint ≥ 10,000 connections) ≤ 6 kB"),
             rss.map_or("–".into(), |kb| format!("{kb:.1} kB")),
-            status(rss.map(|kb| kb <= 8.0))
-        );
+            rss.map(|kb| kb <= 6.0),
+        ));
+        let (echo_raw, echo_worst) = echo.summary(&format!("{prefix}/raw"));
+        goals.push((
+            format!("echo deliveries per server CPU-s, {protocol} vs raw ≥ 0.7×"),
+            geo_text(&echo_raw),
+            echo_raw.median().map(|geo| geo >= 0.7),
+        ));
+        goals.push((
+            format!("echo, {protocol} vs raw: no case below 0.5×"),
+            echo_worst.map_or("–".into(), |worst| format!("worst case {worst:.2}×")),
+            echo_worst.map(|worst| worst >= 0.5),
+        ));
+        let (echo_sio, _) = echo.summary(&format!("{prefix}/sio"));
+        goals.push((
+            format!("echo deliveries per server CPU-s, {protocol} vs socketioxide ≥ 1.5×"),
+            geo_text(&echo_sio),
+            echo_sio.median().map(|geo| geo >= 1.5),
+        ));
+        let (broadcast_raw, _) = broadcast.summary(&format!("{prefix}/raw"));
+        goals.push((
+            format!("broadcast deliveries per server CPU-s, {protocol} vs raw ≥ 0.95×"),
+            geo_text(&broadcast_raw),
+            broadcast_raw.median().map(|geo| geo >= 0.95),
+        ));
+        let (broadcast_sio, _) = broadcast.summary(&format!("{prefix}/sio"));
+        goals.push((
+            format!("broadcast deliveries per server CPU-s, {protocol} vs socketioxide ≥ 2×"),
+            geo_text(&broadcast_sio),
+            broadcast_sio.median().map(|geo| geo >= 2.0),
+        ));
+        let clock = clock_ratio.get(server).cloned().unwrap_or_default();
+        goals.push((
+            format!("clock deliveries per server CPU-s, {protocol} vs raw ≥ 0.9×"),
+            clock.text(),
+            clock.median().map(|ratio| ratio >= 0.9),
+        ));
+        let p99 = clock_p99.get(server).copied().flatten();
+        goals.push((
+            format!("clock, {protocol}: last client p99 after the tick < 25 ms"),
+            format!("{} ms", ms(p99)),
+            p99.map(|p99| p99 < 25.0),
+        ));
+        let storm = storm_ratio.get(server).cloned().unwrap_or_default();
+        goals.push((
+            format!("connect storm, {protocol} vs raw (per server CPU-s) ≥ 0.8×"),
+            storm.text(),
+            storm.median().map(|ratio| ratio >= 0.8),
+        ));
+        headline.extend([
+            (format!("echo {protocol}/raw"), echo_raw),
+            (format!("echo {protocol}/socketioxide"), echo_sio),
+            (format!("broadcast {protocol}/raw"), broadcast_raw),
+            (format!("broadcast {protocol}/socketioxide"), broadcast_sio),
+            (format!("clock {protocol}/raw"), clock),
+            (format!("connect storm {protocol}/raw"), storm),
+        ]);
         let p99 = single_p99.get(server).copied().flatten();
-        let _ = writeln!(
-            out,
-            "| single broadcast to 10,000 receivers ({server}), p99 time to the last < 50 ms | {} ms | {} |",
-            ms(p99),
-            status(p99.map(|p99| p99 < 50.0))
-        );
+        goals.push((
+            format!("(round 1) single broadcast to 10,000 receivers ({protocol}), p99 time to the last < 50 ms"),
+            format!("{} ms", ms(p99)),
+            p99.map(|p99| p99 < 50.0),
+        ));
         let loss = slow_loss.get(server).copied().flatten();
-        let _ = writeln!(
-            out,
-            "| healthy receivers' throughput loss with 1 % stalled ({server}) < 10 % | {} | {} |",
+        goals.push((
+            format!(
+                "(round 1) healthy receivers' throughput loss with 1 % stalled ({protocol}) < 10 %"
+            ),
             loss.map_or("–".into(), |loss| format!("{:.1} %", loss * 100.0)),
-            status(loss.map(|loss| loss < 0.10))
-        );
+            loss.map(|loss| loss < 0.10),
+        ));
     }
+    out.push_str(
+        "\n## goals (issue 21; ratios from this run: median over the interleaved repetitions, min–max in brackets)\n\n\
+         | goal | measured | status |\n|---|---|---|\n",
+    );
+    for (goal, measured, met) in &goals {
+        let _ = writeln!(out, "| {goal} | {measured} | {} |", status(*met));
+    }
+    let widest = headline
+        .iter()
+        .filter_map(|(name, spread)| Some((name, spread.half_range()?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let repetitions = results.header["repetitions"].as_u64().unwrap_or(1);
+    let pinned = &results.header["pinned"];
+    let _ = writeln!(
+        out,
+        "\n**Spread.** {}; the repetitions of each job ran interleaved (ours-json, ours-msgpack, raw, socketioxide, \
+         ours-json, …), so each ratio is taken between runs next to each other in time, once per repetition. {}",
+        if pinned.is_null() {
+            "The server and the load generator were not pinned".to_owned()
+        } else {
+            format!(
+                "The server was pinned to core {} and the load generator to core {}",
+                pinned["server_cpu"], pinned["loadgen_cpu"]
+            )
+        },
+        match widest {
+            Some((name, half)) if repetitions > 1 => format!(
+                "Over the {repetitions} repetitions the widest headline ratio ({name}) spread ±{:.1} % around its median; \
+                 the goal is that two full runs agree within ±10 % on every headline ratio.",
+                half * 100.0
+            ),
+            _ => "One repetition: no spread to state.".to_owned(),
+        }
+    );
 
     let chart_name = png
         .file_name()

@@ -8,19 +8,27 @@
 //!   bounded outbound queue and slow-consumer policy as ours;
 //! - `sio`: socketioxide with its default settings, events `echo` (with an
 //!   ack) and `broadcast` (through `io.emit`).
+//!
+//! With `--tick-ms N` the hub and the raw server also run the clock of the
+//! seed's sample (the `clock` workload): every N ms the hub's background
+//! worker calls `show_time(now)` on every client through the typed
+//! [`HubContext`], and the raw server pushes the same JSON frame
+//! (`{"type":1,"target":"ShowTime","arguments":["<RFC 3339 time>"]}`) to
+//! every socket through its registry.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use hub_runtime::server::HubServer;
-use hub_runtime::{CallContext, HubError, hub, hub_client};
+use hub_runtime::{CallContext, HubContext, HubError, Timestamp, hub, hub_client};
 use tokio::sync::{Notify, mpsc};
 
 /// Which server a `serve` process runs.
@@ -59,6 +67,8 @@ impl ServerKind {
 pub trait BenchClient {
     /// A broadcast message.
     async fn receive(&self, message: String);
+    /// The clock's tick (the seed's `IClock::show_time`).
+    async fn show_time(&self, now: Timestamp);
 }
 
 /// The bench hub.
@@ -72,6 +82,63 @@ impl BenchHub {
 
     async fn broadcast(&self, ctx: CallContext<Self>, message: String) -> Result<(), HubError> {
         ctx.clients().all().receive(message).await
+    }
+}
+
+/// The seed's `Worker` (clock-demo's `worker`) with the tick as a
+/// parameter: every `tick`, `show_time(now)` on every client through the
+/// typed context.
+async fn hub_clock(context: HubContext<BenchHub>, tick: Duration) {
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = context.clients().all().show_time(Timestamp::now()).await {
+            eprintln!("hubbench serve: the clock tick failed: {error}");
+        }
+    }
+}
+
+/// The raw baseline's clock: every `tick`, the frame our hub sends for
+/// `show_time(now)` with the JSON protocol, pushed to every socket.
+async fn raw_clock(state: Arc<RawState>, tick: Duration) {
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = serde_json::to_string(&Timestamp::now()).unwrap_or_default();
+        let frame = format!("{{\"type\":1,\"target\":\"ShowTime\",\"arguments\":[{now}]}}\u{1e}");
+        raw_send_all(&state, &Utf8Bytes::from(frame));
+    }
+}
+
+/// Queues `text` to every raw connection (the frame's bytes shared, never
+/// copied); connections whose queue is full are closed as slow consumers.
+fn raw_send_all(state: &RawState, text: &Utf8Bytes) {
+    let mut slow = Vec::new();
+    {
+        let connections = state
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (other, (queue, _)) in connections.iter() {
+            if queue.try_send(text.clone()).is_err() {
+                slow.push(*other);
+            }
+        }
+    }
+    if !slow.is_empty() {
+        // Slow consumers leave the registry and their writer closes the
+        // socket, as the hub's policy does.
+        let mut connections = state
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for other in slow {
+            if let Some((_, close)) = connections.remove(&other) {
+                close.notify_one();
+            }
+        }
     }
 }
 
@@ -151,33 +218,7 @@ async fn raw_connection(state: Arc<RawState>, socket: WebSocket) {
                     break;
                 }
             }
-            Some(b'b') => {
-                let mut slow = Vec::new();
-                {
-                    let connections = state
-                        .connections
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    for (other, (queue, _)) in connections.iter() {
-                        if queue.try_send(text.clone()).is_err() {
-                            slow.push(*other);
-                        }
-                    }
-                }
-                if !slow.is_empty() {
-                    // Slow consumers leave the registry and their writer
-                    // closes the socket, as the hub's policy does.
-                    let mut connections = state
-                        .connections
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    for other in slow {
-                        if let Some((_, close)) = connections.remove(&other) {
-                            close.notify_one();
-                        }
-                    }
-                }
-            }
+            Some(b'b') => raw_send_all(&state, &text),
             _ => {}
         }
     }
@@ -190,10 +231,14 @@ async fn raw_connection(state: Arc<RawState>, socket: WebSocket) {
     writer.abort();
 }
 
-fn raw_router() -> axum::Router {
+fn raw_router(tick: Option<Duration>) -> axum::Router {
+    let state = Arc::new(RawState::default());
+    if let Some(tick) = tick {
+        tokio::spawn(raw_clock(state.clone(), tick));
+    }
     axum::Router::new()
         .route("/ws", axum::routing::get(raw_upgrade))
-        .with_state(Arc::new(RawState::default()))
+        .with_state(state)
 }
 
 fn sio_router() -> axum::Router {
@@ -225,13 +270,21 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Runs a server of `kind` on `bind` until killed. Prints
-/// `listening on ADDR` once it accepts connections.
-pub async fn serve(kind: ServerKind, bind: SocketAddr) -> std::io::Result<()> {
+/// Runs a server of `kind` on `bind` until killed, with the clock ticking
+/// every `tick` when given (hub and raw only). Prints `listening on ADDR`
+/// once it accepts connections.
+pub async fn serve(
+    kind: ServerKind,
+    bind: SocketAddr,
+    tick: Option<Duration>,
+) -> std::io::Result<()> {
     raise_fd_limit();
     let app = match kind {
         ServerKind::Hub => {
             let hub = HubServer::new(BenchHub);
+            if let Some(tick) = tick {
+                tokio::spawn(hub_clock(hub.context(), tick));
+            }
             let app = axum::Router::new().nest("/hub", hub.router());
             // `HUBBENCH_METRICS=1`: what recording the hub's metrics costs
             // (a Prometheus recorder installed, never scraped).
@@ -243,7 +296,7 @@ pub async fn serve(kind: ServerKind, bind: SocketAddr) -> std::io::Result<()> {
                 app
             }
         }
-        ServerKind::Raw => raw_router(),
+        ServerKind::Raw => raw_router(tick),
         ServerKind::SocketIo => sio_router(),
     };
     let listener = tokio::net::TcpListener::bind(bind).await?;

@@ -36,6 +36,11 @@ pub enum Proto {
     Sio,
 }
 
+/// A SignalR Ping in the JSON hub protocol.
+const SIGNALR_JSON_PING: &[u8] = b"{\"type\":6}\x1e";
+/// A SignalR Ping in the MessagePack hub protocol (length 2, `[6]`).
+const SIGNALR_MSGPACK_PING: &[u8] = &[0x02, 0x91, 0x06];
+
 /// The length of a marker: `@@`, 16 hex digits, `|`.
 pub const MARKER_LEN: usize = 19;
 const READ_BUFFER: usize = 4096;
@@ -205,6 +210,9 @@ impl Encoder {
     }
 }
 
+/// What [`Conn::recv_frames`] hands each small data frame's payload to.
+pub type FrameHandler<'a> = dyn FnMut(&[u8]) + Send + 'a;
+
 /// What one [`Conn::recv`] saw.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Received {
@@ -240,6 +248,32 @@ impl Conn {
         source: IpAddr,
         receive_buffer: Option<u32>,
     ) -> io::Result<Conn> {
+        Self::connect_with(proto, server, source, receive_buffer, None).await
+    }
+
+    /// Connects as the official SignalR clients do: `POST
+    /// /hub/negotiate?negotiateVersion=1` on a connection of its own, then
+    /// the WebSocket upgrade at `/hub?id=<connectionToken>` and the
+    /// handshake. Other protocols connect as [`Conn::connect`] does.
+    pub async fn connect_negotiated(
+        proto: Proto,
+        server: SocketAddr,
+        source: IpAddr,
+    ) -> io::Result<Conn> {
+        if !matches!(proto, Proto::Json | Proto::MsgPack) {
+            return Self::connect(proto, server, source, None).await;
+        }
+        let token = negotiate(server, source).await?;
+        Self::connect_with(proto, server, source, None, Some(&token)).await
+    }
+
+    async fn connect_with(
+        proto: Proto,
+        server: SocketAddr,
+        source: IpAddr,
+        receive_buffer: Option<u32>,
+        token: Option<&str>,
+    ) -> io::Result<Conn> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(source, 0))?;
         if let Some(size) = receive_buffer {
@@ -247,10 +281,11 @@ impl Conn {
         }
         let stream: TcpStream = socket.connect(server).await?;
         stream.set_nodelay(true)?;
-        let path = match proto {
-            Proto::Json | Proto::MsgPack => "/hub",
-            Proto::Raw => "/ws",
-            Proto::Sio => "/socket.io/?EIO=4&transport=websocket",
+        let path = match (proto, token) {
+            (Proto::Json | Proto::MsgPack, Some(token)) => format!("/hub?id={token}"),
+            (Proto::Json | Proto::MsgPack, None) => "/hub".to_owned(),
+            (Proto::Raw, _) => "/ws".to_owned(),
+            (Proto::Sio, _) => "/socket.io/?EIO=4&transport=websocket".to_owned(),
         };
         let (reader, writer) = stream.into_split();
         let mut conn = Conn {
@@ -379,6 +414,21 @@ impl Conn {
     /// calling `on_marker` with the timestamp of every delivery. Answers
     /// WebSocket pings and engine.io pings on the way.
     pub async fn recv(&mut self, on_marker: &mut impl FnMut(u64)) -> Received {
+        self.recv_inner(on_marker, None).await
+    }
+
+    /// Reads once from the socket and hands the payload of every complete
+    /// small data frame (up to 125 bytes, such as a clock tick) to
+    /// `on_frame` instead of scanning it for markers.
+    pub async fn recv_frames(&mut self, on_frame: &mut FrameHandler<'_>) -> Received {
+        self.recv_inner(&mut |_| {}, Some(on_frame)).await
+    }
+
+    async fn recv_inner(
+        &mut self,
+        on_marker: &mut impl FnMut(u64),
+        mut on_frame: Option<&mut FrameHandler<'_>>,
+    ) -> Received {
         let mut received = Received::default();
         if let Err(_error) = self.fill().await {
             received.closed = true;
@@ -433,6 +483,24 @@ impl Conn {
                     1 if self.proto == Proto::Sio && payload == b"2" => {
                         self.control.clear();
                         frame(&mut self.control, 1, b"3");
+                    }
+                    // A SignalR server Ping (every 15 s) is answered with a
+                    // Ping, standing in for the official clients' keep-alive
+                    // timer: a client that only listens (the clock's, the
+                    // idle ones) is not closed after the server's 30 s
+                    // client timeout.
+                    1 if self.proto == Proto::Json && payload == SIGNALR_JSON_PING => {
+                        self.control.clear();
+                        frame(&mut self.control, 1, SIGNALR_JSON_PING);
+                    }
+                    2 if self.proto == Proto::MsgPack && payload == SIGNALR_MSGPACK_PING => {
+                        self.control.clear();
+                        frame(&mut self.control, 2, SIGNALR_MSGPACK_PING);
+                    }
+                    _ if on_frame.is_some() => {
+                        if let Some(on_frame) = on_frame.as_mut() {
+                            on_frame(payload);
+                        }
                     }
                     _ => {
                         let mut from = 0;
@@ -492,6 +560,95 @@ impl Conn {
     }
 }
 
+/// `POST /hub/negotiate?negotiateVersion=1` on a connection of its own
+/// (closed by the server after the answer, as `Connection: close` asks);
+/// returns the `connectionToken`.
+async fn negotiate(server: SocketAddr, source: IpAddr) -> io::Result<String> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = socket.connect(server).await?;
+    stream.set_nodelay(true)?;
+    let request = format!(
+        "POST /hub/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {server}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::with_capacity(512);
+    // A negotiate answer is a few hundred bytes; 16 KiB bounds a wrong one.
+    (&mut stream)
+        .take(16 * 1024)
+        .read_to_end(&mut answer)
+        .await?;
+    if !answer.starts_with(b"HTTP/1.1 200") {
+        return Err(io::Error::other(format!(
+            "negotiate failed: {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        )));
+    }
+    const FIELD: &[u8] = b"\"connectionToken\":\"";
+    let start = memchr::memmem::find(&answer, FIELD)
+        .map(|at| at + FIELD.len())
+        .ok_or_else(|| io::Error::other("negotiate answer without a connectionToken"))?;
+    let length = memchr::memchr(b'"', &answer[start..])
+        .ok_or_else(|| io::Error::other("negotiate answer: unterminated connectionToken"))?;
+    let token = &answer[start..start + length];
+    // Tokens are URL-safe base64: they go into the query as they are.
+    if !token
+        .iter()
+        .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_'))
+    {
+        return Err(io::Error::other(
+            "negotiate answer: a connectionToken that is not URL-safe",
+        ));
+    }
+    Ok(String::from_utf8_lossy(token).into_owned())
+}
+
+/// The send time carried by a clock tick's payload, in nanoseconds since
+/// the Unix epoch: the `show_time` argument of a SignalR Invocation, an
+/// RFC 3339 string in JSON (`"arguments":["2026-12-05T19:00:00.123456Z"]`)
+/// or the MessagePack timestamp extension (−1) in its 32, 64 or 96-bit
+/// form. `None` for any other frame (a Ping).
+pub fn tick_time_ns(payload: &[u8]) -> Option<i128> {
+    const JSON: &[u8] = b"\"arguments\":[\"";
+    if let Some(at) = memchr::memmem::find(payload, JSON) {
+        let rest = &payload[at + JSON.len()..];
+        let text = std::str::from_utf8(&rest[..memchr::memchr(b'"', rest)?]).ok()?;
+        return hub_runtime::Timestamp::parse(text)
+            .ok()
+            .map(hub_runtime::Timestamp::unix_nanos);
+    }
+    // The arguments array of one element (0x91), then the extension.
+    let be = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .fold(0u64, |value, &b| (value << 8) | u64::from(b))
+    };
+    if let Some(at) = memchr::memmem::find(payload, &[0x91, 0xd6, 0xff]) {
+        let seconds = be(payload.get(at + 3..at + 7)?);
+        return Some(i128::from(seconds) * 1_000_000_000);
+    }
+    if let Some(at) = memchr::memmem::find(payload, &[0x91, 0xd7, 0xff]) {
+        let value = be(payload.get(at + 3..at + 11)?);
+        let (nanos, seconds) = (value >> 34, value & ((1 << 34) - 1));
+        return Some(i128::from(seconds) * 1_000_000_000 + i128::from(nanos));
+    }
+    if let Some(at) = memchr::memmem::find(payload, &[0x91, 0xc7, 0x0c, 0xff]) {
+        let nanos = be(payload.get(at + 4..at + 8)?);
+        let seconds = be(payload.get(at + 8..at + 16)?) as i64;
+        return Some(i128::from(seconds) * 1_000_000_000 + i128::from(nanos));
+    }
+    None
+}
+
+/// Nanoseconds since the Unix epoch now (the clock's ticks carry the
+/// server's wall-clock time; both processes read the same clock).
+pub fn unix_now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as i128)
+}
+
 /// Parses a server frame header: (header length, payload length, opcode).
 fn parse_header(bytes: &[u8]) -> Option<(usize, u64, u8)> {
     let first = *bytes.first()?;
@@ -516,6 +673,28 @@ fn parse_header(bytes: &[u8]) -> Option<(usize, u64, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_times_in_both_protocols() {
+        let json = br#"{"type":1,"target":"ShowTime","arguments":["2024-01-01T00:00:00.5Z"]}"#;
+        assert_eq!(
+            tick_time_ns(json),
+            Some(1_704_067_200_500_000_000),
+            "the JSON tick's RFC 3339 argument is read"
+        );
+        // [1, {}, nil, "ShowTime", [timestamp 64: 0.5 s after 2024-01-01]]
+        let mut msgpack = vec![0x95, 0x01, 0x80, 0xc0, 0xa8];
+        msgpack.extend_from_slice(b"ShowTime");
+        msgpack.extend_from_slice(&[0x91, 0xd7, 0xff]);
+        let value: u64 = (500_000_000u64 << 34) | 1_704_067_200;
+        msgpack.extend_from_slice(&value.to_be_bytes());
+        assert_eq!(
+            tick_time_ns(&msgpack),
+            Some(1_704_067_200_500_000_000),
+            "the MessagePack tick's timestamp extension is read"
+        );
+        assert_eq!(tick_time_ns(b"{\"type\":6}\x1e"), None, "a Ping is no tick");
+    }
 
     #[test]
     fn payload_round_trip() {

@@ -407,6 +407,8 @@ fn free_cluster_port() -> u16 {
 pub struct RedisCluster {
     nodes: Vec<(u16, Child)>,
     dir: PathBuf,
+    /// Set when the nodes serve TLS only: the CA that signed them.
+    tls_ca: Option<PathBuf>,
 }
 
 impl RedisCluster {
@@ -417,20 +419,60 @@ impl RedisCluster {
     /// When `redis-server` or `redis-cli` is missing or the cluster is not
     /// ready within 60 s.
     pub fn start(masters: usize, replicas: usize) -> RedisCluster {
+        RedisCluster::start_with(masters, replicas, None)
+    }
+
+    /// As [`RedisCluster::start`], every node serving TLS only
+    /// (`--port 0 --tls-port P`, `--tls-cluster yes`: the cluster bus and
+    /// replication over TLS too) with a certificate of `ca` for 127.0.0.1
+    /// ([`tls::TestCa::peer_cert_files`]), clients not asked for
+    /// certificates. Its
+    /// [`seeds`](RedisCluster::seeds) are `rediss://` URLs; clients trust
+    /// them with `SSL_CERT_FILE=`[`tls::TestCa::ca_cert_file`].
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`].
+    pub fn start_tls(ca: &tls::TestCa, masters: usize, replicas: usize) -> RedisCluster {
+        RedisCluster::start_with(masters, replicas, Some(ca))
+    }
+
+    fn start_with(masters: usize, replicas: usize, ca: Option<&tls::TestCa>) -> RedisCluster {
+        static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let binary = redis_server_binary();
-        let dir = std::env::temp_dir().join(format!("hub-tests-cluster-{}", std::process::id()));
+        // One directory per cluster: a test binary may run several at once.
+        let dir = std::env::temp_dir().join(format!(
+            "hub-tests-cluster-{}-{}",
+            std::process::id(),
+            CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             dir,
+            tls_ca: ca.map(|ca| ca.ca_cert_file().to_owned()),
         };
+        let peer_cert = ca.map(tls::TestCa::peer_cert_files);
         for _ in 0..masters * (1 + replicas) {
             let port = free_cluster_port();
             let node_dir = cluster.dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("a node directory");
-            let child = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            let mut command = Command::new(&binary);
+            match (&cluster.tls_ca, &peer_cert) {
+                (Some(ca_file), Some((cert, key))) => command
+                    .args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(ca_file)
+                    .args(["--tls-auth-clients", "no"]),
+                _ => command.args(["--port", &port.to_string()]),
+            };
+            let child = command
+                .args(["--bind", "127.0.0.1"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .arg("--dir")
@@ -457,6 +499,7 @@ impl RedisCluster {
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
         let created = Command::new("redis-cli")
+            .args(cluster.cli_tls_args())
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
@@ -504,9 +547,14 @@ impl RedisCluster {
 
     /// The seed URLs to give a cluster client: every node.
     pub fn seeds(&self) -> String {
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.ports()
             .iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("{scheme}://127.0.0.1:{port}"))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -514,12 +562,108 @@ impl RedisCluster {
     /// Runs `redis-cli -p PORT ARGS…` and returns what it prints.
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         Command::new("redis-cli")
+            .args(self.cli_tls_args())
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(args)
             .stderr(Stdio::null())
             .output()
             .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
             .unwrap_or_default()
+    }
+
+    /// `--tls --cacert CA` for `redis-cli` when the nodes serve TLS.
+    fn cli_tls_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.tls_ca {
+            None => Vec::new(),
+            Some(ca) => vec!["--tls".into(), "--cacert".into(), ca.into()],
+        }
+    }
+
+    /// The slot of `channel` (`CLUSTER KEYSLOT`): a channel's slot is the
+    /// hash of its whole name, as a key's.
+    ///
+    /// # Panics
+    /// When the cluster does not answer with a slot.
+    pub fn slot_of(&self, channel: &str) -> u16 {
+        let port = self.ports()[0];
+        let answer = self.cli(port, &["CLUSTER", "KEYSLOT", channel]);
+        answer
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {channel} answered {answer:?}"))
+    }
+
+    /// The port of the primary that serves `slot`, as the primaries agree
+    /// (`CLUSTER NODES`): `None` while they disagree or none serves it.
+    pub fn owner_of_slot(&self, slot: u16) -> Option<u16> {
+        let mut owners = self.primaries().into_iter().map(|port| {
+            self.cli(port, &["CLUSTER", "NODES"])
+                .lines()
+                .find_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let serves = fields.get(2)?.contains("master")
+                        && fields.iter().skip(8).any(|range| {
+                            let mut bounds = range.splitn(2, '-').map(str::parse::<u16>);
+                            match (bounds.next(), bounds.next()) {
+                                (Some(Ok(low)), Some(Ok(high))) => (low..=high).contains(&slot),
+                                (Some(Ok(only)), None) => only == slot,
+                                _ => false,
+                            }
+                        });
+                    let address = fields.get(1)?.split('@').next()?;
+                    serves.then(|| address.rsplit(':').next()?.parse().ok())?
+                })
+        });
+        let first = owners.next()??;
+        owners.all(|owner| owner == Some(first)).then_some(first)
+    }
+
+    /// Moves `slot` from its primary to the primary on port `to`, as
+    /// `redis-cli --cluster reshard` does for each slot it moves:
+    /// `CLUSTER SETSLOT … IMPORTING` on the destination, `MIGRATING` on the
+    /// source, the keys (the hub's channels are none), then `SETSLOT … NODE`
+    /// on the destination, the source and the other primaries. Returns the
+    /// source's port.
+    ///
+    /// # Panics
+    /// When the slot has no primary, `to` already serves it, or a node
+    /// refuses a step.
+    pub fn move_slot(&self, slot: u16, to: u16) -> u16 {
+        let from = self
+            .owner_of_slot(slot)
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}"));
+        assert_ne!(from, to, "slot {slot} is served by {to} already");
+        let id = |port: u16| self.cli(port, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let slot_arg = slot.to_string();
+        let step = |port: u16, args: &[&str]| {
+            let mut command = vec!["CLUSTER", "SETSLOT", slot_arg.as_str()];
+            command.extend_from_slice(args);
+            let answer = self.cli(port, &command);
+            assert_eq!(answer.trim(), "OK", "{command:?} on {port}: {answer}");
+        };
+        step(to, &["IMPORTING", &from_id]);
+        step(from, &["MIGRATING", &to_id]);
+        let keys = self.cli(from, &["CLUSTER", "COUNTKEYSINSLOT", &slot_arg]);
+        assert_eq!(keys.trim(), "0", "slot {slot} holds keys: move them first");
+        step(to, &["NODE", &to_id]);
+        step(from, &["NODE", &to_id]);
+        for other in self.primaries() {
+            if other != to && other != from {
+                step(other, &["NODE", &to_id]);
+            }
+        }
+        from
+    }
+
+    /// How many clients of the node on `port` subscribe to the sharded
+    /// channel `channel` (`PUBSUB SHARDNUMSUB`).
+    pub fn shard_subscribers(&self, port: u16, channel: &str) -> u64 {
+        self.cli(port, &["PUBSUB", "SHARDNUMSUB", channel])
+            .lines()
+            .nth(1)
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Every sharded pub/sub channel of the cluster with its subscriber

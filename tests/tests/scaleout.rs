@@ -21,7 +21,8 @@ use hub_runtime::backplane::{RedisBackplane, RedisBackplaneBuilder, RedisBackpla
 use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_server};
-use hub_tests::conformance::{self, Callbacks, ConformanceClient as _};
+use hub_tests::conformance::{self, Callbacks, ConformanceClient as _, ConformanceConnection};
+use hub_tests::tls::TestCa;
 use hub_tests::{RedisCluster, RedisProcess, ServerProcess, interop_dir, run_scaleout_js};
 use tokio::sync::mpsc;
 
@@ -256,9 +257,12 @@ const KILLED_NODE_BOUND: Duration = Duration::from_secs(5);
 /// One cluster for every cluster scenario (starting one costs seconds), in
 /// one test so that it is stopped at the end: the official JS client across
 /// two servers (JSON) and three (MessagePack, ending with the SIGKILL of the
-/// third), then a shard failover while broadcasts flow.
+/// third), then a shard failover while broadcasts flow; one publish per
+/// target; clients reached as soon as they started; a third server joining
+/// under load; and last, the slots of the channels in use moving to other
+/// primaries under load.
 #[test]
-fn on_a_redis_cluster_scale_out_survives_a_killed_server_and_a_failover() {
+fn on_a_redis_cluster_scale_out_survives_servers_coming_and_going_failover_and_resharding() {
     let cluster = RedisCluster::start(3, 1);
     let seeds = cluster.seeds();
     let args = ["--redis-cluster", seeds.as_str()];
@@ -312,6 +316,10 @@ fn on_a_redis_cluster_scale_out_survives_a_killed_server_and_a_failover() {
     runtime.block_on(every_target_costs_one_publish_on_the_cluster(
         &cluster, false,
     ));
+    runtime.block_on(a_client_is_reached_once_started(&a, &b));
+    runtime.block_on(a_server_joining_under_load(&a, &b, &args));
+    // Last: it moves slots, which the scenarios above do not expect.
+    runtime.block_on(slots_moving_under_traffic(&cluster, &a, &b));
 }
 
 /// `SPUBLISH` (or `PUBLISH`) calls the cluster's primaries have served.
@@ -936,4 +944,490 @@ async fn abort_reaches_connections_and_users_on_the_other_node() {
         hub_runtime::client::HubConnectionState::Connected
     );
     bob.connection.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Topology changes under traffic: conformance servers on the cluster, our
+// Rust client, numbered messages counted at every receiver.
+
+/// How soon after a slot moved every node listens on it at its new
+/// primary: the old primary tells its sharded subscribers at once
+/// (`sunsubscribe`), and a node that missed it sees the slot map change at
+/// its next health check (every second in the conformance server).
+const RESUBSCRIBE_BOUND: Duration = Duration::from_secs(5);
+
+/// A started client of `server`'s conformance hub.
+async fn conformance_client(server: &ServerProcess, name: &str) -> ConformanceConnection {
+    let builder = HubConnection::builder(format!("{}/hubs/test", server.base_url()));
+    let client = ConformanceConnection::new(builder, name).unwrap();
+    client.start().await.unwrap();
+    client
+}
+
+/// One client sending numbered messages (`{label} {n}`, then
+/// `{label} end`) one after the other, each invocation awaited, until
+/// stopped: one sender's messages on one channel keep their order.
+struct Pump {
+    label: &'static str,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(ConformanceConnection, u64)>,
+}
+
+impl Pump {
+    /// Broadcasts (`group` = `None`) or sends to `group`, from `sender`.
+    fn start(sender: ConformanceConnection, label: &'static str, group: Option<&str>) -> Pump {
+        use std::sync::atomic::Ordering::SeqCst;
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let group = group.map(str::to_owned);
+        let (counter, stopped) = (next.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let send = |message: String| {
+                let hub = sender.hub.clone();
+                let group = group.clone();
+                async move {
+                    match group {
+                        None => hub.broadcast(message).await,
+                        Some(group) => hub.send_to_group(group, message).await,
+                    }
+                    .unwrap_or_else(|e| panic!("{label}: the hub refused a send: {e}"));
+                }
+            };
+            while !stopped.load(SeqCst) {
+                // Numbered before the send starts: what a reader of `next`
+                // sees as not yet numbered is sent after it looked.
+                let n = counter.fetch_add(1, SeqCst);
+                send(format!("{label} {n}")).await;
+                tokio::time::sleep(Duration::from_millis(4)).await;
+            }
+            send(format!("{label} end")).await;
+            let sent = counter.load(SeqCst);
+            (sender, sent)
+        });
+        Pump {
+            label,
+            next,
+            stop,
+            task,
+        }
+    }
+
+    /// The number the next message will get: every message numbered from
+    /// it on is sent after this call.
+    fn next(&self) -> u64 {
+        self.next.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops sending; returns the sender and how many were sent (`0..n`,
+    /// then the end marker).
+    async fn stop(self) -> (ConformanceConnection, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
+}
+
+/// What one receiver got of each pump, by label: the numbers in arrival
+/// order; read until every label's end marker came.
+async fn received_until_ends(
+    receiver: &mut ConformanceConnection,
+    labels: &[&str],
+) -> BTreeMap<String, Vec<u64>> {
+    let mut got: BTreeMap<String, Vec<u64>> = labels
+        .iter()
+        .map(|label| ((*label).to_owned(), Vec::new()))
+        .collect();
+    let mut ended = 0;
+    while ended < labels.len() {
+        let message = tokio::time::timeout(WAIT, receiver.inbox.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("every pump's end marker arrives within {WAIT:?}: got {got:?}")
+            })
+            .unwrap();
+        let Some((label, n)) = message.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(numbers) = got.get_mut(label) else {
+            continue; // a message of an earlier scenario
+        };
+        match n.parse() {
+            Ok(n) => numbers.push(n),
+            Err(_) => ended += 1,
+        }
+    }
+    got
+}
+
+/// The numbers of `0..sent` missing from `got`.
+fn missing(got: &[u64], from: u64, sent: u64) -> Vec<u64> {
+    let seen: std::collections::HashSet<u64> = got.iter().copied().collect();
+    (from..sent).filter(|n| !seen.contains(n)).collect()
+}
+
+/// Whether `got` is strictly increasing: in order, each once.
+fn in_order_once(got: &[u64]) -> bool {
+    got.windows(2).all(|pair| pair[0] < pair[1])
+}
+
+/// A third conformance server joins the hub while two carry broadcast and
+/// group traffic: its client receives every message sent after its
+/// `start()` resolved (and every group message sent after its join was
+/// acknowledged); the clients of the first two miss nothing.
+async fn a_server_joining_under_load(a: &ServerProcess, b: &ServerProcess, args: &[&str]) {
+    let group = "joining";
+    let mut receiver_a = conformance_client(a, "receiver-a").await;
+    let mut receiver_b = conformance_client(b, "receiver-b").await;
+    for receiver in [&receiver_a, &receiver_b] {
+        receiver.hub.join_group(group.into()).await.unwrap();
+    }
+    let pumps = [
+        Pump::start(conformance_client(a, "a-all").await, "join-a-all", None),
+        Pump::start(conformance_client(b, "b-all").await, "join-b-all", None),
+        Pump::start(
+            conformance_client(a, "a-grp").await,
+            "join-a-grp",
+            Some(group),
+        ),
+        Pump::start(
+            conformance_client(b, "b-grp").await,
+            "join-b-grp",
+            Some(group),
+        ),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let c = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ServerProcess::start(SERVER, &args)
+    })
+    .await
+    .unwrap();
+    let mut receiver_c = conformance_client(&c, "receiver-c").await;
+    let after_start: Vec<u64> = pumps.iter().map(Pump::next).collect();
+    receiver_c.hub.join_group(group.into()).await.unwrap();
+    let after_join: Vec<u64> = pumps.iter().map(Pump::next).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut sent = Vec::new();
+    let mut senders = Vec::new();
+    let labels: Vec<&str> = pumps.iter().map(|pump| pump.label).collect();
+    for pump in pumps {
+        let (sender, count) = pump.stop().await;
+        sent.push(count);
+        senders.push(sender);
+    }
+    for (receiver, name) in [(&mut receiver_a, "A"), (&mut receiver_b, "B")] {
+        let got = received_until_ends(receiver, &labels).await;
+        for (index, label) in labels.iter().enumerate() {
+            let numbers = &got[*label];
+            assert!(
+                missing(numbers, 0, sent[index]).is_empty() && in_order_once(numbers),
+                "a server joining does not disturb the others: the client on server {name} \
+                 receives every message of {label} (0..{}) once, in order; missing {:?}",
+                sent[index],
+                missing(numbers, 0, sent[index])
+            );
+        }
+    }
+    let got = received_until_ends(&mut receiver_c, &labels).await;
+    let mut report = Vec::new();
+    for (index, label) in labels.iter().enumerate() {
+        let from = if label.ends_with("grp") {
+            after_join[index]
+        } else {
+            after_start[index]
+        };
+        let numbers = &got[*label];
+        let lost = missing(numbers, from, sent[index]);
+        assert!(
+            lost.is_empty() && in_order_once(numbers),
+            "the joining server's client receives every message of {label} sent after its \
+             start() resolved (broadcasts) or its join was acknowledged (group), once and in \
+             order: from {from} to {}, missing {lost:?}",
+            sent[index]
+        );
+        report.push(format!("{label}: {} sent, from {from}", sent[index]));
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!("joining under load: {}", report.join("; "));
+    }
+    for client in senders
+        .into_iter()
+        .chain([receiver_a, receiver_b, receiver_c])
+    {
+        client.stop().await;
+    }
+    drop(c);
+}
+
+/// The slots of the channels in use move to another primary while
+/// broadcasts and group messages flow. Promised: every node listens at the
+/// new primary within [`RESUBSCRIBE_BOUND`]; every message sent after that
+/// arrives once, in order; what arrives of the messages sent during the
+/// move arrives in order. Pub/sub keeps nothing, so a message published at
+/// the new primary before a node subscribed there is lost for that node:
+/// the test counts those.
+async fn slots_moving_under_traffic(cluster: &RedisCluster, a: &ServerProcess, b: &ServerProcess) {
+    let group = "moving";
+    let mut receiver_a = conformance_client(a, "receiver-a").await;
+    let mut receiver_b = conformance_client(b, "receiver-b").await;
+    for receiver in [&receiver_a, &receiver_b] {
+        receiver.hub.join_group(group.into()).await.unwrap();
+    }
+    let pumps = [
+        Pump::start(conformance_client(a, "a-all").await, "move-a-all", None),
+        Pump::start(conformance_client(b, "b-all").await, "move-b-all", None),
+        Pump::start(
+            conformance_client(a, "a-grp").await,
+            "move-a-grp",
+            Some(group),
+        ),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let channels = [
+        format!("{CONFORMANCE_HUB}:all"),
+        format!("{CONFORMANCE_HUB}:group:{group}"),
+    ];
+    let before_move: Vec<u64> = pumps.iter().map(Pump::next).collect();
+    let started = Instant::now();
+    let moves = tokio::task::block_in_place(|| {
+        let mut moves = Vec::new();
+        for channel in &channels {
+            let slot = cluster.slot_of(channel);
+            let from = cluster.owner_of_slot(slot).unwrap();
+            // At the primary, or at a replica that was primary before the
+            // failover scenario (it still relays the shard's messages).
+            let listening: u64 = cluster
+                .ports()
+                .into_iter()
+                .map(|port| cluster.shard_subscribers(port, channel))
+                .sum();
+            assert!(
+                listening >= 2,
+                "both servers listen on {channel} before the move"
+            );
+            let subscribers = 2;
+            let to = cluster
+                .primaries()
+                .into_iter()
+                .find(|&port| port != from)
+                .unwrap();
+            cluster.move_slot(slot, to);
+            moves.push((channel.clone(), slot, to, subscribers));
+        }
+        moves
+    });
+    let moved_in = started.elapsed();
+    let moved = Instant::now();
+    // Every node listens again at the new primary.
+    tokio::task::block_in_place(|| {
+        for (channel, slot, to, subscribers) in &moves {
+            while cluster.shard_subscribers(*to, channel) < *subscribers {
+                assert!(
+                    moved.elapsed() < RESUBSCRIBE_BOUND,
+                    "within {RESUBSCRIBE_BOUND:?} of slot {slot} moving, the {subscribers} \
+                     servers listen on {channel} at its new primary ({} do)",
+                    cluster.shard_subscribers(*to, channel)
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let resubscribed_in = moved.elapsed();
+    let after_move: Vec<u64> = pumps.iter().map(Pump::next).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let labels: Vec<&str> = pumps.iter().map(|pump| pump.label).collect();
+    let mut sent = Vec::new();
+    let mut senders = Vec::new();
+    for pump in pumps {
+        let (sender, count) = pump.stop().await;
+        sent.push(count);
+        senders.push(sender);
+    }
+    let mut report = Vec::new();
+    for (receiver, name) in [(&mut receiver_a, "A"), (&mut receiver_b, "B")] {
+        let got = received_until_ends(receiver, &labels).await;
+        for (index, label) in labels.iter().enumerate() {
+            let numbers = &got[*label];
+            let unique: Vec<u64> = {
+                let mut seen = std::collections::HashSet::new();
+                numbers
+                    .iter()
+                    .copied()
+                    .filter(|n| seen.insert(*n))
+                    .collect()
+            };
+            let after = missing(numbers, after_move[index], sent[index]);
+            assert!(
+                after.is_empty(),
+                "every message of {label} sent after the servers listened at the new primary \
+                 reaches the client on server {name}: missing {after:?}"
+            );
+            assert!(
+                in_order_once(&unique),
+                "what reaches the client on server {name} of {label} arrives in the order sent"
+            );
+            let twice = numbers.len() - unique.len();
+            let after_numbers: Vec<u64> = numbers
+                .iter()
+                .copied()
+                .filter(|n| *n >= after_move[index])
+                .collect();
+            assert!(
+                in_order_once(&after_numbers),
+                "every message of {label} sent after the move arrives once at server {name}"
+            );
+            let doubled: Vec<u64> = {
+                let mut seen = std::collections::HashSet::new();
+                numbers
+                    .iter()
+                    .copied()
+                    .filter(|n| !seen.insert(*n))
+                    .collect()
+            };
+            report.push(format!(
+                "{name}/{label}: {} sent, the move from {} to {}, lost before it {:?}, \
+                 during it {:?}, {twice} twice ({:?}…{:?})",
+                sent[index],
+                before_move[index],
+                after_move[index],
+                missing(numbers, 0, before_move[index]),
+                missing(numbers, before_move[index], after_move[index]),
+                doubled.first(),
+                doubled.last(),
+            ));
+        }
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "slots moved in {} ms, every server listening at the new primaries {} ms later; {}",
+            moved_in.as_millis(),
+            resubscribed_in.as_millis(),
+            report.join("; ")
+        );
+    }
+    for client in senders.into_iter().chain([receiver_a, receiver_b]) {
+        client.stop().await;
+    }
+}
+
+/// The cluster `SendToOthers` scenario's flake, as a loop: a client is
+/// reached by a send made as soon as its `start()` resolved, on its own
+/// server and across the cluster. (It failed when a server answered the
+/// handshake before registering the connection.)
+async fn a_client_is_reached_once_started(a: &ServerProcess, b: &ServerProcess) {
+    for round in 0..20 {
+        let (a1, mut a2, mut b1) = tokio::join!(
+            conformance_client(a, "a1"),
+            conformance_client(a, "a2"),
+            conformance_client(b, "b1"),
+        );
+        let message = format!("to others {round}");
+        a1.hub.send_to_others(message.clone()).await.unwrap();
+        assert_eq!(
+            a2.next().await,
+            message,
+            "SendToOthers reaches a client of the sender's server whose start() resolved"
+        );
+        assert_eq!(
+            b1.next().await,
+            message,
+            "SendToOthers reaches a client of another server whose start() resolved"
+        );
+        for client in [a1, a2, b1] {
+            client.stop().await;
+        }
+    }
+}
+
+/// `rediss://` seeds: two conformance servers join over a Redis Cluster
+/// that serves TLS only (clients, cluster bus and replication), trusting
+/// its CA through `SSL_CERT_FILE`; every kind of target crosses, over
+/// sharded pub/sub. A server given the same cluster over plain `redis://`
+/// does not start.
+#[test]
+fn on_a_tls_redis_cluster_servers_join_over_rediss() {
+    let ca = TestCa::new();
+    let cluster = RedisCluster::start_tls(&ca, 3, 0);
+    let seeds = cluster.seeds();
+    assert!(seeds.starts_with("rediss://"), "{seeds}");
+    let trust = ca.ca_cert_file().to_str().unwrap().to_owned();
+    let env = [("SSL_CERT_FILE", trust.as_str())];
+    let args = ["--redis-cluster", seeds.as_str()];
+    let a = ServerProcess::start_with_env(SERVER, &args, &env);
+    let b = ServerProcess::start_with_env(SERVER, &args, &env);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut a1 = conformance_client(&a, "a1").await;
+        let mut b1 = conformance_client(&b, "b1").await;
+        // Right after the servers started: their first handshakes wait for
+        // their first subscriptions, which TLS to every node makes slow
+        // (without that wait, this broadcast missed b1 one run in two).
+        a1.hub.broadcast("to all".into()).await.unwrap();
+        assert_eq!(
+            b1.next().await,
+            "to all",
+            "a broadcast crosses a TLS cluster, to a client of a server that has just started"
+        );
+        assert_eq!(a1.next().await, "to all");
+        b1.hub.join_group("tls".into()).await.unwrap();
+        a1.hub
+            .send_to_group("tls".into(), "to the group".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            b1.next().await,
+            "to the group",
+            "a group message crosses a TLS cluster"
+        );
+        let b1_id = b1.hub.get_connection_id().await.unwrap();
+        a1.hub
+            .send_to_connection(b1_id.clone(), "to you".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            b1.next().await,
+            "to you",
+            "a send to one connection crosses a TLS cluster"
+        );
+        let answer = a1
+            .hub
+            .ask_connection(b1_id, "over TLS?".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            answer, "b1 answers over TLS?",
+            "a client result crosses a TLS cluster both ways"
+        );
+        a1.assert_nothing_received().await;
+        b1.assert_nothing_received().await;
+        a1.stop().await;
+        b1.stop().await;
+    });
+    let sharded = cluster.sharded_channels();
+    assert!(
+        sharded.keys().any(|name| name.starts_with(CONFORMANCE_HUB)),
+        "the servers use sharded pub/sub over TLS: {sharded:?}"
+    );
+
+    let plain = seeds.replace("rediss://", "redis://");
+    let output = Command::new(SERVER)
+        .args(["--bind", "127.0.0.1:0", "--redis-cluster", &plain])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a server does not join a TLS-only cluster over plain TCP"
+    );
 }

@@ -1,5 +1,8 @@
 //! The workloads: every (server, workload) pair runs against a fresh
-//! server process; the jobs of all repetitions run in a random order.
+//! server process. The repetitions of a job run interleaved, one server
+//! after the other (ours-json, ours-msgpack, raw, socketioxide, ours-json,
+//! …), so that the records a ratio is taken from (same job, same
+//! repetition) ran minutes apart at most; the jobs run in a random order.
 //!
 //! Split by concern: [`plan`] (what to run), [`process`] (the server
 //! process of a job), [`stats`] (counting and measuring), [`load`] (the
@@ -45,6 +48,16 @@ pub(crate) fn params(job: &Job) -> (String, Value) {
             json!({"receivers": receivers, "count": count}),
         ),
         Job::Idle { checkpoints } => ("idle".into(), json!({"checkpoints": checkpoints})),
+        Job::Clock { clients, ticks } => {
+            ("clock".into(), json!({"clients": clients, "ticks": ticks}))
+        }
+        Job::ConnectStorm {
+            connections,
+            concurrency,
+        } => (
+            "connect-storm".into(),
+            json!({"connections": connections, "concurrency": concurrency}),
+        ),
         Job::SlowConsumer {
             receivers,
             stalled,
@@ -56,17 +69,27 @@ pub(crate) fn params(job: &Job) -> (String, Value) {
     }
 }
 
-/// Runs one job against one variant; returns its result records.
-pub async fn run_job(variant: Variant, job: &Job, timing: &Timing) -> Vec<Value> {
+/// Runs one job against one variant (its server pinned to `server_cpu`
+/// when given); returns its result records.
+pub async fn run_job(
+    variant: Variant,
+    job: &Job,
+    timing: &Timing,
+    server_cpu: Option<usize>,
+) -> Vec<Value> {
     let (workload, parameters) = params(job);
     let started = Instant::now();
+    let launch = Launch {
+        cpu: server_cpu,
+        tick: matches!(job, Job::Clock { .. }).then_some(timing.tick),
+    };
     let outcome = match job {
         Job::SlowConsumer {
             receivers,
             stalled,
             size,
-        } => slow_consumer(variant, *receivers, *stalled, *size, timing).await,
-        _ => match ServerProcess::start(variant.kind).await {
+        } => slow_consumer(variant, *receivers, *stalled, *size, timing, launch).await,
+        _ => match ServerProcess::start(variant.kind, launch).await {
             Ok(server) => {
                 let result = match job {
                     Job::Echo {
@@ -83,6 +106,13 @@ pub async fn run_job(variant: Variant, job: &Job, timing: &Timing) -> Vec<Value>
                         single(variant, &server, *receivers, *count).await
                     }
                     Job::Idle { checkpoints } => idle(variant, &server, checkpoints, timing).await,
+                    Job::Clock { clients, ticks } => {
+                        clock(variant, &server, *clients, *ticks, timing.tick).await
+                    }
+                    Job::ConnectStorm {
+                        connections,
+                        concurrency,
+                    } => connect_storm(variant, &server, *connections, *concurrency).await,
                     Job::SlowConsumer { .. } => Err("handled above".into()),
                 };
                 server.stop().await;
@@ -135,35 +165,20 @@ impl Shuffle {
 
 /// Runs the whole plan, appending one JSON line per record to `out`.
 pub async fn run_plan(plan: &Plan, out: &std::path::Path, mode: &str) -> io::Result<bool> {
-    let mut pairs = Vec::new();
-    for repetition in 0..plan.repetitions {
-        for job in &plan.jobs {
-            // The long jobs with their own repetitions inside (single: many
-            // broadcasts; idle: a ramp of checkpoints; slow consumer: two
-            // phases) run once, to stay within the time budget.
-            let once = matches!(
-                job,
-                Job::Single { .. } | Job::Idle { .. } | Job::SlowConsumer { .. }
-            );
-            if once && repetition > 0 {
-                continue;
-            }
+    // The jobs in a random order (a slow drift of the machine's load then
+    // touches no workload systematically); within a job its repetitions,
+    // each running every server once, in the order of VARIANTS.
+    let mut jobs: Vec<&Job> = plan
+        .jobs
+        .iter()
+        .filter(|job| {
             let (workload, parameters) = params(job);
             let text = format!("{workload} {parameters}");
-            if plan
-                .filter
+            plan.filter
                 .as_ref()
-                .is_some_and(|filter| !text.contains(filter))
-            {
-                continue;
-            }
-            for variant in VARIANTS {
-                if plan.only.is_empty() || plan.only.iter().any(|name| name == variant.name) {
-                    pairs.push((repetition, job.clone(), variant));
-                }
-            }
-        }
-    }
+                .is_none_or(|filter| text.contains(filter.as_str()))
+        })
+        .collect();
     let seed = u64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -172,9 +187,22 @@ pub async fn run_plan(plan: &Plan, out: &std::path::Path, mode: &str) -> io::Res
     .unwrap_or(1)
         | 1;
     let mut shuffle = Shuffle(seed);
-    for index in (1..pairs.len()).rev() {
+    for index in (1..jobs.len()).rev() {
         let other = (shuffle.next() % (index as u64 + 1)) as usize;
-        pairs.swap(index, other);
+        jobs.swap(index, other);
+    }
+    let mut pairs = Vec::new();
+    for job in jobs {
+        let repetitions = if job.once() { 1 } else { plan.repetitions };
+        for repetition in 0..repetitions {
+            for variant in VARIANTS {
+                let chosen =
+                    plan.only.is_empty() || plan.only.iter().any(|name| name == variant.name);
+                if chosen && job.runs_on(&variant) {
+                    pairs.push((repetition, job.clone(), variant));
+                }
+            }
+        }
     }
     let mut file = tokio::fs::File::create(out).await?;
     let header = json!({
@@ -185,6 +213,8 @@ pub async fn run_plan(plan: &Plan, out: &std::path::Path, mode: &str) -> io::Res
             .map_or(0, |since| since.as_secs()),
         "machine": procstat::machine_description(),
         "repetitions": plan.repetitions,
+        "order": "interleaved",
+        "pinned": plan.cores.map(|cores| json!({"loadgen_cpu": cores.loadgen, "server_cpu": cores.server})),
         "seed": seed,
     });
     file.write_all(format!("{header}\n").as_bytes()).await?;
@@ -203,7 +233,13 @@ pub async fn run_plan(plan: &Plan, out: &std::path::Path, mode: &str) -> io::Res
             workload,
             parameters
         );
-        let records = run_job(variant, &job, &plan.timing).await;
+        let records = run_job(
+            variant,
+            &job,
+            &plan.timing,
+            plan.cores.map(|cores| cores.server),
+        )
+        .await;
         for mut record in records {
             record["repetition"] = json!(repetition);
             if record["ok"] != json!(true) {

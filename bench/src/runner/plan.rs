@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::pinning::Cores;
 use crate::servers::ServerKind;
 use crate::wsclient::Proto;
 
@@ -74,6 +75,24 @@ pub enum Job {
         /// Connection counts at which RSS is read.
         checkpoints: Vec<usize>,
     },
+    /// The seed's sample at scale: `clients` connected clients, the
+    /// server's background worker calls `show_time(now)` on all of them
+    /// every tick (the raw baseline pushes the same frame).
+    Clock {
+        /// Connected clients.
+        clients: usize,
+        /// Ticks measured (after two that warm up).
+        ticks: usize,
+    },
+    /// New connections as fast as they are accepted: for our hub
+    /// `POST /negotiate`, the WebSocket upgrade with the negotiated id and
+    /// the SignalR handshake; for the raw baseline the upgrade only.
+    ConnectStorm {
+        /// Connections opened (kept open until the storm ends).
+        connections: usize,
+        /// Connects in progress at once.
+        concurrency: usize,
+    },
     /// Broadcast at max rate with some receivers not reading.
     SlowConsumer {
         /// Receivers, stalled ones included.
@@ -83,6 +102,27 @@ pub enum Job {
         /// Payload bytes.
         size: usize,
     },
+}
+
+impl Job {
+    /// Whether `variant` runs this job: the clock and the connect storm
+    /// compare ours with the raw baseline only (the issue's goals; the
+    /// clock's frame is SignalR's, which socketioxide does not speak).
+    pub fn runs_on(&self, variant: &Variant) -> bool {
+        !matches!(self, Job::Clock { .. } | Job::ConnectStorm { .. })
+            || variant.kind != ServerKind::SocketIo
+    }
+
+    /// Whether the job runs once however many repetitions the plan has:
+    /// the long jobs with their own repetitions inside (single: many
+    /// broadcasts; idle: a ramp of checkpoints; slow consumer: two
+    /// phases), to stay within the time budget.
+    pub fn once(&self) -> bool {
+        matches!(
+            self,
+            Job::Single { .. } | Job::Idle { .. } | Job::SlowConsumer { .. }
+        )
+    }
 }
 
 /// Durations of a run.
@@ -103,6 +143,8 @@ pub struct Timing {
     /// How long the slow-consumer run may wait for the stalled
     /// receivers' backlog to build up.
     pub fill_limit: Duration,
+    /// The clock's tick.
+    pub tick: Duration,
 }
 
 /// The plan: jobs, repetitions, timing.
@@ -118,10 +160,12 @@ pub struct Plan {
     pub only: Vec<String>,
     /// Runs only jobs whose `workload params` text contains this.
     pub filter: Option<String>,
+    /// The cores of the server and the load generator when pinned.
+    pub cores: Option<Cores>,
 }
 
 impl Plan {
-    /// The full plan (all workloads of the issue, under 15 minutes).
+    /// The full plan (all workloads of the issue, about 25 minutes).
     pub fn full() -> Plan {
         let mut jobs = Vec::new();
         for connections in [1, 100, 1000] {
@@ -156,9 +200,20 @@ impl Plan {
             stalled: 10,
             size: 1024,
         });
+        // 19,000 clients: the load generator holds them in one process
+        // (the open-file limit is 20,000 per process; the server is
+        // another process), spread over 32 source addresses.
+        jobs.push(Job::Clock {
+            clients: 19_000,
+            ticks: 10,
+        });
+        jobs.push(Job::ConnectStorm {
+            connections: 5000,
+            concurrency: 64,
+        });
         Plan {
             jobs,
-            repetitions: 2,
+            repetitions: 3,
             timing: Timing {
                 warmup: Duration::from_millis(400),
                 window: Duration::from_millis(1500),
@@ -167,9 +222,11 @@ impl Plan {
                 steps: &[0.25, 0.5, 0.7, 0.85, 1.0, 1.2],
                 fate_wait: Duration::from_secs(3),
                 fill_limit: Duration::from_secs(12),
+                tick: Duration::from_secs(1),
             },
             only: Vec::new(),
             filter: None,
+            cores: None,
         }
     }
 
@@ -199,6 +256,14 @@ impl Plan {
                     stalled: 1,
                     size: 1024,
                 },
+                Job::Clock {
+                    clients: 20,
+                    ticks: 2,
+                },
+                Job::ConnectStorm {
+                    connections: 40,
+                    concurrency: 8,
+                },
             ],
             repetitions: 1,
             timing: Timing {
@@ -209,9 +274,11 @@ impl Plan {
                 steps: &[0.3, 0.6],
                 fate_wait: Duration::from_millis(1000),
                 fill_limit: Duration::from_secs(1),
+                tick: Duration::from_millis(250),
             },
             only: Vec::new(),
             filter: None,
+            cores: None,
         }
     }
 }

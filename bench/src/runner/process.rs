@@ -11,6 +11,15 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::procstat;
 use crate::servers::ServerKind;
 
+/// How a job's server process is started.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Launch {
+    /// The core to pin it to.
+    pub(crate) cpu: Option<usize>,
+    /// The clock's tick, for the clock workload.
+    pub(crate) tick: Option<Duration>,
+}
+
 /// A server process started for one job.
 pub(crate) struct ServerProcess {
     pub(crate) child: tokio::process::Child,
@@ -22,11 +31,19 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub(crate) async fn start(kind: ServerKind) -> io::Result<ServerProcess> {
+    pub(crate) async fn start(kind: ServerKind, launch: Launch) -> io::Result<ServerProcess> {
         let exe = std::env::current_exe()?;
         let mut command = tokio::process::Command::new(exe);
+        command.args(["serve", kind.name(), "--bind", "127.0.0.1:0"]);
+        if let Some(cpu) = launch.cpu {
+            command.arg("--cpu").arg(cpu.to_string());
+        }
+        if let Some(tick) = launch.tick {
+            command
+                .arg("--tick-ms")
+                .arg(tick.as_millis().max(1).to_string());
+        }
         let mut child = command
-            .args(["serve", kind.name(), "--bind", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

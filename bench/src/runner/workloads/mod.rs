@@ -2,12 +2,16 @@
 //! consumer starts its own) and returns its result records.
 
 mod broadcast;
+mod clock;
+mod connect_storm;
 mod echo;
 mod idle;
 mod single;
 mod slow_consumer;
 
 pub(crate) use broadcast::broadcast;
+pub(crate) use clock::clock;
+pub(crate) use connect_storm::connect_storm;
 pub(crate) use echo::echo;
 pub(crate) use idle::idle;
 pub(crate) use single::single;

@@ -18,10 +18,11 @@ pub(crate) async fn slow_consumer(
     stalled: usize,
     size: usize,
     timing: &Timing,
+    launch: Launch,
 ) -> Outcome {
     let mut phases = Vec::new();
     for stalled in [0, stalled] {
-        let server = ServerProcess::start(variant.kind)
+        let server = ServerProcess::start(variant.kind, launch)
             .await
             .map_err(|e| format!("server did not start: {e}"))?;
         let healthy = receivers - stalled;

@@ -1,6 +1,7 @@
-//! The Redis backplane on a Redis Cluster: one cluster connection (the
-//! redis crate's cluster-async client, RESP3) that publishes, subscribes and
-//! receives, with sharded pub/sub where the cluster has it.
+//! The Redis backplane on a Redis Cluster: two cluster connections (the
+//! redis crate's cluster-async client), one that publishes and checks, one
+//! (RESP3) that subscribes and receives, with sharded pub/sub where the
+//! cluster has it. `rediss://` seeds make both TLS, to every node.
 //!
 //! The channel names are those of a single Redis (see the parent module):
 //! a channel's slot is the hash of its whole name, so the channels of
@@ -196,32 +197,58 @@ async fn has_sharded_pubsub(cluster: &mut Cluster, channel: &str) -> Result<bool
     }
 }
 
-/// One cluster connection, from connecting to failing: returns why it
-/// ended. The redis crate follows slot moves and failovers and resubscribes
-/// by itself; what it cannot see (a shard that dropped our sharded
-/// subscriptions when its slots moved) is subscribed again here.
+/// Connects a cluster client; `pushes` makes it a RESP3 subscriber.
+async fn connect(
+    seeds: &[String],
+    limit: Duration,
+    pushes: Option<mpsc::UnboundedSender<PushInfo>>,
+) -> Result<ClusterConnection, String> {
+    let mut builder = ClusterClientBuilder::new(seeds.to_vec())
+        .connection_timeout(limit)
+        .response_timeout(limit);
+    if let Some(pushes) = pushes {
+        builder = builder
+            .use_protocol(ProtocolVersion::RESP3)
+            .push_sender(pushes);
+    }
+    let client = builder.build().map_err(|e| format!("cluster: {e}"))?;
+    timeout(limit, client.get_async_connection())
+        .await
+        .map_err(|_| "cluster: connection timed out".to_owned())?
+        .map_err(|e| format!("cluster: {e}"))
+}
+
+/// One session on the cluster, from connecting to failing: returns why it
+/// ended. The redis crate follows slot moves and failovers; what it cannot
+/// see (a shard that dropped our sharded subscriptions when its slots
+/// moved) is subscribed again here.
+///
+/// Two cluster connections: one subscribes and receives, the other
+/// publishes and checks. The redis crate (1.2) takes every `sunsubscribe`
+/// push for the reply to the oldest command in flight on that node's
+/// connection, which is right for our `SUNSUBSCRIBE` but not for the one a
+/// shard sends by itself when a slot moves away: on a shared connection a
+/// `SPUBLISH` in flight got it as its reply, and every later reply went to
+/// the command after its own (seen in the resharding test: the session
+/// failed on a push where a count was due, and a subscription made
+/// meanwhile was lost). On the subscriber's connection only (un)subscribe
+/// commands are ever in flight, whose replies are all alike, and the
+/// publisher's subscribes to nothing, so shards never push to it.
 pub(super) async fn run_session(inner: &Arc<Inner>, seeds: &[String]) -> Result<Never, String> {
     let channels = inner.channels.get().ok_or("not attached")?;
     let limit = inner.config.operation_timeout;
     let (pushes_sender, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-    let client = ClusterClientBuilder::new(seeds.to_vec())
-        .use_protocol(ProtocolVersion::RESP3)
-        .push_sender(pushes_sender)
-        .connection_timeout(limit)
-        .response_timeout(limit)
-        .build()
-        .map_err(|e| format!("cluster: {e}"))?;
-    let connection = timeout(limit, client.get_async_connection())
-        .await
-        .map_err(|_| "cluster: connection timed out".to_owned())?
-        .map_err(|e| format!("cluster: {e}"))?;
-    let mut cluster = Cluster {
-        connection,
+    let mut publisher = Cluster {
+        connection: connect(seeds, limit, None).await?,
         flavor: Flavor { sharded: true },
     };
-    cluster.flavor.sharded = match inner.config.sharded {
+    publisher.flavor.sharded = match inner.config.sharded {
         Some(sharded) => sharded,
-        None => has_sharded_pubsub(&mut cluster, &channels.all).await?,
+        None => has_sharded_pubsub(&mut publisher, &channels.all).await?,
+    };
+    let cluster = Cluster {
+        connection: connect(seeds, limit, Some(pushes_sender)).await?,
+        flavor: publisher.flavor,
     };
 
     let (commands, mut command_queue) = mpsc::unbounded_channel();
@@ -245,12 +272,13 @@ pub(super) async fn run_session(inner: &Arc<Inner>, seeds: &[String]) -> Result<
     let peers_before = inner.peers.load(Ordering::Relaxed);
     let numsub = cluster.flavor.numsub();
     if has_backlog && peers_before > 1 {
-        if let Some(seen) = wait_for_peers(inner, &mut cluster.clone(), numsub, peers_before).await
+        if let Some(seen) =
+            wait_for_peers(inner, &mut publisher.clone(), numsub, peers_before).await
         {
             inner.peers.store(seen, Ordering::Relaxed);
         }
     }
-    inner.connected.store(true, Ordering::Release);
+    inner.mark_connected();
     tracing::debug!(node = %inner.node_id, sharded = cluster.flavor.sharded,
         "Redis Cluster backplane connected");
 
@@ -276,6 +304,12 @@ pub(super) async fn run_session(inner: &Arc<Inner>, seeds: &[String]) -> Result<
                         }
                     }
                 }
+                // A node's connection dropped, and our subscriptions there
+                // with it: subscribing again reconnects where they live.
+                PushKind::Disconnection => {
+                    tracing::info!("a cluster node's connection dropped: subscribing again");
+                    resubscribe_all(inner, &commands);
+                }
                 _ => {}
             }
         }
@@ -294,8 +328,8 @@ pub(super) async fn run_session(inner: &Arc<Inner>, seeds: &[String]) -> Result<
     tokio::select! {
         result = receiving => result,
         result = subscribing => result,
-        result = super::publish_loop(inner, cluster.clone()) => result,
-        result = health_loop(inner, cluster.clone(), &commands) => result,
+        result = super::publish_loop(inner, publisher.clone()) => result,
+        result = health_loop(inner, publisher.clone(), &commands) => result,
     }
 }
 
@@ -355,9 +389,12 @@ async fn run_commands(
 /// every channel this node needs.
 ///
 /// A shard that loses a slot tells its sharded subscribers with a
-/// `sunsubscribe` push, which the receiving loop acts on; but the redis
-/// crate may take such a push for the answer to a command in flight, and
-/// then it never reaches us. Comparing the slot map catches that case.
+/// `sunsubscribe` push, which the receiving loop acts on; but a subscribe
+/// made in reaction can still go astray: the redis crate may take the push
+/// for that subscribe's reply (see [`run_session`]), or route it by a slot
+/// map older than the move. Comparing the slot map catches those; the
+/// subscriptions are made again at the check after a change too, once
+/// every node has learnt the new owners.
 async fn health_loop(
     inner: &Inner,
     mut cluster: Cluster,
@@ -365,6 +402,7 @@ async fn health_loop(
 ) -> Result<Never, String> {
     let numsub = cluster.flavor.numsub();
     let mut slots: Option<String> = None;
+    let mut settling = false;
     loop {
         let nodes = subscribed_nodes(inner, &mut cluster, numsub).await?;
         inner.nodes.store(nodes, Ordering::Relaxed);
@@ -379,10 +417,12 @@ async fn health_loop(
             .await
             .map_err(|e| format!("cluster: {e}"))?;
         let now = slot_owners(&now);
-        if slots.as_ref().is_some_and(|before| *before != now) {
+        let changed = slots.as_ref().is_some_and(|before| *before != now);
+        if changed || settling {
             tracing::info!("the cluster's slots changed hands: subscribing again");
             resubscribe_all(inner, commands);
         }
+        settling = changed;
         slots = Some(now);
         sleep(inner.config.health_check_interval).await;
     }

@@ -34,8 +34,21 @@
 //! whether any node holds its connection. Order holds per channel, not
 //! across channels. When a shard drops a sharded subscription (its slots
 //! moved, or it failed over), the node subscribes again where the slot now
-//! lives; a command that fails meanwhile ends the session, which reconnects
-//! and replays as below.
+//! lives: at once on the shard's `sunsubscribe` push, and at the next
+//! health check when the slot map changed. Pub/sub keeps nothing: what is
+//! published at the new owner before a node subscribed there is lost for
+//! that node, and while a slot moves a message may reach it twice. A
+//! command that fails meanwhile ends the session, which reconnects and
+//! replays as below.
+//!
+//! # A node that starts
+//!
+//! A backplane made by [`RedisBackplaneBuilder::connect`] subscribes once
+//! attached to a server; until that first session has subscribed (at most
+//! [`RedisBackplaneBuilder::operation_timeout`]), the server's new
+//! connections wait before their handshake is answered, so that a client
+//! whose `start()` resolved hears every broadcast sent after. One made by
+//! [`RedisBackplaneBuilder::start`] makes nothing wait.
 //!
 //! # Faults and the delivery policy
 //!
@@ -215,7 +228,7 @@ impl RedisBackplaneBuilder {
         if let Some(seeds) = &self.cluster_seeds {
             let seeds = seeds.clone();
             cluster::check_reachable(&seeds, self.operation_timeout).await?;
-            return self.spawn(Endpoint::Cluster(seeds));
+            return self.spawn(Endpoint::Cluster(seeds), true);
         }
         let client = self.client()?;
         let config = AsyncConnectionConfig::new()
@@ -229,7 +242,7 @@ impl RedisBackplaneBuilder {
             .query_async::<()>(&mut connection)
             .await
             .map_err(|e| RedisBackplaneError::Unreachable(e.to_string()))?;
-        self.spawn(Endpoint::Single(Box::new(client)))
+        self.spawn(Endpoint::Single(Box::new(client)), true)
     }
 
     /// Starts without waiting for Redis: the node connects in the
@@ -238,10 +251,10 @@ impl RedisBackplaneBuilder {
         if let Some(seeds) = &self.cluster_seeds {
             let seeds = seeds.clone();
             cluster::check_seeds(&seeds)?;
-            return self.spawn(Endpoint::Cluster(seeds));
+            return self.spawn(Endpoint::Cluster(seeds), false);
         }
         let client = self.client()?;
-        self.spawn(Endpoint::Single(Box::new(client)))
+        self.spawn(Endpoint::Single(Box::new(client)), false)
     }
 
     fn client(&self) -> Result<redis::Client, RedisBackplaneError> {
@@ -250,7 +263,13 @@ impl RedisBackplaneBuilder {
             .map_err(|e| RedisBackplaneError::InvalidUrl(e.to_string()))
     }
 
-    fn spawn(self, endpoint: Endpoint) -> Result<RedisBackplane, RedisBackplaneError> {
+    /// `reachable`: Redis answered just now ([`connect`](Self::connect)),
+    /// so the first connections may wait for the first subscriptions.
+    fn spawn(
+        self,
+        endpoint: Endpoint,
+        reachable: bool,
+    ) -> Result<RedisBackplane, RedisBackplaneError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RedisBackplaneError::NoRuntime)?;
         let inner = Arc::new(Inner {
@@ -266,6 +285,11 @@ impl RedisBackplaneBuilder {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             connected: AtomicBool::new(false),
+            first_session: tokio::sync::watch::Sender::new(if reachable {
+                FirstSession::Awaited
+            } else {
+                FirstSession::NotAwaited
+            }),
             peers: AtomicUsize::new(0),
             nodes: AtomicUsize::new(0),
             published: AtomicU64::new(0),
@@ -546,11 +570,24 @@ impl Backplane for RedisBackplane {
                     .is_ok()
             })
         };
-        if !sent {
-            // Not connected: the subscription is made on reconnection.
-            return Box::pin(std::future::ready(()));
-        }
         let limit = inner.config.operation_timeout;
+        if !sent {
+            // Not connected: the subscription is made with all the others
+            // when the session starts. A node that has just started (and
+            // found Redis answering) waits for that, bounded; after an
+            // outage nothing waits, so that a node keeps serving.
+            let mut first = inner.first_session.subscribe();
+            if *first.borrow() != FirstSession::Awaited {
+                return Box::pin(std::future::ready(()));
+            }
+            return Box::pin(async move {
+                let _ = timeout(
+                    limit,
+                    first.wait_for(|state| *state != FirstSession::Awaited),
+                )
+                .await;
+            });
+        }
         Box::pin(async move {
             let _ = timeout(limit, confirmed).await;
         })
@@ -707,6 +744,20 @@ struct Subscriptions {
 
 type Answer = oneshot::Sender<Result<Payload, HubError>>;
 
+/// Where a node is with its first session on Redis.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FirstSession {
+    /// Created by `connect()`, which found Redis answering: until the
+    /// first session has subscribed, a connection's subscription waits for
+    /// it (bounded), so that a node that has just started does not answer
+    /// handshakes before it hears the hub's broadcasts.
+    Awaited,
+    /// Created by `start()`, maybe without Redis: nothing waits.
+    NotAwaited,
+    /// The first session has subscribed.
+    Subscribed,
+}
+
 /// Where the backplane's Redis is.
 enum Endpoint {
     /// One Redis server. Boxed: with TLS support the client holds its TLS
@@ -729,6 +780,9 @@ struct Inner {
     pending: Mutex<HashMap<u64, Answer>>,
     next_request: AtomicU64,
     connected: AtomicBool,
+    /// Whether the first session has subscribed yet, and whether new
+    /// connections wait for it.
+    first_session: tokio::sync::watch::Sender<FirstSession>,
     /// The most nodes seen listening (health checks, and how many received
     /// a broadcast) since the last replay: after an outage, the node waits
     /// for as many before it replays its buffer.
@@ -757,6 +811,13 @@ impl Inner {
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Answer>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The session has subscribed to everything: new connections stop
+    /// waiting for the first one.
+    fn mark_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+        self.first_session.send_replace(FirstSession::Subscribed);
     }
 
     /// Queues a publish, dropping the oldest past the bounds.
@@ -1070,7 +1131,7 @@ async fn run_single_session(inner: &Arc<Inner>, client: &redis::Client) -> Resul
             inner.peers.store(seen, Ordering::Relaxed);
         }
     }
-    inner.connected.store(true, Ordering::Release);
+    inner.mark_connected();
     tracing::debug!(node = %inner.node_id, "Redis backplane connected");
 
     let receiving = async {
