@@ -19,6 +19,12 @@ for features in "--features server" "--features client" ""; do
   cargo clippy -p hub-runtime --no-default-features $features -- -D warnings
 done
 
+step "docs: every crate's documentation builds without a warning"
+# Broken and private intra-doc links, bad code blocks: what docs.rs (which
+# builds hub-runtime with all features and `--cfg docsrs`, on nightly)
+# would show broken. Stable here: the same rustdoc lints, no extra toolchain.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+
 # The declared rust-version is tested: on that exact toolchain, either the
 # one running this script (then every step here tests it) or one rustup has.
 msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)

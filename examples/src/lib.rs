@@ -9,7 +9,7 @@
 //! | `chat` | rooms (groups), users and roles from a bearer token, a moderator-only method, a typed client contract |
 //! | `stock-ticker` | server-to-client streaming and a background producer, cancelled cleanly |
 //! | `upload` | a client-to-server stream with progress |
-//! | `rust-client` | the typed Rust client: automatic and stateful reconnect, any server by URL |
+//! | `rust-client` | the typed Rust client: automatic and stateful reconnect, any server by URL (https too), roles |
 //! | `scale-out` | two hub processes and Redis, started by one command |
 //! | `axum-app` | a hub inside an existing axum app, next to REST routes, with tower layers and shared state |
 
@@ -21,6 +21,7 @@ pub mod upload;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// Serves `app` on `bind` until SIGINT/SIGTERM: prints
 /// `listening on http://HOST:PORT` once it accepts connections (the line
@@ -34,25 +35,51 @@ pub async fn serve<F>(app: axum::Router, bind: SocketAddr, on_shutdown: F) -> st
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_maybe_tls(app, bind, None, on_shutdown).await
+}
+
+/// As [`serve`], over https and wss only when `tls` names a PEM
+/// certificate chain and its private key (`--tls-cert`, `--tls-key`); the
+/// line printed is then `listening on https://HOST:PORT`.
+///
+/// # Errors
+/// When the files cannot be read or do not make a TLS configuration,
+/// `bind` cannot be bound, or serving fails.
+pub async fn serve_maybe_tls<F>(
+    app: axum::Router,
+    bind: SocketAddr,
+    tls: Option<(&Path, &Path)>,
+    on_shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let tls = tls
+        .map(|(cert, key)| hub_runtime::server::tls::load_pem_files(cert, key))
+        .transpose()
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let address = listener.local_addr()?;
     {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{address}")?;
+        writeln!(stdout, "listening on {scheme}://{address}")?;
         stdout.flush()?;
     }
     // The library's server loop: a header-read timeout against clients
-    // that open connections and send nothing.
-    hub_runtime::server::serve_with_shutdown(
-        listener,
-        app,
-        hub_runtime::server::ServeOptions::default(),
-        async move {
-            hub_runtime::shutdown_signal().await;
-            on_shutdown.await;
-        },
-    )
-    .await
+    // that open connections and send nothing (and, over TLS, a handshake
+    // timeout).
+    let options = hub_runtime::server::ServeOptions::default();
+    let shutdown = async move {
+        hub_runtime::shutdown_signal().await;
+        on_shutdown.await;
+    };
+    match tls {
+        Some(config) => {
+            hub_runtime::server::tls::serve_tls(listener, app, options, config, shutdown).await
+        }
+        None => hub_runtime::server::serve_with_shutdown(listener, app, options, shutdown).await,
+    }
 }
 
 /// Logs to stderr, at `default` unless `RUST_LOG` says otherwise.

@@ -1,6 +1,7 @@
 //! The chat example: its hub unit-tested in memory
 //! (`HubServer::test_client`: no socket), and the `chat` and `rust-client`
-//! binaries chatting over real sockets.
+//! binaries chatting over real sockets: over http, and over https with a
+//! throwaway CA, a moderator announcing and a non-moderator refused.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use common::{PATIENCE, next, started};
 use hub_examples::chat::{self, ChatMessage, IChatClient, IChatHubProxy};
 use hub_runtime::HubErrorKind;
+use hub_tests::tls::TestCa;
 use tokio::sync::mpsc;
 
 /// A chat client that records what it receives.
@@ -197,9 +199,14 @@ struct Terminal {
 }
 
 impl Terminal {
-    fn start(url: &str, user: &str) -> Terminal {
+    /// `rust-client --url URL --room lobby ARGS…` with `env` added to its
+    /// environment (and `SSL_CERT_FILE` only when `env` sets it).
+    fn start(url: &str, args: &[&str], env: &[(&str, &str)]) -> Terminal {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rust-client"))
-            .args(["--url", url, "--user", user, "--room", "lobby"])
+            .args(["--url", url, "--room", "lobby"])
+            .args(args)
+            .env_remove("SSL_CERT_FILE")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -223,15 +230,23 @@ impl Terminal {
         Terminal { child, lines }
     }
 
-    /// Waits for a line containing `text`.
-    fn expect(&self, text: &str) {
+    /// Waits for a line containing `text`; returns the lines printed
+    /// before it.
+    fn expect(&self, text: &str) -> Vec<String> {
+        self.expect_line(text).0
+    }
+
+    /// Waits for a line containing `text`; returns the lines printed
+    /// before it, and that line.
+    fn expect_line(&self, text: &str) -> (Vec<String>, String) {
         let deadline = std::time::Instant::now() + PATIENCE;
+        let mut before = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left.max(Duration::from_millis(1))) {
-                Ok(line) if line.contains(text) => return,
-                Ok(_) => {}
-                Err(e) => panic!("rust-client never printed {text:?}: {e}"),
+                Ok(line) if line.contains(text) => return (before, line),
+                Ok(line) => before.push(line),
+                Err(e) => panic!("rust-client never printed {text:?} (printed {before:?}): {e}"),
             }
         }
     }
@@ -240,6 +255,15 @@ impl Terminal {
         let stdin = self.child.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
+    }
+
+    /// The client ends by itself with a failure status.
+    fn exit_fails(mut self) {
+        let status = self.child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "rust-client exits with a failure, not {status}"
+        );
     }
 
     /// Closes stdin: the client leaves and exits with 0.
@@ -254,15 +278,65 @@ impl Terminal {
 fn two_rust_clients_chat_through_the_chat_binary() {
     let server = hub_tests::ServerProcess::start(env!("CARGO_BIN_EXE_chat"), &[]);
     let url = format!("{}{}", server.base_url(), chat::HUB_PATH);
-    let mut ann = Terminal::start(&url, "ann");
+    let mut ann = Terminal::start(&url, &["--user", "ann"], &[]);
     ann.expect("in lobby as ann");
-    let bob = Terminal::start(&url, "bob");
+    let bob = Terminal::start(&url, &["--user", "bob"], &[]);
     bob.expect("in lobby as bob");
     ann.expect("[lobby] bob joined");
     ann.type_line("hello from ann");
     bob.expect("[lobby] ann: hello from ann");
     ann.expect("[lobby] ann: hello from ann");
     ann.leave();
+    bob.leave();
+    assert!(server.terminate(), "chat exits with 0 on SIGTERM");
+}
+
+#[test]
+fn a_moderator_announces_over_https_through_the_chat_binary() {
+    let ca = TestCa::new();
+    let server = ca.start_server(env!("CARGO_BIN_EXE_chat"), &[]);
+    let url = format!("{}{}", server.base_url(), chat::HUB_PATH);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let ca_file = ca.ca_cert_file().to_str().unwrap();
+
+    // Without the CA the server's certificate is refused: the https is real.
+    let stranger = Terminal::start(&url, &["--user", "eve"], &[]);
+    stranger.expect("was refused");
+    stranger.exit_fails();
+
+    // The two ways the header documents to trust a CA: --ca-cert, SSL_CERT_FILE.
+    let mut mia = Terminal::start(
+        &url,
+        &["--user", "mia", "--role", "moderator", "--ca-cert", ca_file],
+        &[],
+    );
+    mia.expect("in lobby as mia");
+    let mut bob = Terminal::start(&url, &["--user", "bob"], &[("SSL_CERT_FILE", ca_file)]);
+    bob.expect("in lobby as bob");
+    mia.expect("[lobby] bob joined");
+
+    // A moderator's announcement reaches the room.
+    mia.type_line("/announce be nice");
+    bob.expect("[lobby] mia (moderator): be nice");
+    mia.expect("[lobby] mia (moderator): be nice");
+
+    // Anyone else is refused before the method runs, and stays connected:
+    // the room hears bob's next post, not his announcement.
+    bob.type_line("/announce I am in charge");
+    let (_, refusal) = bob.expect_line("rust-client: not announced");
+    assert!(
+        refusal.contains("Failed to invoke 'Announce' because user is unauthorized"),
+        "a non-moderator's announce is refused as unauthorized: {refusal}"
+    );
+    bob.type_line("sorry");
+    let before = mia.expect("[lobby] bob: sorry");
+    assert!(
+        before.iter().all(|line| !line.contains("I am in charge")),
+        "a refused announcement reaches no one: {before:?}"
+    );
+    bob.expect("[lobby] bob: sorry");
+
+    mia.leave();
     bob.leave();
     assert!(server.terminate(), "chat exits with 0 on SIGTERM");
 }

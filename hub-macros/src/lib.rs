@@ -41,6 +41,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
 use syn::{Item, Path};
 
+mod errors;
 mod names;
 mod parse;
 mod parse_authorize;
@@ -52,7 +53,7 @@ mod render_proxy;
 mod render_server_trait;
 mod render_typescript;
 
-use parse::Errors;
+use errors::Errors;
 
 /// Turns a trait into the contract of a hub's clients.
 ///
@@ -311,8 +312,9 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// and `impl path::IClockHub for …` name the contracts through the same
 /// path (`path::IClockContract`): import the module, or the contracts next
 /// to the traits (`use contracts::{IClock, IClockContract}`). Given a hub
-/// type, `<ClockHub as Hub>::Client` is its client contract, without the
-/// suffix.
+/// type, `hub_runtime::ClientOf<ClockHub>` (that is,
+/// `<ClockHub as Hub>::Client`) is its client contract, without the
+/// suffix: `HubClients<ClientOf<ClockHub>>` is what `clients()` returns.
 ///
 /// Every `async fn` of the block, public or not, is a method clients invoke
 /// under its wire name: the PascalCase of its Rust name (`get_time` →
@@ -458,12 +460,71 @@ pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     let model = parse::parse_hub_impl(item, &mut errors);
-    let Some(client) = options.client.filter(|_| errors.is_empty()) else {
-        let item = &model.item;
-        return with_errors(quote!(#item), &errors);
-    };
     let private = private_path(options.krate);
-    render_hub::render_hub(&model, &client, &private).into()
+    let Some(client) = options.client.as_ref().filter(|_| errors.is_empty()) else {
+        let mut item = model.item;
+        quiet_bare_upload_streams(&mut item);
+        let stub = hub_stub(&item, options.client.as_ref(), &private);
+        return with_errors(quote!(#item #stub), &errors);
+    };
+    render_hub::render_hub(&model, client, &private).into()
+}
+
+/// The `impl Hub` emitted beside the errors of a `#[hub]` block: without
+/// it, every `CallContext<Self>` of the block would add "the trait bound
+/// `MyHub: Hub` is not satisfied" under the error that says what to fix.
+/// It has no methods: the program does not compile anyway.
+fn hub_stub(item: &syn::ItemImpl, client: Option<&Path>, private: &TokenStream2) -> TokenStream2 {
+    let self_ty = &item.self_ty;
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let contract = match client {
+        Some(client) => {
+            let contract = render_hub::contract_path(client);
+            quote!(#contract)
+        }
+        None => quote!(#private::MacroErrorContract),
+    };
+    quote! {
+        impl #impl_generics #private::Hub for #self_ty #where_clause {
+            type Client = #contract;
+            const METHODS: &'static [#private::MethodDescriptor] = &[];
+            fn invoke(
+                self: #private::Arc<Self>,
+                _: usize,
+                _: #private::HubCall<Self>,
+            ) -> #private::BoxFuture<
+                'static,
+                #private::Result<#private::MethodOutput, #private::InvocationError>,
+            > {
+                #private::unary(async {
+                    #private::Err(#private::InvocationError::UnknownMethod)
+                })
+            }
+        }
+    }
+}
+
+/// A bare `UploadStream` parameter (already reported: "name the item
+/// type") becomes `UploadStream<()>` in the emitted block, so that rustc
+/// does not report the same mistake a second time.
+fn quiet_bare_upload_streams(item: &mut syn::ItemImpl) {
+    for member in &mut item.items {
+        let syn::ImplItem::Fn(method) = member else {
+            continue;
+        };
+        for input in &mut method.sig.inputs {
+            let syn::FnArg::Typed(arg) = input else {
+                continue;
+            };
+            if let syn::Type::Path(path) = &mut *arg.ty
+                && let Some(last) = path.path.segments.last_mut()
+                && last.ident == "UploadStream"
+                && last.arguments.is_none()
+            {
+                last.arguments = syn::PathArguments::AngleBracketed(syn::parse_quote!(<()>));
+            }
+        }
+    }
 }
 
 /// Authorization of a hub or of one of its methods, declared and checked

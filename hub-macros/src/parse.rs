@@ -13,39 +13,12 @@ use syn::{
     ReturnType, Signature, TraitItem, TraitItemFn, Type,
 };
 
+use crate::errors::Errors;
 use crate::names::pascal_case;
 use crate::parse_authorize::{AuthorizeSpec, take_authorize};
 
 /// The helper attribute on methods of both macros.
 pub(crate) const METHOD_ATTR: &str = "hub_method";
-
-/// Collected errors, reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub(crate) fn to_compile_errors(&self) -> TokenStream {
-        self.0
-            .as_ref()
-            .map(syn::Error::to_compile_error)
-            .unwrap_or_default()
-    }
-}
 
 fn one_of(options: &[&str]) -> String {
     options

@@ -14,7 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, LitStr, Path, Token};
 
-use crate::parse::Errors;
+use crate::errors::Errors;
 
 /// The attribute's name.
 pub(crate) const AUTHORIZE_ATTR: &str = "authorize";

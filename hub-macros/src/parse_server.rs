@@ -8,10 +8,11 @@ use syn::{
     PathArguments, ReturnType, TraitItem, Type, TypeParamBound,
 };
 
+use crate::errors::Errors;
 use crate::parse::{
-    Errors, HubMethod, METHOD_ATTR, MethodKind, ON_CONNECTED, ON_DISCONNECTED,
-    check_duplicate_names, doc_text, docs, last_segment_is, param_ident, parse_hub_method,
-    single_generic_argument, take_method_options,
+    HubMethod, METHOD_ATTR, MethodKind, ON_CONNECTED, ON_DISCONNECTED, check_duplicate_names,
+    doc_text, docs, last_segment_is, param_ident, parse_hub_method, single_generic_argument,
+    take_method_options,
 };
 
 /// A wire parameter of a hub method, as the typed proxy takes it.

@@ -209,10 +209,10 @@ pub(crate) fn render_dispatch(
     match method.kind {
         MethodKind::Stream { fallible } => {
             let unwrap = fallible.then(|| quote!(let __hub_output = __hub_output?;));
-            // At the return type: unsatisfied bounds of `into_items` when
-            // the items are not serializable.
+            // At the return type (the runtime path too, as for results):
+            // "`T` cannot be sent" when the items are not serializable.
             let items = quote_spanned! {method.output_span=>
-                #private::StreamReturned::new(__hub_output).into_items()
+                #at_output::StreamReturned::new(__hub_output).into_items()
             };
             quote! {
                 #private::unary(async move {

@@ -1,16 +1,59 @@
 //! Authorization declared with `#[authorize]` on a hub or its methods:
 //! authenticated users only, roles, and [`Policy`] types.
 //!
-//! ```ignore
+//! ```
+//! use hub_runtime::{authorize, hub, hub_client};
+//!
+//! #[hub_client]
+//! pub trait IChat {
+//!     async fn receive(&self, message: String);
+//! }
+//!
+//! mod policies {
+//!     use hub_runtime::authorization::{AuthorizationRequest, SyncPolicy};
+//!
+//!     /// Allows renaming a room (the call's first argument) to its owner only.
+//!     pub struct RoomOwner {
+//!         pub owners: std::collections::HashMap<String, String>,
+//!     }
+//!
+//!     impl SyncPolicy for RoomOwner {
+//!         fn check(&self, request: &AuthorizationRequest<'_>) -> bool {
+//!             let room: Option<String> = request.arguments.and_then(|a| a.bind(0).ok());
+//!             room.and_then(|room| self.owners.get(&room)).map(String::as_str)
+//!                 == request.identity.user_id()
+//!         }
+//!     }
+//! }
+//!
+//! pub struct ChatHub;
+//!
 //! #[hub(client = IChat)]
-//! #[authorize]                                   // the whole hub: users only (401 at negotiate)
+//! #[authorize] // the whole hub: users only (401 at negotiate)
 //! impl ChatHub {
-//!     #[authorize(roles("admin", "moderator"))]  // either role
-//!     async fn ban(&self, user: String) { … }
+//!     #[authorize(roles("admin", "moderator"))] // either role
+//!     async fn ban(&self, user: String) {
+//!         let _ = user;
+//!     }
 //!
 //!     #[authorize(policy = policies::RoomOwner)] // a Policy type, checked by the compiler
-//!     async fn rename_room(&self, room: String, name: String) { … }
+//!     async fn rename_room(&self, room: String, name: String) {
+//!         let _ = (room, name);
+//!     }
 //! }
+//!
+//! # #[cfg(feature = "server")]
+//! # {
+//! use hub_runtime::server::HubServer;
+//!
+//! // Every policy the hub names is registered, with its state; without
+//! // `.policy(…)` `try_build` refuses.
+//! assert!(HubServer::builder(ChatHub).try_build().is_err());
+//! let server = HubServer::builder(ChatHub)
+//!     .policy(policies::RoomOwner { owners: Default::default() })
+//!     .try_build();
+//! assert!(server.is_ok());
+//! # }
 //! ```
 //!
 //! A method refused is answered with an error Completion,
@@ -31,7 +74,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use crate::hub::Arguments;
+use crate::invocation::Arguments;
 use crate::{BoxFuture, Identity};
 
 /// What one `#[authorize]` (or several, merged) requires: built by the

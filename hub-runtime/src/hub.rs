@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::authorization::Authorization;
 pub use crate::caller::{ConnectionContext, ConnectionItems};
+pub use crate::invocation::{Arguments, InvocationError};
 use crate::protocol::Payload;
 use crate::targets::{
     CallerClients, ClientContract, ConnectionId, GroupManager, HubLifetimeManager,
@@ -90,6 +91,31 @@ pub trait Hub: Send + Sync + Sized + 'static {
     }
 }
 
+/// The client contract of hub `H`, named through the hub: for
+/// `#[hub(client = IClock)] impl ClockHub`, `ClientOf<ClockHub>` is the
+/// generated `IClockContract`, without knowing the suffix rule or where the
+/// contract was declared. For code beside a hub that holds its targets:
+///
+/// ```
+/// use hub_runtime::{ClientOf, HubClients, HubError, hub, hub_client};
+///
+/// #[hub_client]
+/// pub trait IClock {
+///     async fn show_time(&self, now: u64);
+/// }
+///
+/// pub struct ClockHub;
+///
+/// #[hub(client = IClock)]
+/// impl ClockHub {}
+///
+/// async fn tick(clients: &HubClients<ClientOf<ClockHub>>, now: u64) -> Result<(), HubError> {
+///     clients.all().show_time(now).await
+/// }
+/// # let _ = tick;
+/// ```
+pub type ClientOf<H> = <H as Hub>::Client;
+
 /// How a hub method answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -149,111 +175,6 @@ impl MethodDescriptor {
     }
 }
 
-/// The arguments of one invocation, still encoded.
-#[derive(Debug, Clone, Default)]
-pub struct Arguments {
-    payloads: Vec<Payload>,
-}
-
-impl Arguments {
-    /// Arguments from decoded payloads.
-    pub fn new(payloads: Vec<Payload>) -> Self {
-        Arguments { payloads }
-    }
-
-    /// How many arguments arrived.
-    pub fn len(&self) -> usize {
-        self.payloads.len()
-    }
-
-    /// Whether no argument arrived.
-    pub fn is_empty(&self) -> bool {
-        self.payloads.is_empty()
-    }
-
-    /// Deserializes argument `index` into `T`.
-    pub fn bind<T: DeserializeOwned>(&self, index: usize) -> Result<T, InvocationError> {
-        let payload = self
-            .payloads
-            .get(index)
-            .ok_or(InvocationError::ArgumentCount {
-                provided: self.payloads.len(),
-                expected: index + 1,
-            })?;
-        payload
-            .deserialize()
-            .map_err(|error| InvocationError::ArgumentBinding {
-                index,
-                message: error.to_string(),
-            })
-    }
-
-    /// The payloads.
-    pub fn into_payloads(self) -> Vec<Payload> {
-        self.payloads
-    }
-}
-
-/// Why an invocation failed. The runtime turns it into the Completion error
-/// text the .NET server would send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InvocationError {
-    /// No hub method of that name.
-    UnknownMethod,
-    /// The number of arguments does not match the method.
-    ArgumentCount {
-        /// How many arrived.
-        provided: usize,
-        /// How many the method takes.
-        expected: usize,
-    },
-    /// An argument could not be deserialized into its parameter's type.
-    ArgumentBinding {
-        /// Which argument.
-        index: usize,
-        /// The deserializer's message.
-        message: String,
-    },
-    /// The result could not be serialized.
-    Result(String),
-    /// The hub method returned an error.
-    Hub(HubError),
-    /// A streaming method's stream failed part-way (or its connection went
-    /// away while it was sending).
-    Stream(HubError),
-    /// The invocation carries another number of upload streams than the
-    /// method takes.
-    UploadStreamCount {
-        /// How many `streamIds` arrived.
-        provided: usize,
-        /// How many `UploadStream` parameters the method has.
-        expected: usize,
-    },
-    /// An upload stream id of the invocation is used by a stream that is
-    /// still open (or twice in the invocation).
-    UploadStreamInUse(String),
-    /// The caller does not pass the method's `#[authorize]`.
-    Unauthorized,
-    /// A hub filter stopped the invocation with this error (its message
-    /// reaches the client, as a `HubException`'s).
-    Blocked(HubError),
-}
-
-impl InvocationError {
-    /// A filter's refusal: the method does not run, the client gets
-    /// `message`.
-    pub fn blocked(message: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        InvocationError::Blocked(HubError::new(message))
-    }
-}
-
-impl From<HubError> for InvocationError {
-    fn from(error: HubError) -> Self {
-        InvocationError::Hub(error)
-    }
-}
-
 /// What a hub method produced.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -298,14 +219,14 @@ pub trait IntoOutputFromResult {
     /// The conversion.
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        Self::Value: crate::__private::ToWire;
+        Self::Value: crate::wire::ToWire;
 }
 
 impl<T> IntoOutputFromResult for Returned<Result<T, HubError>> {
     type Value = T;
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        T: crate::__private::ToWire,
+        T: crate::wire::ToWire,
     {
         match self.0.into_inner() {
             Some(Ok(value)) => Ok(MethodOutput::Value(Payload::from_value(value))),
@@ -323,14 +244,14 @@ pub trait IntoOutputFromValue {
     /// The conversion.
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        Self::Value: crate::__private::ToWire;
+        Self::Value: crate::wire::ToWire;
 }
 
 impl<T> IntoOutputFromValue for &Returned<T> {
     type Value = T;
     fn into_output(self) -> Result<MethodOutput, InvocationError>
     where
-        T: crate::__private::ToWire,
+        T: crate::wire::ToWire,
     {
         self.0
             .take()

@@ -5,8 +5,9 @@
 //! behind features the server (`server`) and the client (`client`).
 //!
 //! Start with the [`guide`]: contracts, hubs, targets, groups and users,
-//! streams, client results, the Rust client, transports, stateful
-//! reconnect, scale-out, options, errors, and testing a hub in memory.
+//! identity and authorization, streams, client results, the Rust client,
+//! transports, TLS, stateful reconnect, scale-out, options, errors, and
+//! testing a hub in memory.
 
 // docs.rs builds with `--cfg docsrs` (see Cargo.toml): items say which
 // features they need.
@@ -43,11 +44,13 @@ mod caller;
 mod context;
 mod error;
 mod identity;
+mod invocation;
 #[cfg(any(feature = "server", feature = "client"))]
 mod shutdown;
 #[cfg(any(feature = "server", feature = "client"))]
 mod telemetry;
 mod timestamp;
+mod wire;
 
 #[doc(hidden)]
 #[path = "macro_support.rs"]
@@ -58,7 +61,7 @@ pub use hub_macros::{authorize, hub, hub_client, hub_server};
 pub use context::HubContext;
 pub use error::{HubError, HubErrorKind};
 pub use handlers::ClientHandlers;
-pub use hub::{CallContext, Hub};
+pub use hub::{CallContext, ClientOf, Hub};
 pub use identity::Identity;
 pub use proxy::{HubProxy, Invoker, ServerContract};
 #[cfg(any(feature = "server", feature = "client"))]

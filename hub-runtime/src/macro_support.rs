@@ -34,31 +34,9 @@ pub use crate::targets::{BroadcastTarget, ClientContract, SingleTarget};
 pub use crate::typescript::{
     Side as TsSide, TsContract, TsMethod, TsMethodKind, TsParam, TypeScriptContract, ts_type,
 };
+pub use crate::wire::{FromWire, ToWire};
 pub use futures_core::Stream;
 pub use std::string::ToString;
-
-/// A type that can be sent: what the generated code requires of what it
-/// serializes, so that a type without `Serialize` gets this message rather
-/// than serde's list of every type that has it.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be sent to the other side: it does not implement `serde::Serialize` (or is not `Send + Sync + 'static`)",
-    label = "sent over the wire, so serialized with serde",
-    note = "add `#[derive(serde::Serialize)]` to `{Self}` (arguments, results and stream items of hub methods and client methods go through serde)"
-)]
-pub trait ToWire: serde::Serialize + Send + Sync + 'static {}
-
-impl<T: serde::Serialize + Send + Sync + 'static> ToWire for T {}
-
-/// A type that can be received: what the generated code requires of what it
-/// deserializes.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be received from the other side: it does not implement `serde::Deserialize`",
-    label = "received over the wire, so deserialized with serde",
-    note = "add `#[derive(serde::Deserialize)]` to `{Self}` (arguments, results and stream items of hub methods and client methods go through serde)"
-)]
-pub trait FromWire: serde::de::DeserializeOwned {}
-
-impl<T: serde::de::DeserializeOwned> FromWire for T {}
 
 /// Fails to compile, at the span of the type, unless `T` can be sent.
 pub fn assert_serialize<T: ToWire>() {}
@@ -156,4 +134,14 @@ pub fn upload<H: Hub, T: FromWire>(
     index: usize,
 ) -> Result<UploadStream<T>, InvocationError> {
     call.upload(index)
+}
+
+/// The client contract of the `impl Hub` that `#[hub]` emits beside its
+/// errors when `client = …` is missing (so that the missing option is the
+/// only error): targets without typed methods.
+pub enum MacroErrorContract {}
+
+impl ClientContract for MacroErrorContract {
+    type Broadcast = BroadcastTarget;
+    type Single = SingleTarget;
 }

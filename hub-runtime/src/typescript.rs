@@ -8,7 +8,7 @@
 //!
 //! - the argument and result types, from their [`ts_rs::TS`] impls, so they
 //!   follow serde's attributes (`rename`, `rename_all`, `tag`, `Option`,
-//!   maps, …) as `ts-rs` reads them; [`Timestamp`](crate::Timestamp) is a
+//!   maps, …) as `ts-rs` reads them; [`Timestamp`] is a
 //!   `string` (RFC 3339, what the JSON protocol carries);
 //! - per hub contract, an interface (`IClockHub`) and
 //!   `createIClockHub(connection)`, the typed wrapper over the

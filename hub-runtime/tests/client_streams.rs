@@ -38,6 +38,15 @@ mod tokio_stream_shim {
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A scripted peer, a client with default options, and the peer's end of
+/// the client's started connection (JSON over WebSockets).
+async fn connected() -> (MockServer, HubConnection, Peer) {
+    let mut server = MockServer::start().await;
+    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
+    let peer = start(&mut server, &connection).await;
+    (server, connection, peer)
+}
+
 async fn start(server: &mut MockServer, connection: &HubConnection) -> Peer {
     let (started, (_, peer)) = tokio::join!(connection.start(), server.accept_connected());
     started.unwrap();
@@ -77,9 +86,7 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
 
 #[tokio::test]
 async fn stream_items_arrive_in_order_and_completion_ends_the_stream() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     let mut counter = connection.stream::<i64>("Counter", (3, 10)).unwrap();
     assert_eq!(counter.invocation_id(), Some("0"));
@@ -118,9 +125,7 @@ async fn stream_items_arrive_in_order_and_completion_ends_the_stream() {
 
 #[tokio::test]
 async fn an_error_completion_is_the_last_item_and_bad_items_are_errors() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     let mut numbers = connection.stream::<i64>("Numbers", ()).unwrap();
     let request = peer.recv_non_ping().await.unwrap();
@@ -158,9 +163,7 @@ async fn an_error_completion_is_the_last_item_and_bad_items_are_errors() {
 
 #[tokio::test]
 async fn dropping_or_canceling_a_stream_sends_cancel_and_ignores_late_items() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     let mut counter = connection.stream::<i64>("Counter", (100, 10)).unwrap();
     peer.recv_non_ping().await.unwrap();
@@ -210,9 +213,7 @@ async fn dropping_or_canceling_a_stream_sends_cancel_and_ignores_late_items() {
 
 #[tokio::test]
 async fn a_lost_connection_ends_the_stream_with_connection_closed() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     let mut counter = connection.stream::<i64>("Counter", (100, 10)).unwrap();
     peer.recv_non_ping().await.unwrap();
@@ -232,9 +233,7 @@ async fn a_lost_connection_ends_the_stream_with_connection_closed() {
 
 #[tokio::test]
 async fn a_stream_item_for_a_plain_invoke_fails_it() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
     let invoke = tokio::spawn({
         let connection = connection.clone();
         async move { connection.invoke::<i64>("Add", (1, 2)).await }
@@ -322,9 +321,7 @@ async fn a_lagging_consumer_gets_backpressure_and_every_item() {
 
 #[tokio::test]
 async fn uploads_become_stream_ids_items_and_completions() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     // The conformance hub's Sum: the stream id comes first, then the
     // invocation id, from one counter (as the JS client).
@@ -412,9 +409,7 @@ async fn uploads_become_stream_ids_items_and_completions() {
 
 #[tokio::test]
 async fn send_and_stream_carry_uploads_too() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     connection
         .send("Collect", (upload(stream::iter([true, false])),))
@@ -465,9 +460,7 @@ async fn send_and_stream_carry_uploads_too() {
 
 #[tokio::test]
 async fn uploads_stop_when_the_server_answers_or_the_caller_gives_up() {
-    let mut server = MockServer::start().await;
-    let connection = HubConnection::builder(server.url("/hub")).build().unwrap();
-    let mut peer = start(&mut server, &connection).await;
+    let (_server, connection, mut peer) = connected().await;
 
     // The server answers before the upload ends: the upload stops without
     // a Completion, even for an endless source.

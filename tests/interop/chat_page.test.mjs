@@ -37,17 +37,18 @@ test("two chat pages talk through the hub in headless Chromium", async () => {
   });
   try {
     const problems = [];
-    const open = async (user) => {
+    const open = async (user, extra = "") => {
       const page = await context.newPage();
       page.on("pageerror", (error) => problems.push(`${user}: page error: ${error.message}`));
       page.on("console", (message) => {
         if (message.type() === "error") problems.push(`${user}: console error: ${message.text()}`);
       });
-      await page.goto(`${url}?user=${user}&room=rust`, { timeout: PATIENCE_MS });
+      await page.goto(`${url}?user=${user}&room=rust${extra}`, { timeout: PATIENCE_MS });
       await page.locator("#status", { hasText: `connected as ${user}` }).waitFor({ timeout: PATIENCE_MS });
       return page;
     };
-    const ann = await open("ann");
+    // Ann signs in as a moderator (token user-ann.role-moderator).
+    const ann = await open("ann", "&role=moderator");
     const bob = await open("bob");
     // Ann saw Bob join the room.
     await ann.locator("#messages li", { hasText: "bob joined rust" }).waitFor({ timeout: PATIENCE_MS });
@@ -59,6 +60,24 @@ test("two chat pages talk through the hub in headless Chromium", async () => {
     await line.waitFor({ timeout: PATIENCE_MS });
     assert.equal((await line.locator(".from").textContent()).trim(), "ann:");
     assert.equal(await bob.locator("#room").textContent(), "rust");
+
+    // A moderator's announcement reaches the room; Bob's is refused on his
+    // page only, and his connection stays up.
+    await ann.fill("#text", "/announce be nice");
+    await ann.click("button[type=submit]");
+    const announced = bob.locator("#messages li", { hasText: "be nice" });
+    await announced.waitFor({ timeout: PATIENCE_MS });
+    assert.equal((await announced.locator(".from").textContent()).trim(), "ann (moderator):");
+    await bob.fill("#text", "/announce I am in charge");
+    await bob.click("button[type=submit]");
+    await bob
+      .locator("#messages li.notice", { hasText: "not announced" })
+      .filter({ hasText: "unauthorized" })
+      .waitFor({ timeout: PATIENCE_MS });
+    await bob.fill("#text", "sorry");
+    await bob.click("button[type=submit]");
+    await ann.locator("#messages li", { hasText: "sorry" }).waitFor({ timeout: PATIENCE_MS });
+    assert.equal(await ann.locator("#messages li", { hasText: "I am in charge" }).count(), 0);
     assert.deepEqual(problems, []);
   } finally {
     await context.close();

@@ -175,7 +175,7 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
 
 /// A test connection's [`ConformanceClient`]: `Receive` goes to an inbox,
 /// `Question(q)` answers `"NAME answers q"`, and the question `"wait"` is
-/// answered only once [`Callbacks::release`]'s `Notify` is notified.
+/// answered only once the `Notify` from [`Callbacks::new`] is notified.
 pub struct Callbacks {
     name: String,
     inbox: mpsc::UnboundedSender<String>,

@@ -3,6 +3,7 @@
 //! official clients against them.
 
 pub mod conformance;
+pub mod route;
 pub mod station;
 pub mod tls;
 

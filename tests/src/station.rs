@@ -206,3 +206,17 @@ pub fn typescript() -> Result<String, hub_runtime::typescript::TypeScriptError> 
         .contract::<IStationClientContract>()
         .render()
 }
+
+/// Serves `hub` at `/hubs/station` on a free loopback port, from a task of
+/// the calling runtime; returns the hub's URL.
+pub async fn serve_on_loopback(hub: hub_runtime::server::HubServer<StationHub>) -> String {
+    let app = axum::Router::new().nest("/hubs/station", hub.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free loopback port");
+    let address = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}/hubs/station")
+}

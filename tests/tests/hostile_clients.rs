@@ -50,9 +50,9 @@ async fn http(host: &str, request: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Negotiates (version 1) as the user of `token`; returns the connection
-/// token.
-async fn negotiate(host: &str, token: &str) -> String {
+/// Negotiates (version 1) as the user of `token`; returns the negotiate
+/// document.
+async fn negotiate_document(host: &str, token: &str) -> serde_json::Value {
     let (status, body) = http(
         host,
         &format!(
@@ -62,8 +62,35 @@ async fn negotiate(host: &str, token: &str) -> String {
     )
     .await;
     assert_eq!(status, 200, "negotiate answers 200: {body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Negotiates (version 1) as the user of `token`; returns the connection
+/// token.
+async fn negotiate(host: &str, token: &str) -> String {
+    let json = negotiate_document(host, token).await;
     json["connectionToken"].as_str().unwrap().to_owned()
+}
+
+/// Sends the JSON handshake and an Invocation of `target` (id "1", no
+/// arguments) on `socket`; returns every text frame received up to the
+/// answer to it.
+async fn handshake_and_invoke(socket: &mut WebSocket, target: &str) -> String {
+    socket
+        .send(Message::text(format!(
+            "{{\"protocol\":\"json\",\"version\":1}}{RS}\
+             {{\"type\":1,\"invocationId\":\"1\",\"target\":\"{target}\",\"arguments\":[]}}{RS}"
+        )))
+        .await
+        .unwrap();
+    let mut received = String::new();
+    while !received.contains("\"invocationId\":\"1\"") {
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
+            other => panic!("no answer to {target}: {other:?}"),
+        }
+    }
+    received
 }
 
 /// Whether the server has closed `stream` (EOF or reset) within `limit`;
@@ -145,25 +172,7 @@ async fn a_connection_token_works_only_for_the_user_who_negotiated_it() {
     let (mut socket, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("ann's own token still works after bob's attempt");
-    socket
-        .send(Message::text(format!(
-            "{{\"protocol\":\"json\",\"version\":1}}{RS}"
-        )))
-        .await
-        .unwrap();
-    socket
-        .send(Message::text(format!(
-            "{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Whoami\",\"arguments\":[]}}{RS}"
-        )))
-        .await
-        .unwrap();
-    let mut received = String::new();
-    while !received.contains("\"invocationId\":\"1\"") {
-        match tokio::time::timeout(PATIENCE, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
-            other => panic!("no answer to Whoami: {other:?}"),
-        }
-    }
+    let received = handshake_and_invoke(&mut socket, "Whoami").await;
     assert!(
         received.contains("\"result\":\"ann\""),
         "the connection is ann's: {received}"
@@ -655,36 +664,14 @@ async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
         .trim_start_matches("listening on http://")
         .to_owned();
 
-    let (status, body) = http(
-        &host,
-        &format!(
-            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
-             Authorization: Bearer user-s3cr3t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let json = negotiate_document(&host, "user-s3cr3t").await;
     let connection_id = json["connectionId"].as_str().unwrap().to_owned();
     let token = json["connectionToken"].as_str().unwrap().to_owned();
     assert_ne!(connection_id, token, "the connection token is not the id");
 
     let url = format!("ws://{host}/hubs/test?id={token}&access_token=user-s3cr3t");
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    socket
-        .send(Message::text(format!(
-            "{{\"protocol\":\"json\",\"version\":1}}{RS}\
-             {{\"type\":1,\"invocationId\":\"1\",\"target\":\"GetConnectionId\",\"arguments\":[]}}{RS}"
-        )))
-        .await
-        .unwrap();
-    let mut received = String::new();
-    while !received.contains("\"invocationId\":\"1\"") {
-        match tokio::time::timeout(PATIENCE, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => received.push_str(&text),
-            other => panic!("no answer: {other:?}"),
-        }
-    }
+    let received = handshake_and_invoke(&mut socket, "GetConnectionId").await;
     assert!(
         received.contains(&format!("\"result\":\"{connection_id}\"")) && !received.contains(&token),
         "a client learns connection ids, never connection tokens: {received}"

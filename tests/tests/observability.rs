@@ -23,7 +23,9 @@ use futures_util::{StreamExt, stream};
 use hub_runtime::client::HubConnection;
 use hub_runtime::server::{HubOptions, HubServer};
 use hub_runtime::{CallContext, HubError, hub, hub_client, hub_server};
-use hub_tests::station::{IStationClient, IStationHubProxy, Reading, Source, StationHub};
+use hub_tests::station::{
+    IStationClient, IStationHubProxy, Reading, Source, StationHub, serve_on_loopback,
+};
 use tracing::Instrument as _;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -182,14 +184,12 @@ fn reading(station: &str, celsius: f64) -> Reading {
 }
 
 async fn serve(options: HubOptions) -> String {
-    let hub = HubServer::builder(StationHub::default())
-        .options(options)
-        .build();
-    let app = axum::Router::new().nest("/hubs/station", hub.router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}/hubs/station")
+    serve_on_loopback(
+        HubServer::builder(StationHub::default())
+            .options(options)
+            .build(),
+    )
+    .await
 }
 
 async fn connect(url: &str) -> HubConnection {

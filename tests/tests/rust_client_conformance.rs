@@ -21,7 +21,8 @@ use hub_runtime::protocol::HubProtocol;
 use hub_runtime::{HubError, HubErrorKind};
 use hub_tests::ServerProcess;
 use hub_tests::conformance::{ConformanceConnection, ConformanceHubProxy, within};
-use hub_tests::tls::TestCa;
+use hub_tests::route::{self, Route, assert_route};
+use hub_tests::{over_http_transports, over_https, over_websockets};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -36,10 +37,7 @@ struct Options<'a> {
 
 /// A connection to `hub_url` with `options`, not started.
 fn build(hub_url: &str, options: &Options<'_>) -> ConformanceConnection {
-    let mut builder = HubConnection::builder(hub_url).protocol(options.protocol);
-    if let Some(ca) = test_ca() {
-        builder = builder.root_certificates(std::fs::read(ca.ca_cert_file()).unwrap());
-    }
+    let mut builder = route::builder(hub_url, options.protocol);
     if let Some(token) = options.token {
         let token = token.to_owned();
         builder = builder.access_token(move || Some(token.clone()));
@@ -70,80 +68,9 @@ async fn connect(hub_url: &str, protocol: HubProtocol, name: &str) -> Conformanc
     try_connect(hub_url, &options).await.unwrap()
 }
 
-/// Which transports the servers of a scenario serve, and the one the
-/// client must end up on.
-#[derive(Clone, Copy)]
-struct Route {
-    /// `--transports` of the server (all when empty): with fewer, the
-    /// client must fall back.
-    served: &'static str,
-    /// What `HubConnection::transport()` must say once connected: a
-    /// scenario that passes on another transport (say, Long Polling after
-    /// Server-Sent Events silently failed) proves nothing about this one.
-    expected: TransportType,
-    /// Served over https, with a throwaway CA the client trusts.
-    tls: bool,
-}
-
-thread_local! {
-    /// The CA of the running scenario's https servers (made on first use).
-    static CA: std::cell::RefCell<Option<std::rc::Rc<TestCa>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// The scenario's CA when it runs over https.
-fn test_ca() -> Option<std::rc::Rc<TestCa>> {
-    if !route().tls {
-        return None;
-    }
-    Some(CA.with(|slot| {
-        slot.borrow_mut()
-            .get_or_insert_with(|| std::rc::Rc::new(TestCa::new()))
-            .clone()
-    }))
-}
-
-thread_local! {
-    /// The running scenario's route. A thread-local, as the scenarios'
-    /// servers and connections are all made on the test's own thread (the
-    /// `block_on` of `#[tokio::test]`).
-    static ROUTE: std::cell::Cell<Route> = const {
-        std::cell::Cell::new(Route { served: "", expected: TransportType::WebSockets, tls: false })
-    };
-}
-
-fn route() -> Route {
-    ROUTE.with(std::cell::Cell::get)
-}
-
-/// `args` plus the scenario's `--transports` (and `--tls-cert`/`--tls-key`
-/// over https).
-fn server_args(args: &[&str]) -> Vec<String> {
-    let served = route().served;
-    let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-    if !served.is_empty() {
-        args.extend(["--transports".to_owned(), served.to_owned()]);
-    }
-    if let Some(ca) = test_ca() {
-        args.extend(ca.server_args());
-    }
-    args
-}
-
 /// Starts a conformance server with `args` and the scenario's transports.
 fn start_server(args: &[&str]) -> ServerProcess {
-    let args = server_args(args);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ServerProcess::start(SERVER, &args)
-}
-
-/// Fails unless `connection` is connected over the scenario's transport.
-fn assert_route(connection: &HubConnection) {
-    assert_eq!(
-        connection.transport(),
-        Some(route().expected),
-        "connected over the wrong transport"
-    );
+    route::start_server(SERVER, args)
 }
 
 fn hub_url(server: &ServerProcess) -> String {
@@ -569,13 +496,17 @@ async fn reconnect_after_server_restart(protocol: HubProtocol, restart: Restart)
         .port();
     let bind = format!("127.0.0.1:{port}");
     // `--bind` twice: the last one wins over `ServerProcess`'s port 0.
-    let args: Vec<String> = server_args(&["--bind", &bind]);
+    let args: Vec<String> = route::server_args(&["--bind", &bind]);
     let start = move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ServerProcess::start(SERVER, &args)
     };
     let server = start();
-    let scheme = if route().tls { "https" } else { "http" };
+    let scheme = if Route::current().tls {
+        "https"
+    } else {
+        "http"
+    };
     let url = format!("{scheme}://{bind}/hubs/test");
     let options = Options {
         protocol,
@@ -861,57 +792,6 @@ async fn transport_reports_the_fallback() {
     connection.stop().await;
 }
 
-/// One module of tests: each scenario with `protocol`, over `route`.
-macro_rules! scenarios_over {
-    ($module:ident, $protocol:ident, $served:literal => $expected:ident; $($scenario:ident),* $(,)?) => {
-        scenarios_over!($module, $protocol, $served => $expected, tls: false; $($scenario),*);
-    };
-    ($module:ident, $protocol:ident, $served:literal => $expected:ident, tls: $tls:literal; $($scenario:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::ROUTE.with(|route| route.set(super::Route {
-                        served: $served,
-                        expected: hub_runtime::client::TransportType::$expected,
-                        tls: $tls,
-                    }));
-                    super::$scenario(hub_runtime::protocol::HubProtocol::$protocol).await;
-                }
-            )*
-        }
-    };
-}
-
-/// Each scenario once with JSON and once with MessagePack, over WebSockets.
-macro_rules! with_both_protocols {
-    ($($scenario:ident),* $(,)?) => {
-        scenarios_over!(json, Json, "" => WebSockets; $($scenario),*);
-        scenarios_over!(messagepack, MessagePack, "" => WebSockets; $($scenario),*);
-    };
-}
-
-/// Each scenario with servers that serve no WebSockets: the client falls
-/// back to Server-Sent Events (JSON) or Long Polling (MessagePack, as
-/// Server-Sent Events carry text only; JSON with a server that serves only
-/// Long Polling), and must really be on that transport.
-macro_rules! over_http_transports {
-    ($($scenario:ident),* $(,)?) => {
-        scenarios_over!(
-            server_sent_events_json, Json,
-            "serversentevents,longpolling" => ServerSentEvents; $($scenario),*
-        );
-        scenarios_over!(
-            long_polling_json, Json,
-            "longpolling" => LongPolling; $($scenario),*
-        );
-        scenarios_over!(
-            long_polling_messagepack, MessagePack,
-            "serversentevents,longpolling" => LongPolling; $($scenario),*
-        );
-    };
-}
-
 over_http_transports!(
     echo,
     add,
@@ -929,7 +809,7 @@ over_http_transports!(
     reconnect_after_server_killed,
 );
 
-with_both_protocols!(
+over_websockets!(
     echo,
     add,
     get_connection_id,
@@ -946,23 +826,6 @@ with_both_protocols!(
     reconnect_after_server_killed,
     reconnect_after_server_terminated,
 );
-
-/// Over https on every transport, the client trusting the test's CA:
-/// negotiate, `wss://`, the event stream, polls and POSTs all over TLS.
-macro_rules! over_https {
-    ($($scenario:ident),* $(,)?) => {
-        scenarios_over!(https_websockets_json, Json, "" => WebSockets, tls: true; $($scenario),*);
-        scenarios_over!(https_websockets_messagepack, MessagePack, "" => WebSockets, tls: true; $($scenario),*);
-        scenarios_over!(
-            https_server_sent_events_json, Json,
-            "serversentevents,longpolling" => ServerSentEvents, tls: true; $($scenario),*
-        );
-        scenarios_over!(
-            https_long_polling_messagepack, MessagePack,
-            "serversentevents,longpolling" => LongPolling, tls: true; $($scenario),*
-        );
-    };
-}
 
 over_https!(
     echo,

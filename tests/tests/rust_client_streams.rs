@@ -16,69 +16,20 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
 use hub_runtime::HubErrorKind;
-use hub_runtime::client::{HubConnection, HubStream, TransportType, try_upload};
+use hub_runtime::client::{HubStream, try_upload};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::proxy::ItemStream;
-use hub_tests::ServerProcess;
 use hub_tests::conformance::{ConformanceConnection, PATIENCE, within};
-use hub_tests::tls::TestCa;
+use hub_tests::route::{self, assert_route};
+use hub_tests::{over_http_transports, over_https, over_websockets};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
 
-/// The protocol and transport a scenario runs with.
-#[derive(Clone, Copy)]
-struct Over {
-    protocol: HubProtocol,
-    /// `--transports` of the server (all when empty): with fewer, the
-    /// client must fall back to the one under test.
-    served: &'static str,
-    /// The transport the client must be on; checked on every connection,
-    /// as the client falls back silently when a transport fails.
-    expected: TransportType,
-    /// Served over https (a throwaway CA the client trusts).
-    tls: bool,
-}
-
-thread_local! {
-    /// The CA of the running scenario's https server: the server and the
-    /// client are made on the test's own thread.
-    static CA: std::cell::RefCell<Option<TestCa>> = const { std::cell::RefCell::new(None) };
-}
-
-impl Over {
-    fn start_server(self) -> ServerProcess {
-        let mut args = Vec::new();
-        if !self.served.is_empty() {
-            args.extend(["--transports", self.served]);
-        }
-        if !self.tls {
-            return ServerProcess::start(SERVER, &args);
-        }
-        let ca = TestCa::new();
-        let server = ca.start_server(SERVER, &args);
-        CA.with(|slot| *slot.borrow_mut() = Some(ca));
-        server
-    }
-}
-
-async fn connect(url: &str, over: Over) -> ConformanceConnection {
-    let mut builder = HubConnection::builder(url).protocol(over.protocol);
-    if over.tls {
-        let pem = CA.with(|slot| {
-            let slot = slot.borrow();
-            let ca = slot.as_ref().expect("the https server was started");
-            std::fs::read(ca.ca_cert_file()).unwrap()
-        });
-        builder = builder.root_certificates(pem);
-    }
-    let client = ConformanceConnection::new(builder, "rusty").unwrap();
+async fn connect(url: &str, protocol: HubProtocol) -> ConformanceConnection {
+    let client = ConformanceConnection::new(route::builder(url, protocol), "rusty").unwrap();
     client.start().await.unwrap();
-    assert_eq!(
-        client.connection.transport(),
-        Some(over.expected),
-        "connected over the wrong transport"
-    );
+    assert_route(&client.connection);
     client
 }
 
@@ -193,10 +144,10 @@ fn stream_item_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
     }
 }
 
-async fn counter_to_the_end(over: Over) {
-    let server = over.start_server();
+async fn counter_to_the_end(protocol: HubProtocol) {
+    let server = route::start_server(SERVER, &[]);
     let url = format!("{}/hubs/test", server.base_url());
-    let client = connect(&url, over).await;
+    let client = connect(&url, protocol).await;
 
     let mut counter = client.hub.counter(5, 10).unwrap();
     let mut seen = Vec::new();
@@ -228,10 +179,10 @@ async fn counter_to_the_end(over: Over) {
     client.stop().await;
 }
 
-async fn counter_canceled_early(over: Over) {
-    let server = over.start_server();
+async fn counter_canceled_early(protocol: HubProtocol) {
+    let server = route::start_server(SERVER, &[]);
     let tap = Tap::start(server.base_url()).await;
-    let client = connect(&tap.hub_url(), over).await;
+    let client = connect(&tap.hub_url(), protocol).await;
     let connection = &client.connection;
 
     // The untyped `stream`, for `HubStream`'s `invocation_id()` (which the
@@ -246,7 +197,7 @@ async fn counter_canceled_early(over: Over) {
     // The server stops producing: after the CancelInvocation has had time
     // to arrive, no more items come (at 20 ms apart, a running Counter
     // would send about 50 in a second).
-    let marker = stream_item_marker(over.protocol, &id);
+    let marker = stream_item_marker(protocol, &id);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after_cancel = tap.count(&marker);
     // The three items read went through the tap: the count sees this
@@ -269,10 +220,10 @@ async fn counter_canceled_early(over: Over) {
     client.stop().await;
 }
 
-async fn sum(over: Over) {
-    let server = over.start_server();
+async fn sum(protocol: HubProtocol) {
+    let server = route::start_server(SERVER, &[]);
     let url = format!("{}/hubs/test", server.base_url());
-    let client = connect(&url, over).await;
+    let client = connect(&url, protocol).await;
     let hub = &client.hub;
 
     let total = within("Sum", hub.sum(stream::iter(1..=100_i64))).await;
@@ -323,10 +274,10 @@ async fn sum(over: Over) {
     client.stop().await;
 }
 
-async fn ask_client_during_a_stream(over: Over) {
-    let server = over.start_server();
+async fn ask_client_during_a_stream(protocol: HubProtocol) {
+    let server = route::start_server(SERVER, &[]);
     let url = format!("{}/hubs/test", server.base_url());
-    let client = connect(&url, over).await;
+    let client = connect(&url, protocol).await;
     let hub = &client.hub;
 
     let answer = within("AskClient", hub.ask_client("ready?".to_owned())).await;
@@ -351,73 +302,19 @@ async fn ask_client_during_a_stream(over: Over) {
     client.stop().await;
 }
 
-macro_rules! scenarios_over {
-    ($module:ident, $protocol:ident, $served:literal => $expected:ident; $($scenario:ident),* $(,)?) => {
-        scenarios_over!($module, $protocol, $served => $expected, tls: false; $($scenario),*);
-    };
-    ($module:ident, $protocol:ident, $served:literal => $expected:ident, tls: $tls:literal; $($scenario:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Over {
-                        protocol: hub_runtime::protocol::HubProtocol::$protocol,
-                        served: $served,
-                        expected: hub_runtime::client::TransportType::$expected,
-                        tls: $tls,
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
-
-/// Each scenario over WebSockets with both protocols, and over the HTTP
-/// transports: servers without WebSockets make the client fall back to
-/// Server-Sent Events (JSON) or Long Polling (MessagePack, as Server-Sent
-/// Events carry text only; JSON with a server that serves only Long
-/// Polling).
-macro_rules! scenarios {
-    ($($scenario:ident),* $(,)?) => {
-        scenarios_over!(json, Json, "" => WebSockets; $($scenario),*);
-        scenarios_over!(messagepack, MessagePack, "" => WebSockets; $($scenario),*);
-        scenarios_over!(
-            server_sent_events_json, Json,
-            "serversentevents,longpolling" => ServerSentEvents; $($scenario),*
-        );
-        scenarios_over!(
-            long_polling_json, Json,
-            "longpolling" => LongPolling; $($scenario),*
-        );
-        scenarios_over!(
-            long_polling_messagepack, MessagePack,
-            "serversentevents,longpolling" => LongPolling; $($scenario),*
-        );
-    };
-}
-
-scenarios!(
+over_websockets!(
     counter_to_the_end,
     counter_canceled_early,
     sum,
     ask_client_during_a_stream,
 );
 
-/// Over https on every transport (the client trusting the test's CA); the
-/// scenarios that count bytes on the wire need plaintext and stay above.
-macro_rules! scenarios_over_tls {
-    ($($scenario:ident),* $(,)?) => {
-        scenarios_over!(https_websockets_json, Json, "" => WebSockets, tls: true; $($scenario),*);
-        scenarios_over!(
-            https_server_sent_events_json, Json,
-            "serversentevents,longpolling" => ServerSentEvents, tls: true; $($scenario),*
-        );
-        scenarios_over!(
-            https_long_polling_messagepack, MessagePack,
-            "serversentevents,longpolling" => LongPolling, tls: true; $($scenario),*
-        );
-    };
-}
+over_http_transports!(
+    counter_to_the_end,
+    counter_canceled_early,
+    sum,
+    ask_client_during_a_stream,
+);
 
-scenarios_over_tls!(counter_to_the_end, sum, ask_client_during_a_stream);
+// The scenarios that count bytes on the wire need plaintext and stay above.
+over_https!(counter_to_the_end, sum, ask_client_during_a_stream);

@@ -18,7 +18,9 @@ use hub_runtime::client::{HubConnection, HubConnectionBuilder};
 use hub_runtime::protocol::HubProtocol;
 use hub_runtime::server::HubServer;
 use hub_runtime::{HubErrorKind, Timestamp};
-use hub_tests::station::{IStationClient, IStationHubProxy, Level, Reading, Source, StationHub};
+use hub_tests::station::{
+    IStationClient, IStationHubProxy, Level, Reading, Source, StationHub, serve_on_loopback,
+};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -38,12 +40,7 @@ impl IStationClient for Client {
 }
 
 async fn serve() -> String {
-    let hub = HubServer::new(StationHub::default());
-    let app = axum::Router::new().nest("/hubs/station", hub.router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}/hubs/station")
+    serve_on_loopback(HubServer::new(StationHub::default())).await
 }
 
 fn reading(station: &str, celsius: f64) -> Reading {

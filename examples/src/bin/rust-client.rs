@@ -1,23 +1,36 @@
 //! # rust-client
 //!
 //! The typed Rust client, as a chat terminal: it connects to any SignalR
-//! server by URL that serves the chat contract (`hub_examples::chat`: the
-//! `chat` example, or an ASP.NET Core hub with the same methods), signs in
-//! with a bearer token, joins a room, prints what is posted there, and
-//! posts each line typed on stdin — all through the typed proxy
-//! (`IChatHubProxy`) and the typed handlers (`IChatClient`), no method-name
-//! strings. It reconnects by itself when the server goes away
-//! (automatic reconnect; joining the room again, since a new connection
-//! is in no group), and with `--stateful-reconnect` a dropped WebSocket is
-//! resumed without losing a message (the server must allow it). Run the
-//! `chat` example, then:
+//! server by URL, `http://` or `https://`, that serves the chat contract
+//! (`hub_examples::chat`: the `chat` example, or an ASP.NET Core hub with
+//! the same methods), signs in with a bearer token, joins a room, prints
+//! what is posted there, and posts each line typed on stdin — all through
+//! the typed proxy (`IChatHubProxy`) and the typed handlers
+//! (`IChatClient`), no method-name strings. A line `/announce TEXT` calls
+//! the moderator-only `announce` (sign in with `--role moderator`; anyone
+//! else is refused and stays connected), `/whisper USER TEXT` whispers.
+//! It reconnects by itself when the server goes away (automatic reconnect;
+//! joining the room again, since a new connection is in no group), and
+//! with `--stateful-reconnect` a dropped WebSocket is resumed without
+//! losing a message (the server must allow it). Run the `chat` example,
+//! then:
 //!
 //! ```text
 //! cargo run -p hub-examples --bin rust-client -- --user ann --room lobby   # --url / HUB_URL
+//! cargo run -p hub-examples --bin rust-client -- --user mia --role moderator
 //! ```
 //!
-//! Its test: `examples/tests/chat.rs` (two clients chatting through the
-//! `chat` binary).
+//! Over https (the `chat` example with `--tls-cert`/`--tls-key`), the
+//! server's certificate must be trusted: by the system's roots, the PEM
+//! file named by `SSL_CERT_FILE`, or the CA certificate given with
+//! `--ca-cert FILE` (for a development CA):
+//!
+//! ```text
+//! cargo run -p hub-examples --bin rust-client -- --url https://localhost:5001/hubs/chat --ca-cert ca.pem --user ann
+//! ```
+//!
+//! Its tests: `examples/tests/chat.rs` (clients chatting through the
+//! `chat` binary over http, and over https with a moderator announcing).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -43,6 +56,14 @@ struct Args {
     /// Sign in as this user (sent as the bearer token `user-NAME`); without it, read only.
     #[arg(long, env = "HUB_USER")]
     user: Option<String>,
+    /// Sign in with this role too (repeatable; token `user-NAME.role-ROLE`):
+    /// `--role moderator` may `/announce`.
+    #[arg(long = "role", value_name = "ROLE", requires = "user")]
+    roles: Vec<String>,
+    /// Trust only this PEM CA certificate for https (instead of the
+    /// system's roots or `SSL_CERT_FILE`).
+    #[arg(long, env = "HUB_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
     /// The room to join.
     #[arg(long, default_value = "lobby")]
     room: String,
@@ -94,11 +115,25 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
-    let token = args.user.as_ref().map(|user| format!("user-{user}"));
+    let token = args.user.as_ref().map(|user| {
+        // The chat example's token format (`hub_examples::chat::ChatTokens`).
+        let roles: String = args
+            .roles
+            .iter()
+            .map(|role| format!(".role-{role}"))
+            .collect();
+        format!("user-{user}{roles}")
+    });
     let mut builder = HubConnection::builder(args.url.as_str())
         .access_token(move || token.clone())
         .automatic_reconnect()
         .handlers(Terminal.into_handlers());
+    if let Some(file) = &args.ca_cert {
+        let pem = std::fs::read(file).map_err(|error| {
+            hub_runtime::HubError::new(format!("--ca-cert {}: {error}", file.display()))
+        })?;
+        builder = builder.root_certificates(pem);
+    }
     if args.messagepack {
         builder = builder.protocol(HubProtocol::MessagePack);
     }
@@ -123,11 +158,7 @@ async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
         tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Some(line)) if line.trim().is_empty() => {}
-                Ok(Some(line)) => {
-                    if let Err(error) = chat.post(args.room.clone(), line).await {
-                        eprintln!("rust-client: not posted: {error}");
-                    }
-                }
+                Ok(Some(line)) => command(&chat, &args.room, &line).await,
                 // End of input: leave.
                 Ok(None) | Err(_) => break,
             },
@@ -150,4 +181,30 @@ async fn run(args: Args) -> Result<(), hub_runtime::HubError> {
     }
     connection.stop().await;
     Ok(())
+}
+
+/// Runs one line typed on stdin: `/announce TEXT`, `/whisper USER TEXT`, or
+/// a message to post. A refusal (a guest posting, a non-moderator
+/// announcing) is printed; the connection stays up.
+async fn command(chat: &IChatHubProxy, room: &str, line: &str) {
+    let (what, done) = if let Some(text) = line.strip_prefix("/announce ") {
+        (
+            "announced",
+            chat.announce(room.to_owned(), text.to_owned()).await,
+        )
+    } else if let Some(rest) = line.strip_prefix("/whisper ") {
+        let Some((user, text)) = rest.split_once(' ') else {
+            eprintln!("rust-client: usage: /whisper USER TEXT");
+            return;
+        };
+        (
+            "whispered",
+            chat.whisper(user.to_owned(), text.to_owned()).await,
+        )
+    } else {
+        ("posted", chat.post(room.to_owned(), line.to_owned()).await)
+    };
+    if let Err(error) = done {
+        eprintln!("rust-client: not {what}: {error}");
+    }
 }

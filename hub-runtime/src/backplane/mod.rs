@@ -49,8 +49,12 @@
 //!
 //! [`HubContext`]: crate::HubContext
 
+// Public so that its documentation (channels, Redis Cluster, the delivery
+// policy while Redis is away) is on docs.rs; its types are re-exported
+// below as well.
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 #[cfg(feature = "redis")]
 mod wire;
 

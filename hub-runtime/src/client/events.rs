@@ -3,7 +3,7 @@
 
 use crate::HubError;
 
-/// The state of a [`HubConnection`], as the official clients name them.
+/// The state of a [`HubConnection`](super::HubConnection), as the official clients name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HubConnectionState {
     /// Not connected; `start()` may be called.
@@ -18,8 +18,9 @@ pub enum HubConnectionState {
     Disconnecting,
 }
 
-/// Something that happened to a [`HubConnection`], delivered to every
-/// receiver of [`HubConnection::events`].
+/// Something that happened to a [`HubConnection`](super::HubConnection),
+/// delivered to every receiver of
+/// [`HubConnection::events`](super::HubConnection::events).
 #[derive(Debug, Clone)]
 pub enum HubConnectionEvent {
     /// The connection was lost and automatic reconnect starts; `error` is

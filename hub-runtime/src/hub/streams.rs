@@ -21,11 +21,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{InvocationError, MethodOutput};
 use crate::protocol::Payload;
+use crate::wire::ToWire;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
 /// Where a streaming invocation's items go: implemented by the server for
@@ -98,7 +98,13 @@ where
 /// turn both `Stream<Item = T>` and `Stream<Item = Result<T, HubError>>`
 /// into payloads: with [`IntoItemsFromResults`] and [`IntoItemsFromValues`]
 /// in scope, `StreamReturned::new(s).into_items()` picks the first for a
-/// stream of results and the second for any other serializable item.
+/// stream of results and the second for any other item.
+///
+/// As for results ([`IntoOutputFromResult`](super::IntoOutputFromResult)),
+/// the item's `ToWire` bound is on the method, not on the impl: an item
+/// that is not serializable gets the bound's own error ("cannot be sent…
+/// derive `Serialize`") rather than "`into_items` exists but its trait
+/// bounds were not satisfied".
 #[doc(hidden)]
 pub struct StreamReturned<S>(std::cell::Cell<Option<S>>);
 
@@ -112,83 +118,79 @@ impl<S> StreamReturned<S> {
 /// See [`StreamReturned`].
 #[doc(hidden)]
 pub trait IntoItemsFromResults {
+    /// What each item serializes.
+    type Value;
     /// The stream of payloads.
     type Items: Stream<Item = Result<Payload, HubError>> + Send;
     /// The conversion.
-    fn into_items(self) -> Self::Items;
+    fn into_items(self) -> Self::Items
+    where
+        Self::Value: ToWire;
 }
 
 /// See [`StreamReturned`].
 #[doc(hidden)]
 pub trait IntoItemsFromValues {
+    /// What each item serializes.
+    type Value;
     /// The stream of payloads.
     type Items: Stream<Item = Result<Payload, HubError>> + Send;
     /// The conversion.
-    fn into_items(self) -> Self::Items;
+    fn into_items(self) -> Self::Items
+    where
+        Self::Value: ToWire;
 }
 
 impl<S, T> IntoItemsFromResults for StreamReturned<S>
 where
     S: Stream<Item = Result<T, HubError>> + Send,
-    T: Serialize + Send + Sync + 'static,
 {
-    type Items = PayloadStream<S, true>;
-    fn into_items(self) -> Self::Items {
+    type Value = T;
+    type Items = PayloadStream<S>;
+    fn into_items(self) -> Self::Items
+    where
+        T: ToWire,
+    {
         PayloadStream {
             inner: self.0.into_inner().map(Box::pin),
+            encode: |item| item.map(Payload::from_value),
         }
     }
 }
 
-impl<S, T> IntoItemsFromValues for &StreamReturned<S>
+impl<S> IntoItemsFromValues for &StreamReturned<S>
 where
-    S: Stream<Item = T> + Send,
-    T: Serialize + Send + Sync + 'static,
+    S: Stream + Send,
 {
-    type Items = PayloadStream<S, false>;
-    fn into_items(self) -> Self::Items {
+    type Value = S::Item;
+    type Items = PayloadStream<S>;
+    fn into_items(self) -> Self::Items
+    where
+        S::Item: ToWire,
+    {
         PayloadStream {
             inner: self.0.take().map(Box::pin),
+            encode: |item| Ok(Payload::from_value(item)),
         }
     }
 }
 
-/// A hub method's stream with its items turned into payloads.
+/// A hub method's stream with its items turned into payloads by `encode`,
+/// chosen where the item is known to serialize (so that this impl needs no
+/// bound of its own).
 #[doc(hidden)]
-pub struct PayloadStream<S, const RESULTS: bool> {
+pub struct PayloadStream<S: Stream> {
     inner: Option<Pin<Box<S>>>,
+    encode: fn(S::Item) -> Result<Payload, HubError>,
 }
 
-impl<S, T> Stream for PayloadStream<S, false>
-where
-    S: Stream<Item = T>,
-    T: Serialize + Send + Sync + 'static,
-{
+impl<S: Stream> Stream for PayloadStream<S> {
     type Item = Result<Payload, HubError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let encode = self.encode;
         match self.inner.as_mut() {
             None => Poll::Ready(None),
-            Some(inner) => inner
-                .as_mut()
-                .poll_next(cx)
-                .map(|item| item.map(|value| Ok(Payload::from_value(value)))),
-        }
-    }
-}
-
-impl<S, T> Stream for PayloadStream<S, true>
-where
-    S: Stream<Item = Result<T, HubError>>,
-    T: Serialize + Send + Sync + 'static,
-{
-    type Item = Result<Payload, HubError>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.as_mut() {
-            None => Poll::Ready(None),
-            Some(inner) => inner
-                .as_mut()
-                .poll_next(cx)
-                .map(|item| item.map(|result| result.map(Payload::from_value))),
+            Some(inner) => inner.as_mut().poll_next(cx).map(|item| item.map(encode)),
         }
     }
 }

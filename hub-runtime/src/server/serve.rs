@@ -84,7 +84,7 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// are closed at once) and returns.
 ///
 /// Like `axum::serve(…).with_graceful_shutdown(…)`, plus the header-read
-/// timeout of `options` (see the [module docs](self)). Each request
+/// timeout of `options` ([`ServeOptions::header_read_timeout`]). Each request
 /// carries the peer's address as axum's [`ConnectInfo<SocketAddr>`].
 /// Upgraded WebSockets are not HTTP requests any more: close hub
 /// connections from the `shutdown` future with

@@ -7,6 +7,7 @@ function element(id) {
 }
 const params = new URLSearchParams(location.search);
 const user = params.get("user");
+const token = user === null ? null : `user-${user}${params.getAll("role").map((role) => `.role-${role}`).join("")}`;
 const room = params.get("room") ?? "lobby";
 const statusEl = element("status");
 const messagesEl = element("messages");
@@ -33,7 +34,7 @@ function append(from, text) {
     messagesEl.scrollTop = messagesEl.scrollHeight;
 }
 const connection = new signalR.HubConnectionBuilder()
-    .withUrl("/hubs/chat", user === null ? {} : { accessTokenFactory: () => `user-${user}` })
+    .withUrl("/hubs/chat", token === null ? {} : { accessTokenFactory: () => token })
     .withAutomaticReconnect()
     .configureLogging(signalR.LogLevel.Warning)
     .build();
@@ -55,7 +56,15 @@ form.addEventListener("submit", (event) => {
     if (text === "")
         return;
     input.value = "";
-    chat.post(room, text).catch((error) => append(null, `not posted: ${String(error)}`));
+    if (text.startsWith("/announce ")) {
+        // Moderators only: anyone else gets an error and stays connected.
+        chat
+            .announce(room, text.slice("/announce ".length))
+            .catch((error) => append(null, `not announced: ${String(error)}`));
+    }
+    else {
+        chat.post(room, text).catch((error) => append(null, `not posted: ${String(error)}`));
+    }
 });
 async function join() {
     await chat.join(room);

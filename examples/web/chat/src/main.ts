@@ -3,8 +3,9 @@
 // examples/src/chat.rs). Compiled with `tsc -p examples/web/chat` into
 // dist/, which the `chat` binary bundles; a test checks dist/ is up to date.
 //
-// `?user=NAME` signs in (bearer token `user-NAME`), `?room=ROOM` picks the
-// room (default lobby).
+// `?user=NAME` signs in (bearer token `user-NAME`), `&role=ROLE` (repeatable)
+// adds a role (token `user-NAME.role-ROLE`: `&role=moderator` may type
+// `/announce TEXT`), `?room=ROOM` picks the room (default lobby).
 import type * as SignalR from "@microsoft/signalr";
 import { createIChatHub, createIChatClientReceiver } from "./generated/chat.js";
 import type { ChatMessage } from "./generated/chat.js";
@@ -20,6 +21,7 @@ function element<T extends HTMLElement>(id: string): T {
 
 const params = new URLSearchParams(location.search);
 const user = params.get("user");
+const token = user === null ? null : `user-${user}${params.getAll("role").map((role) => `.role-${role}`).join("")}`;
 const room = params.get("room") ?? "lobby";
 const statusEl = element("status");
 const messagesEl = element<HTMLUListElement>("messages");
@@ -48,7 +50,7 @@ function append(from: string | null, text: string): void {
 }
 
 const connection = new signalR.HubConnectionBuilder()
-  .withUrl("/hubs/chat", user === null ? {} : { accessTokenFactory: () => `user-${user}` })
+  .withUrl("/hubs/chat", token === null ? {} : { accessTokenFactory: () => token })
   .withAutomaticReconnect()
   .configureLogging(signalR.LogLevel.Warning)
   .build();
@@ -71,7 +73,14 @@ form.addEventListener("submit", (event) => {
   const text = input.value.trim();
   if (text === "") return;
   input.value = "";
-  chat.post(room, text).catch((error: unknown) => append(null, `not posted: ${String(error)}`));
+  if (text.startsWith("/announce ")) {
+    // Moderators only: anyone else gets an error and stays connected.
+    chat
+      .announce(room, text.slice("/announce ".length))
+      .catch((error: unknown) => append(null, `not announced: ${String(error)}`));
+  } else {
+    chat.post(room, text).catch((error: unknown) => append(null, `not posted: ${String(error)}`));
+  }
 });
 
 async function join(): Promise<void> {
