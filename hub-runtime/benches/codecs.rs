@@ -9,8 +9,9 @@
 use std::alloc::System;
 use std::hint::black_box;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
+use hub_runtime::protocol::json::{self, JsonRecordView};
 use hub_runtime::protocol::{
     Completion, CompletionResult, HubMessage, HubProtocol, Invocation, Payload,
 };
@@ -114,5 +115,42 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode, decode);
+/// One way of reading a record; returns something to keep.
+type DecodeRecord = fn(&Bytes) -> usize;
+
+/// One record through the one-pass reader against the serde path it sits
+/// in front of (`decode_record_with_serde`, what every record went through
+/// before), and the borrowed view alone: the proof that the hand-written
+/// reader in `protocol/json_scan.rs` pays for itself.
+fn decode_record(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode-record");
+    for (name, message) in messages() {
+        let mut wire = BytesMut::new();
+        HubProtocol::Json.encode(&message, &mut wire).ok();
+        wire.truncate(wire.len() - 1);
+        let record = wire.freeze();
+        let cases: [(&str, DecodeRecord); 3] = [
+            ("serde", |record| {
+                usize::from(json::decode_record_with_serde(record).is_ok())
+            }),
+            ("one-pass", |record| {
+                usize::from(json::decode_record(record).is_ok())
+            }),
+            ("one-pass-borrowed", |record| {
+                JsonRecordView::scan(record).map_or(0, |view| view.arguments().len())
+            }),
+        ];
+        for (path, run) in cases {
+            let id = format!("json/{name}/{path}");
+            let count = allocations(|| {
+                black_box(run(black_box(&record)));
+            });
+            eprintln!("allocations: decode-record {id}: {count} per record");
+            group.bench_function(&id, |b| b.iter(|| run(black_box(&record))));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode, decode, decode_record);
 criterion_main!(benches);

@@ -1336,6 +1336,48 @@ proptest! {
         prop_assert!(buffer.is_empty());
     }
 
+    /// The one-pass reader against the serde path it replaces: every
+    /// encoded message, with whitespace sprinkled between its tokens and
+    /// unknown keys around it, is read by the one-pass reader (when its
+    /// strings have no escapes) and gives exactly serde's message.
+    #[test]
+    fn one_pass_reader_agrees_with_serde(
+        message in arb_message(),
+        spaces in prop::collection::vec(prop::sample::select(vec!["", " ", "\n", "\t ", "\r\n"]), 8),
+        unknown in prop::option::of(arb_json()),
+    ) {
+        let mut wire = BytesMut::new();
+        json::encode(&message, &mut wire).unwrap();
+        let text = std::str::from_utf8(&wire[..wire.len() - 1]).unwrap();
+        // Whitespace after structural characters outside strings.
+        let mut spaced = String::new();
+        let (mut in_string, mut escaped, mut n) = (false, false, 0usize);
+        for c in text.chars() {
+            spaced.push(c);
+            if in_string {
+                if escaped { escaped = false } else if c == '\\' { escaped = true } else if c == '"' { in_string = false }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '{' | '[' | ':' | ',' => { spaced.push_str(spaces[n % spaces.len()]); n += 1; }
+                _ => {}
+            }
+        }
+        if let Some(unknown) = unknown {
+            spaced = format!("{{\"zUnknown\" : {unknown} ,{}", &spaced[1..]);
+        }
+        let record = bytes::Bytes::from(spaced);
+        let accepted = json::check_fast_path_agrees(&record);
+        prop_assert!(
+            accepted || text.contains('\\'),
+            "the one-pass reader left an ordinary record to serde: {}",
+            String::from_utf8_lossy(&record)
+        );
+        let reference = message;
+        prop_assert_eq!(json::decode_record(&record).unwrap(), Some(reference));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
         json::fuzz_decode(&data);

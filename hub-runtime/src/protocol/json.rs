@@ -32,6 +32,8 @@ use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+pub use super::json_scan::JsonRecordView;
+use super::json_scan::Scalar;
 use super::messages::message_type;
 use super::{
     Ack, CancelInvocation, Close, Completion, CompletionResult, EncodeError, Headers, HubMessage,
@@ -87,7 +89,7 @@ impl JsonDecoder {
             let mut record = buffer.split_to(end + 1).freeze();
             record.truncate(end);
             self.scanned = 0;
-            if let Some(message) = parse_record(&record)? {
+            if let Some(message) = decode_record(&record)? {
                 return Ok(Some(message));
             }
         }
@@ -120,7 +122,23 @@ impl JsonDecoder {
 
 /// One record, without its separator, as a message; `None` for an unknown
 /// `type`.
-fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
+///
+/// The one-pass reader ([`JsonRecordView`]) reads every ordinary record;
+/// the serde path reads what it leaves (escapes in string fields, and
+/// every malformed record, whose error text the serde path words).
+#[doc(hidden)]
+pub fn decode_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
+    match JsonRecordView::scan(record) {
+        Some(view) => view.fields().into_message(record),
+        None => decode_record_with_serde(record),
+    }
+}
+
+/// [`decode_record`] through serde_json alone: what every record went
+/// through before the one-pass reader, kept as its fallback and as the
+/// reference of the differential tests and benchmarks.
+#[doc(hidden)]
+pub fn decode_record_with_serde(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
     let text = std::str::from_utf8(record).map_err(|_| ProtocolError::InvalidUtf8)?;
     check_depth(text.as_bytes())?;
     // serde's derived struct visitor also accepts a JSON array (fields by
@@ -136,7 +154,7 @@ fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
     }
     let envelope: Envelope<'_> =
         serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;
-    envelope.into_message(record)
+    envelope.into_fields().into_message(record)
 }
 
 /// Refuses records nested deeper than [`MAX_DEPTH`].
@@ -226,6 +244,102 @@ enum Field<T> {
     Value(T),
     Null,
     WrongType,
+}
+
+impl<T> Field<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
+        match self {
+            Field::Value(value) => Field::Value(f(value)),
+            Field::Null => Field::Null,
+            Field::WrongType => Field::WrongType,
+        }
+    }
+}
+
+impl<T> From<Scalar<T>> for Field<T> {
+    fn from(scalar: Scalar<T>) -> Self {
+        match scalar {
+            Scalar::Value(value) => Field::Value(value),
+            Scalar::Null => Field::Null,
+        }
+    }
+}
+
+/// The envelope's fields however they were read (serde's [`Envelope`] or
+/// the one-pass [`JsonRecordView`]), turned into a message by one shared
+/// set of rules: both readers give the same messages and errors.
+/// `arguments` iterates over the raw text of each argument.
+struct Fields<'a, A> {
+    kind: Option<Field<i32>>,
+    invocation_id: Option<Field<String>>,
+    target: Option<Field<String>>,
+    arguments: Option<Field<A>>,
+    stream_ids: Option<Field<Vec<String>>>,
+    headers: Option<Field<Headers>>,
+    item: Option<&'a str>,
+    result: Option<&'a str>,
+    error: Option<Field<String>>,
+    allow_reconnect: Option<Field<bool>>,
+    sequence_id: Option<Field<u64>>,
+}
+
+impl<'a> Envelope<'a> {
+    fn into_fields(self) -> Fields<'a, impl ExactSizeIterator<Item = &'a str>> {
+        Fields {
+            kind: self.kind,
+            invocation_id: self.invocation_id,
+            target: self.target,
+            arguments: self
+                .arguments
+                .map(|field| field.map(|raw| raw.into_iter().map(RawValue::get))),
+            stream_ids: self.stream_ids,
+            headers: self.headers,
+            item: self.item.map(RawValue::get),
+            result: self.result.map(RawValue::get),
+            error: self.error,
+            allow_reconnect: self.allow_reconnect,
+            sequence_id: self.sequence_id,
+        }
+    }
+}
+
+fn owned(field: Option<Scalar<&str>>) -> Option<Field<String>> {
+    field.map(|scalar| Field::from(scalar).map(str::to_owned))
+}
+
+impl<'a> JsonRecordView<'a> {
+    fn fields(&self) -> Fields<'a, impl ExactSizeIterator<Item = &'a str> + '_> {
+        Fields {
+            kind: self.kind.map(Field::from),
+            invocation_id: owned(self.invocation_id),
+            target: owned(self.target),
+            arguments: self.has_arguments.map(|present| {
+                if present {
+                    Field::Value(self.arguments())
+                } else {
+                    Field::Null
+                }
+            }),
+            stream_ids: self.stream_ids.as_ref().map(|ids| match ids {
+                Scalar::Value(ids) => Field::Value(ids.iter().map(|&id| id.to_owned()).collect()),
+                Scalar::Null => Field::Null,
+            }),
+            headers: self.headers.as_ref().map(|headers| match headers {
+                Scalar::Value(headers) => Field::Value(
+                    headers
+                        .iter()
+                        .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+                        .collect(),
+                ),
+                Scalar::Null => Field::Null,
+            }),
+            item: self.item,
+            result: self.result,
+            error: owned(self.error),
+            allow_reconnect: self.allow_reconnect.map(Field::from),
+            sequence_id: self.sequence_id.map(Field::from),
+        }
+    }
 }
 
 /// Builds a value of the expected JSON type from whatever the parser saw;
@@ -444,11 +558,11 @@ fn sequence_id(field: Option<Field<u64>>) -> Result<u64, ProtocolError> {
 }
 
 /// A payload sharing the record's memory.
-fn payload(record: &Bytes, raw: &RawValue) -> Payload {
-    Payload::from_json_bytes(record.slice_ref(raw.get().as_bytes()))
+fn payload(record: &Bytes, raw: &str) -> Payload {
+    Payload::from_json_bytes(record.slice_ref(raw.as_bytes()))
 }
 
-impl<'a> Envelope<'a> {
+impl<'a, A: ExactSizeIterator<Item = &'a str>> Fields<'a, A> {
     fn arguments(&mut self, record: &Bytes) -> Result<Vec<Payload>, ProtocolError> {
         match self.arguments.take() {
             Some(Field::Value(raw)) => {
@@ -714,11 +828,17 @@ fn write_call(
 }
 
 /// Fuzzing entry point: decodes `data` fed in two or three chunks, and
-/// checks that every decoded message survives an encode/decode round trip.
+/// checks that every decoded message survives an encode/decode round trip,
+/// and that the one-pass reader agrees with serde on every record it
+/// accepts ([`check_fast_path_agrees`]).
 ///
-/// Panics only when that round trip fails, which is a bug.
+/// Panics only when one of those checks fails, which is a bug.
 #[doc(hidden)]
 pub fn fuzz_decode(data: &[u8]) {
+    let whole = Bytes::copy_from_slice(data);
+    for record in whole.split(|&b| b == RECORD_SEPARATOR) {
+        check_fast_path_agrees(&whole.slice_ref(record));
+    }
     let mut decoder = JsonDecoder::new(Some(32 * 1024));
     let mut buffer = BytesMut::new();
     // Split points derived from the input, so the fuzzer explores them.
@@ -735,6 +855,36 @@ pub fn fuzz_decode(data: &[u8]) {
             }
         }
     }
+}
+
+/// The differential check of the one-pass reader: whenever
+/// [`JsonRecordView::scan`] accepts `record` (one record without its
+/// separator), the serde path reads the same message from it, with every
+/// payload the same slice of the record. Returns whether the one-pass
+/// reader accepted the record.
+///
+/// Panics when they disagree, which is a bug.
+#[doc(hidden)]
+pub fn check_fast_path_agrees(record: &Bytes) -> bool {
+    let Some(view) = JsonRecordView::scan(record) else {
+        return false;
+    };
+    let fast = view.fields().into_message(record);
+    let reference = decode_record_with_serde(record);
+    assert_eq!(
+        fast,
+        reference,
+        "the one-pass reader and serde disagree on {:?}",
+        String::from_utf8_lossy(record)
+    );
+    // Payloads compare equal by value; their bytes must be identical too.
+    assert_eq!(
+        format!("{fast:?}"),
+        format!("{reference:?}"),
+        "the one-pass reader and serde slice payloads differently in {:?}",
+        String::from_utf8_lossy(record)
+    );
+    true
 }
 
 fn check_round_trip(message: &HubMessage) {

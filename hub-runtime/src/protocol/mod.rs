@@ -36,6 +36,7 @@
 
 pub mod handshake;
 pub mod json;
+mod json_scan;
 pub mod messagepack;
 pub mod messages;
 pub mod negotiate;

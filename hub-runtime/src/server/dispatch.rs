@@ -526,16 +526,19 @@ impl<H: Hub> Dispatcher for Shared<H> {
                     };
                     // An answer to the connection's own invocation waits for room
                     // (backpressure on the caller), see `send_reply`.
-                    if let Err(error) = connection.send_reply(&completion(id.clone(), result)).await {
-                        // The result did not serialize: answer with an error.
+                    let mut answer = completion(id, result);
+                    if let Err(error) = connection.send_reply(&answer).await {
+                        // The result did not serialize: answer with an error
+                        // (the id moves over: no copy on the common path).
                         tracing::debug!(connection = %connection.id(), target, %error,
                             "result not serializable");
                         kind = Outcome::Error;
                         let error = InvocationError::Result(error.to_string());
                         let text = error_text(&target, &error, detailed);
-                        let _ = connection
-                            .send_reply(&completion(id, CompletionResult::Error(text)))
-                            .await;
+                        if let HubMessage::Completion(answer) = &mut answer {
+                            answer.result = CompletionResult::Error(text);
+                        }
+                        let _ = connection.send_reply(&answer).await;
                     }
                 }
                 finish_invocation(&connection, &job_span, Some(index), kind, elapsed);

@@ -673,9 +673,13 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 return;
             };
             let slot = InvocationSlot::new(self.semaphore.clone(), free);
-            let mut job = Box::pin(INVOCATION_SLOT.scope(slot, job));
-            if (&mut job).now_or_never().is_none() {
-                self.running.spawn(job);
+            let mut job = job;
+            // The first poll sees the slot through `sync_scope`: only a job
+            // that has to wait is wrapped (and boxed by the spawn), not
+            // every job.
+            let done = INVOCATION_SLOT.sync_scope(slot.clone(), || (&mut job).now_or_never());
+            if done.is_none() {
+                self.running.spawn(INVOCATION_SLOT.scope(slot, job));
             }
             permit = self.semaphore.clone().try_acquire_owned().ok();
         }
