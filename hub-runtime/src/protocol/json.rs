@@ -40,14 +40,7 @@ use super::{
     Invocation, Payload, ProtocolError, RECORD_SEPARATOR, Sequence, StreamInvocation, StreamItem,
 };
 
-/// The deepest nesting of arrays and objects accepted in one record, the
-/// envelope object included.
-///
-/// System.Text.Json, which the .NET server reads with, refuses anything
-/// deeper than 64 by default, so no interoperable peer sends more. The limit
-/// is checked before parsing because serde_json skips raw values
-/// (arguments, items, results) without a depth limit of its own.
-pub const MAX_DEPTH: usize = 64;
+pub use super::json_scan::MAX_DEPTH;
 
 /// An incremental decoder for the JSON hub protocol.
 ///
@@ -533,7 +526,7 @@ fn headers(field: Option<Field<Headers>>) -> Result<Headers, ProtocolError> {
     }
 }
 
-fn stream_ids(field: Option<Field<Vec<String>>>) -> Result<Vec<String>, ProtocolError> {
+fn stream_ids_field(field: Option<Field<Vec<String>>>) -> Result<Vec<String>, ProtocolError> {
     match field {
         Some(Field::Value(ids)) => Ok(ids),
         Some(Field::WrongType) => Err(wrong("streamIds", "Array of String")),
@@ -549,7 +542,7 @@ fn target(field: Option<Field<String>>) -> Result<String, ProtocolError> {
     }
 }
 
-fn sequence_id(field: Option<Field<u64>>) -> Result<u64, ProtocolError> {
+fn sequence_id_field(field: Option<Field<u64>>) -> Result<u64, ProtocolError> {
     match field {
         Some(Field::Value(id)) => Ok(id),
         Some(Field::Null | Field::WrongType) => Err(wrong("sequenceId", "non-negative Integer")),
@@ -593,7 +586,7 @@ impl<'a, A: ExactSizeIterator<Item = &'a str>> Fields<'a, A> {
                     invocation_id,
                     target,
                     arguments,
-                    stream_ids: stream_ids(self.stream_ids)?,
+                    stream_ids: stream_ids_field(self.stream_ids)?,
                 })
             }
             message_type::STREAM_INVOCATION => {
@@ -605,7 +598,7 @@ impl<'a, A: ExactSizeIterator<Item = &'a str>> Fields<'a, A> {
                     invocation_id,
                     target,
                     arguments,
-                    stream_ids: stream_ids(self.stream_ids)?,
+                    stream_ids: stream_ids_field(self.stream_ids)?,
                 })
             }
             message_type::STREAM_ITEM => {
@@ -655,10 +648,10 @@ impl<'a, A: ExactSizeIterator<Item = &'a str>> Fields<'a, A> {
                 },
             }),
             message_type::ACK => HubMessage::Ack(Ack {
-                sequence_id: sequence_id(self.sequence_id)?,
+                sequence_id: sequence_id_field(self.sequence_id)?,
             }),
             message_type::SEQUENCE => HubMessage::Sequence(Sequence {
-                sequence_id: sequence_id(self.sequence_id)?,
+                sequence_id: sequence_id_field(self.sequence_id)?,
             }),
             // Future protocol versions may add message types; old peers
             // ignore them.

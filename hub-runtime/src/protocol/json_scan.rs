@@ -20,7 +20,14 @@
 //! reads the same message from it. `json::fuzz_decode` and the
 //! differential tests in `tests/protocol_json.rs` check that promise.
 
-use super::json::MAX_DEPTH;
+/// The deepest nesting of arrays and objects accepted in one record, the
+/// envelope object included.
+///
+/// System.Text.Json, which the .NET server reads with, refuses anything
+/// deeper than 64 by default, so no interoperable peer sends more. The limit
+/// is checked before parsing because serde_json skips raw values
+/// (arguments, items, results) without a depth limit of its own.
+pub const MAX_DEPTH: usize = 64;
 
 /// How many arguments a view holds without allocating.
 const INLINE_ARGUMENTS: usize = 8;
