@@ -765,3 +765,38 @@ pub fn typescript_modules()
         ("tests/ts/generated/station.ts", station::typescript()?),
     ])
 }
+
+/// Sends a raw HTTP/1.1 `request` (which should say `Connection: close`)
+/// to `host` (`127.0.0.1:port`) and reads the whole answer, within 20 s:
+/// the status code and the body. For tests of what the server answers to
+/// requests no client library would send.
+///
+/// # Panics
+/// When the server cannot be reached, does not answer in time, or answers
+/// something that is not HTTP.
+pub async fn raw_http(host: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("the server accepts connections");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the request is sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers within 20 s")
+        .expect("the answer is read");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -27,33 +27,10 @@ fn host(server: &ServerProcess) -> String {
     server.base_url().trim_start_matches("http://").to_owned()
 }
 
-/// Sends `request` (with `Connection: close`) and reads the whole answer:
-/// the status code and the body.
-async fn http(host: &str, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(host).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
-        .await
-        .expect("the server answers within the patience")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// Negotiates (version 1) as the user of `token`; returns the negotiate
 /// document.
 async fn negotiate_document(host: &str, token: &str) -> serde_json::Value {
-    let (status, body) = http(
+    let (status, body) = hub_tests::raw_http(
         host,
         &format!(
             "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
@@ -192,7 +169,7 @@ async fn a_connection_token_works_only_for_the_user_who_negotiated_it() {
     ] {
         let token = negotiate(&host, "user-ann").await;
         let request = request.replace("{token}", &token);
-        let (status, body) = http(
+        let (status, body) = hub_tests::raw_http(
             &host,
             &format!(
                 "{request}Host: {host}\r\nAuthorization: Bearer user-bob\r\nConnection: close\r\n\r\n"
@@ -204,7 +181,7 @@ async fn a_connection_token_works_only_for_the_user_who_negotiated_it() {
             "{transport} with ann's connection token is refused for bob with 403: {body}"
         );
         // An anonymous request is someone else too.
-        let (status, _) = http(
+        let (status, _) = hub_tests::raw_http(
             &host,
             &format!("{request}Host: {host}\r\nConnection: close\r\n\r\n"),
         )
@@ -454,19 +431,22 @@ async fn origins_not_allowed_are_refused_on_every_endpoint() {
              Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
     };
-    let (status, body) = http(&host, &negotiate_with(Some("https://evil.example"))).await;
+    let (status, body) =
+        hub_tests::raw_http(&host, &negotiate_with(Some("https://evil.example"))).await;
     assert_eq!(
         status, 403,
         "negotiate from a foreign origin is refused: {body}"
     );
-    let (status, _) = http(&host, &negotiate_with(Some("https://app.example.com"))).await;
+    let (status, _) =
+        hub_tests::raw_http(&host, &negotiate_with(Some("https://app.example.com"))).await;
     assert_eq!(status, 200, "negotiate from an allowed origin is served");
-    let (status, _) = http(&host, &negotiate_with(Some("http://localhost:8080"))).await;
+    let (status, _) =
+        hub_tests::raw_http(&host, &negotiate_with(Some("http://localhost:8080"))).await;
     assert_eq!(
         status, 200,
         "negotiate from the second allowed origin is served"
     );
-    let (status, _) = http(&host, &negotiate_with(None)).await;
+    let (status, _) = hub_tests::raw_http(&host, &negotiate_with(None)).await;
     assert_eq!(
         status, 200,
         "negotiate without Origin (not a browser) is served"
@@ -510,11 +490,11 @@ async fn origins_not_allowed_are_refused_on_every_endpoint() {
             "POST /hubs/test?id={token} HTTP/1.1\r\nContent-Length: 0\r\n",
         ),
     ] {
-        let (_, body) = http(&host, &negotiate_with(None)).await;
+        let (_, body) = hub_tests::raw_http(&host, &negotiate_with(None)).await;
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         let token = json["connectionToken"].as_str().unwrap();
         let request = request.replace("{token}", token);
-        let (status, _) = http(
+        let (status, _) = hub_tests::raw_http(
             &host,
             &format!(
                 "{request}Host: {host}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n"
@@ -610,7 +590,7 @@ async fn connections_beyond_the_limit_are_refused_with_503() {
         "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
          Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    let (status, body) = http(&host, &negotiate).await;
+    let (status, body) = hub_tests::raw_http(&host, &negotiate).await;
     assert_eq!(
         status, 503,
         "negotiate beyond the connection limit gets 503: {body}"
@@ -626,7 +606,7 @@ async fn connections_beyond_the_limit_are_refused_with_503() {
     drop(first);
     let started = Instant::now();
     loop {
-        let (status, _) = http(&host, &negotiate).await;
+        let (status, _) = hub_tests::raw_http(&host, &negotiate).await;
         if status == 200 {
             break;
         }
@@ -684,7 +664,7 @@ async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
     let _ = until_close_frame(&mut socket).await;
 
     // A refused token is not echoed.
-    let (status, body) = http(
+    let (status, body) = hub_tests::raw_http(
         &host,
         &format!(
             "POST /hubs/test/negotiate?negotiateVersion=1&access_token=bogus-s3cr3t HTTP/1.1\r\n\
@@ -728,7 +708,7 @@ async fn access_and_connection_tokens_never_reach_logs_or_other_clients() {
 async fn a_post_body_trickled_byte_by_byte_is_cut_off() {
     let server = ServerProcess::start(SERVER, &["--client-timeout-ms", "1000"]);
     let host = host(&server);
-    let (_, body) = http(
+    let (_, body) = hub_tests::raw_http(
         &host,
         &format!(
             "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
@@ -739,7 +719,7 @@ async fn a_post_body_trickled_byte_by_byte_is_cut_off() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let token = json["connectionToken"].as_str().unwrap().to_owned();
     // The first poll starts the Long Polling connection.
-    let (status, _) = http(
+    let (status, _) = hub_tests::raw_http(
         &host,
         &format!("GET /hubs/test?id={token} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
     )

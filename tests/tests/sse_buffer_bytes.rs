@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use hub_tests::ServerProcess;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
@@ -22,29 +22,6 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 const RS: char = '\u{1e}';
 
-/// Sends `request` (with `Connection: close`) and reads the whole answer:
-/// the status code and the body.
-async fn http(host: &str, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(host).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
-        .await
-        .expect("the server answers within the patience")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sse_client_that_stops_reading_pins_a_bounded_number_of_bytes() {
     const MESSAGE: usize = 1024 * 1024;
@@ -52,7 +29,7 @@ async fn an_sse_client_that_stops_reading_pins_a_bounded_number_of_bytes() {
     let server = ServerProcess::start(SERVER, &["--max-message-size", "2097152"]);
     let host = server.base_url().trim_start_matches("http://").to_owned();
 
-    let (status, body) = http(
+    let (status, body) = hub_tests::raw_http(
         &host,
         &format!(
             "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {host}\r\n\
@@ -96,7 +73,7 @@ async fn an_sse_client_that_stops_reading_pins_a_bounded_number_of_bytes() {
         "the SSE request is answered 200"
     );
     let handshake = format!("{{\"protocol\":\"json\",\"version\":1}}{RS}");
-    let (status, body) = http(
+    let (status, body) = hub_tests::raw_http(
         &host,
         &format!(
             "POST /hubs/test?id={token} HTTP/1.1\r\nHost: {host}\r\n\
