@@ -21,10 +21,10 @@ use http::{HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
-use super::Shared;
 use super::negotiated::{negotiated_user_matches, queue_early_post, random_id, take_negotiated};
 use super::responses::{text, unauthorized};
 use super::users::Unauthorized;
+use super::{Negotiated, Shared};
 use crate::authorization::AuthorizationRequest;
 use crate::hub::ConnectionContext;
 use crate::server::connection::{CloseReason, Dispatcher, session};
@@ -306,6 +306,24 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     ));
 }
 
+/// Admits the first request of an HTTP transport for `token`: refused
+/// while the server shuts down or is at its connection limit, otherwise
+/// the negotiated connection is taken (404/403 as `take_negotiated` says).
+#[allow(clippy::result_large_err)]
+fn admit<H: Hub>(
+    shared: &Shared<H>,
+    token: &str,
+    user: &Option<Arc<str>>,
+) -> Result<Negotiated, Box<Response>> {
+    if *shared.shutdown.borrow() {
+        return Err(Box::new(shutting_down()));
+    }
+    if let Some(refused) = super::limits::refuse_new_connection(shared) {
+        return Err(Box::new(refused));
+    }
+    take_negotiated(shared, token, user)
+}
+
 /// `GET {base}?id=…` with `Accept: text/event-stream`.
 pub(super) async fn server_sent_events<H: Hub>(
     shared: Arc<Shared<H>>,
@@ -322,13 +340,7 @@ pub(super) async fn server_sent_events<H: Hub>(
         Lookup::Same(_) => return text(StatusCode::CONFLICT, "Conflict"),
         Lookup::Refused(response) => return response,
     }
-    if *shared.shutdown.borrow() {
-        return shutting_down();
-    }
-    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
-        return refused;
-    }
-    let mut negotiated = match take_negotiated(&shared, &token, &user) {
+    let mut negotiated = match admit(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
         Err(refused) => return *refused,
     };
@@ -374,13 +386,7 @@ pub(super) async fn long_poll<H: Hub>(
         }
         Lookup::Refused(response) => return response,
     }
-    if *shared.shutdown.borrow() {
-        return shutting_down();
-    }
-    if let Some(refused) = super::limits::refuse_new_connection(&shared) {
-        return refused;
-    }
-    let mut negotiated = match take_negotiated(&shared, &token, &user) {
+    let mut negotiated = match admit(&shared, &token, &user) {
         Ok(negotiated) => negotiated,
         Err(refused) => return *refused,
     };
