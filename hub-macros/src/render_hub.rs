@@ -62,16 +62,23 @@ pub(crate) fn render_hub(model: &HubImpl, client: &Path, private: &TokenStream) 
             fn invoke(
                 self: #private::Arc<Self>,
                 method: usize,
-                #call_pattern: #private::HubCall<Self>,
+                call: #private::HubCall<Self>,
             ) -> #private::BoxFuture<
                 'static,
                 #private::Result<#private::MethodOutput, #private::InvocationError>,
             > {
+                <Self as #private::Hub>::invoke_with(self, method, call, #private::BoxMethod)
+            }
+
+            fn invoke_with<__HubRunner: #private::MethodRunner>(
+                self: #private::Arc<Self>,
+                method: usize,
+                #call_pattern: #private::HubCall<Self>,
+                __hub_runner: __HubRunner,
+            ) -> <__HubRunner as #private::MethodRunner>::Output {
                 match method {
                     #(#arms)*
-                    _ => #private::Box::pin(async {
-                        #private::Err(#private::InvocationError::UnknownMethod)
-                    }),
+                    _ => #private::run_method(__hub_runner, #private::unknown_method()),
                 }
             }
 
@@ -149,7 +156,9 @@ fn receiver(receiver: Receiver) -> TokenStream {
 
 /// The dispatch of one method: binds the arguments from `call`, calls
 /// `#callee::method(#hub, …)` (`<Self>` on `self` for an `impl` block,
-/// `<H as Trait>` on an `Arc<H>` for a `#[hub_server]` trait) and answers.
+/// `<H as Trait>` on an `Arc<H>` for a `#[hub_server]` trait) and answers,
+/// in a future handed unboxed to `__hub_runner` (the `MethodRunner` of the
+/// emitted `invoke_with`).
 pub(crate) fn render_dispatch(
     method: &HubMethod,
     call: &syn::Ident,
@@ -215,7 +224,7 @@ pub(crate) fn render_dispatch(
                 #at_output::StreamReturned::new(__hub_output).into_items()
             };
             quote! {
-                #private::unary(async move {
+                #private::run_method(__hub_runner, async move {
                     #rebind
                     #(#binds)*
                     let __hub_output = #callee::#ident(#this, #(#args),*).await;
@@ -234,7 +243,7 @@ pub(crate) fn render_dispatch(
             }
         }
         MethodKind::Unary => quote! {
-            #private::unary(async move {
+            #private::run_method(__hub_runner, async move {
                 #rebind
                 #(#binds)*
                 let __hub_output = #callee::#ident(#this, #(#args),*).await;

@@ -128,18 +128,30 @@ fn render_contract(model: &ServerTrait, private: &TokenStream) -> TokenStream {
             const RUST_NAMES: &'static [&'static str] = &[#(#rust_names),*];
 
             fn invoke(
-                #hub_pattern: #private::Arc<H>,
+                hub: #private::Arc<H>,
                 method: usize,
-                #call_pattern: #private::HubCall<H>,
+                call: #private::HubCall<H>,
             ) -> #private::BoxFuture<
                 'static,
                 #private::Result<#private::MethodOutput, #private::InvocationError>,
             > {
+                <Self as #private::ServerContract<H>>::invoke_with(
+                    hub,
+                    method,
+                    call,
+                    #private::BoxMethod,
+                )
+            }
+
+            fn invoke_with<__HubRunner: #private::MethodRunner>(
+                #hub_pattern: #private::Arc<H>,
+                method: usize,
+                #call_pattern: #private::HubCall<H>,
+                __hub_runner: __HubRunner,
+            ) -> <__HubRunner as #private::MethodRunner>::Output {
                 match method {
                     #(#arms)*
-                    _ => #private::Box::pin(async {
-                        #private::Err(#private::InvocationError::UnknownMethod)
-                    }),
+                    _ => #private::run_method(__hub_runner, #private::unknown_method()),
                 }
             }
         }
@@ -386,6 +398,17 @@ pub(crate) fn render_hub_trait_impl(
                 #private::Result<#private::MethodOutput, #private::InvocationError>,
             > {
                 <#server_contract as #private::ServerContract<Self>>::invoke(self, method, call)
+            }
+
+            fn invoke_with<__HubRunner: #private::MethodRunner>(
+                self: #private::Arc<Self>,
+                method: usize,
+                call: #private::HubCall<Self>,
+                runner: __HubRunner,
+            ) -> <__HubRunner as #private::MethodRunner>::Output {
+                <#server_contract as #private::ServerContract<Self>>::invoke_with(
+                    self, method, call, runner,
+                )
             }
 
             #hook_impls

@@ -70,6 +70,21 @@ pub trait Hub: Send + Sync + Sized + 'static {
         call: HubCall<Self>,
     ) -> BoxFuture<'static, Result<MethodOutput, InvocationError>>;
 
+    /// Runs method `method` as [`Hub::invoke`] does, handing its future to
+    /// `runner` unboxed: the server places it inside its own per-call job,
+    /// so that an invocation costs one allocation for both instead of a
+    /// box for each. `#[hub]` implements it (and `invoke` through it);
+    /// the default hands over `invoke`'s boxed future, called at the first
+    /// poll (where the runtime catches a panic), as before `invoke_with`.
+    fn invoke_with<R: MethodRunner>(
+        self: Arc<Self>,
+        method: usize,
+        call: HubCall<Self>,
+        runner: R,
+    ) -> R::Output {
+        runner.run(async move { self.invoke(method, call).await })
+    }
+
     /// Runs when a connection has completed its handshake, before any of its
     /// invocations. An error closes the connection.
     fn on_connected(
@@ -88,6 +103,34 @@ pub trait Hub: Send + Sync + Sized + 'static {
     ) -> BoxFuture<'static, ()> {
         let _ = (context, error);
         Box::pin(async {})
+    }
+}
+
+/// What [`Hub::invoke_with`] hands the future of one hub method to: it
+/// receives the future's own type, so it can store it without boxing it.
+pub trait MethodRunner {
+    /// What the runner makes of the method's future.
+    type Output;
+
+    /// Takes the future of the invoked method.
+    fn run<F>(self, method: F) -> Self::Output
+    where
+        F: std::future::Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static;
+}
+
+/// The [`MethodRunner`] that boxes the method's future: what
+/// [`Hub::invoke`] returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoxMethod;
+
+impl MethodRunner for BoxMethod {
+    type Output = BoxFuture<'static, Result<MethodOutput, InvocationError>>;
+
+    fn run<F>(self, method: F) -> Self::Output
+    where
+        F: std::future::Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static,
+    {
+        Box::pin(method)
     }
 }
 

@@ -21,9 +21,9 @@ pub use crate::authorization::{Authorization, PolicyRef};
 pub use crate::error::HubError;
 pub use crate::handlers::{ClientHandlers, ClientMethod, ClientMethodResult};
 pub use crate::hub::{
-    Arguments, CallContext, Hub, HubCall, IntoItemsFromResults, IntoItemsFromValues,
+    Arguments, BoxMethod, CallContext, Hub, HubCall, IntoItemsFromResults, IntoItemsFromValues,
     IntoOutputFromResult, IntoOutputFromValue, InvocationError, MethodDescriptor, MethodOutput,
-    Returned, StreamReturned, UploadStream, drive_stream,
+    MethodRunner, Returned, StreamReturned, UploadStream, drive_stream,
 };
 pub use crate::protocol::Payload;
 pub use crate::proxy::{
@@ -69,13 +69,30 @@ pub fn arguments<const N: usize>(payloads: [Payload; N]) -> Vec<Payload> {
     Vec::from(payloads)
 }
 
-/// The dispatch of one unary hub method: boxes its future. Naming the
-/// output here lets `?` in the generated `async` block infer its error type.
+/// A hub method's future, boxed (the `impl Hub` emitted beside a `#[hub]`
+/// block's errors). Naming the output here lets `?` in a generated `async`
+/// block infer its error type.
 pub fn unary<F>(future: F) -> BoxFuture<'static, Result<MethodOutput, InvocationError>>
 where
     F: Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static,
 {
     Box::pin(future)
+}
+
+/// The dispatch of one hub method in `Hub::invoke_with`: hands its future
+/// to `runner` unboxed. Naming the output here lets `?` in the generated
+/// `async` block infer its error type.
+pub fn run_method<R, F>(runner: R, future: F) -> R::Output
+where
+    R: MethodRunner,
+    F: Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static,
+{
+    runner.run(future)
+}
+
+/// The future of an index that names no method.
+pub fn unknown_method() -> Ready<Result<MethodOutput, InvocationError>> {
+    std::future::ready(Err(InvocationError::UnknownMethod))
 }
 
 /// One client method for [`ClientHandlers::insert`]: calls `method` with a

@@ -42,7 +42,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
-use crate::hub::{Hub, HubCall, InvocationError, MethodDescriptor, MethodOutput};
+use crate::hub::{Hub, HubCall, InvocationError, MethodDescriptor, MethodOutput, MethodRunner};
 use crate::protocol::Payload;
 use crate::{BoxFuture, HubError, HubErrorKind};
 
@@ -226,6 +226,18 @@ pub trait ServerContract<H: Hub> {
         method: usize,
         call: HubCall<H>,
     ) -> BoxFuture<'static, Result<MethodOutput, InvocationError>>;
+
+    /// Runs method `method` on `hub`, handing its future to `runner`
+    /// unboxed; see [`Hub::invoke_with`]. The default hands over
+    /// `invoke`'s boxed future, called at the first poll.
+    fn invoke_with<R: MethodRunner>(
+        hub: Arc<H>,
+        method: usize,
+        call: HubCall<H>,
+        runner: R,
+    ) -> R::Output {
+        runner.run(async move { Self::invoke(hub, method, call).await })
+    }
 }
 
 /// An upload argument of a typed proxy: every item of `stream`, each

@@ -2,6 +2,7 @@
 //! Completion, with the .NET server's error texts.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use super::Shared;
 use crate::authorization::{Authorization, AuthorizationRequest, Policies};
 use crate::filter::{Filters, HubInvocation};
 use crate::hub::{
-    Arguments, HubCall, InvocationError, MethodKind, MethodOutput, StreamItems, UploadChannel,
+    Arguments, HubCall, InvocationError, MethodKind, MethodOutput, MethodRunner, StreamItems,
+    UploadChannel,
 };
 use crate::protocol::{
     Completion, CompletionResult, HubMessage, Invocation, Payload, StreamInvocation,
@@ -493,58 +495,21 @@ impl<H: Hub> Dispatcher for Shared<H> {
         let call = HubCall::new(self.call_context(connection), Arguments::new(arguments))
             .with_uploads(uploads.channels.clone());
         let hub = self.hub.clone();
-        let gate = self.gate(index);
-        let connection = connection.clone();
-        let detailed = self.options.enable_detailed_errors;
-        let job_span = span.clone();
-        Some(Box::pin(
-            async move {
-                let started = timer(&connection, &job_span);
-                let outcome = AssertUnwindSafe(guarded_invoke(gate, hub, index, call))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        tracing::error!(connection = %connection.id(), target, "hub method panicked");
-                        Err(InvocationError::Result("the hub method panicked".into()))
-                    });
-                let elapsed = started.map(|started| started.elapsed());
-                // The method is done: its upload streams take no more items.
-                drop(uploads);
-                let mut kind = outcome_of(&outcome);
-                if let Err(error) = &outcome {
-                    tracing::debug!(connection = %connection.id(), target, ?error,
-                        "invocation failed");
-                }
-                if let Some(id) = invocation_id {
-                    let result = match outcome {
-                        Ok(MethodOutput::Value(payload)) => CompletionResult::Value(payload),
-                        #[allow(unreachable_patterns)]
-                        Ok(_) => CompletionResult::Value(Payload::null()),
-                        Err(error) => {
-                            CompletionResult::Error(error_text(&target, &error, detailed))
-                        }
-                    };
-                    // An answer to the connection's own invocation waits for room
-                    // (backpressure on the caller), see `send_reply`.
-                    let mut answer = completion(id, result);
-                    if let Err(error) = connection.send_reply(&answer).await {
-                        // The result did not serialize: answer with an error
-                        // (the id moves over: no copy on the common path).
-                        tracing::debug!(connection = %connection.id(), target, %error,
-                            "result not serializable");
-                        kind = Outcome::Error;
-                        let error = InvocationError::Result(error.to_string());
-                        let text = error_text(&target, &error, detailed);
-                        if let HubMessage::Completion(answer) = &mut answer {
-                            answer.result = CompletionResult::Error(text);
-                        }
-                        let _ = connection.send_reply(&answer).await;
-                    }
-                }
-                finish_invocation(&connection, &job_span, Some(index), kind, elapsed);
-            }
-            .instrument(span),
-        ))
+        let job = InvocationJob {
+            connection: connection.clone(),
+            invocation_id,
+            target,
+            uploads,
+            index,
+            detailed: self.options.enable_detailed_errors,
+            span,
+        };
+        Some(match self.gate(index) {
+            // The common case: the method's future goes into the job
+            // unboxed (one allocation for both).
+            None => hub.invoke_with(index, call, job),
+            gate => job.run(guarded_invoke(gate, hub, index, call)),
+        })
     }
 
     fn stream_invocation(
@@ -722,6 +687,91 @@ impl<H: Hub> Dispatcher for Shared<H> {
                 tracing::error!("on_disconnected panicked");
             }
         })
+    }
+}
+
+/// An Invocation past its checks, waiting for its method's future: runs
+/// it, then answers with a Completion when the invocation has an id. As a
+/// [`MethodRunner`] it takes the method's future unboxed, so that the job
+/// and the method's future take one allocation together.
+struct InvocationJob {
+    connection: Arc<ConnectionHandle>,
+    invocation_id: Option<String>,
+    target: String,
+    uploads: UploadGuard,
+    index: usize,
+    detailed: bool,
+    /// `signalr.invocation`, which the job runs in.
+    span: tracing::Span,
+}
+
+impl MethodRunner for InvocationJob {
+    type Output = BoxFuture<'static, ()>;
+
+    fn run<F>(self, method: F) -> Self::Output
+    where
+        F: Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static,
+    {
+        let span = self.span.clone();
+        Box::pin(self.answer(method).instrument(span))
+    }
+}
+
+impl InvocationJob {
+    async fn answer<F>(self, method: F)
+    where
+        F: Future<Output = Result<MethodOutput, InvocationError>> + Send + 'static,
+    {
+        let InvocationJob {
+            connection,
+            invocation_id,
+            target,
+            uploads,
+            index,
+            detailed,
+            span,
+        } = self;
+        let started = timer(&connection, &span);
+        let outcome = AssertUnwindSafe(method)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(connection = %connection.id(), target, "hub method panicked");
+                Err(InvocationError::Result("the hub method panicked".into()))
+            });
+        let elapsed = started.map(|started| started.elapsed());
+        // The method is done: its upload streams take no more items.
+        drop(uploads);
+        let mut kind = outcome_of(&outcome);
+        if let Err(error) = &outcome {
+            tracing::debug!(connection = %connection.id(), target, ?error,
+                "invocation failed");
+        }
+        if let Some(id) = invocation_id {
+            let result = match outcome {
+                Ok(MethodOutput::Value(payload)) => CompletionResult::Value(payload),
+                #[allow(unreachable_patterns)]
+                Ok(_) => CompletionResult::Value(Payload::null()),
+                Err(error) => CompletionResult::Error(error_text(&target, &error, detailed)),
+            };
+            // An answer to the connection's own invocation waits for room
+            // (backpressure on the caller), see `send_reply`.
+            let mut answer = completion(id, result);
+            if let Err(error) = connection.send_reply(&answer).await {
+                // The result did not serialize: answer with an error (the
+                // id moves over: no copy on the common path).
+                tracing::debug!(connection = %connection.id(), target, %error,
+                    "result not serializable");
+                kind = Outcome::Error;
+                let error = InvocationError::Result(error.to_string());
+                let text = error_text(&target, &error, detailed);
+                if let HubMessage::Completion(answer) = &mut answer {
+                    answer.result = CompletionResult::Error(text);
+                }
+                let _ = connection.send_reply(&answer).await;
+            }
+        }
+        finish_invocation(&connection, &span, Some(index), kind, elapsed);
     }
 }
 
