@@ -37,6 +37,75 @@ enum Repr {
     MessagePack(Bytes),
     /// A Rust value waiting to be serialized by the protocol that sends it.
     Value(Arc<dyn erased_serde::Serialize + Send + Sync>),
+    /// A string or scalar waiting to be serialized, held without the
+    /// `Arc` of [`Repr::Value`]: most results are one (`()` too), and that
+    /// allocation was one of the few an echo call takes.
+    Inline(Inline),
+}
+
+/// The values [`Payload::from_value`] holds inline, each serialized exactly
+/// as its Rust type is (the same serde call).
+#[derive(Clone)]
+enum Inline {
+    Unit,
+    Bool(bool),
+    I32(i32),
+    I64(i64),
+    U32(u32),
+    U64(u64),
+    F64(f64),
+    /// A `String`'s bytes: taken over without a copy, and shared by clones
+    /// (a broadcast's payload is cloned per protocol writer).
+    Text(Bytes),
+}
+
+impl Inline {
+    /// `value` itself when it is one of the inline types, or back.
+    fn try_from_value<T: 'static>(value: T) -> Result<Inline, T> {
+        let mut slot = Some(value);
+        let inline = take::<T, String>(&mut slot)
+            .map(|text| Inline::Text(Bytes::from(text)))
+            .or_else(|| take::<T, ()>(&mut slot).map(|()| Inline::Unit))
+            .or_else(|| take::<T, bool>(&mut slot).map(Inline::Bool))
+            .or_else(|| take::<T, i32>(&mut slot).map(Inline::I32))
+            .or_else(|| take::<T, i64>(&mut slot).map(Inline::I64))
+            .or_else(|| take::<T, u32>(&mut slot).map(Inline::U32))
+            .or_else(|| take::<T, u64>(&mut slot).map(Inline::U64))
+            .or_else(|| take::<T, f64>(&mut slot).map(Inline::F64));
+        match (inline, slot) {
+            (Some(inline), _) => Ok(inline),
+            (None, Some(value)) => Err(value),
+            // Nothing took the value, so it is still there.
+            (None, None) => Ok(Inline::Unit),
+        }
+    }
+}
+
+/// The value in `slot` when `T` is `U` (a type-id comparison that the
+/// compiler folds away per `T`).
+fn take<T: 'static, U: 'static>(slot: &mut Option<T>) -> Option<U> {
+    (slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
+}
+
+impl Serialize for Inline {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Inline::Unit => serializer.serialize_unit(),
+            Inline::Bool(value) => serializer.serialize_bool(*value),
+            Inline::I32(value) => serializer.serialize_i32(*value),
+            Inline::I64(value) => serializer.serialize_i64(*value),
+            Inline::U32(value) => serializer.serialize_u32(*value),
+            Inline::U64(value) => serializer.serialize_u64(*value),
+            Inline::F64(value) => serializer.serialize_f64(*value),
+            // Valid UTF-8 (it was a `String`): the check is one fast pass.
+            Inline::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => serializer.serialize_str(text),
+                Err(error) => Err(serde::ser::Error::custom(error)),
+            },
+        }
+    }
 }
 
 impl Payload {
@@ -45,9 +114,11 @@ impl Payload {
     where
         T: Serialize + Send + Sync + 'static,
     {
-        Payload {
-            repr: Repr::Value(Arc::new(value)),
-        }
+        let repr = match Inline::try_from_value(value) {
+            Ok(inline) => Repr::Inline(inline),
+            Err(value) => Repr::Value(Arc::new(value)),
+        };
+        Payload { repr }
     }
 
     /// The JSON `null` / MessagePack `nil` value.
@@ -104,7 +175,7 @@ impl Payload {
             }
             Repr::MessagePack(bytes) => T::deserialize(&mut msgpack_deserializer(bytes))
                 .map_err(|e| PayloadError::new(e.to_string())),
-            Repr::Value(_) => {
+            Repr::Value(_) | Repr::Inline(_) => {
                 let mut buf = BytesMut::new();
                 self.write_json(&mut buf)
                     .map_err(|e| PayloadError::new(e.to_string()))?;
@@ -136,6 +207,12 @@ impl Payload {
                 erased_serde::serialize(value.as_ref(), &mut ser)
                     .map_err(|e| EncodeError::Value(e.to_string()))
             }
+            Repr::Inline(value) => {
+                let mut ser = serde_json::Serializer::new(out.writer());
+                value
+                    .serialize(&mut ser)
+                    .map_err(|e| EncodeError::Value(e.to_string()))
+            }
         }
     }
 
@@ -157,6 +234,12 @@ impl Payload {
                 // contractless resolver and the JS client expect.
                 let mut ser = rmp_serde::Serializer::new(out.writer()).with_struct_map();
                 erased_serde::serialize(value.as_ref(), &mut ser)
+                    .map_err(|e| EncodeError::Value(e.to_string()))
+            }
+            Repr::Inline(value) => {
+                let mut ser = rmp_serde::Serializer::new(out.writer());
+                value
+                    .serialize(&mut ser)
                     .map_err(|e| EncodeError::Value(e.to_string()))
             }
         }
@@ -197,7 +280,7 @@ impl fmt::Debug for Payload {
         match &self.repr {
             Repr::Json(bytes) => write!(f, "Json({})", String::from_utf8_lossy(bytes)),
             Repr::MessagePack(bytes) => write!(f, "MessagePack({bytes:02x?})"),
-            Repr::Value(_) => match self.to_json_value() {
+            Repr::Value(_) | Repr::Inline(_) => match self.to_json_value() {
                 Ok(value) => write!(f, "Value({value})"),
                 Err(_) => f.write_str("Value(<not representable as JSON>)"),
             },
@@ -218,5 +301,84 @@ impl PartialEq for Payload {
                 _ => false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `value` is as JSON and as MessagePack through its payload.
+    fn written<T: Serialize + Send + Sync + 'static>(value: T) -> (Vec<u8>, Vec<u8>) {
+        let payload = Payload::from_value(value);
+        let mut json = BytesMut::new();
+        let mut msgpack = BytesMut::new();
+        payload
+            .write_json(&mut json)
+            .unwrap_or_else(|e| panic!("JSON: {e}"));
+        payload
+            .write_msgpack(&mut msgpack)
+            .unwrap_or_else(|e| panic!("MessagePack: {e}"));
+        (json.to_vec(), msgpack.to_vec())
+    }
+
+    fn serde_forms<T: Serialize>(value: &T) -> (Vec<u8>, Vec<u8>) {
+        let json = serde_json::to_vec(value).unwrap_or_else(|e| panic!("serde_json: {e}"));
+        let msgpack = rmp_serde::to_vec(value).unwrap_or_else(|e| panic!("rmp_serde: {e}"));
+        (json, msgpack)
+    }
+
+    #[test]
+    fn inline_values_are_written_as_serde_writes_their_type() {
+        macro_rules! check {
+            ($($value:expr),* $(,)?) => {$(
+                assert_eq!(
+                    written($value),
+                    serde_forms(&$value),
+                    "a payload of {:?} is written as serde writes its type",
+                    $value
+                );
+            )*};
+        }
+        check!(
+            (),
+            true,
+            -7_i32,
+            i64::MIN,
+            u32::MAX,
+            u64::MAX,
+            1.5_f64,
+            String::from("héllo \"quoted\""),
+            String::new(),
+            // Not inline: held behind the Arc as before.
+            1.1_f32,
+            vec![1_u8, 2],
+            Some(String::from("x")),
+        );
+    }
+
+    #[test]
+    fn inline_values_read_back_and_compare() {
+        let text = Payload::from_value(String::from("echo"));
+        assert_eq!(
+            text.deserialize::<String>().ok().as_deref(),
+            Some("echo"),
+            "an inline string reads back"
+        );
+        assert_eq!(
+            text,
+            Payload::from_json_bytes(Bytes::from_static(b"\"echo\"")),
+            "an inline string equals the received JSON of the same string"
+        );
+        assert_eq!(
+            Payload::null().to_json_value().ok(),
+            Some(serde_json::Value::Null),
+            "null is JSON null"
+        );
+        assert_eq!(
+            format!("{:?}", Payload::from_value(42_i64)),
+            "Value(42)",
+            "an inline value's Debug shows the value"
+        );
     }
 }
