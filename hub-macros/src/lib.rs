@@ -418,18 +418,26 @@ pub fn hub_server(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     fn invoke(self: Arc<Self>, method: usize, call: HubCall<Self>)
 ///         -> BoxFuture<'static, Result<MethodOutput, InvocationError>>
 ///     {
+///         Self::invoke_with(self, method, call, BoxMethod)
+///     }
+///
+///     // The server calls this one: `runner` takes each method's future
+///     // unboxed (the server keeps it inside its own per-call job).
+///     fn invoke_with<R: MethodRunner>(self: Arc<Self>, method: usize, call: HubCall<Self>, runner: R)
+///         -> R::Output
+///     {
 ///         match method {
-///             0 => Box::pin(async move {
+///             0 => run_method(runner, async move {
 ///                 let out = Self::get_time(&*self).await;
 ///                 Returned::new(out).into_output()
 ///             }),
-///             1 => Box::pin(async move {
+///             1 => run_method(runner, async move {
 ///                 let a: i32 = call.arguments().bind(0)?;
 ///                 let b: i32 = call.arguments().bind(1)?;
 ///                 let out = Self::add(&*self, call.context(), a, b).await;
 ///                 Returned::new(out).into_output() // `T` or `Result<T, HubError>`
 ///             }),
-///             _ => Box::pin(async { Err(InvocationError::UnknownMethod) }),
+///             _ => run_method(runner, unknown_method()),
 ///         }
 ///     }
 /// }
