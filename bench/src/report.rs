@@ -675,7 +675,7 @@ pub fn render(inputs: &[PathBuf], markdown: &Path, png: &Path) -> Result<(), Err
          A connect of ours is what the official clients do: `POST /negotiate` on a connection of its own, \
          the WebSocket upgrade with the negotiated id, the SignalR handshake. A connect of raw is the WebSocket upgrade only \
          (it has nothing more), so the ratio prices the SignalR connection setup as a whole (the goal's definition). \
-         The `-skip-negotiation` rows (runs from 2026-12-06 on) are our hub's clients connecting as the JS client's \
+         The `-skip-negotiation` rows (newer runs only) are our hub's clients connecting as the JS client's \
          `skipNegotiation: true` does: the WebSocket upgrade at the hub's URL without an id, then the handshake, on a \
          fresh server right after the full storm; their ratio is the like-for-like comparison of the transport and \
          handshake with raw's upgrade, without negotiate's request and connection of its own.\n\n\

@@ -37,7 +37,8 @@ pub(crate) async fn connect_storm(
     concurrency: usize,
     launch: Launch,
 ) -> Outcome {
-    let mut records = storm_on_fresh_server(variant, connections, concurrency, launch, true).await?;
+    let mut records =
+        storm_on_fresh_server(variant, connections, concurrency, launch, true).await?;
     if variant.kind == ServerKind::Hub {
         // Let the sockets of the first storm go before the next server
         // starts (as between jobs).
@@ -99,8 +100,8 @@ async fn storm(
                     }
                 };
                 let conn = tokio::time::timeout(Duration::from_secs(20), connect)
-                .await
-                .unwrap_or_else(|_| Err(std::io::Error::other("connect timed out")));
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::Error::other("connect timed out")));
                 (conn, began.elapsed())
             })
             .buffer_unordered(concurrency.max(1))
