@@ -725,6 +725,21 @@ pub fn render(inputs: &[PathBuf], markdown: &Path, png: &Path) -> Result<(), Err
             );
         }
     }
+    // The two storm rows of our hub side by side: the goal's measure and
+    // the like-for-like one.
+    for (protocol, server) in [("JSON", "ours-json"), ("MessagePack", "ours-msgpack")] {
+        let skipped = format!("{server}{}", crate::runner::SKIP_NEGOTIATION);
+        if let (Some(full), Some(skipped)) = (storm_ratio.get(server), storm_ratio.get(&skipped)) {
+            let _ = writeln!(
+                out,
+                "\n{protocol}: per server CPU-second, our hub takes {} as many full SignalR connects \
+                 (negotiate, upgrade, handshake: the goal's measure) as raw takes upgrades, and {} as many \
+                 connects without negotiation (upgrade and handshake: like for like).",
+                full.text(),
+                skipped.text()
+            );
+        }
+    }
 
     // The goals of issue 21, for each hub protocol, met or missed.
     let status = |met: Option<bool>| match met {
