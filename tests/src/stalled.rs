@@ -3,8 +3,6 @@
 //! it: the shape of the send-buffer tests (`transport_buffer_bytes`), which
 //! check that what the server holds for such a client is bounded in bytes.
 
-use std::time::Duration;
-
 use hub_runtime::client::{HubConnection, Transports};
 
 use crate::conformance::{ConformanceConnection, within};
@@ -124,6 +122,3 @@ impl RawConnection {
 pub fn receive_count(text: &str) -> usize {
     text.matches("\"target\":\"Receive\"").count()
 }
-
-/// A generous bound for one step of a test on a busy machine.
-pub const PATIENCE: Duration = Duration::from_secs(20);

@@ -8,7 +8,8 @@
 #![allow(clippy::unwrap_used)]
 
 use hub_tests::ServerProcess;
-use hub_tests::stalled::{PATIENCE, RawConnection, receive_count};
+use hub_tests::conformance::PATIENCE;
+use hub_tests::stalled::{RawConnection, receive_count};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpSocket;
 
