@@ -19,7 +19,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -249,7 +248,13 @@ async fn drive<S: FrameSink>(
             }
             Woken::Item(item) => {
                 let Some(item) = item else {
-                    let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
+                    // Boxed, as every rare await here: the state of a
+                    // connection's task is as large as its largest await.
+                    let _ = Box::pin(timeout(
+                        config.close_timeout,
+                        sink.close(close_code(handle)),
+                    ))
+                    .await;
                     return;
                 };
                 // What waited behind this item: one atomic load per batch.
@@ -275,7 +280,11 @@ async fn drive<S: FrameSink>(
                 match written {
                     Ok(false) => last_write = Instant::now(),
                     Ok(true) => {
-                        let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
+                        let _ = Box::pin(timeout(
+                            config.close_timeout,
+                            sink.close(close_code(handle)),
+                        ))
+                        .await;
                         return;
                     }
                     Err(error) if stateful.is_some() => {
@@ -477,7 +486,7 @@ async fn write_batch<S: FrameSink>(
     if !last.is_empty() {
         send(sink, last, format, config).await?;
     }
-    within_send_timeout(sink.flush(), config).await?;
+    within_send_timeout(pin!(sink.flush()), config).await?;
     Ok(closing)
 }
 
@@ -487,22 +496,27 @@ async fn send<S: FrameSink>(
     format: TransferFormat,
     config: &WriterConfig,
 ) -> Result<(), TransportError> {
-    within_send_timeout(sink.feed(frame, format), config).await
+    within_send_timeout(pin!(sink.feed(frame, format)), config).await
 }
 
 /// Runs a write under the send timeout. Most writes finish at their first
-/// poll; those never arm a timer (the second poll, under the timeout,
-/// registers the task's real waker).
-async fn within_send_timeout(
-    write: impl Future<Output = Result<(), TransportError>>,
+/// poll; only a write that has to wait arms a timer, boxed: the write path
+/// is part of every connection's state, and a timer inline would be too.
+/// The write is pinned by the caller, so that it is not copied in here.
+async fn within_send_timeout<W: Future<Output = Result<(), TransportError>>>(
+    mut write: Pin<&mut W>,
     config: &WriterConfig,
 ) -> Result<(), TransportError> {
-    let mut write = pin!(write);
-    if let Some(result) = (&mut write).now_or_never() {
-        return result;
-    }
-    match timeout(config.send_timeout, write).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportError("send timed out".into())),
-    }
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(config.send_timeout)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(TransportError("send timed out".into())));
+        }
+        Poll::Pending
+    })
+    .await
 }
