@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod relay;
 pub mod route;
+pub mod stalled;
 pub mod station;
 pub mod tls;
 

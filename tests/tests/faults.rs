@@ -7,8 +7,9 @@
 //!   miss nothing, the killed node's clients reconnect to the survivor and
 //!   receive again;
 //! - a half-open peer (the relay stops forwarding without closing): the
-//!   server's client timeout and the client's server timeout both find it,
-//!   within their configured bounds, on WebSockets and Server-Sent Events;
+//!   server's client timeout (on Long Polling its disconnect timeout: no
+//!   poll) and the client's server timeout both find it, within their
+//!   configured bounds, on WebSockets, Server-Sent Events and Long Polling;
 //! - a graceful shutdown (SIGTERM) with two invocations and a stream in
 //!   flight: the one that can finish completes, the others end with
 //!   errors rather than silence, and the client is told to reconnect;
@@ -330,18 +331,24 @@ fn within_timeout_bounds(elapsed: Duration, timeout: Duration) -> bool {
 
 /// The relay between client and server stops forwarding in both
 /// directions without closing anything. The server (client timeout 1.5 s,
-/// keep-alive 250 ms) closes the connection as timed out, and the client
+/// keep-alive 250 ms) closes the connection as timed out — on Long Polling,
+/// whose polls are the keep-alive and where no client timeout runs, by its
+/// disconnect timeout (1.5 s) after the last poll ended — and the client
 /// (server timeout 1.5 s, keep-alive 250 ms) closes as lost with a timeout
-/// error, each within the bounds of its timeout.
+/// error, each within the bounds of its timeout. `server_timeout` names
+/// the server's timeout in the assertion messages.
 async fn half_open_peer_is_found_by_both_timeouts(
     allowed: Transports,
     expected: TransportType,
     label: &str,
+    server_timeout: &str,
 ) {
     let server = ServerProcess::start(
         SERVER,
         &[
             "--client-timeout-ms",
+            "1500",
+            "--disconnect-timeout-ms",
             "1500",
             "--keep-alive-ms",
             "250",
@@ -375,6 +382,8 @@ async fn half_open_peer_is_found_by_both_timeouts(
     );
 
     relay.hold();
+    let server_finds =
+        format!("the server closes a silent half-open connection by its {server_timeout}");
     let timed_out = [
         ("signalr_transport", label),
         ("signalr_connection_status", "timeout"),
@@ -383,7 +392,7 @@ async fn half_open_peer_is_found_by_both_timeouts(
         &server,
         "signalr_server_connection_duration_seconds_count",
         &timed_out,
-        "the server closes a silent half-open connection by its client timeout",
+        &server_finds,
         |count| count >= 1.0,
     );
     let client_side = async {
@@ -410,8 +419,8 @@ async fn half_open_peer_is_found_by_both_timeouts(
     );
     assert!(
         within_timeout_bounds(server_found, CLIENT_TIMEOUT),
-        "the server finds a half-open peer by its 1.5 s client timeout, not sooner or much later \
-         ({server_found:?} after the relay went silent)"
+        "the server finds a half-open peer by its 1.5 s {server_timeout}, not sooner or much \
+         later ({server_found:?} after the relay went silent)"
     );
     assert!(
         within_timeout_bounds(client_found, CLIENT_TIMEOUT),
@@ -431,6 +440,7 @@ async fn a_half_open_peer_is_found_by_both_timeouts_on_websockets() {
         Transports::ALL,
         TransportType::WebSockets,
         "web_sockets",
+        "client timeout",
     )
     .await;
 }
@@ -444,6 +454,22 @@ async fn a_half_open_peer_is_found_by_both_timeouts_on_server_sent_events() {
         },
         TransportType::ServerSentEvents,
         "server_sent_events",
+        "client timeout",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_peer_is_found_by_both_timeouts_on_long_polling() {
+    half_open_peer_is_found_by_both_timeouts(
+        Transports {
+            web_sockets: false,
+            server_sent_events: false,
+            ..Transports::ALL
+        },
+        TransportType::LongPolling,
+        "long_polling",
+        "disconnect timeout (no poll)",
     )
     .await;
 }
@@ -712,8 +738,8 @@ async fn a_stateful_client_away_beyond_its_replay_buffer_is_dropped_without_a_ga
 }
 
 /// The hub of [`a_stateful_client_away_beyond_the_disconnect_timeout_is_dropped_without_a_gap`]:
-/// an in-process server, since the disconnect timeout (15 s by default)
-/// has to be short here and `conformance-server` has no flag for it.
+/// an in-process server, whose `on_disconnected` tells the test when and
+/// why the server forgot the connection.
 #[hub_server]
 trait StatefulNodeHub {
     /// The caller's connection id.
@@ -754,7 +780,7 @@ impl StatefulNodeHub for StatefulNode {
 }
 
 /// A server in this process with [`StatefulNode`] at `/hubs/node`, for
-/// options `conformance-server` has no flag for; stops serving when
+/// tests that watch the hub's `on_disconnected`; stops serving when
 /// dropped.
 struct InProcessNode {
     addr: std::net::SocketAddr,
@@ -1054,16 +1080,12 @@ async fn a_websocket_message_trickled_byte_by_byte_is_cut_off_by_the_client_time
 
 /// The hub handshake itself trickled byte by byte on a WebSocket: the
 /// server refuses it with `Handshake was canceled.` once its handshake
-/// timeout (here 1 s, on an in-process server: `conformance-server` has no
-/// flag for it) passes, long before it is complete.
+/// timeout (here 1 s, `--handshake-timeout-ms`) passes, long before it is
+/// complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_handshake_trickled_byte_by_byte_is_cut_off_by_the_handshake_timeout() {
-    let node = InProcessNode::start(HubOptions {
-        handshake_timeout: Duration::from_secs(1),
-        ..HubOptions::default()
-    })
-    .await;
-    let mut socket = raw_websocket(node.addr, "/hubs/node").await;
+    let server = ServerProcess::start(SERVER, &["--handshake-timeout-ms", "1000"]);
+    let mut socket = raw_websocket(socket_addr_of(server.base_url()), "/hubs/test").await;
     let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
     let started = Instant::now();
     socket

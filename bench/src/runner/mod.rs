@@ -16,6 +16,7 @@ mod stats;
 mod workloads;
 
 pub use plan::{Job, Plan, Timing, VARIANTS, Variant};
+pub(crate) use workloads::SKIP_NEGOTIATION;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -89,6 +90,10 @@ pub async fn run_job(
             stalled,
             size,
         } => slow_consumer(variant, *receivers, *stalled, *size, timing, launch).await,
+        Job::ConnectStorm {
+            connections,
+            concurrency,
+        } => connect_storm(variant, *connections, *concurrency, launch).await,
         _ => match ServerProcess::start(variant.kind, launch).await {
             Ok(server) => {
                 let result = match job {
@@ -109,11 +114,9 @@ pub async fn run_job(
                     Job::Clock { clients, ticks } => {
                         clock(variant, &server, *clients, *ticks, timing.tick).await
                     }
-                    Job::ConnectStorm {
-                        connections,
-                        concurrency,
-                    } => connect_storm(variant, &server, *connections, *concurrency).await,
-                    Job::SlowConsumer { .. } => Err("handled above".into()),
+                    Job::SlowConsumer { .. } | Job::ConnectStorm { .. } => {
+                        Err("handled above".into())
+                    }
                 };
                 server.stop().await;
                 result

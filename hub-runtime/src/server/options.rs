@@ -110,13 +110,15 @@ pub struct HubOptions {
     /// 2 MiB, not a gigabyte.
     pub maximum_outbound_buffer_size: usize,
 
-    /// The bytes of written frames a Server-Sent Events response buffers
-    /// before the connection's writer waits for the client to take them
-    /// (default 65 536, ASP.NET Core's `TransportMaxBufferSize` of 64 KB).
-    /// One frame larger than this still fits an empty buffer. While the
-    /// writer waits, the outbound queue fills, and a client that does not
-    /// read is closed by the slow-consumer policy
-    /// ([`maximum_outbound_buffer_size`](Self::maximum_outbound_buffer_size)).
+    /// The bytes of written frames a Server-Sent Events response, or a
+    /// Long Polling connection between two polls, buffers before the
+    /// connection's writer waits for the client to take them (default
+    /// 65 536, ASP.NET Core's `TransportMaxBufferSize` of 64 KB). One frame
+    /// larger than this still fits an empty buffer. While the writer waits,
+    /// the outbound queue fills, and a client that does not read (or
+    /// poll) is closed by the slow-consumer policy
+    /// ([`maximum_outbound_buffer_size`](Self::maximum_outbound_buffer_size)):
+    /// its Close message is the last thing it receives.
     pub transport_max_buffer_size: usize,
 
     /// How long a client result (`invoke` on a single client) waits for

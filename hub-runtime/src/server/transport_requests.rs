@@ -168,7 +168,10 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     let reason = run.instrument(span.clone()).await;
     let status = match reason {
         Some(CloseReason::ClientTimeout) => ConnectionStatus::Timeout,
-        Some(CloseReason::TransportError(error)) if error == session::DISCONNECT_TIMEOUT => {
+        Some(CloseReason::TransportError(error))
+            if error == session::DISCONNECT_TIMEOUT
+                || error == crate::server::transport::long_polling::STOPPED_POLLING =>
+        {
             ConnectionStatus::Timeout
         }
         Some(CloseReason::Shutdown) => ConnectionStatus::AppShutdown,
@@ -395,6 +398,7 @@ pub(super) async fn long_poll<H: Hub>(
     let polls = Polls::new(
         shared.options.long_polling_poll_timeout,
         shared.options.disconnect_timeout,
+        shared.options.transport_max_buffer_size,
     );
     let (input_sender, input) = negotiated.early_input.take().unwrap_or_else(post_channel);
     let (source, sink) = polls.halves(input);

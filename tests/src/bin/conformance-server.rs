@@ -54,6 +54,13 @@
 //! `--header-read-timeout-ms MS` (default 30 000) disconnects clients that
 //! take longer to send a request's line and headers; `--max-connections N`
 //! refuses connections beyond N with 503.
+//!
+//! Timeouts, in milliseconds, for tests that need them short (each sets the
+//! `HubOptions` field of the same name; ASP.NET Core's defaults otherwise):
+//! `--keep-alive-ms`, `--client-timeout-ms`, `--handshake-timeout-ms`,
+//! `--disconnect-timeout-ms` (a negotiated connection waiting for its
+//! transport, a Long Polling connection for its next poll, a stateful
+//! connection for its client).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -416,6 +423,17 @@ struct Args {
     /// the time a POST body has to arrive whole.
     #[arg(long = "client-timeout-ms", value_name = "MS", value_parser = parse_millis)]
     client_timeout: Option<Duration>,
+    /// The time a client has to send its hub handshake after the transport
+    /// opened, in milliseconds (default: ASP.NET Core's 15 s); a late one
+    /// gets `Handshake was canceled.`
+    #[arg(long = "handshake-timeout-ms", value_name = "MS", value_parser = parse_millis)]
+    handshake_timeout: Option<Duration>,
+    /// Disconnect timeout in milliseconds (default: ASP.NET Core's 15 s): how
+    /// long a negotiated connection waits for its transport request, a Long
+    /// Polling connection for its next poll, and a stateful-reconnect
+    /// connection for its client to come back.
+    #[arg(long = "disconnect-timeout-ms", value_name = "MS", value_parser = parse_millis)]
+    disconnect_timeout: Option<Duration>,
     /// The most hub connections at once; more get 503 (default: no limit).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -526,6 +544,12 @@ async fn main() -> std::process::ExitCode {
     };
     if let Some(timeout) = args.client_timeout {
         options.client_timeout_interval = timeout;
+    }
+    if let Some(timeout) = args.handshake_timeout {
+        options.handshake_timeout = timeout;
+    }
+    if let Some(timeout) = args.disconnect_timeout {
+        options.disconnect_timeout = timeout;
     }
     // Tokens with `exp-SECONDS` close their connections when they expire.
     options.close_on_authentication_expiration = true;

@@ -4,6 +4,13 @@
 //! WebSocket upgrade with the negotiated id, the SignalR handshake. For
 //! the raw baseline it is the WebSocket upgrade only (it has nothing
 //! more). The connections stay open until the storm ends.
+//!
+//! Our hub runs a second storm, on a fresh server process of its own, whose
+//! clients skip negotiation (the JS client's `skipNegotiation: true`: the
+//! WebSocket upgrade at the hub's URL without an id, then the handshake).
+//! Its record is the server `<variant>-skip-negotiation` (see
+//! [`SKIP_NEGOTIATION`]): the like-for-like comparison with raw's upgrade,
+//! beside the full SignalR connect that the goal is about.
 
 use std::time::{Duration, Instant};
 
@@ -15,16 +22,69 @@ use crate::procstat;
 use crate::runner::load::*;
 use crate::runner::plan::*;
 use crate::runner::process::*;
-use crate::wsclient::Conn;
+use crate::servers::ServerKind;
+use crate::wsclient::{Conn, Proto};
 
+/// The suffix of the server name of our hub's skip-negotiation storm
+/// (`ours-json-skip-negotiation`).
+pub(crate) const SKIP_NEGOTIATION: &str = "-skip-negotiation";
+
+/// The storm against a fresh server of `variant`; for our hub also the
+/// skip-negotiation storm against another fresh server, right after it.
 pub(crate) async fn connect_storm(
+    variant: Variant,
+    connections: usize,
+    concurrency: usize,
+    launch: Launch,
+) -> Outcome {
+    let mut records =
+        storm_on_fresh_server(variant, connections, concurrency, launch, true).await?;
+    if variant.kind == ServerKind::Hub {
+        // Let the sockets of the first storm go before the next server
+        // starts (as between jobs).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let skipped = storm_on_fresh_server(variant, connections, concurrency, launch, false)
+            .await
+            .unwrap_or_else(|error| vec![json!({"ok": false, "error": error})]);
+        let server = format!("{}{SKIP_NEGOTIATION}", variant.name);
+        for mut record in skipped {
+            // Set before the runner merges in the variant's name, which
+            // then leaves it alone.
+            record["server"] = json!(server);
+            record["skip_negotiation"] = json!(true);
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+async fn storm_on_fresh_server(
+    variant: Variant,
+    connections: usize,
+    concurrency: usize,
+    launch: Launch,
+    negotiate: bool,
+) -> Outcome {
+    let server = ServerProcess::start(variant.kind, launch)
+        .await
+        .map_err(|e| format!("server did not start: {e}"))?;
+    let result = storm(variant, &server, connections, concurrency, negotiate).await;
+    server.stop().await;
+    result
+}
+
+/// One storm; `negotiate` makes our hub's clients negotiate first (other
+/// servers have no negotiation).
+async fn storm(
     variant: Variant,
     server: &ServerProcess,
     connections: usize,
     concurrency: usize,
+    negotiate: bool,
 ) -> Outcome {
     let address = server.address;
     let proto = variant.proto;
+    let negotiated = negotiate && matches!(proto, Proto::Json | Proto::MsgPack);
     let cpu_before = server.cpu();
     let loadgen_before = procstat::cpu_seconds("self");
     let started = Instant::now();
@@ -32,12 +92,16 @@ pub(crate) async fn connect_storm(
         futures_util::stream::iter(0..connections)
             .map(|index| async move {
                 let began = Instant::now();
-                let conn = tokio::time::timeout(
-                    Duration::from_secs(20),
-                    Conn::connect_negotiated(proto, address, source(index)),
-                )
-                .await
-                .unwrap_or_else(|_| Err(std::io::Error::other("connect timed out")));
+                let connect = async {
+                    if negotiated {
+                        Conn::connect_negotiated(proto, address, source(index)).await
+                    } else {
+                        Conn::connect(proto, address, source(index), None).await
+                    }
+                };
+                let conn = tokio::time::timeout(Duration::from_secs(20), connect)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::Error::other("connect timed out")));
                 (conn, began.elapsed())
             })
             .buffer_unordered(concurrency.max(1))
@@ -75,7 +139,7 @@ pub(crate) async fn connect_storm(
         "ok": failed == 0,
         "errors": failed,
         "first_error": first_error,
-        "negotiate": matches!(proto, crate::wsclient::Proto::Json | crate::wsclient::Proto::MsgPack),
+        "negotiate": negotiated,
         "seconds": seconds,
         "connects_per_s": connected / seconds,
         "server_cpu_s": server_cpu,

@@ -1,5 +1,6 @@
 //! One module per workload; each runs against a started server (the slow
-//! consumer starts its own) and returns its result records.
+//! consumer and the connect storm start their own) and returns its result
+//! records.
 
 mod broadcast;
 mod clock;
@@ -11,7 +12,7 @@ mod slow_consumer;
 
 pub(crate) use broadcast::broadcast;
 pub(crate) use clock::clock;
-pub(crate) use connect_storm::connect_storm;
+pub(crate) use connect_storm::{SKIP_NEGOTIATION, connect_storm};
 pub(crate) use echo::echo;
 pub(crate) use idle::idle;
 pub(crate) use single::single;

@@ -8,9 +8,14 @@
 //!   records only, concatenated (200, `application/octet-stream`); an empty
 //!   200 after the poll timeout; 204 once the connection is over, or when a
 //!   newer poll for the same connection replaces it.
-//! - Backpressure: the sink buffers at most [`MAX_BUFFERED`] bytes; beyond
-//!   that a write waits for the next poll (and the writer's send timeout
-//!   closes a client that stopped polling).
+//! - Backpressure: the sink buffers at most `max_buffered` bytes between
+//!   two polls (`HubOptions::transport_max_buffer_size`, ASP.NET Core's
+//!   `TransportMaxBufferSize`, as Server-Sent Events; one larger frame fits
+//!   an empty buffer); beyond that a write waits for the next poll. While
+//!   it waits the outbound queue fills, and a client that stopped polling
+//!   is closed by the slow-consumer policy or the writer's send timeout:
+//!   its Close message waits in the buffer for a poll that takes it (for
+//!   at most the disconnect timeout), then polls get 204.
 //! - No Pings are needed (the polls are the keep-alive: the client runs no
 //!   server timeout and the server no client timeout); a connection without
 //!   a poll for the disconnect timeout is abandoned and ends.
@@ -29,8 +34,9 @@ use tokio::time::{Instant, sleep_until};
 use super::{FrameSink, FrameSource, PostInput, TransportError};
 use crate::protocol::TransferFormat;
 
-/// The most bytes buffered between two polls before writes wait.
-pub(crate) const MAX_BUFFERED: usize = 1024 * 1024;
+/// Why the source of a connection without a poll for the disconnect timeout
+/// ends (the connection's status is then `timeout`, as a client timeout's).
+pub(crate) const STOPPED_POLLING: &str = "the client stopped polling (disconnect timeout elapsed)";
 
 /// The most bytes one POST body (SSE or Long Polling) may carry, given the
 /// maximum receive message size: several records may come in one body, so
@@ -51,6 +57,9 @@ pub(crate) struct Polls {
     changed: watch::Sender<u64>,
     poll_timeout: Duration,
     disconnect_timeout: Duration,
+    /// The most bytes buffered between two polls before writes wait (one
+    /// larger frame fits an empty buffer).
+    max_buffered: usize,
 }
 
 struct PollState {
@@ -78,8 +87,13 @@ pub(crate) enum PollOutcome {
 }
 
 impl Polls {
-    /// A connection whose first poll has just been answered.
-    pub(crate) fn new(poll_timeout: Duration, disconnect_timeout: Duration) -> Arc<Self> {
+    /// A connection whose first poll has just been answered, buffering at
+    /// most `max_buffered` bytes of frames between two polls.
+    pub(crate) fn new(
+        poll_timeout: Duration,
+        disconnect_timeout: Duration,
+        max_buffered: usize,
+    ) -> Arc<Self> {
         Arc::new(Polls {
             state: Mutex::new(PollState {
                 frames: VecDeque::new(),
@@ -93,6 +107,7 @@ impl Polls {
             changed: watch::Sender::new(0),
             poll_timeout,
             disconnect_timeout,
+            max_buffered,
         })
     }
 
@@ -236,9 +251,7 @@ impl FrameSource for PollSource {
                 body = self.input.recv() => return body.map(Ok),
                 _ = changes.changed() => {}
                 () = sleep_until(abandoned_at.unwrap_or_else(Instant::now)), if abandoned_at.is_some() => {
-                    return Some(Err(TransportError(
-                        "the client stopped polling (disconnect timeout elapsed)".into(),
-                    )));
+                    return Some(Err(TransportError(STOPPED_POLLING.into())));
                 }
             }
         }
@@ -267,7 +280,7 @@ impl FrameSink for PollSink {
                 if state.closed || state.deleted {
                     return Err(TransportError("the connection is closed".into()));
                 }
-                if state.buffered == 0 || state.buffered + frame.len() <= MAX_BUFFERED {
+                if state.buffered == 0 || state.buffered + frame.len() <= self.polls.max_buffered {
                     state.buffered += frame.len();
                     state.frames.push_back(frame);
                     break;
@@ -312,5 +325,41 @@ impl FrameSink for PollSink {
                 () = sleep_until(abandoned_at.unwrap_or_else(Instant::now)), if abandoned_at.is_some() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes wait once the bytes not yet taken by a poll reach the bound,
+    /// and go on once a poll takes them; a frame larger than the bound
+    /// passes alone.
+    #[tokio::test]
+    async fn the_send_buffer_is_bounded_in_bytes() {
+        let polls = Polls::new(Duration::from_secs(5), Duration::from_secs(5), 100);
+        let (_post, input) = crate::server::transport::post_channel();
+        let (_source, mut sink) = polls.halves(input);
+        let frame = Bytes::from(vec![b'a'; 60]);
+        let wait = Duration::from_millis(100);
+        sink.feed(frame.clone(), TransferFormat::Text)
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(wait, sink.feed(frame.clone(), TransferFormat::Text))
+                .await
+                .is_err(),
+            "a second 60-byte frame waits while 60 of 100 bytes are buffered"
+        );
+        assert_eq!(polls.poll().await, PollOutcome::Data(frame.clone()));
+        sink.feed(frame.clone(), TransferFormat::Text)
+            .await
+            .unwrap();
+        assert_eq!(polls.poll().await, PollOutcome::Data(frame));
+        let large = Bytes::from(vec![b'b'; 1000]);
+        tokio::time::timeout(wait, sink.feed(large, TransferFormat::Text))
+            .await
+            .expect("a frame larger than the bound fits an empty buffer")
+            .unwrap();
     }
 }
