@@ -221,10 +221,10 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
         };
         return upgrade.on_upgrade(
             shared.options.maximum_receive_message_size,
-            move |socket| async move {
+            move |source, sink| async move {
                 // A closed channel means the session ended meanwhile: the
                 // socket is dropped and the client sees it close.
-                let _ = resume.send(websocket::split(socket)).await;
+                let _ = resume.send((source, sink)).await;
             },
         );
     }
@@ -281,8 +281,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     ));
     upgrade.on_upgrade(
         shared.options.maximum_receive_message_size,
-        move |socket| async move {
-            let (source, sink) = websocket::split(socket);
+        move |source, sink| async move {
             transport_requests::run_session(
                 shared,
                 source,

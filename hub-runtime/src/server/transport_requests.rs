@@ -159,11 +159,13 @@ pub(super) async fn run_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     let shutdown = shared.shutdown.subscribe();
     let config = shared.session.clone();
     let dispatcher: Arc<dyn Dispatcher> = shared;
-    let reason = session::run(
+    // Pinned where it is built and instrumented through the pin: moved
+    // into `Instrumented` by value, the session's future could take a
+    // second slot in this one.
+    let run = std::pin::pin!(session::run(
         source, sink, context, config, dispatcher, shutdown, resume, metrics,
-    )
-    .instrument(span.clone())
-    .await;
+    ));
+    let reason = run.instrument(span.clone()).await;
     let status = match reason {
         Some(CloseReason::ClientTimeout) => ConnectionStatus::Timeout,
         Some(CloseReason::TransportError(error))

@@ -12,6 +12,7 @@
 //! for a push or a pop only, never across an await.
 
 use std::collections::VecDeque;
+#[cfg(test)]
 use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,7 +135,9 @@ impl OutboundQueue {
     }
 
     /// Takes the next item, waiting for one; `None` once the queue is
-    /// [finished](OutboundQueue::finish) and empty. For the one consumer.
+    /// [finished](OutboundQueue::finish) and empty. For the one consumer
+    /// (the writer polls [`OutboundQueue::poll_pop`] itself).
+    #[cfg(test)]
     pub(crate) async fn pop(&self) -> Option<Outbound> {
         poll_fn(|cx| self.poll_pop(cx)).await
     }

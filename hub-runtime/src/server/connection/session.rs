@@ -117,14 +117,14 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
                     sequencing: sequencing.clone(),
                     buffer: ReplayBuffer::new(resume.buffer_limit),
                 }),
-                Some(ReaderResume {
+                Some(Box::new(ReaderResume {
                     sockets: resume.sockets,
                     sinks: sink_sender,
                     disconnect_timeout: resume.disconnect_timeout,
                     sequencing,
                     inbound: InboundSequence::new(),
                     lost_deadline: None,
-                }),
+                })),
             )
         }
         None => (None, None),
@@ -215,6 +215,8 @@ pub(crate) async fn run<Src: FrameSource, Snk: FrameSink>(
                         client_deadline: None,
                         inherent_keep_alive,
                         resume: reader_resume,
+                        slot_wait: None,
+                        drained_wait: None,
                     };
                     reader.read(&mut source, &mut shutdown).await;
                     Box::pin(reader.drain(&mut source)).await;
@@ -489,8 +491,14 @@ struct Reader<Src, Snk> {
     client_deadline: Option<Instant>,
     /// The transport proves the client alive: no client timeout.
     inherent_keep_alive: bool,
-    /// Stateful reconnect, when on.
-    resume: Option<ReaderResume<Src, Snk>>,
+    /// Stateful reconnect, when on (boxed: most connections are not
+    /// stateful, and this struct lives in every connection's state).
+    resume: Option<Box<ReaderResume<Src, Snk>>>,
+    /// While invocations are queued: the wait for a slot.
+    slot_wait: Option<SlotWait>,
+    /// While the outbound queue is low on room: the wait for the writer
+    /// to drain it.
+    drained_wait: Option<BoxFuture<'static, ()>>,
 }
 
 /// The reader's part of stateful reconnect.
@@ -505,15 +513,30 @@ struct ReaderResume<Src, Snk> {
     lost_deadline: Option<Instant>,
 }
 
-impl<Src, Snk> ReaderResume<Src, Snk> {
-    /// The next resuming transport.
-    async fn next_socket(resume: &mut Option<Self>) -> Option<(Src, Snk)> {
-        match resume {
-            Some(resume) => resume.sockets.recv().await,
-            None => std::future::pending().await,
-        }
-    }
+/// What woke the read loop.
+enum Woken<Src, Snk> {
+    /// The connection is closing or the server shuts down.
+    Ending(Ending),
+    /// A running invocation ended, or room was made: look again.
+    Again,
+    /// A parallelism slot for the queued invocations.
+    Slot(Option<OwnedSemaphorePermit>),
+    /// The client timeout or the disconnect timeout (maybe early).
+    Timer,
+    /// A client resumed with a new transport.
+    Resumed(Option<(Src, Snk)>),
+    /// What the transport read.
+    Frame(Option<Result<bytes::Bytes, crate::server::transport::TransportError>>),
 }
+
+/// A wait for a parallelism slot, while invocations are queued.
+type SlotWait = Pin<
+    Box<
+        dyn Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>>
+            + Send
+            + 'static,
+    >,
+>;
 
 impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
     /// Reads and dispatches until the connection has a close reason.
@@ -537,7 +560,10 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
             }
         });
         let mut ending = pin!(ending);
-        let mut client_timer = pin!(tokio::time::sleep_until(far_future()));
+        // One timer for the client timeout and, while a stateful
+        // connection's transport is lost, the disconnect timeout: moved
+        // only when it fires early.
+        let mut timer = pin!(tokio::time::sleep_until(far_future()));
         loop {
             self.process_buffer();
             if self.handle.is_closing() {
@@ -557,51 +583,125 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 && !outbound_low;
             let lost_deadline = self.resume.as_ref().and_then(|r| r.lost_deadline);
             let connected = lost_deadline.is_none();
-            let deadline = self.client_deadline.filter(|_| connected);
+            let deadline = if connected {
+                self.client_deadline.filter(|_| can_read)
+            } else {
+                lost_deadline
+            };
             if let Some(deadline) = deadline {
-                if client_timer.deadline() > deadline {
-                    client_timer.as_mut().reset(deadline);
+                if timer.deadline() > deadline {
+                    timer.as_mut().reset(deadline);
                 }
             }
-            let handle = &self.handle;
-            let semaphore = &self.semaphore;
-            // Checked on every poll of the select below (a precondition
-            // would be checked once, before a wake-up it must see).
-            let ending_or_not = std::future::poll_fn(|cx| {
-                let moved = handle.is_closing() || shutdown_seen.has_changed().unwrap_or(true);
-                poll_rare_signal(ending.as_mut(), &mut ending_polled, moved, cx)
-            });
+            // The waits of the busy states are boxed, made when one starts
+            // and dropped when it ends: an idle connection holds none.
+            if !outbound_low {
+                self.drained_wait = None;
+            } else if self.drained_wait.is_none() {
+                let handle = self.handle.clone();
+                self.drained_wait = Some(Box::pin(async move { handle.outbound_drained().await }));
+            }
+            if self.queue.is_empty() {
+                self.slot_wait = None;
+            } else if self.slot_wait.is_none() {
+                self.slot_wait = Some(Box::pin(self.semaphore.clone().acquire_owned()));
+            }
+            let upload_room = uploads_blocked.then(|| self.handle.upload_room());
+            // One hand-written poll instead of a `select!`: a `select!`
+            // keeps a future per branch in the connection's state, each as
+            // large as what it waits on, whether the branch is on or not.
+            // Here the socket's read and the rare signals are polled where
+            // their wake-ups are registered; only the read's own small
+            // future and the long-lived ones above stay.
+            let woken = {
+                let mut frame = pin!(source.next_frame());
+                let handle = &self.handle;
+                let running = &mut self.running;
+                let drained_wait = &mut self.drained_wait;
+                let slot_wait = &mut self.slot_wait;
+                let resume = &mut self.resume;
+                std::future::poll_fn(|cx| {
+                    let moved = handle.is_closing() || shutdown_seen.has_changed().unwrap_or(true);
+                    if let Poll::Ready(ending) =
+                        poll_rare_signal(ending.as_mut(), &mut ending_polled, moved, cx)
+                    {
+                        return Poll::Ready(Woken::Ending(ending));
+                    }
+                    if !running.is_empty() && running.poll_join_next(cx).is_ready() {
+                        return Poll::Ready(Woken::Again);
+                    }
+                    if let Some(room) = &upload_room {
+                        if pin!(room.wait()).poll(cx).is_ready() {
+                            return Poll::Ready(Woken::Again);
+                        }
+                    }
+                    if let Some(wait) = drained_wait {
+                        if wait.as_mut().poll(cx).is_ready() {
+                            *drained_wait = None;
+                            return Poll::Ready(Woken::Again);
+                        }
+                    }
+                    if let Some(wait) = slot_wait {
+                        if let Poll::Ready(permit) = wait.as_mut().poll(cx) {
+                            *slot_wait = None;
+                            return Poll::Ready(Woken::Slot(permit.ok()));
+                        }
+                    }
+                    if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Timer);
+                    }
+                    if let Some(resume) = resume {
+                        if let Poll::Ready(socket) = resume.sockets.poll_recv(cx) {
+                            return Poll::Ready(Woken::Resumed(socket));
+                        }
+                    }
+                    if can_read && connected {
+                        if let Poll::Ready(frame) = frame.as_mut().poll(cx) {
+                            return Poll::Ready(Woken::Frame(frame));
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
             let mut resumed_sink = None;
-            tokio::select! {
-                biased;
-                ending = ending_or_not => {
+            match woken {
+                Woken::Ending(ending) => {
                     if let Ending::Shutdown = ending {
                         self.handle.abort(CloseReason::Shutdown);
                     }
                     return;
                 }
-                Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
-                () = async { handle.upload_room().wait().await }, if uploads_blocked => {}
-                () = handle.outbound_drained(), if outbound_low => {}
-                permit = async { semaphore.clone().acquire_owned().await }, if !self.queue.is_empty() => {
-                    if let Ok(permit) = permit {
+                Woken::Again => {}
+                Woken::Slot(permit) => {
+                    if let Some(permit) = permit {
                         self.start_invocations(permit);
                     }
                 }
-                () = &mut client_timer, if can_read && deadline.is_some() => {
-                    match self.client_deadline {
-                        // Messages came since the timer was set: wait on.
-                        Some(deadline) if deadline > Instant::now() => {
-                            client_timer.as_mut().reset(deadline);
+                Woken::Timer => {
+                    let now = Instant::now();
+                    let lost_deadline = self.resume.as_ref().and_then(|r| r.lost_deadline);
+                    match (lost_deadline, self.client_deadline) {
+                        // Fired early (messages came since it was set, or
+                        // it was set for the other deadline): wait on.
+                        (Some(lost), _) if lost > now => timer.as_mut().reset(lost),
+                        (Some(_), _) => {
+                            self.handle
+                                .abort(CloseReason::TransportError(DISCONNECT_TIMEOUT.into()));
                         }
-                        _ => {
+                        (None, Some(deadline)) if deadline > now => {
+                            timer.as_mut().reset(deadline);
+                        }
+                        (None, Some(_)) => {
                             tracing::debug!(connection = %self.handle.id(), "client timeout");
                             self.handle.abort(CloseReason::ClientTimeout);
                         }
+                        (None, None) => timer.as_mut().reset(far_future()),
                     }
                 }
-                socket = ReaderResume::next_socket(&mut self.resume) => {
-                    if let (Some((new_source, new_sink)), Some(resume)) = (socket, &mut self.resume) {
+                Woken::Resumed(socket) => {
+                    if let (Some((new_source, new_sink)), Some(resume)) = (socket, &mut self.resume)
+                    {
                         tracing::debug!(connection = %self.handle.id(), "client resumed");
                         self.handle.metrics().resumed();
                         *source = new_source;
@@ -609,26 +709,17 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                         // whole by the client.
                         self.decoder_buffer.clear();
                         resume.lost_deadline = None;
-                        // Sent after the select: awaiting inside it would
-                        // keep a non-Send branch output alive.
                         resumed_sink = Some(new_sink);
                         if self.client_deadline.is_some() {
                             self.reset_client_timeout();
                         }
                     }
                 }
-                () = async {
-                    if let Some(lost) = lost_deadline {
-                        sleep_until(lost).await;
-                    }
-                }, if !connected => {
-                    self.handle.abort(CloseReason::TransportError(
-                        DISCONNECT_TIMEOUT.into(),
-                    ));
-                }
-                frame = source.next_frame(), if can_read && connected => match frame {
+                Woken::Frame(frame) => match frame {
                     Some(Ok(bytes)) => {
-                        if self.decoder_buffer.is_empty() && self.decoder_buffer.capacity() > RETAINED_READ_BUFFER {
+                        if self.decoder_buffer.is_empty()
+                            && self.decoder_buffer.capacity() > RETAINED_READ_BUFFER
+                        {
                             self.decoder_buffer = BytesMut::new();
                         }
                         self.decoder_buffer.extend_from_slice(&bytes);
@@ -644,7 +735,8 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                         }
                     }
                     Some(Err(error)) => {
-                        self.handle.abort(CloseReason::TransportError(error.to_string()));
+                        self.handle
+                            .abort(CloseReason::TransportError(error.to_string()));
                     }
                     None => {
                         self.handle.abort(CloseReason::TransportClosed);
@@ -652,7 +744,9 @@ impl<Src: FrameSource, Snk: FrameSink> Reader<Src, Snk> {
                 },
             }
             if let (Some(sink), Some(resume)) = (resumed_sink, &self.resume) {
-                if resume.sinks.send(sink).await.is_err() {
+                // Boxed: a send's future is part of the state only while
+                // it runs.
+                if Box::pin(resume.sinks.send(sink)).await.is_err() {
                     self.handle.abort(CloseReason::TransportClosed);
                 }
             }

@@ -13,14 +13,13 @@
 //! replays.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::stateful::{ReplayBuffer, Sequencing};
@@ -103,7 +102,7 @@ async fn drive<S: FrameSink>(
     // Under stateful reconnect: whether the sink works, what the client
     // acknowledged, what we last acknowledged.
     let mut connected = true;
-    let mut acked = stateful.as_ref().map(|s| s.sequencing.acked());
+    let mut ack_wait = stateful.as_ref().map(|s| wait_ack(s.sequencing.acked()));
     let mut last_ack_sent = 0;
     // Only stateful connections acknowledge (an interval is a heap timer).
     let mut ack_tick = stateful.as_ref().map(|_| {
@@ -116,39 +115,78 @@ async fn drive<S: FrameSink>(
         let has_room = stateful
             .as_ref()
             .is_none_or(|s| s.buffer.has_room(connected));
-        let close_or_not = std::future::poll_fn(|cx| {
-            if !close_watched {
-                return Poll::Pending;
+        // One hand-written poll instead of a `select!`, which would keep a
+        // future per branch in the connection's state: each source is
+        // polled where its wake-up is registered.
+        let woken = std::future::poll_fn(|cx| {
+            if close_watched {
+                if let Poll::Ready(changed) = poll_rare_signal(
+                    close_changed.as_mut(),
+                    &mut close_registered,
+                    handle.is_closing(),
+                    cx,
+                ) {
+                    return Poll::Ready(Woken::Close {
+                        sender_gone: changed.is_err(),
+                    });
+                }
             }
-            poll_rare_signal(
-                close_changed.as_mut(),
-                &mut close_registered,
-                handle.is_closing(),
-                cx,
-            )
-        });
-        tokio::select! {
-            biased;
-            changed = close_or_not => {
+            if let Some(state) = &mut stateful {
+                if let Poll::Ready(Some(sink)) = state.sinks.poll_recv(cx) {
+                    return Poll::Ready(Woken::Sink(sink));
+                }
+            }
+            if let Some(wait) = &mut ack_wait {
+                if let Poll::Ready((acked, changed)) = wait.as_mut().poll(cx) {
+                    return Poll::Ready(Woken::Acked(acked, changed.is_ok()));
+                }
+            }
+            if connected {
+                if let Some(tick) = &mut ack_tick {
+                    if tick.poll_tick(cx).is_ready() {
+                        return Poll::Ready(Woken::AckTick);
+                    }
+                }
+            }
+            if has_room {
+                if let Poll::Ready(item) = queue.poll_pop(cx) {
+                    return Poll::Ready(Woken::Item(item));
+                }
+            }
+            if connected && keep_alive.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woken::KeepAlive);
+            }
+            Poll::Pending
+        })
+        .await;
+        match woken {
+            Woken::Close { sender_gone } => {
                 // A close reason is set once: nothing more to watch.
                 close_watched = false;
                 let slow = matches!(handle.close_reason(), Some(CloseReason::SlowConsumer));
-                if changed.is_err() || slow {
+                if sender_gone || slow {
                     // The queue is full and the client is not reading: skip
                     // the backlog, try to say why, and drop the socket.
-                    if let Some(close) = CloseReason::SlowConsumer.close_message(config.detailed_errors) {
+                    if let Some(close) =
+                        CloseReason::SlowConsumer.close_message(config.detailed_errors)
+                    {
                         let mut record = BytesMut::new();
-                        if handle.protocol().encode(&HubMessage::Close(close), &mut record).is_ok() {
+                        if handle
+                            .protocol()
+                            .encode(&HubMessage::Close(close), &mut record)
+                            .is_ok()
+                        {
                             let _ = Box::pin(timeout(config.close_timeout, async {
                                 sink.feed(record.freeze(), format).await?;
                                 sink.close(CloseCode::PolicyViolation).await
-                            })).await;
+                            }))
+                            .await;
                         }
                     }
                     return;
                 }
             }
-            Some(new_sink) = recv_sink(&mut stateful) => {
+            Woken::Sink(new_sink) => {
                 // The client resumed: the old socket goes, the new one
                 // starts with a Sequence and the replay.
                 sink = new_sink;
@@ -159,7 +197,16 @@ async fn drive<S: FrameSink>(
                     // again what we have, or a client whose buffer is full
                     // would wait for it forever.
                     let received = state.sequencing.received();
-                    match Box::pin(replay(&mut sink, &state.buffer, received, handle.protocol(), format, &config)).await {
+                    match Box::pin(replay(
+                        &mut sink,
+                        &state.buffer,
+                        received,
+                        handle.protocol(),
+                        format,
+                        &config,
+                    ))
+                    .await
+                    {
                         Ok(()) => {
                             handle.metrics().replayed(state.buffer.records().count());
                             connected = true;
@@ -172,18 +219,24 @@ async fn drive<S: FrameSink>(
                     }
                 }
             }
-            Ok(()) = changed_ack(&mut acked) => {
-                if let (Some(state), Some(acked)) = (&mut stateful, &acked) {
+            Woken::Acked(acked, true) => {
+                if let Some(state) = &mut stateful {
                     state.buffer.acknowledge(*acked.borrow());
                 }
+                ack_wait = Some(wait_ack(acked));
             }
-            _ = tick(&mut ack_tick), if connected => {
+            // The sequencing is gone: no more acknowledgements.
+            Woken::Acked(_, false) => ack_wait = None,
+            Woken::AckTick => {
                 let received = stateful.as_ref().map_or(0, |s| s.sequencing.received());
                 if received > last_ack_sent {
                     let mut record = BytesMut::new();
-                    let ack = HubMessage::Ack(Ack { sequence_id: received });
+                    let ack = HubMessage::Ack(Ack {
+                        sequence_id: received,
+                    });
                     if handle.protocol().encode(&ack, &mut record).is_ok() {
-                        match Box::pin(write_one(&mut sink, record.freeze(), format, &config)).await {
+                        match Box::pin(write_one(&mut sink, record.freeze(), format, &config)).await
+                        {
                             Ok(()) => {
                                 last_ack_sent = received;
                                 last_write = Instant::now();
@@ -193,9 +246,15 @@ async fn drive<S: FrameSink>(
                     }
                 }
             }
-            item = queue.pop(), if has_room => {
+            Woken::Item(item) => {
                 let Some(item) = item else {
-                    let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
+                    // Boxed, as every rare await here: the state of a
+                    // connection's task is as large as its largest await.
+                    let _ = Box::pin(timeout(
+                        config.close_timeout,
+                        sink.close(close_code(handle)),
+                    ))
+                    .await;
                     return;
                 };
                 // What waited behind this item: one atomic load per batch.
@@ -221,7 +280,11 @@ async fn drive<S: FrameSink>(
                 match written {
                     Ok(false) => last_write = Instant::now(),
                     Ok(true) => {
-                        let _ = timeout(config.close_timeout, sink.close(close_code(handle))).await;
+                        let _ = Box::pin(timeout(
+                            config.close_timeout,
+                            sink.close(close_code(handle)),
+                        ))
+                        .await;
                         return;
                     }
                     Err(error) if stateful.is_some() => {
@@ -235,7 +298,7 @@ async fn drive<S: FrameSink>(
                     }
                 }
             }
-            () = &mut keep_alive, if connected => {
+            Woken::KeepAlive => {
                 let due = last_write + config.keep_alive_interval;
                 if due > Instant::now() {
                     // Written since the timer was set: wait on.
@@ -245,11 +308,14 @@ async fn drive<S: FrameSink>(
                 let result = Box::pin(timeout(config.send_timeout, async {
                     sink.feed(ping.clone(), format).await?;
                     sink.flush().await
-                })).await;
+                }))
+                .await;
                 match result {
                     Ok(Ok(())) => {
                         last_write = Instant::now();
-                        keep_alive.as_mut().reset(last_write + config.keep_alive_interval);
+                        keep_alive
+                            .as_mut()
+                            .reset(last_write + config.keep_alive_interval);
                     }
                     Ok(Err(_)) | Err(_) if stateful.is_some() => connected = false,
                     Ok(Err(error)) => {
@@ -273,33 +339,33 @@ fn close_code(handle: &ConnectionHandle) -> CloseCode {
         .map_or(CloseCode::Normal, |reason| reason.close_code())
 }
 
-/// The next acknowledgement tick, if the connection is stateful.
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
+/// What woke the writer.
+enum Woken<S> {
+    /// The connection has a close reason (or its watch is gone).
+    Close { sender_gone: bool },
+    /// The client resumed: its new sink.
+    Sink(S),
+    /// The client acknowledged more (`false`: nothing more will come).
+    Acked(watch::Receiver<u64>, bool),
+    /// Time to acknowledge what we received.
+    AckTick,
+    /// The next queued item, or the end of the queue.
+    Item(Option<Outbound>),
+    /// The keep-alive timer fired (maybe early).
+    KeepAlive,
 }
 
-/// The next replacement sink, if the connection is stateful.
-async fn recv_sink<S>(stateful: &mut Option<Stateful<S>>) -> Option<S> {
-    match stateful {
-        Some(state) => state.sinks.recv().await,
-        None => std::future::pending().await,
-    }
-}
+/// A stateful connection's wait for the client's next acknowledgement:
+/// boxed, since only stateful connections have one.
+type AckWait = Pin<
+    Box<dyn Future<Output = (watch::Receiver<u64>, Result<(), watch::error::RecvError>)> + Send>,
+>;
 
-/// Waits until the client acknowledges more, if the connection is
-/// stateful.
-async fn changed_ack(
-    acked: &mut Option<tokio::sync::watch::Receiver<u64>>,
-) -> Result<(), tokio::sync::watch::error::RecvError> {
-    match acked {
-        Some(acked) => acked.changed().await,
-        None => std::future::pending().await,
-    }
+fn wait_ack(mut acked: watch::Receiver<u64>) -> AckWait {
+    Box::pin(async move {
+        let changed = acked.changed().await;
+        (acked, changed)
+    })
 }
 
 /// Writes one record and flushes.
@@ -420,7 +486,7 @@ async fn write_batch<S: FrameSink>(
     if !last.is_empty() {
         send(sink, last, format, config).await?;
     }
-    within_send_timeout(sink.flush(), config).await?;
+    within_send_timeout(pin!(sink.flush()), config).await?;
     Ok(closing)
 }
 
@@ -430,22 +496,27 @@ async fn send<S: FrameSink>(
     format: TransferFormat,
     config: &WriterConfig,
 ) -> Result<(), TransportError> {
-    within_send_timeout(sink.feed(frame, format), config).await
+    within_send_timeout(pin!(sink.feed(frame, format)), config).await
 }
 
 /// Runs a write under the send timeout. Most writes finish at their first
-/// poll; those never arm a timer (the second poll, under the timeout,
-/// registers the task's real waker).
-async fn within_send_timeout(
-    write: impl Future<Output = Result<(), TransportError>>,
+/// poll; only a write that has to wait arms a timer, boxed: the write path
+/// is part of every connection's state, and a timer inline would be too.
+/// The write is pinned by the caller, so that it is not copied in here.
+async fn within_send_timeout<W: Future<Output = Result<(), TransportError>>>(
+    mut write: Pin<&mut W>,
     config: &WriterConfig,
 ) -> Result<(), TransportError> {
-    let mut write = pin!(write);
-    if let Some(result) = (&mut write).now_or_never() {
-        return result;
-    }
-    match timeout(config.send_timeout, write).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportError("send timed out".into())),
-    }
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(config.send_timeout)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(TransportError("send timed out".into())));
+        }
+        Poll::Pending
+    })
+    .await
 }

@@ -130,11 +130,14 @@ impl Upgrade {
         Ok(Upgrade { on_upgrade, accept })
     }
 
-    /// Answers the upgrade (101) and runs `callback` on the socket once
-    /// the client has it, in a task of its own: the connection's one task.
+    /// Answers the upgrade (101) and runs `callback` on the socket's two
+    /// halves once the client has it, in a task of its own: the
+    /// connection's one task. The socket is split here, not in the
+    /// callback: what a callback's future captures stays in it for the
+    /// connection's life, and the halves are smaller than the socket.
     pub(crate) fn on_upgrade<C, Fut>(self, max_receive: Option<usize>, callback: C) -> Response
     where
-        C: FnOnce(Socket) -> Fut + Send + 'static,
+        C: FnOnce(WebSocketSource, WebSocketSink) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let mut config = WebSocketConfig::default()
@@ -146,7 +149,7 @@ impl Upgrade {
                 .max_frame_size(Some(limit));
         }
         let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
+        let task = async move {
             let Ok(upgraded) = on_upgrade.await else {
                 // The client went away before the upgrade completed.
                 return;
@@ -157,8 +160,16 @@ impl Upgrade {
                 Some(config),
             )
             .await;
-            callback(socket).await;
-        });
+            let (source, sink) = split(socket);
+            callback(source, sink).await;
+        };
+        // The connection's whole state while it is idle: what issue 21
+        // keeps small (a debug event, for profiling).
+        tracing::debug!(
+            task_bytes = std::mem::size_of_val(&task),
+            "websocket connection task"
+        );
+        tokio::spawn(task);
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -312,7 +323,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for ReadOnReadiness<Io> {
 }
 
 /// Splits an upgraded socket into the two transport halves.
-pub(crate) fn split(socket: Socket) -> (WebSocketSource, WebSocketSink) {
+fn split(socket: Socket) -> (WebSocketSource, WebSocketSink) {
     let (sink, stream) = socket.split();
     (
         WebSocketSource {
