@@ -504,6 +504,20 @@ async fn scrape(base: &str, name: &str) -> f64 {
         .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
+/// Whether the metric `name` reaches `at_least` within [`PATIENCE`].
+async fn scrape_until(base: &str, name: &str, at_least: f64) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if scrape(base, name).await >= at_least {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Two `conformance-server --redis … --metrics` processes: a broadcast from
 /// a client of the first is published by it and received by both (each
 /// node subscribes to `all`), and the counters say so.
@@ -542,8 +556,16 @@ async fn backplane_metrics_count_publishes_and_receives() {
             .unwrap(),
         "across"
     );
-    assert!(scrape(a.base_url(), published).await >= before.0 + 1.0);
-    assert!(scrape(b.base_url(), received).await >= before.1 + 1.0);
+    // The publisher counts a message once Redis has answered its PUBLISH,
+    // which can be after the receiver already has it: wait for the count.
+    assert!(
+        scrape_until(a.base_url(), published, before.0 + 1.0).await,
+        "the sending node counts the broadcast it published"
+    );
+    assert!(
+        scrape_until(b.base_url(), received, before.1 + 1.0).await,
+        "the receiving node counts the broadcast it received"
+    );
     assert_eq!(
         scrape(a.base_url(), "signalr_server_backplane_dropped_total").await,
         0.0

@@ -155,6 +155,18 @@ impl Log {
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
+
+    /// Takes the log once it holds `entries` entries (or after
+    /// [`PATIENCE`]): hooks that run after the client's call has returned
+    /// (`on_connected` runs once the handshake is answered, `on_disconnected`
+    /// after the client left) are waited for, not raced.
+    async fn take_after(&self, entries: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.0.lock().unwrap().len() < entries && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.take()
+    }
 }
 
 /// Logs entering and leaving each hook under its name.
@@ -313,7 +325,7 @@ async fn filters_run_in_the_documented_order_after_authorization() {
     let served = serve().await;
     let (connection, hub) = connect(&served.url, HubProtocol::Json, None, None).await;
     assert_eq!(
-        served.log.take(),
+        served.log.take_after(9).await,
         [
             "g1>connect",
             "g2>connect",
@@ -338,12 +350,8 @@ async fn filters_run_in_the_documented_order_after_authorization() {
     assert_eq!(served.log.take(), Vec::<String>::new());
     connection.stop().await;
     // The disconnect goes through the chain too (after the client left).
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while served.log.0.lock().unwrap().len() < 9 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert_eq!(
-        served.log.take(),
+        served.log.take_after(9).await,
         [
             "g1>disconnect",
             "g2>disconnect",
