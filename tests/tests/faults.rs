@@ -39,7 +39,8 @@ use hub_tests::conformance::{
     self, Callbacks, ConformanceClient as _, ConformanceConnection, PATIENCE, within,
 };
 use hub_tests::relay::{TcpRelay, socket_addr_of};
-use hub_tests::{RedisProcess, ServerProcess};
+use hub_tests::stalled::RawConnection;
+use hub_tests::{RedisProcess, ServerProcess, raw_http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -51,35 +52,13 @@ async fn next_event(events: &mut broadcast::Receiver<HubConnectionEvent>) -> Hub
     within("a connection event", events.recv()).await.unwrap()
 }
 
-/// One HTTP/1.1 request on a new connection to `addr`; the status and the
-/// body (read to the end: the request says `Connection: close`).
-async fn http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    within("an HTTP answer", stream.read_to_end(&mut answer))
-        .await
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// The sum of the samples of Prometheus metric `name` (a counter, gauge or
 /// histogram `_count`) whose labels include every `labels` pair, from the
 /// server's `GET /metrics` (asked directly, not through any relay).
 async fn metric(server: &ServerProcess, name: &str, labels: &[(&str, &str)]) -> f64 {
     let addr = socket_addr_of(server.base_url());
-    let (status, body) = http(
-        addr,
+    let (status, body) = raw_http(
+        &addr.to_string(),
         &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     )
     .await;
@@ -947,8 +926,8 @@ fn ws_text_frame(payload: &[u8]) -> Vec<u8> {
 /// Negotiates on `hub` at `addr` and opens its WebSocket by hand (the
 /// upgrade answered with 101); nothing of the hub protocol sent yet.
 async fn raw_websocket(addr: std::net::SocketAddr, hub: &str) -> TcpStream {
-    let (status, body) = http(
-        addr,
+    let (status, body) = raw_http(
+        &addr.to_string(),
         &format!(
             "POST {hub}/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {addr}\r\n\
              Content-Length: 0\r\nConnection: close\r\n\r\n"
@@ -1120,17 +1099,8 @@ async fn a_websocket_handshake_trickled_byte_by_byte_is_cut_off_by_the_handshake
 async fn a_server_sent_events_post_trickled_byte_by_byte_is_cut_off() {
     let server = ServerProcess::start(SERVER, &["--client-timeout-ms", "1000"]);
     let addr = socket_addr_of(server.base_url());
-    let (status, body) = http(
-        addr,
-        &format!(
-            "POST /hubs/test/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: {addr}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n"
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let negotiated: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let token = negotiated["connectionToken"].as_str().unwrap();
+    let negotiated = RawConnection::negotiate(&addr.to_string()).await;
+    let token = &negotiated.token;
     let mut events = TcpStream::connect(addr).await.unwrap();
     events
         .write_all(
