@@ -37,7 +37,8 @@
 //! lives: at once on the shard's `sunsubscribe` push, and at the next
 //! health check when the slot map changed. Pub/sub keeps nothing: what is
 //! published at the new owner before a node subscribed there is lost for
-//! that node, and while a slot moves a message may reach it twice. A
+//! that node, and while a slot moves a message may reach it twice (over
+//! two subscriptions, so one copy can come after later messages). A
 //! command that fails meanwhile ends the session, which reconnects and
 //! replays as below.
 //!
