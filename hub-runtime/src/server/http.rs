@@ -277,7 +277,7 @@ async fn connect<H: Hub>(State(shared): State<Arc<Shared<H>>>, request: Request)
     let context = Arc::new(ConnectionContext::new(
         ConnectionId::from(connection_id),
         identity,
-        Some(websocket::owned_head(parts)),
+        Some(transport_requests::owned_head(parts)),
     ));
     upgrade.on_upgrade(
         shared.options.maximum_receive_message_size,

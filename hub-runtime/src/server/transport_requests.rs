@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
@@ -297,7 +297,7 @@ fn spawn_http_session<H: Hub, Src: FrameSource, Snk: FrameSink>(
     let context = Arc::new(ConnectionContext::new(
         ConnectionId::from(session.connection_id),
         session.identity,
-        Some(session.request),
+        Some(owned_head(session.request)),
     ));
     tokio::spawn(run_session(
         shared,
@@ -569,5 +569,91 @@ impl SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
+}
+
+/// A copy of a request head that owns its bytes.
+///
+/// hyper parses a request head without copying: the URI and every header
+/// value are slices of the HTTP connection's read buffer (8 to 16 KiB),
+/// which stays allocated as long as any of them lives. A connection keeps
+/// its opening request for its whole life
+/// ([`ConnectionContext::request`](crate::hub::ConnectionContext::request)),
+/// on every transport (the WebSocket upgrade, the SSE stream's or the first
+/// Long Polling GET), so it keeps a copy instead: a few hundred bytes, not
+/// the buffer (under heaptrack, 16.6 kB per idle WebSocket connection was
+/// hyper's read buffer; a Long Polling connection's later polls come on
+/// other requests, so the first one's buffer was pinned by nothing else).
+pub(crate) fn owned_head(mut parts: Parts) -> Parts {
+    parts.uri = owned_uri(&parts.uri);
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        // Standard names are static; a custom one is copied.
+        let name = header::HeaderName::from_bytes(name.as_str().as_bytes())
+            .unwrap_or_else(|_| name.clone());
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name, copy);
+    }
+    parts.headers = headers;
+    // axum's nesting keeps the URI as received, a slice of the buffer too.
+    if let Some(original) = parts.extensions.get_mut::<axum::extract::OriginalUri>() {
+        original.0 = owned_uri(&original.0);
+    }
+    parts
+}
+
+/// A copy of `uri` that owns its bytes.
+fn owned_uri(uri: &http::Uri) -> http::Uri {
+    http::Uri::from_maybe_shared(Bytes::copy_from_slice(uri.to_string().as_bytes()))
+        .unwrap_or_else(|_| uri.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owned_head_keeps_the_request_but_not_the_buffer_it_was_parsed_from() {
+        let buffer = Bytes::from_static(b"/hub?id=abc user-agent-value x-custom-value");
+        let (mut parts, ()) = http::Request::builder()
+            .uri(http::Uri::from_maybe_shared(buffer.slice(0..11)).expect("a URI"))
+            .header(
+                header::USER_AGENT,
+                HeaderValue::from_maybe_shared(buffer.slice(12..28)).expect("a value"),
+            )
+            .header(
+                "x-custom",
+                HeaderValue::from_maybe_shared(buffer.slice(29..)).expect("a value"),
+            )
+            .body(())
+            .expect("a request")
+            .into_parts();
+        parts
+            .extensions
+            .insert(axum::extract::OriginalUri(parts.uri.clone()));
+        let owned = owned_head(parts);
+        assert_eq!(owned.uri, "/hub?id=abc", "the URI is kept");
+        assert_eq!(owned.headers[header::USER_AGENT], "user-agent-value");
+        assert_eq!(owned.headers["x-custom"], "x-custom-value");
+        let range = buffer.as_ptr_range();
+        for value in owned.headers.values() {
+            assert!(
+                !range.contains(&value.as_bytes().as_ptr()),
+                "a header value of the owned head is not a slice of the read buffer"
+            );
+        }
+        assert!(
+            !range.contains(&owned.uri.path().as_ptr()),
+            "the owned URI is not a slice of the read buffer"
+        );
+        let original = owned
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .expect("the original URI is kept");
+        assert!(
+            !range.contains(&original.0.path().as_ptr()),
+            "the original URI is not a slice of the read buffer"
+        );
     }
 }

@@ -180,40 +180,6 @@ impl Upgrade {
     }
 }
 
-/// A copy of a request head that owns its bytes.
-///
-/// hyper parses a request head without copying: the URI and every header
-/// value are slices of the HTTP connection's read buffer (8 to 16 KiB),
-/// which stays allocated as long as any of them lives. A WebSocket
-/// connection keeps its opening request for its whole life
-/// ([`ConnectionContext::request`](crate::hub::ConnectionContext::request)),
-/// so it keeps a copy instead: a few hundred bytes, not the buffer (under
-/// heaptrack, 16.6 kB per idle connection was hyper's read buffer).
-pub(crate) fn owned_head(mut parts: Parts) -> Parts {
-    parts.uri = owned_uri(&parts.uri);
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        // Standard names are static; a custom one is copied.
-        let name = header::HeaderName::from_bytes(name.as_str().as_bytes())
-            .unwrap_or_else(|_| name.clone());
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        headers.append(name, copy);
-    }
-    parts.headers = headers;
-    // axum's nesting keeps the URI as received, a slice of the buffer too.
-    if let Some(original) = parts.extensions.get_mut::<axum::extract::OriginalUri>() {
-        original.0 = owned_uri(&original.0);
-    }
-    parts
-}
-
-/// A copy of `uri` that owns its bytes.
-fn owned_uri(uri: &http::Uri) -> http::Uri {
-    http::Uri::from_maybe_shared(Bytes::copy_from_slice(uri.to_string().as_bytes()))
-        .unwrap_or_else(|_| uri.clone())
-}
-
 /// Whether a comma-separated header holds `token` (case-insensitively).
 fn header_contains(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|value| {
@@ -412,50 +378,6 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
-
-    #[test]
-    fn an_owned_head_keeps_the_request_but_not_the_buffer_it_was_parsed_from() {
-        let buffer = Bytes::from_static(b"/hub?id=abc user-agent-value x-custom-value");
-        let (mut parts, ()) = http::Request::builder()
-            .uri(http::Uri::from_maybe_shared(buffer.slice(0..11)).expect("a URI"))
-            .header(
-                header::USER_AGENT,
-                HeaderValue::from_maybe_shared(buffer.slice(12..28)).expect("a value"),
-            )
-            .header(
-                "x-custom",
-                HeaderValue::from_maybe_shared(buffer.slice(29..)).expect("a value"),
-            )
-            .body(())
-            .expect("a request")
-            .into_parts();
-        parts
-            .extensions
-            .insert(axum::extract::OriginalUri(parts.uri.clone()));
-        let owned = owned_head(parts);
-        assert_eq!(owned.uri, "/hub?id=abc", "the URI is kept");
-        assert_eq!(owned.headers[header::USER_AGENT], "user-agent-value");
-        assert_eq!(owned.headers["x-custom"], "x-custom-value");
-        let range = buffer.as_ptr_range();
-        for value in owned.headers.values() {
-            assert!(
-                !range.contains(&value.as_bytes().as_ptr()),
-                "a header value of the owned head is not a slice of the read buffer"
-            );
-        }
-        assert!(
-            !range.contains(&owned.uri.path().as_ptr()),
-            "the owned URI is not a slice of the read buffer"
-        );
-        let original = owned
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .expect("the original URI is kept");
-        assert!(
-            !range.contains(&original.0.path().as_ptr()),
-            "the original URI is not a slice of the read buffer"
-        );
-    }
 
     #[tokio::test]
     async fn reads_on_readiness_deliver_every_byte_in_order_and_keep_nothing_between_bursts() {
