@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::warn;
 
@@ -87,12 +87,10 @@ impl Shared {
     }
 
     pub(crate) fn encode(&self, message: &HubMessage) -> Result<Bytes, HubError> {
-        let mut buffer = BytesMut::new();
         self.config
             .protocol
-            .encode(message, &mut buffer)
-            .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))?;
-        Ok(buffer.freeze())
+            .encode_record(message)
+            .map_err(|e| HubError::with_kind(HubErrorKind::Serialization, e.to_string()))
     }
 
     /// Moves `Disconnected` to `Connecting` and keeps the new session's

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 pub(crate) use outbound::Outbound;
@@ -48,10 +48,6 @@ pub(crate) const CLOSED_WITH_ERROR: &str = "Connection closed with an error.";
 
 /// ASP.NET Core's `StreamBufferCapacity`.
 pub(crate) const DEFAULT_STREAM_BUFFER_CAPACITY: usize = 10;
-
-/// The initial capacity of the buffer of one message sent to one
-/// connection (completions, client-result invocations, pings).
-const SEND_BUFFER_CAPACITY: usize = 256;
 
 /// Why a connection ends. The first reason recorded wins.
 #[derive(Debug, Clone)]
@@ -468,12 +464,11 @@ impl ConnectionHandle {
         if !self.replies_wait {
             return self.send_message(message);
         }
-        let mut buffer = BytesMut::with_capacity(SEND_BUFFER_CAPACITY);
-        self.protocol.encode(message, &mut buffer)?;
+        let record = self.protocol.encode_record(message)?;
         // Counted, not capped: the read pause bounds what replies queue.
-        let len = buffer.len();
+        let len = record.len();
         self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        let queued = match self.outbound.try_push(Outbound::Records(buffer.freeze())) {
+        let queued = match self.outbound.try_push(Outbound::Records(record)) {
             Ok(()) => true,
             Err(PushError::Full(item)) => self.outbound.push(item).await,
             Err(PushError::Closed) => false,
@@ -533,11 +528,7 @@ impl ConnectionHandle {
 
     /// Encodes `message` in the connection's protocol and queues it.
     pub(crate) fn send_message(&self, message: &HubMessage) -> Result<bool, EncodeError> {
-        // Room for a typical Completion or Ping up front: growing from empty
-        // reallocated the buffer several times per message.
-        let mut buffer = BytesMut::with_capacity(SEND_BUFFER_CAPACITY);
-        self.protocol.encode(message, &mut buffer)?;
-        Ok(self.push(buffer.freeze()))
+        Ok(self.push(self.protocol.encode_record(message)?))
     }
 
     /// Records why the connection ends and wakes its tasks. Returns
