@@ -44,7 +44,7 @@ pub mod negotiate;
 mod error;
 mod payload;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 pub use error::{EncodeError, PayloadError, ProtocolError};
 pub use messages::{
@@ -78,6 +78,7 @@ impl TransferFormat {
 
 /// The room [`HubProtocol::encode_record`] starts with: a typical
 /// Completion, Ping or call fits.
+#[cfg(any(feature = "server", feature = "client"))]
 const RECORD_CAPACITY: usize = 256;
 
 /// A hub protocol, chosen by the client in the handshake.
@@ -140,12 +141,13 @@ impl HubProtocol {
     /// a second allocation (the `bytes` crate's shared header for a buffer
     /// with spare capacity) and pin the spare room while the record waits
     /// in a queue.
-    pub(crate) fn encode_record(self, message: &HubMessage) -> Result<Bytes, EncodeError> {
+    #[cfg(any(feature = "server", feature = "client"))]
+    pub(crate) fn encode_record(self, message: &HubMessage) -> Result<bytes::Bytes, EncodeError> {
         let mut buffer = BytesMut::with_capacity(RECORD_CAPACITY);
         self.encode(message, &mut buffer)?;
         let mut record = Vec::from(buffer);
         record.shrink_to_fit();
-        Ok(Bytes::from(record))
+        Ok(bytes::Bytes::from(record))
     }
 
     /// A decoder for a stream of messages in this protocol, refusing any
@@ -197,7 +199,7 @@ impl MessageDecoder {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "server", feature = "client")))]
 mod tests {
     use super::*;
 
