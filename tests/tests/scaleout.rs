@@ -1070,6 +1070,13 @@ fn in_order_once(got: &[u64]) -> bool {
     got.windows(2).all(|pair| pair[0] < pair[1])
 }
 
+/// `got` split, in arrival order, into the first copy of each number and
+/// the copies that came again.
+fn first_copies_and_repeats(got: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let mut seen = std::collections::HashSet::new();
+    got.iter().copied().partition(|n| seen.insert(*n))
+}
+
 /// Where `got` first goes backwards or repeats, with the numbers around
 /// it: what an ordering assertion shows when it fails.
 fn first_disorder(got: &[u64]) -> String {
@@ -1269,14 +1276,7 @@ async fn slots_moving_under_traffic(cluster: &RedisCluster, a: &ServerProcess, b
         let got = received_until_ends(receiver, &labels).await;
         for (index, label) in labels.iter().enumerate() {
             let numbers = &got[*label];
-            let unique: Vec<u64> = {
-                let mut seen = std::collections::HashSet::new();
-                numbers
-                    .iter()
-                    .copied()
-                    .filter(|n| seen.insert(*n))
-                    .collect()
-            };
+            let (unique, doubled) = first_copies_and_repeats(numbers);
             let after = missing(numbers, after_move[index], sent[index]);
             assert!(
                 after.is_empty(),
@@ -1301,7 +1301,6 @@ async fn slots_moving_under_traffic(cluster: &RedisCluster, a: &ServerProcess, b
                 after_move[index]
             );
             let late = unique.windows(2).filter(|pair| pair[0] > pair[1]).count();
-            let twice = numbers.len() - unique.len();
             let after_numbers: Vec<u64> = numbers
                 .iter()
                 .copied()
@@ -1315,22 +1314,15 @@ async fn slots_moving_under_traffic(cluster: &RedisCluster, a: &ServerProcess, b
                 before_move[index],
                 after_move[index]
             );
-            let doubled: Vec<u64> = {
-                let mut seen = std::collections::HashSet::new();
-                numbers
-                    .iter()
-                    .copied()
-                    .filter(|n| !seen.insert(*n))
-                    .collect()
-            };
             report.push(format!(
                 "{name}/{label}: {} sent, the move from {} to {}, lost before it {:?}, \
-                 during it {:?}, {twice} twice ({:?}…{:?}), {late} late",
+                 during it {:?}, {} twice ({:?}…{:?}), {late} late",
                 sent[index],
                 before_move[index],
                 after_move[index],
                 missing(numbers, 0, before_move[index]),
                 missing(numbers, before_move[index], after_move[index]),
+                doubled.len(),
                 doubled.first(),
                 doubled.last(),
             ));
