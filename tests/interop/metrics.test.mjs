@@ -97,25 +97,29 @@ for (const [name, transport, label] of transports) {
       // Authorization (anonymous caller of an admin-only method) and the hub filter.
       await assert.rejects(connection.invoke("AdminOnly"), /unauthorized/);
       await assert.rejects(connection.invoke("Echo", "blocked-by-filter"), /blocked by filter/);
-      const invoked = await scrape();
+      // The server counts an invocation just after it queues the answer,
+      // so the counts are waited for, not read once. Each row: a series, and
+      // how much it moved exactly (or at least, for "atLeast").
       const adminUnauthorized = { hub: hubPath, method: "AdminOnly", outcome: "unauthorized" };
       const echoBlocked = { hub: hubPath, method: "Echo", outcome: "blocked" };
-      assert.equal(value(invoked, "signalr_server_invocations_total", adminUnauthorized),
-        value(before, "signalr_server_invocations_total", adminUnauthorized) + 1);
-      assert.equal(value(invoked, "signalr_server_invocations_total", echoBlocked),
-        value(before, "signalr_server_invocations_total", echoBlocked) + 1);
-      assert.equal(value(invoked, "signalr_server_invocations_total", echoOk),
-        value(before, "signalr_server_invocations_total", echoOk) + 2);
-      assert.equal(value(invoked, "signalr_server_invocations_total", failError),
-        value(before, "signalr_server_invocations_total", failError) + 1);
-      assert.equal(value(invoked, "signalr_server_invocations_total", unknownError),
-        value(before, "signalr_server_invocations_total", unknownError) + 1);
-      assert.equal(value(invoked, "signalr_server_invocations_total", { ...failError, outcome: "ok" }),
-        value(before, "signalr_server_invocations_total", { ...failError, outcome: "ok" }));
-      assert.ok(value(invoked, "signalr_server_invocation_duration_seconds_count", { hub: hubPath, method: "Echo" })
-        >= value(before, "signalr_server_invocation_duration_seconds_count", { hub: hubPath, method: "Echo" }) + 2);
-      assert.ok(value(invoked, "signalr_server_sent_messages_total", { signalr_protocol: "json" })
-        >= value(before, "signalr_server_sent_messages_total", { signalr_protocol: "json" }) + 4);
+      const invocations = "signalr_server_invocations_total";
+      const moved = [
+        [invocations, adminUnauthorized, 1],
+        [invocations, echoBlocked, 1],
+        [invocations, echoOk, 2],
+        [invocations, failError, 1],
+        [invocations, unknownError, 1],
+        [invocations, { ...failError, outcome: "ok" }, 0],
+        ["signalr_server_invocation_duration_seconds_count", { hub: hubPath, method: "Echo" }, 2, "atLeast"],
+        ["signalr_server_sent_messages_total", { signalr_protocol: "json" }, 4, "atLeast"],
+      ];
+      await eventually(
+        (s) => moved.every(([metric, labels, by, atLeast]) => {
+          const delta = value(s, metric, labels) - value(before, metric, labels);
+          return atLeast ? delta >= by : delta === by;
+        }),
+        `${name}: the invocation metrics did not move by ${JSON.stringify(moved)}`,
+      );
 
       await connection.stop();
       stopped = true;
