@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (seconds since this script began), so a
+# run's log shows where its time went.
+step() { printf '\n==> %s (at %d s)\n' "$*" "$SECONDS"; }
 
 # A fresh clone gains nothing from incremental compilation's caches (5.5 GB
 # of target/ in a clean run), and CI machines have little disk to spare.
@@ -94,3 +96,4 @@ cargo test --workspace --no-fail-fast
 
 step "disk: what this run wrote under target/"
 du -sh target
+step "done"
