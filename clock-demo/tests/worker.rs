@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use clock_demo::{ClockHub, HUB_PATH, IClock, app, worker};
+use clock_demo::{ClockHub, HUB_PATH, IClock, IClockHubProxy, app, worker};
 use hub_runtime::Timestamp;
 use hub_runtime::client::HubConnection;
 use hub_runtime::server::HubServer;
@@ -53,7 +53,8 @@ async fn worker_ticks_reach_a_typed_client_and_stop_on_request() {
     }
     assert!(times[1] > times[0], "{times:?}");
 
-    let asked: Timestamp = connection.invoke("GetTime", ()).await.unwrap();
+    let hub_proxy = connection.hub::<IClockHubProxy>();
+    let asked: Timestamp = hub_proxy.get_time().await.unwrap();
     assert!(asked >= times[0]);
 
     stop_tx.send(()).unwrap();
@@ -61,7 +62,11 @@ async fn worker_ticks_reach_a_typed_client_and_stop_on_request() {
         .await
         .expect("the worker stops when told to")
         .unwrap();
-    // Drain what was already on its way, then: silence.
+    // A tick sent just before the worker stopped may still be on its way.
+    // The client runs its handlers in the order the messages arrived, so
+    // once an answer sent after the last tick is back, every tick is at
+    // least in the client's hands: drain them, then: silence.
+    hub_proxy.get_time().await.unwrap();
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), shown.recv()).await {}
     assert!(
         tokio::time::timeout(Duration::from_millis(2500), shown.recv())

@@ -59,6 +59,21 @@ fn stream_item_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
     }
 }
 
+/// The bytes that start the Completion the server sends for stream `id`
+/// (without a result: how a canceled stream ends).
+fn completion_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
+    match protocol {
+        HubProtocol::Json => format!("{{\"type\":3,\"invocationId\":\"{id}\"").into_bytes(),
+        // [3, {}, "id", 2 (no result)]
+        HubProtocol::MessagePack => {
+            let mut marker = vec![0x94, 0x03, 0x80, 0xa0 | id.len() as u8];
+            marker.extend_from_slice(id.as_bytes());
+            marker.push(0x02);
+            marker
+        }
+    }
+}
+
 async fn counter_to_the_end(protocol: HubProtocol) {
     let server = route::start_server(SERVER, &[]);
     let url = format!("{}/hubs/test", server.base_url());
@@ -116,11 +131,17 @@ async fn counter_canceled_early(protocol: HubProtocol) {
     }
     drop(counter);
 
-    // The server stops producing: after the CancelInvocation has had time
-    // to arrive, no more items come (at 20 ms apart, a running Counter
-    // would send about 50 in a second).
+    // The server stops producing: once it has ended the stream with its
+    // Completion (after which it sends no item of it), no more items come
+    // (at 20 ms apart, a running Counter would send about 50 in a second).
     let marker = stream_item_marker(protocol, &id);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let completion = completion_marker(protocol, &id);
+    within("the canceled stream's Completion", async {
+        while tap.count_from_server(&completion) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let after_cancel = tap.count_from_server(&marker);
     // The three items read went through the tap: the count sees this
     // transport's framing, so its staying put below means something.

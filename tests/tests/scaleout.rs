@@ -771,7 +771,13 @@ async fn one_publish_per_hub_message_whatever_the_fan_out() {
             assert_eq!(peer.next().await, format!("clients {round}"));
         }
     }
-    // 30 hub messages to 20 connections each: 30 PUBLISHes, not 600.
+    // 30 hub messages to 20 connections each: 30 PUBLISHes, not 600. Node A
+    // counts a publish when Redis answers it, which can come after node B
+    // delivered the message: waited for, then checked exactly.
+    wait_until("node A counts its publishes", || {
+        a.backplane.stats().published - before >= 30
+    })
+    .await;
     assert_eq!(a.backplane.stats().published - before, 30);
     // Sends to connections of the sending node do not touch Redis at all.
     let local = Peer::connect(&a, None).await;
