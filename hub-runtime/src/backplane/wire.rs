@@ -6,8 +6,11 @@
 //! message bytes. Anything malformed decodes to `None` and is dropped by
 //! the receiver with a log line: one bad publisher cannot harm a node.
 //!
+//! The origin numbers every envelope it publishes (`sequence`), so that a
+//! receiver can drop a second copy of one (`super::duplicates`).
+//!
 //! ```text
-//! envelope  = version:u8 kind:u8 origin:str body
+//! envelope  = version:u8 kind:u8 origin:str sequence:u64 body
 //! str       = len:u32 utf8[len]
 //! bytes     = len:u32 byte[len]
 //! target    = kind:u8 (str | count:u32 str* | str count:u32 str*)
@@ -21,7 +24,9 @@ use crate::protocol::{HubProtocol, Payload};
 use crate::targets::{ConnectionId, Target};
 use crate::{HubError, HubErrorKind};
 
-const VERSION: u8 = 1;
+/// 2: with the sequence number (a node of version 1 drops what a node of
+/// version 2 publishes, and the other way round, as malformed).
+const VERSION: u8 = 2;
 
 /// One message between nodes.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +66,8 @@ pub(crate) enum Envelope {
 }
 
 impl Envelope {
-    /// The bytes to publish.
-    pub(crate) fn encode(&self) -> Bytes {
+    /// The bytes to publish, as the origin's envelope number `sequence`.
+    pub(crate) fn encode(&self, sequence: u64) -> Bytes {
         let mut out = BytesMut::with_capacity(64);
         out.put_u8(VERSION);
         match self {
@@ -70,7 +75,7 @@ impl Envelope {
                 origin,
                 target,
                 message,
-            } => return encode_send(origin, target, message),
+            } => return encode_send(origin, sequence, target, message),
             Envelope::Invoke {
                 origin,
                 request,
@@ -79,6 +84,7 @@ impl Envelope {
             } => {
                 out.put_u8(2);
                 put_str(&mut out, origin);
+                out.put_u64(sequence);
                 out.put_u64(*request);
                 put_str(&mut out, connection.as_str());
                 put_frames(&mut out, invocation);
@@ -92,6 +98,7 @@ impl Envelope {
             } => {
                 out.put_u8(3);
                 put_str(&mut out, origin);
+                out.put_u64(sequence);
                 out.put_u64(*request);
                 put_str(&mut out, connection.as_str());
                 put_str(&mut out, group);
@@ -100,6 +107,7 @@ impl Envelope {
             Envelope::Ack { origin, request } => {
                 out.put_u8(4);
                 put_str(&mut out, origin);
+                out.put_u64(sequence);
                 out.put_u64(*request);
             }
             Envelope::Reply {
@@ -109,26 +117,30 @@ impl Envelope {
             } => {
                 out.put_u8(5);
                 put_str(&mut out, origin);
+                out.put_u64(sequence);
                 out.put_u64(*request);
                 put_result(&mut out, result);
             }
             Envelope::Abort { origin, target } => {
                 out.put_u8(6);
                 put_str(&mut out, origin);
+                out.put_u64(sequence);
                 put_target(&mut out, target);
             }
         }
         out.freeze()
     }
 
-    /// Reads an envelope; `None` when the bytes are not one.
-    pub(crate) fn decode(bytes: Bytes) -> Option<Envelope> {
+    /// Reads an envelope and its sequence number; `None` when the bytes
+    /// are not one.
+    pub(crate) fn decode(bytes: Bytes) -> Option<(u64, Envelope)> {
         let mut input = Reader(bytes);
         if input.u8()? != VERSION {
             return None;
         }
         let kind = input.u8()?;
         let origin = input.string()?;
+        let sequence = input.u64()?;
         let envelope = match kind {
             1 => Envelope::Send {
                 origin,
@@ -163,16 +175,34 @@ impl Envelope {
             },
             _ => return None,
         };
-        input.0.is_empty().then_some(envelope)
+        input.0.is_empty().then_some((sequence, envelope))
+    }
+
+    /// The node that published the envelope.
+    pub(crate) fn origin(&self) -> &str {
+        match self {
+            Envelope::Send { origin, .. }
+            | Envelope::Invoke { origin, .. }
+            | Envelope::Group { origin, .. }
+            | Envelope::Ack { origin, .. }
+            | Envelope::Reply { origin, .. }
+            | Envelope::Abort { origin, .. } => origin,
+        }
     }
 }
 
 /// The bytes of an [`Envelope::Send`], without building one.
-pub(crate) fn encode_send(origin: &str, target: &Target, message: &EncodedMessage) -> Bytes {
+pub(crate) fn encode_send(
+    origin: &str,
+    sequence: u64,
+    target: &Target,
+    message: &EncodedMessage,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(64 + message.len());
     out.put_u8(VERSION);
     out.put_u8(1);
     put_str(&mut out, origin);
+    out.put_u64(sequence);
     put_target(&mut out, target);
     put_frames(&mut out, message);
     out.freeze()
@@ -418,8 +448,9 @@ mod tests {
     }
 
     fn round_trip(envelope: Envelope) {
-        let bytes = envelope.encode();
-        assert_eq!(Envelope::decode(bytes.clone()), Some(envelope));
+        let sequence = 0x0102_0304_0506_0708;
+        let bytes = envelope.encode(sequence);
+        assert_eq!(Envelope::decode(bytes.clone()), Some((sequence, envelope)));
         // Every strict prefix is refused, never a panic.
         for len in 0..bytes.len() {
             assert_eq!(Envelope::decode(bytes.slice(..len)), None, "prefix {len}");
@@ -509,11 +540,14 @@ mod tests {
             request: 2,
             result: Ok(Payload::from_value(vec![1, 2])),
         }
-        .encode();
-        let Some(Envelope::Reply {
-            result: Ok(payload),
-            ..
-        }) = Envelope::decode(bytes)
+        .encode(1);
+        let Some((
+            1,
+            Envelope::Reply {
+                result: Ok(payload),
+                ..
+            },
+        )) = Envelope::decode(bytes)
         else {
             panic!("not a reply");
         };
@@ -527,11 +561,16 @@ mod tests {
             &[9],
             &[VERSION, 99, 0, 0, 0, 0],
             // A list claiming 2^32-1 items.
-            &[VERSION, 1, 0, 0, 0, 0, 1, 255, 255, 255, 255],
+            &[
+                VERSION, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 255, 255, 255, 255,
+            ],
             // Invalid JSON in a reply.
             &[
-                VERSION, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, b'{',
+                VERSION, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
+                1, b'{',
             ],
+            // Version 1 (no sequence number).
+            &[1, 4, 0, 0, 0, 1, b'n', 0, 0, 0, 0, 0, 0, 0, 1],
         ] {
             assert_eq!(Envelope::decode(Bytes::copy_from_slice(bytes)), None);
         }

@@ -37,10 +37,14 @@
 //! lives: at once on the shard's `sunsubscribe` push, and at the next
 //! health check when the slot map changed. Pub/sub keeps nothing: what is
 //! published at the new owner before a node subscribed there is lost for
-//! that node, and while a slot moves a message may reach it twice (over
-//! two subscriptions, so one copy can come after later messages). A
-//! command that fails meanwhile ends the session, which reconnects and
-//! replays as below.
+//! that node, and while a slot moves (or after a failover) a node can
+//! hear a channel over two subscriptions. Every envelope carries its
+//! origin's sequence number, and a node drops the second copy of one it
+//! has acted on ([`BackplaneStats::duplicates`]), within the last 16,384
+//! envelopes of each origin. What was published at the old owner can
+//! still come after a later message published at the new one (two
+//! connections). A command that fails meanwhile ends the session, which
+//! reconnects and replays as below.
 //!
 //! # A node that starts
 //!
@@ -74,8 +78,8 @@
 //!   for good costs once), so that the others are listening again, then
 //!   replays the buffer in
 //!   order, then goes on with new messages. A batch whose `PUBLISH` failed
-//!   mid-flight is published again: a message may then arrive twice, never
-//!   out of order;
+//!   mid-flight is published again; a node that already had a message of
+//!   it drops the second copy, so it arrives once, in order;
 //! - group changes and client results for connections on other nodes need
 //!   an answer, so they fail at once (with [`HubErrorKind::Transport`])
 //!   while Redis is away instead of waiting in the buffer.
@@ -99,6 +103,7 @@ use tokio::time::{Instant, sleep, timeout};
 
 mod cluster;
 
+use super::duplicates::DuplicateFilter;
 use super::wire::{self, Envelope};
 use super::{Backplane, EncodedMessage, LocalNode, Subscription};
 use crate::protocol::Payload;
@@ -136,6 +141,10 @@ pub struct BackplaneStats {
     pub received: u64,
     /// Messages dropped because the buffer was full (oldest first).
     pub dropped: u64,
+    /// Second copies of a message that Redis delivered twice, dropped (see
+    /// "Slots that move, shards that fail over" in the [module
+    /// docs](self)).
+    pub duplicates: u64,
     /// Messages waiting to be published now.
     pub buffered: usize,
     /// How many times the connection to Redis was lost and made again.
@@ -285,6 +294,9 @@ impl RedisBackplaneBuilder {
             subscriptions: Mutex::new(Subscriptions::default()),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            next_sequence: AtomicU64::new(1),
+            duplicates: DuplicateFilter::default(),
+            duplicates_dropped: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             first_session: tokio::sync::watch::Sender::new(if reachable {
                 FirstSession::Awaited
@@ -432,6 +444,7 @@ impl RedisBackplane {
             published: inner.published.load(Ordering::Relaxed),
             received: inner.received.load(Ordering::Relaxed),
             dropped: inner.dropped.load(Ordering::Relaxed),
+            duplicates: inner.duplicates_dropped.load(Ordering::Relaxed),
             buffered: inner.lock_queue().items.len(),
             reconnects: inner.reconnects.load(Ordering::Relaxed),
             nodes: inner.nodes.load(Ordering::Relaxed),
@@ -466,7 +479,7 @@ impl Backplane for RedisBackplane {
             return;
         };
         let channel = channels.for_target(target);
-        let payload = wire::encode_send(&inner.node_id, target, message);
+        let payload = wire::encode_send(&inner.node_id, inner.sequence(), target, message);
         inner.enqueue(Outgoing {
             channel,
             payload,
@@ -549,7 +562,7 @@ impl Backplane for RedisBackplane {
         };
         inner.enqueue(Outgoing {
             channel: channels.for_target(&target),
-            payload: envelope.encode(),
+            payload: envelope.encode(inner.sequence()),
             reply: None,
         });
         Box::pin(std::future::ready(Ok(())))
@@ -780,6 +793,11 @@ struct Inner {
     subscriptions: Mutex<Subscriptions>,
     pending: Mutex<HashMap<u64, Answer>>,
     next_request: AtomicU64,
+    /// The number of the next envelope this node publishes.
+    next_sequence: AtomicU64,
+    /// The envelopes of other nodes acted on, to drop a second copy.
+    duplicates: DuplicateFilter,
+    duplicates_dropped: AtomicU64,
     connected: AtomicBool,
     /// Whether the first session has subscribed yet, and whether new
     /// connections wait for it.
@@ -869,7 +887,7 @@ impl Inner {
         let (count, counted) = oneshot::channel();
         self.enqueue(Outgoing {
             channel: channels.connection(connection.as_str()),
-            payload: envelope(self.node_id.clone(), id).encode(),
+            payload: envelope(self.node_id.clone(), id).encode(self.sequence()),
             reply: Some(count),
         });
         Ok(Request {
@@ -880,11 +898,17 @@ impl Inner {
         })
     }
 
+    /// The number of the next envelope this node publishes (receivers drop
+    /// a second copy by it).
+    fn sequence(&self) -> u64 {
+        self.next_sequence.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn publish_to_node(&self, node: &str, envelope: &Envelope) {
         if let Some(channels) = self.channels.get() {
             self.enqueue(Outgoing {
                 channel: channels.node(node),
-                payload: envelope.encode(),
+                payload: envelope.encode(self.sequence()),
                 reply: None,
             });
         }
@@ -895,10 +919,19 @@ impl Inner {
         self.received.fetch_add(1, Ordering::Relaxed);
         self.metrics.received();
         let Some(node) = self.node.get() else { return };
-        let Some(envelope) = Envelope::decode(payload) else {
+        let Some((sequence, envelope)) = Envelope::decode(payload) else {
             tracing::warn!("ignored a malformed message from the Redis backplane");
             return;
         };
+        if !self.duplicates.first_copy(envelope.origin(), sequence) {
+            tracing::debug!(
+                origin = envelope.origin(),
+                sequence,
+                "dropped a second copy of a message from the Redis backplane"
+            );
+            self.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match envelope {
             Envelope::Send {
                 origin,
