@@ -485,6 +485,11 @@ async fn the_servers_invocation_span_is_a_child_of_the_clients_span() {
 /// `GET /metrics` of a server at `base` (`http://HOST:PORT`): the value of
 /// the sample line `name` (no labels), 0 when absent.
 async fn scrape(base: &str, name: &str) -> f64 {
+    scrape_series(base, name).await.unwrap_or(0.0)
+}
+
+/// The value of the series `name`, `None` when the server does not export it.
+async fn scrape_series(base: &str, name: &str) -> Option<f64> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let host = base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
@@ -501,7 +506,7 @@ async fn scrape(base: &str, name: &str) -> f64 {
     response
         .lines()
         .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
+        .map(|value| value.trim().parse().unwrap())
 }
 
 /// Whether the metric `name` reaches `at_least` within [`PATIENCE`].
@@ -569,6 +574,12 @@ async fn backplane_metrics_count_publishes_and_receives() {
     assert_eq!(
         scrape(a.base_url(), "signalr_server_backplane_dropped_total").await,
         0.0
+    );
+    assert_eq!(
+        scrape_series(b.base_url(), "signalr_server_backplane_duplicates_total").await,
+        Some(0.0),
+        "the receiving node exports its count of dropped second copies, and one Redis \
+         server delivers each message once"
     );
     assert_eq!(
         scrape(a.base_url(), "signalr_server_backplane_buffered").await,

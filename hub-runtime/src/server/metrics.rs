@@ -30,18 +30,19 @@
 //! | `signalr.server.outbound_queue.high_water` | histogram, items | `hub` |
 //! | `signalr.server.slow_consumer_closes` | counter | `hub` |
 //! | `signalr.server.stateful_reconnect.resumes`, `…replayed_messages` | counters | `hub` |
-//! | `signalr.server.backplane.published`, `.received`, `.errors`, `.dropped` | counters | — |
+//! | `signalr.server.backplane.published`, `.received`, `.errors`, `.dropped`, `.duplicates` | counters | — |
 //! | `signalr.server.backplane.buffered` | gauge | — |
 //!
 //! `prometheus_router` also reports `tokio_alive_tasks` (a gauge, the
 //! tokio runtime's live tasks, read at each scrape).
 
 pub use crate::telemetry::hub_metrics::{
-    ACTIVE_CONNECTIONS, BACKPLANE_BUFFERED, BACKPLANE_DROPPED, BACKPLANE_ERRORS,
-    BACKPLANE_PUBLISHED, BACKPLANE_RECEIVED, CONNECTION_DURATION, CONNECTION_DURATION_BUCKETS,
-    HISTOGRAM_BUCKETS, INVOCATION_DURATION, INVOCATION_DURATION_BUCKETS, INVOCATIONS,
-    OUTBOUND_QUEUE_HIGH_WATER, OUTBOUND_QUEUE_HIGH_WATER_BUCKETS, SENT_BYTES, SENT_MESSAGES,
-    SLOW_CONSUMER_CLOSES, STATEFUL_REPLAYED, STATEFUL_RESUMES, describe_metrics,
+    ACTIVE_CONNECTIONS, BACKPLANE_BUFFERED, BACKPLANE_DROPPED, BACKPLANE_DUPLICATES,
+    BACKPLANE_ERRORS, BACKPLANE_PUBLISHED, BACKPLANE_RECEIVED, CONNECTION_DURATION,
+    CONNECTION_DURATION_BUCKETS, HISTOGRAM_BUCKETS, INVOCATION_DURATION,
+    INVOCATION_DURATION_BUCKETS, INVOCATIONS, OUTBOUND_QUEUE_HIGH_WATER,
+    OUTBOUND_QUEUE_HIGH_WATER_BUCKETS, SENT_BYTES, SENT_MESSAGES, SLOW_CONSUMER_CLOSES,
+    STATEFUL_REPLAYED, STATEFUL_RESUMES, describe_metrics,
 };
 
 /// Installs a Prometheus recorder (from `metrics-exporter-prometheus`) as

@@ -62,6 +62,9 @@ pub const BACKPLANE_BUFFERED: &str = "signalr.server.backplane.buffered";
 /// `signalr.server.backplane.dropped`: buffered messages dropped because the
 /// buffer was full (counter).
 pub const BACKPLANE_DROPPED: &str = "signalr.server.backplane.dropped";
+/// `signalr.server.backplane.duplicates`: second copies of a message the
+/// backplane delivered twice, dropped (counter).
+pub const BACKPLANE_DUPLICATES: &str = "signalr.server.backplane.duplicates";
 
 /// The bucket boundaries of `signalr.server.connection.duration`, from the
 /// semantic conventions (seconds).
@@ -137,6 +140,10 @@ pub fn describe_metrics() {
     describe_counter!(
         BACKPLANE_DROPPED,
         "Buffered backplane messages dropped (buffer full)."
+    );
+    describe_counter!(
+        BACKPLANE_DUPLICATES,
+        "Second copies of backplane messages, dropped."
     );
 }
 
@@ -405,6 +412,7 @@ pub(crate) struct BackplaneMetrics {
     errors: Counter,
     buffered: Gauge,
     dropped: Counter,
+    duplicates: Counter,
 }
 
 #[cfg(feature = "redis")]
@@ -424,6 +432,7 @@ impl BackplaneMetrics {
             errors: metrics::counter!(BACKPLANE_ERRORS),
             buffered: metrics::gauge!(BACKPLANE_BUFFERED),
             dropped: metrics::counter!(BACKPLANE_DROPPED),
+            duplicates: metrics::counter!(BACKPLANE_DUPLICATES),
         }
     }
 
@@ -445,6 +454,10 @@ impl BackplaneMetrics {
 
     pub(crate) fn dropped(&self, messages: u64) {
         self.dropped.increment(messages);
+    }
+
+    pub(crate) fn duplicate(&self) {
+        self.duplicates.increment(1);
     }
 }
 

@@ -930,6 +930,7 @@ impl Inner {
                 "dropped a second copy of a message from the Redis backplane"
             );
             self.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.duplicate();
             return;
         }
         match envelope {
