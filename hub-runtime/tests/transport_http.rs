@@ -143,6 +143,8 @@ async fn long_polling_round_trip_and_delete() {
         ended = &mut second => (ended, first),
     };
     assert_eq!(ended.unwrap().0, 204, "the newer poll ends the waiting one");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!newer.is_finished(), "the newer poll waits");
 
     // DELETE ends the connection: 202, the pending poll gets 204, then 404.
     let (status, _, _) = request(

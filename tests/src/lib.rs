@@ -767,6 +767,34 @@ pub fn typescript_modules()
     ])
 }
 
+/// The sum of the samples of Prometheus metric `name` (a counter, gauge or
+/// histogram `_count`) whose labels include every `labels` pair, from the
+/// server's `GET /metrics` (asked directly, not through any relay).
+///
+/// # Panics
+/// When the server was not started with `--metrics`.
+pub async fn metric(server: &ServerProcess, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let addr = relay::socket_addr_of(server.base_url());
+    let (status, body) = raw_http(
+        &addr.to_string(),
+        &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "the server was started with --metrics");
+    body.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(label, value)| line.contains(&format!("{label}=\"{value}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Sends a raw HTTP/1.1 `request` (which should say `Connection: close`)
 /// to `host` (`127.0.0.1:port`) and reads the whole answer, within 20 s:
 /// the status code and the body. For tests of what the server answers to

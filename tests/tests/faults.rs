@@ -40,7 +40,7 @@ use hub_tests::conformance::{
 };
 use hub_tests::relay::{TcpRelay, socket_addr_of};
 use hub_tests::stalled::RawConnection;
-use hub_tests::{RedisProcess, ServerProcess, raw_http};
+use hub_tests::{RedisProcess, ServerProcess, metric, raw_http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -50,31 +50,6 @@ const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
 /// The next event of a connection, within [`PATIENCE`].
 async fn next_event(events: &mut broadcast::Receiver<HubConnectionEvent>) -> HubConnectionEvent {
     within("a connection event", events.recv()).await.unwrap()
-}
-
-/// The sum of the samples of Prometheus metric `name` (a counter, gauge or
-/// histogram `_count`) whose labels include every `labels` pair, from the
-/// server's `GET /metrics` (asked directly, not through any relay).
-async fn metric(server: &ServerProcess, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let addr = socket_addr_of(server.base_url());
-    let (status, body) = raw_http(
-        &addr.to_string(),
-        &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
-    )
-    .await;
-    assert_eq!(status, 200, "the server was started with --metrics");
-    body.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(label, value)| line.contains(&format!("{label}=\"{value}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Polls [`metric`] until `done` holds; the time that took.

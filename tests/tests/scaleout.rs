@@ -23,7 +23,7 @@ use hub_runtime::server::{HubServer, Unauthorized, bearer_token};
 use hub_runtime::{CallContext, HubContext, HubError, HubErrorKind, hub, hub_server};
 use hub_tests::conformance::{self, Callbacks, ConformanceClient as _, ConformanceConnection};
 use hub_tests::tls::TestCa;
-use hub_tests::{RedisCluster, RedisProcess, ServerProcess, interop_dir, run_scaleout_js};
+use hub_tests::{RedisCluster, RedisProcess, ServerProcess, interop_dir, metric, run_scaleout_js};
 use tokio::sync::mpsc;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_conformance-server");
@@ -265,7 +265,8 @@ const KILLED_NODE_BOUND: Duration = Duration::from_secs(5);
 fn on_a_redis_cluster_scale_out_survives_servers_coming_and_going_failover_and_resharding() {
     let cluster = RedisCluster::start(3, 1);
     let seeds = cluster.seeds();
-    let args = ["--redis-cluster", seeds.as_str()];
+    // `--metrics`: the report says how many second copies each dropped.
+    let args = ["--redis-cluster", seeds.as_str(), "--metrics"];
     let a = ServerProcess::start(SERVER, &args);
     let b = ServerProcess::start(SERVER, &args);
 
@@ -1346,13 +1347,22 @@ async fn slots_moving_under_traffic(cluster: &RedisCluster, a: &ServerProcess, b
             ));
         }
     }
+    let duplicates = "signalr_server_backplane_duplicates_total";
+    let dropped = (
+        metric(a, duplicates, &[]).await,
+        metric(b, duplicates, &[]).await,
+    );
     #[allow(clippy::print_stdout)]
     {
         println!(
-            "slots moved in {} ms, every server listening at the new primaries {} ms later; {}",
+            "slots moved in {} ms, every server listening at the new primaries {} ms later; {}; \
+             second copies dropped since the servers started (the failover included): \
+             A {}, B {}",
             moved_in.as_millis(),
             resubscribed_in.as_millis(),
-            report.join("; ")
+            report.join("; "),
+            dropped.0,
+            dropped.1
         );
     }
     for client in senders.into_iter().chain([receiver_a, receiver_b]) {

@@ -1,17 +1,20 @@
 //! Which envelopes a node has already acted on, so that a second copy of
 //! one is dropped.
 //!
-//! A backplane can hand a node the same envelope twice: with Redis
-//! Cluster, after a failover a node can stay subscribed at the demoted
-//! primary as well as at the new one for a while, and hears every message
-//! of those channels over both subscriptions, which are two TCP
-//! connections, so one copy can also arrive after later messages. Every
-//! envelope carries its origin node and a sequence number that the origin
-//! counts up for every envelope it publishes; a receiving node keeps, per
-//! origin, which of the latest [`WINDOW`] numbers it has seen (the
-//! anti-replay window of IPsec, RFC 4303 §3.4.3). The first copy of each
-//! envelope passes, any later copy is dropped; and since each
-//! subscription delivers in order, the first copies come in order too.
+//! A backplane can hand a node the same envelope twice. With Redis
+//! Cluster, while a slot moves or after a failover, a node can be
+//! subscribed to a channel at two Redis nodes (the demoted primary still
+//! relays its shard's messages) and hears them over both subscriptions,
+//! two TCP connections, so one copy can also arrive after later messages.
+//! And a batch whose `PUBLISH` broke mid-flight is published again.
+//!
+//! Every envelope carries its origin node and a sequence number that the
+//! origin counts up for every envelope it publishes, on any channel; a
+//! receiving node keeps, per origin, which of the latest [`WINDOW`]
+//! numbers it has seen (the anti-replay window of IPsec, RFC 4303
+//! §3.4.3). The first copy of each envelope passes, any later copy is
+//! dropped. Where two subscriptions carry the same stretch, each in order,
+//! the first copies come in order too.
 //!
 //! An envelope older than the window (more than [`WINDOW`] envelopes of
 //! its origin behind the newest seen) passes: it cannot be told from a
@@ -21,9 +24,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 /// How many of an origin's latest sequence numbers are remembered: 2 KiB
-/// per origin. Two copies of one envelope arrive within a few
-/// milliseconds of each other; this covers that many envelopes of one
-/// origin at any publish rate the backplane sustains.
+/// per origin. A second copy comes while its origin has published fewer
+/// envelopes than that since: over two subscriptions the copies are
+/// milliseconds apart, and a batch published again goes out before
+/// anything newer (a batch is at most 1,024 `PUBLISH`es).
 pub(crate) const WINDOW: u64 = 16 * 1024;
 
 /// Origins remembered at most; the one heard from longest ago is
@@ -49,6 +53,8 @@ struct Window {
     /// Bit `n % WINDOW` is set when `n` was seen, for the `WINDOW`
     /// numbers up to `highest`.
     seen: Box<[u64]>,
+    /// When the origin was last heard from ([`Origins::clock`]): the
+    /// quietest origin is forgotten first.
     last_heard: u64,
 }
 
@@ -74,9 +80,17 @@ impl Window {
             if sequence - self.highest >= WINDOW {
                 self.seen.fill(0);
             } else {
-                for gained in self.highest + 1..=sequence {
+                // Bit by bit up to the next word boundary, then whole words.
+                let mut gained = self.highest + 1;
+                while gained <= sequence {
                     let (word, mask) = Self::bit(gained);
-                    self.seen[word] &= !mask;
+                    if gained % 64 == 0 && sequence - gained >= 63 {
+                        self.seen[word] = 0;
+                        gained += 64;
+                    } else {
+                        self.seen[word] &= !mask;
+                        gained += 1;
+                    }
                 }
             }
             self.highest = sequence;
@@ -103,22 +117,26 @@ impl DuplicateFilter {
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
         origins.clock += 1;
         let now = origins.clock;
-        if !origins.by_id.contains_key(origin) && origins.by_id.len() >= MAX_ORIGINS {
-            let oldest = origins
+        // The common case, a known origin: one lookup, no allocation.
+        if let Some(window) = origins.by_id.get_mut(origin) {
+            window.last_heard = now;
+            return window.first_copy(sequence);
+        }
+        if origins.by_id.len() >= MAX_ORIGINS {
+            let quietest = origins
                 .by_id
                 .iter()
                 .min_by_key(|(_, window)| window.last_heard)
                 .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                origins.by_id.remove(&oldest);
+            if let Some(quietest) = quietest {
+                origins.by_id.remove(&quietest);
             }
         }
-        let window = origins
-            .by_id
-            .entry(Box::from(origin))
-            .or_insert_with(Window::new);
+        let mut window = Window::new();
         window.last_heard = now;
-        window.first_copy(sequence)
+        let first = window.first_copy(sequence);
+        origins.by_id.insert(Box::from(origin), window);
+        first
     }
 }
 
@@ -165,6 +183,27 @@ mod tests {
         assert!(filter.first_copy("a", 10 * WINDOW - 1));
         assert!(filter.first_copy("a", 2));
         assert!(!filter.first_copy("a", 10 * WINDOW));
+    }
+
+    #[test]
+    fn a_jump_within_the_window_clears_what_it_passes_word_by_word() {
+        let filter = DuplicateFilter::default();
+        // Every number of a first window seen, then the window slides by
+        // most of its length in one jump (whole words cleared) and by odd
+        // amounts (bits at both ends of the words).
+        for sequence in 1..=WINDOW {
+            assert!(filter.first_copy("a", sequence));
+        }
+        let jump = WINDOW + WINDOW / 2 + 3;
+        assert!(filter.first_copy("a", jump));
+        // The numbers the jump brought into the window are unseen; the ones
+        // it kept are still seen.
+        for sequence in WINDOW + 1..jump {
+            assert!(filter.first_copy("a", sequence), "first copy of {sequence}");
+        }
+        for sequence in jump - WINDOW + 1..=jump {
+            assert!(!filter.first_copy("a", sequence), "repeat of {sequence}");
+        }
     }
 
     #[test]

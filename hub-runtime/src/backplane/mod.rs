@@ -53,10 +53,11 @@
 // policy while Redis is away) is on docs.rs; its types are re-exported
 // below as well.
 #[cfg(feature = "redis")]
-mod duplicates;
-#[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+
+#[cfg(feature = "redis")]
+mod duplicates;
 #[cfg(feature = "redis")]
 mod wire;
 

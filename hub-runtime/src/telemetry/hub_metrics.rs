@@ -62,8 +62,8 @@ pub const BACKPLANE_BUFFERED: &str = "signalr.server.backplane.buffered";
 /// `signalr.server.backplane.dropped`: buffered messages dropped because the
 /// buffer was full (counter).
 pub const BACKPLANE_DROPPED: &str = "signalr.server.backplane.dropped";
-/// `signalr.server.backplane.duplicates`: second copies of a message the
-/// backplane delivered twice, dropped (counter).
+/// `signalr.server.backplane.duplicates`: second copies of a backplane
+/// message, dropped (counter).
 pub const BACKPLANE_DUPLICATES: &str = "signalr.server.backplane.duplicates";
 
 /// The bucket boundaries of `signalr.server.connection.duration`, from the

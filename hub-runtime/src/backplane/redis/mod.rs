@@ -137,13 +137,13 @@ pub struct BackplaneStats {
     /// `PUBLISH`es that Redis accepted.
     pub published: u64,
     /// Messages received from Redis (including this node's own broadcasts,
-    /// which it skips).
+    /// which it skips, and second copies, which it drops).
     pub received: u64,
     /// Messages dropped because the buffer was full (oldest first).
     pub dropped: u64,
-    /// Second copies of a message that Redis delivered twice, dropped (see
-    /// "Slots that move, shards that fail over" in the [module
-    /// docs](self)).
+    /// Second copies of a message, dropped: heard over two subscriptions
+    /// (see [Redis Cluster](self#redis-cluster)), or published again after
+    /// a connection broke mid-`PUBLISH`.
     pub duplicates: u64,
     /// Messages waiting to be published now.
     pub buffered: usize,
@@ -295,7 +295,7 @@ impl RedisBackplaneBuilder {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             next_sequence: AtomicU64::new(1),
-            duplicates: DuplicateFilter::default(),
+            duplicate_filter: DuplicateFilter::default(),
             duplicates_dropped: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             first_session: tokio::sync::watch::Sender::new(if reachable {
@@ -664,6 +664,9 @@ fn unavailable() -> HubError {
     )
 }
 
+/// A new id for this process's backplane, random. It must never be one a
+/// running node had: receivers drop an envelope whose (origin, sequence)
+/// they have seen, and a reused id would start its sequence again at 1.
 fn node_id() -> String {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
@@ -795,8 +798,10 @@ struct Inner {
     next_request: AtomicU64,
     /// The number of the next envelope this node publishes.
     next_sequence: AtomicU64,
-    /// The envelopes of other nodes acted on, to drop a second copy.
-    duplicates: DuplicateFilter,
+    /// The envelopes received and acted on (this node's own too), to drop
+    /// a second copy.
+    duplicate_filter: DuplicateFilter,
+    /// How many second copies were dropped.
     duplicates_dropped: AtomicU64,
     connected: AtomicBool,
     /// Whether the first session has subscribed yet, and whether new
@@ -923,7 +928,10 @@ impl Inner {
             tracing::warn!("ignored a malformed message from the Redis backplane");
             return;
         };
-        if !self.duplicates.first_copy(envelope.origin(), sequence) {
+        if !self
+            .duplicate_filter
+            .first_copy(envelope.origin(), sequence)
+        {
             tracing::debug!(
                 origin = envelope.origin(),
                 sequence,
