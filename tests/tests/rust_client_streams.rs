@@ -46,29 +46,19 @@ async fn next<T: serde::de::DeserializeOwned>(
         .expect("no stream item in time")
 }
 
-/// The bytes that start a StreamItem of invocation `id` from the server.
-fn stream_item_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
+/// The bytes that start a server message of type `message_type` (2: a
+/// StreamItem, 3: a Completion) for invocation `id`: `{"type":N,
+/// "invocationId":"id"` in JSON, `[N, {}, "id", …]` in MessagePack (an
+/// array of 4: an item, or a Completion without a result, as a canceled
+/// stream's).
+fn message_marker(protocol: HubProtocol, message_type: u8, id: &str) -> Vec<u8> {
     match protocol {
-        HubProtocol::Json => format!("{{\"type\":2,\"invocationId\":\"{id}\"").into_bytes(),
-        // [2, {}, "id", …]
-        HubProtocol::MessagePack => {
-            let mut marker = vec![0x94, 0x02, 0x80, 0xa0 | id.len() as u8];
-            marker.extend_from_slice(id.as_bytes());
-            marker
+        HubProtocol::Json => {
+            format!("{{\"type\":{message_type},\"invocationId\":\"{id}\"").into_bytes()
         }
-    }
-}
-
-/// The bytes that start the Completion the server sends for stream `id`
-/// (without a result: how a canceled stream ends).
-fn completion_marker(protocol: HubProtocol, id: &str) -> Vec<u8> {
-    match protocol {
-        HubProtocol::Json => format!("{{\"type\":3,\"invocationId\":\"{id}\"").into_bytes(),
-        // [3, {}, "id", 2 (no result)]
         HubProtocol::MessagePack => {
-            let mut marker = vec![0x94, 0x03, 0x80, 0xa0 | id.len() as u8];
+            let mut marker = vec![0x94, message_type, 0x80, 0xa0 | id.len() as u8];
             marker.extend_from_slice(id.as_bytes());
-            marker.push(0x02);
             marker
         }
     }
@@ -134,8 +124,8 @@ async fn counter_canceled_early(protocol: HubProtocol) {
     // The server stops producing: once it has ended the stream with its
     // Completion (after which it sends no item of it), no more items come
     // (at 20 ms apart, a running Counter would send about 50 in a second).
-    let marker = stream_item_marker(protocol, &id);
-    let completion = completion_marker(protocol, &id);
+    let marker = message_marker(protocol, 2, &id);
+    let completion = message_marker(protocol, 3, &id);
     within("the canceled stream's Completion", async {
         while tap.count_from_server(&completion) == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
