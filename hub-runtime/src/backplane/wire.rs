@@ -69,7 +69,6 @@ impl Envelope {
     /// The bytes to publish, as the origin's envelope number `sequence`.
     pub(crate) fn encode(&self, sequence: u64) -> Bytes {
         let mut out = BytesMut::with_capacity(64);
-        out.put_u8(VERSION);
         match self {
             Envelope::Send {
                 origin,
@@ -82,9 +81,7 @@ impl Envelope {
                 connection,
                 invocation,
             } => {
-                out.put_u8(2);
-                put_str(&mut out, origin);
-                out.put_u64(sequence);
+                put_header(&mut out, 2, origin, sequence);
                 out.put_u64(*request);
                 put_str(&mut out, connection.as_str());
                 put_frames(&mut out, invocation);
@@ -96,18 +93,14 @@ impl Envelope {
                 group,
                 add,
             } => {
-                out.put_u8(3);
-                put_str(&mut out, origin);
-                out.put_u64(sequence);
+                put_header(&mut out, 3, origin, sequence);
                 out.put_u64(*request);
                 put_str(&mut out, connection.as_str());
                 put_str(&mut out, group);
                 out.put_u8(u8::from(*add));
             }
             Envelope::Ack { origin, request } => {
-                out.put_u8(4);
-                put_str(&mut out, origin);
-                out.put_u64(sequence);
+                put_header(&mut out, 4, origin, sequence);
                 out.put_u64(*request);
             }
             Envelope::Reply {
@@ -115,16 +108,12 @@ impl Envelope {
                 request,
                 result,
             } => {
-                out.put_u8(5);
-                put_str(&mut out, origin);
-                out.put_u64(sequence);
+                put_header(&mut out, 5, origin, sequence);
                 out.put_u64(*request);
                 put_result(&mut out, result);
             }
             Envelope::Abort { origin, target } => {
-                out.put_u8(6);
-                put_str(&mut out, origin);
-                out.put_u64(sequence);
+                put_header(&mut out, 6, origin, sequence);
                 put_target(&mut out, target);
             }
         }
@@ -199,13 +188,18 @@ pub(crate) fn encode_send(
     message: &EncodedMessage,
 ) -> Bytes {
     let mut out = BytesMut::with_capacity(64 + message.len());
-    out.put_u8(VERSION);
-    out.put_u8(1);
-    put_str(&mut out, origin);
-    out.put_u64(sequence);
+    put_header(&mut out, 1, origin, sequence);
     put_target(&mut out, target);
     put_frames(&mut out, message);
     out.freeze()
+}
+
+/// What every envelope starts with: `version kind origin sequence`.
+fn put_header(out: &mut BytesMut, kind: u8, origin: &str, sequence: u64) {
+    out.put_u8(VERSION);
+    out.put_u8(kind);
+    put_str(out, origin);
+    out.put_u64(sequence);
 }
 
 fn put_len(out: &mut BytesMut, len: usize) {
